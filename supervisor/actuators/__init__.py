@@ -1,0 +1,1 @@
+"""Actuators carry out decisions: idempotent, monotonic toward safety, verified."""

@@ -1,0 +1,105 @@
+"""redis_breaker: trip the trading stack's circuit breaker (reduce-only) in Redis.
+
+The trip is one Lua script, so check-and-set, the history entry and the PUBLISH happen
+atomically: two supervisors tripping at once write it once, and a trip while tripped changes
+nothing (the caller still audits it). The breaker owner's `updated_at` is kept when present,
+so our write never makes a dead breaker owner look alive to a staleness check.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import ClassVar
+
+from redis.asyncio import Redis
+
+from supervisor.actuators.base import ActionContext, Actuator
+from supervisor.config import RedisBreakerConfig
+from supervisor.model import Decision, TradingState
+
+# KEYS: state key, history key. ARGV: tripped value, new value, history entry, history max,
+# channel, now, format ("json" or "plain").
+TRIP_SCRIPT = """
+local current = redis.call('GET', KEYS[1])
+local value = ARGV[2]
+if current then
+  local ok, doc = pcall(cjson.decode, current)
+  local state = current
+  if ok and type(doc) == 'table' then state = doc['state'] end
+  if state == ARGV[1] then return 0 end
+  if ARGV[7] == 'json' and ok and type(doc) == 'table' and doc['updated_at'] ~= nil then
+    local new = cjson.decode(value)
+    new['updated_at'] = doc['updated_at']
+    value = cjson.encode(new)
+  end
+end
+redis.call('SET', KEYS[1], value)
+redis.call('ZADD', KEYS[2], ARGV[6], ARGV[3])
+redis.call('ZREMRANGEBYRANK', KEYS[2], 0, -(tonumber(ARGV[4]) + 1))
+redis.call('PUBLISH', ARGV[5], value)
+return 1
+"""
+
+
+class RedisBreaker(Actuator):
+    kind: ClassVar[str] = "redis_breaker"
+
+    def __init__(self, name: str, config: RedisBreakerConfig, redis: Redis) -> None:
+        super().__init__(name, TradingState.from_level(config.level))
+        self.config = config
+        self.redis = redis
+        self._trip = redis.register_script(TRIP_SCRIPT)
+
+    async def engage(self, decision: Decision, context: ActionContext) -> bool:
+        cfg = self.config
+        value = self.tripped_value(decision, context)
+        entry = json.dumps(
+            {
+                "event": "trip",
+                "incident_id": decision.incident_id,
+                "watchdog": decision.watchdog,
+                "reason": decision.reason,
+                "by": context.instance_id,
+                "at": context.now,
+            },
+            sort_keys=True,
+        )
+        changed = await self._trip(
+            keys=[cfg.key, cfg.history_key],
+            args=[cfg.tripped_value, value, entry, cfg.history_max, self.channel, context.now, cfg.format],
+        )
+        return bool(changed)
+
+    def tripped_value(self, decision: Decision, context: ActionContext) -> str:
+        if self.config.format == "plain":
+            return self.config.tripped_value
+        return json.dumps(
+            {
+                "state": self.config.tripped_value,
+                "reason": decision.reason,
+                "watchdog": decision.watchdog,
+                "by": context.instance_id,
+                "tripped_at": context.now,
+                "updated_at": context.now,
+            }
+        )
+
+    @property
+    def channel(self) -> str:
+        return self.config.channel or self.config.key
+
+    async def is_engaged(self) -> bool:
+        raw = await self.redis.get(self.config.key)
+        return raw is not None and breaker_state(raw) == self.config.tripped_value
+
+
+def breaker_state(raw: bytes | str) -> str:
+    """The state word of a breaker value, JSON ({"state": ...}) or plain."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    try:
+        document = json.loads(text)
+    except ValueError:
+        return text.strip()
+    if isinstance(document, dict):
+        return str(document.get("state", ""))
+    return text.strip()

@@ -1,0 +1,162 @@
+"""The `trading-supervisor` command. Exceptions become exit codes here and nowhere else."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+
+from supervisor import __version__
+from supervisor.components import build, unimplemented
+from supervisor.config import Settings, find_config, load_config, redacted
+from supervisor.constants import (
+    EX_CONFIG,
+    EX_OK,
+    NAGIOS_CRITICAL,
+    NAGIOS_OK,
+    NAGIOS_UNKNOWN,
+    NAGIOS_WARNING,
+    STATUS_NO_LIVE_SUPERVISOR,
+)
+from supervisor.errors import ConfigError
+from supervisor.inspect import evaluate_all, read_published
+from supervisor.model import Status, Verdict
+from supervisor.publish.logging import setup_logging
+from supervisor.report import render_status, render_verdicts
+from supervisor.sources.redis import connect
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    handler: Callable[[argparse.Namespace], int] = args.handler
+    try:
+        return handler(args)
+    except ConfigError as exc:
+        print(f"trading-supervisor: {exc}", file=sys.stderr)
+        return EX_CONFIG
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--config", metavar="P", help="config file (default: $SUPERVISOR_CONFIG, "
+                        "/etc/trading-supervisor/supervisor.toml, ./config/supervisor.toml)")
+    parser = argparse.ArgumentParser(prog="trading-supervisor", description=__doc__)
+    parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    commands = parser.add_subparsers(required=True, metavar="COMMAND")
+
+    run = commands.add_parser("run", parents=[common], help="run the daemon")
+    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.set_defaults(handler=cmd_run)
+
+    check = commands.add_parser("check", parents=[common], help="evaluate every watchdog once, never act")
+    check.add_argument("--json", action="store_true")
+    check.add_argument("--watchdog", metavar="N", action="append", help="only this watchdog (repeatable)")
+    check.set_defaults(handler=cmd_check)
+
+    status = commands.add_parser("status", parents=[common], help="the state published in Redis")
+    status.add_argument("--json", action="store_true")
+    status.set_defaults(handler=cmd_status)
+
+    config = commands.add_parser("config", help="validate or show the configuration")
+    config_commands = config.add_subparsers(required=True, metavar="ACTION")
+    validate = config_commands.add_parser("validate", parents=[common], help="validate; exit 78 if bad")
+    validate.add_argument("path", nargs="?", help="config file (overrides --config)")
+    validate.set_defaults(handler=cmd_config_validate)
+    show = config_commands.add_parser("show", parents=[common], help="effective config, secrets masked")
+    show.set_defaults(handler=cmd_config_show)
+    return parser
+
+
+def _load(args: argparse.Namespace) -> tuple[Path, Settings]:
+    path = find_config(getattr(args, "path", None) or args.config)
+    settings = load_config(path)
+    problems = unimplemented(settings)
+    if problems:
+        raise ConfigError(problems, str(path))
+    return path, settings
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    from supervisor.daemon import Supervisor  # the daemon's imports are only needed here
+
+    setup_logging(args.log_level)
+    path, settings = _load(args)
+    supervisor = Supervisor(settings, config_path=path)
+    anyio.run(supervisor.run, backend="asyncio")
+    return EX_OK
+
+
+def cmd_check(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.WARNING)
+    _path, settings = _load(args)
+    names = set(args.watchdog or [])
+    unknown_names = names - {w.name for w in settings.watchdogs}
+    if unknown_names:
+        print(f"no such watchdog: {', '.join(sorted(unknown_names))}", file=sys.stderr)
+        return NAGIOS_UNKNOWN
+    verdicts = anyio.run(evaluate_all, settings, names, time.time)
+    if args.json:
+        print(json.dumps([_verdict_json(v) for v in verdicts], indent=2))
+    else:
+        print(render_verdicts(verdicts))
+    return nagios_code([v.status for v in verdicts])
+
+
+def nagios_code(statuses: list[Status]) -> int:
+    """2 if anything breaches, else 3 if anything is unknown, else 1 if anything warns, else 0.
+
+    UNKNOWN outranks WARN: for a safety check, not being able to see is worse than a warning.
+    """
+    if any(s.is_failing for s in statuses):
+        return NAGIOS_CRITICAL
+    if Status.UNKNOWN in statuses:
+        return NAGIOS_UNKNOWN
+    if Status.WARN in statuses:
+        return NAGIOS_WARNING
+    return NAGIOS_OK
+
+
+def _verdict_json(verdict: Verdict) -> dict[str, object]:
+    return {
+        "watchdog": verdict.watchdog,
+        "subject": verdict.subject,
+        "status": verdict.status.name,
+        "value": verdict.value,
+        "unit": verdict.unit,
+        "threshold": verdict.threshold,
+        "reason": verdict.reason,
+    }
+
+
+def cmd_status(args: argparse.Namespace) -> int:
+    _path, settings = _load(args)
+    published = anyio.run(read_published, settings)
+    if args.json:
+        print(json.dumps(published, indent=2, sort_keys=True))
+    else:
+        print(render_status(published))
+    return EX_OK if published.get("alive") else STATUS_NO_LIVE_SUPERVISOR
+
+
+def cmd_config_validate(args: argparse.Namespace) -> int:
+    path, settings = _load(args)
+    components = build(settings, connect(settings.redis, "config-validate"))  # no I/O: lazy
+    print(
+        f"{path}: OK ({len(components.watchdogs)} watchdogs, {len(components.actuators)} actuators,"
+        f" {len(components.sessions)} sessions)"
+    )
+    return EX_OK
+
+
+def cmd_config_show(args: argparse.Namespace) -> int:
+    _path, settings = _load(args)
+    print(json.dumps(redacted(settings), indent=2, default=str))
+    return EX_OK

@@ -1,0 +1,487 @@
+"""The TOML configuration: schema, loading, environment overrides and readable errors.
+
+Durations are converted to seconds here, once (fields named `*_s`, TOML keys without the
+suffix). Secrets become SecretStr. Unknown keys are errors. Cross-references (actuator and
+session names) are checked here; whether a kind is implemented is checked when components
+are built (supervisor/components.py).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import tomllib
+from datetime import date, time
+from pathlib import Path
+from typing import Annotated, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jmespath
+from jmespath.exceptions import JMESPathError
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
+from supervisor.errors import ConfigError
+from supervisor.secrets import resolve_secret
+from supervisor.sessions import WEEKDAYS, Session
+from supervisor.timestamps import TimestampUnit
+from supervisor.units import parse_duration
+
+
+def _check_jmespath(expression: str) -> str:
+    try:
+        jmespath.compile(expression)
+    except JMESPathError as exc:
+        raise ValueError(f"invalid jmespath expression {expression!r}: {exc}") from None
+    return expression
+
+
+def _check_timezone(name: str) -> str:
+    try:
+        ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown timezone {name!r}") from None
+    return name
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration)]
+Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
+JmesPath = Annotated[str, AfterValidator(_check_jmespath)]
+Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
+Level = Literal["reduce_only", "halted", "flatten"]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+# --- sections ------------------------------------------------------------------------------
+
+
+class SupervisorSection(Strict):
+    instance_id: Name = Field(default_factory=socket.gethostname)
+    namespace: Name = "supervisor"
+    dry_run: bool = False
+    state_dir: Path = Path("/var/lib/trading-supervisor")
+
+
+class RedisSection(Strict):
+    url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|redis\+sentinel|unix)://")
+    username: str | None = None
+    password: Secret | None = None
+    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+
+    @property
+    def display_url(self) -> str:
+        """The URL with any password in it masked, for logs and `config show`."""
+        parts = urlsplit(self.url)
+        if parts.password is None:
+            return self.url
+        netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
+        return urlunsplit(parts._replace(netloc=netloc))
+
+
+class PostgresSection(Strict):
+    dsn: Secret | None = None
+    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+
+
+class MetricsSection(Strict):
+    enabled: bool = True
+    listen: str = Field("127.0.0.1:9464", pattern=r"^[^:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+
+    @property
+    def host_port(self) -> tuple[str, int]:
+        host, _, port = self.listen.rpartition(":")
+        return host.strip("[]"), int(port)
+
+
+class HaSection(Strict):
+    enabled: bool = False
+    lease_ttl_s: Duration = Field(5.0, alias="lease_ttl", gt=0)
+
+
+class SessionConfig(Strict):
+    timezone: Annotated[str, AfterValidator(_check_timezone)]
+    days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
+    open: time
+    close: time
+    holidays: list[date] = []
+
+    def build(self, name: str) -> Session:
+        return Session(
+            name=name,
+            timezone=ZoneInfo(self.timezone),
+            days=frozenset(WEEKDAYS.index(day) for day in self.days),
+            open=self.open,
+            close=self.close,
+            holidays=frozenset(self.holidays),
+        )
+
+
+# --- actuators -----------------------------------------------------------------------------
+
+
+class ActuatorBase(Strict):
+    kind: str
+    level: Level
+
+
+class RedisBreakerConfig(ActuatorBase):
+    kind: Literal["redis_breaker"]
+    level: Level = "reduce_only"
+    key: str = "circuit_breaker:state"
+    history_key: str = "circuit_breaker:history"
+    channel: str | None = None  # PUBLISH channel; default: the key
+    tripped_value: str = "TRIPPED"
+    clear_value: str = "OPEN"
+    format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
+    history_max: int = Field(10_000, ge=1)
+    auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after")
+
+
+class RedisFlagConfig(ActuatorBase):
+    kind: Literal["redis_flag"]
+    key: str
+    value: str = "1"
+
+
+class VerifyConfig(Strict):
+    url: str
+    expect: JmesPath
+    headers: dict[str, Secret] = {}
+
+
+class HttpActuatorConfig(ActuatorBase):
+    kind: Literal["http"]
+    method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
+    url: str
+    headers: dict[str, Secret] = {}
+    json_body: dict[str, Any] | None = Field(None, alias="json")
+    idempotency_header: str | None = "Idempotency-Key"
+    verify: VerifyConfig | None = None
+    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+    retry_for_s: Duration = Field(60.0, alias="retry_for")
+    on_failure: list[str] = []
+
+
+class CommandActuatorConfig(ActuatorBase):
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    timeout_s: Duration = Field(30.0, alias="timeout", gt=0)
+    on_failure: list[str] = []
+
+
+class DeadmanConfig(Strict):
+    kind: Literal["deadman"]
+    method: Literal["POST", "PUT", "GET"] = "POST"
+    url: str
+    headers: dict[str, Secret] = {}
+    json_body: dict[str, Any] | None = Field(None, alias="json")
+    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+
+
+ActuatorConfig = Annotated[
+    RedisBreakerConfig
+    | RedisFlagConfig
+    | HttpActuatorConfig
+    | CommandActuatorConfig
+    | DeadmanConfig,
+    Field(discriminator="kind"),
+]
+
+
+# --- watchdogs -----------------------------------------------------------------------------
+
+
+class WatchdogBase(Strict):
+    name: Name
+    kind: str
+    interval_s: Duration = Field(1.0, alias="interval", gt=0)
+    timeout_s: Duration | None = Field(None, alias="timeout", gt=0)
+    session: str | None = None
+    trip_after: int = Field(1, ge=1)
+    clear_after: int = Field(3, ge=1)
+    fail_closed: bool = False
+    unknown_grace_s: Duration = Field(10.0, alias="unknown_grace")
+    on_warn: list[str] = []
+    on_breach: list[str] = []
+    on_critical: list[str] = []
+
+    @property
+    def check_timeout_s(self) -> float:
+        """Each check is cut off after this; by default its interval, at most 2 s."""
+        return self.timeout_s if self.timeout_s is not None else min(self.interval_s, 2.0)
+
+    def actuator_refs(self) -> dict[str, list[str]]:
+        return {"on_warn": self.on_warn, "on_breach": self.on_breach, "on_critical": self.on_critical}
+
+
+class AgeThresholds(Strict):
+    warn_s: Duration | None = Field(None, alias="warn")
+    breach_s: Duration = Field(alias="breach", gt=0)
+    critical_s: Duration | None = Field(None, alias="critical")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeThresholds:
+        _check_order(self.warn_s, self.breach_s, self.critical_s, "above")
+        return self
+
+
+class TickFreshnessConfig(WatchdogBase, AgeThresholds):
+    kind: Literal["tick_freshness"]
+    key: str = Field(min_length=1)
+    instruments: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    field: str | None = None  # a hash field
+    json_field: JmesPath | None = None  # a field of a JSON value
+    stream: bool = False  # the key is a stream: the last entry's id (or its `field`)
+    unit: TimestampUnit = "auto"
+    max_future_s: Duration = Field(2.0, alias="max_future")
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> TickFreshnessConfig:
+        if self.field and self.json_field:
+            raise ValueError("set at most one of 'field' and 'json_field'")
+        if self.stream and self.json_field:
+            raise ValueError("'json_field' does not apply to a 'stream'")
+        if len(set(self.instruments)) > 1 and "{instrument}" not in self.key:
+            raise ValueError("with several instruments, 'key' must contain '{instrument}'")
+        return self
+
+
+class LockTtlConfig(WatchdogBase):
+    kind: Literal["lock_ttl"]
+    keys: list[str] = Field(min_length=1)
+    max_ttl_s: Duration | None = Field(None, alias="max_ttl")
+    max_hold_s: Duration | None = Field(None, alias="max_hold")
+    require_owner: list[str] = []
+    release_orphans: bool = False
+
+
+class ValueThresholds(Strict):
+    warn: float | None = None
+    breach: float | None = None
+    critical: float | None = None
+    direction: Literal["above", "below"] = "above"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueThresholds:
+        if self.warn is None and self.breach is None and self.critical is None:
+            raise ValueError("set at least one of 'warn', 'breach', 'critical'")
+        _check_order(self.warn, self.breach, self.critical, self.direction)
+        return self
+
+
+class MarginConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["margin"]
+    url: str
+    headers: dict[str, Secret] = {}
+    used: JmesPath | None = None
+    equity: JmesPath | None = None
+    utilization: JmesPath | None = None
+
+
+class PoisonQueueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["poison_queue"]
+    query: str
+    oldest_query: str | None = None
+
+
+class CbStalenessConfig(WatchdogBase, AgeThresholds):
+    kind: Literal["cb_staleness"]
+    key: str
+    field: str | None = None
+    json_field: JmesPath | None = None
+    timestamp_key: str | None = None
+    unit: TimestampUnit = "auto"
+    fail_closed: bool = True
+
+
+class HttpHealthConfig(WatchdogBase):
+    kind: Literal["http_health"]
+    url: str
+    headers: dict[str, Secret] = {}
+    expect_status: list[int] = [200]
+    max_latency_s: Duration | None = Field(None, alias="max_latency")
+    expect: JmesPath | None = None
+
+
+class RedisValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["redis_value"]
+    key: str
+    field: str | None = None
+    json_field: JmesPath | None = None
+
+
+class SqlValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["sql_value"]
+    query: str
+
+
+class HttpValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["http_value"]
+    url: str
+    headers: dict[str, Secret] = {}
+    path: JmesPath
+
+
+class PrometheusQueryConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["prometheus_query"]
+    url: str = "http://127.0.0.1:9090"
+    query: str
+    headers: dict[str, Secret] = {}
+
+
+WatchdogConfig = Annotated[
+    TickFreshnessConfig
+    | LockTtlConfig
+    | MarginConfig
+    | PoisonQueueConfig
+    | CbStalenessConfig
+    | HttpHealthConfig
+    | RedisValueConfig
+    | SqlValueConfig
+    | HttpValueConfig
+    | PrometheusQueryConfig,
+    Field(discriminator="kind"),
+]
+
+
+def _check_order(warn: float | None, breach: float | None, crit: float | None, way: str) -> None:
+    levels = [(n, v) for n, v in (("warn", warn), ("breach", breach), ("critical", crit)) if v is not None]
+    for (low_name, low), (high_name, high) in zip(levels, levels[1:], strict=False):
+        if (way == "above" and low >= high) or (way == "below" and low <= high):
+            word = "below" if way == "above" else "above"
+            raise ValueError(f"'{low_name}' ({low:g}) must be {word} '{high_name}' ({high:g})")
+
+
+# --- the whole file ------------------------------------------------------------------------
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUPERVISOR_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    supervisor: SupervisorSection = SupervisorSection()
+    redis: RedisSection = RedisSection()
+    postgres: PostgresSection = PostgresSection()
+    metrics: MetricsSection = MetricsSection()
+    ha: HaSection = HaSection()
+    sessions: dict[Name, SessionConfig] = {}
+    actuators: dict[Name, ActuatorConfig] = {}
+    watchdogs: list[WatchdogConfig] = []
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; SUPERVISOR_<SECTION>__<KEY> overrides it.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        names = [w.name for w in self.watchdogs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"watchdog names must be unique; repeated: {', '.join(duplicates)}")
+        for index, watchdog in enumerate(self.watchdogs):
+            _check_watchdog_refs(index, watchdog, self)
+        return self
+
+
+def _check_watchdog_refs(index: int, watchdog: WatchdogBase, settings: Settings) -> None:
+    where = f"watchdogs[{index}] ({watchdog.name})"
+    if watchdog.session and watchdog.session not in settings.sessions:
+        raise ValueError(f"{where}.session: no session named {watchdog.session!r}")
+    for field_name, refs in watchdog.actuator_refs().items():
+        for ref in refs:
+            actuator = settings.actuators.get(ref)
+            if actuator is None:
+                raise ValueError(f"{where}.{field_name}: no actuator named {ref!r}")
+            if isinstance(actuator, DeadmanConfig):
+                raise ValueError(f"{where}.{field_name}: {ref!r} is a deadman, not an action")
+
+
+# --- loading -------------------------------------------------------------------------------
+
+
+def find_config(explicit: str | None) -> Path:
+    """--config, then $SUPERVISOR_CONFIG, then the system path, then ./config/."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    for candidate in CONFIG_PATHS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return Path(CONFIG_PATHS[0])
+
+
+def load_config(path: Path) -> Settings:
+    """Read, parse and validate; every problem becomes a ConfigError naming its field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, data), str(path)) from None
+
+
+def describe_errors(exc: ValidationError, data: dict[str, Any] | None = None) -> list[str]:
+    """One line per problem, "field.path: message"; never the offending value (may be secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = _field_path(error["loc"], data or {})
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {message}" if path else message)
+    return lines
+
+
+def _field_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    """("watchdogs", 1, "tick_freshness", "breach") -> "watchdogs[1] (spx_ticks).breach"."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] in ("watchdogs", "actuators"):
+        del parts[2]  # pydantic's discriminator tag: not a key the user wrote
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if len(parts) > 1 and parts[0] == "watchdogs" and isinstance(parts[1], int):
+        name = _watchdog_name(data, parts[1])
+        path = path.replace(f"[{parts[1]}]", f"[{parts[1]}] ({name})", 1) if name else path
+    return path
+
+
+def _watchdog_name(data: dict[str, Any], index: int) -> str | None:
+    watchdogs = data.get("watchdogs")
+    if isinstance(watchdogs, list) and index < len(watchdogs) and isinstance(watchdogs[index], dict):
+        name = watchdogs[index].get("name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective config as plain data, secrets masked, for `config show`."""
+    data = settings.model_dump(mode="json", by_alias=True)
+    data["redis"]["url"] = settings.redis.display_url
+    return data

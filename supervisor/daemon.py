@@ -1,0 +1,399 @@
+"""The daemon: schedule watchdogs, apply the policy, act, publish, and stop cleanly.
+
+One APScheduler job per watchdog (max_instances=1, coalesce, explicit misfire grace) plus a
+housekeeping job that sends WATCHDOG=1, refreshes actuator state and publishes the global
+state and heartbeat. Signals only wake the main task, which acts: SIGHUP reloads, SIGTERM and
+SIGINT stop in two phases (no new checks or actions; in-flight ones get a bounded grace; the
+rest are cancelled and counted).
+
+A watchdog whose verdicts carry a deadline (the moment an age crosses its next threshold) is
+re-run at that moment rather than at its next interval, so detection lands within
+milliseconds of the threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import anyio
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from redis.exceptions import RedisError
+
+from supervisor import __version__
+from supervisor.actuators.base import ActionContext, Actuator
+from supervisor.components import Components, build
+from supervisor.config import Settings, load_config
+from supervisor.constants import (
+    HOUSEKEEPING_INTERVAL_S,
+    MISFIRE_GRACE_S,
+    SHUTDOWN_GRACE_S,
+    WATCHDOG_LATE_FACTOR,
+)
+from supervisor.errors import ConfigError
+from supervisor.model import Decision, Status, TradingState, Verdict, WatchdogRun
+from supervisor.policy import PolicyState, action_failed, step
+from supervisor.publish.metrics import Metrics
+from supervisor.publish.redis_state import StatePublisher, StateSnapshot
+from supervisor.publish.systemd import Notifier
+from supervisor.sources.redis import connect, describe_redis_error
+from supervisor.summary import Engagement, Summary, summarize
+from supervisor.watchdogs.base import evaluate
+
+log = logging.getLogger("supervisor")
+
+HOUSEKEEPING_JOB = "_housekeeping"
+ACTION_TIMEOUT_S = 5.0
+MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have finished first
+
+
+@dataclass
+class Runtime:
+    """What the daemon has learned since it started."""
+
+    policy: dict[str, PolicyState]
+    runs: dict[str, WatchdogRun]
+    engaged: dict[str, Engagement]
+    problems: dict[str, str]  # component -> what is wrong with it ("redis", "metrics"...)
+    trading_since: float
+    summary: Summary | None = None
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.settings = settings
+        self.config_path = config_path
+        self.clock = clock
+        self.metrics = metrics or Metrics()
+        self.notifier = notifier or Notifier()
+        self.redis = connect(settings.redis, f"trading-supervisor:{settings.supervisor.instance_id}")
+        self.components: Components = build(settings, self.redis)
+        self.publisher = StatePublisher(self.redis, settings.supervisor.namespace)
+        now = clock()
+        self.runtime = Runtime({}, {}, {}, {}, trading_since=now)
+        self.started_at = now
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.scheduler: AsyncIOScheduler | None = None
+
+    # --- lifecycle -------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        self._serve_metrics()
+        self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
+        self.scheduler.add_listener(
+            self._on_scheduler_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        self._schedule_jobs()
+        self.scheduler.start()
+        log.info(
+            "started version=%s instance=%s watchdogs=%d dry_run=%s redis=%s",
+            __version__,
+            self.settings.supervisor.instance_id,
+            len(self.components.watchdogs),
+            self.settings.supervisor.dry_run,
+            self.settings.redis.display_url,
+        )
+        self.notifier.ready(f"ACTIVE: started, {len(self.components.watchdogs)} watchdogs")
+        try:
+            await self._serve_signals()
+        finally:
+            await self._shutdown()
+
+    async def _serve_signals(self) -> None:
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                    continue
+                log.info("received %s: stopping", signal.Signals(signum).name)
+                return
+
+    async def _shutdown(self) -> None:
+        self.notifier.stopping("stopping: finishing in-flight checks and actions")
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+        pending = {t for t in self.in_flight if not t.done()}
+        if pending:
+            _done, pending = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("stopped with %d in-flight checks/actions cancelled", len(pending))
+        await self.redis.aclose()
+        self.metrics.close()
+        log.info("stopped")
+
+    async def reload(self) -> None:
+        """SIGHUP: apply a new config, or refuse it and keep running the old one."""
+        self.notifier.notify("RELOADING=1")
+        try:
+            if self.config_path is None:
+                raise ConfigError(["no config file to reload from"])
+            new_settings = load_config(self.config_path)
+            new_components = build(new_settings, self.redis)
+            if new_settings.redis != self.settings.redis:
+                raise ConfigError(["redis: changing the connection needs a restart"])
+        except ConfigError as exc:
+            log.error("reload refused, the running config stays: %s", exc)
+            self.notifier.notify("READY=1")
+            return
+        self.settings, self.components = new_settings, new_components
+        self._schedule_jobs()
+        log.info("reloaded config from %s: %d watchdogs", self.config_path, len(new_components.watchdogs))
+        self.notifier.notify("READY=1")
+
+    def _schedule_jobs(self) -> None:
+        assert self.scheduler is not None
+        self.scheduler.remove_all_jobs()
+        first_run = datetime.now(UTC)
+        for name, watchdog in self.components.watchdogs.items():
+            self._add_job(self._run_watchdog, name, watchdog.config.interval_s, first_run, [name])
+        self._add_job(self._housekeeping, HOUSEKEEPING_JOB, HOUSEKEEPING_INTERVAL_S, first_run, [])
+
+    def _add_job(
+        self, func: Callable[..., Any], job_id: str, interval_s: float, first: datetime, args: list[str]
+    ) -> None:
+        assert self.scheduler is not None
+        self.scheduler.add_job(
+            func,
+            IntervalTrigger(seconds=interval_s, timezone=UTC),
+            args=args,
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=MISFIRE_GRACE_S,
+            next_run_time=first,
+        )
+
+    def _serve_metrics(self) -> None:
+        if not self.settings.metrics.enabled:
+            return
+        host, port = self.settings.metrics.host_port
+        try:
+            self.metrics.serve(host, port)
+        except OSError as exc:
+            # Protection matters more than observability: keep running, say so everywhere.
+            log.error("metrics: cannot listen on %s: %s", self.settings.metrics.listen, exc)
+            self.runtime.problems["metrics"] = f"cannot listen on {self.settings.metrics.listen}"
+
+    def _on_scheduler_event(self, event: Any) -> None:
+        name = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(event.code, "max_instances")
+        self.metrics.scheduler_events.labels(event=name).inc()
+        if event.job_id != HOUSEKEEPING_JOB or name == "error":
+            log.warning("scheduler: job=%s %s", event.job_id, name)
+
+    # --- one watchdog cycle ----------------------------------------------------------------
+
+    async def _run_watchdog(self, name: str) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.in_flight.add(task)
+        try:
+            await self._cycle(name)
+        except Exception:  # the scheduler must never lose a job to a bug
+            log.exception("watchdog=%s cycle failed", name)
+        finally:
+            self.in_flight.discard(task)  # type: ignore[arg-type]
+
+    async def _cycle(self, name: str) -> None:
+        watchdog = self.components.watchdogs.get(name)
+        if watchdog is None:  # removed by a reload while this run was queued
+            return
+        session_name = watchdog.config.session
+        session = self.components.sessions.get(session_name) if session_name else None
+        now = self.clock()
+        started = time.perf_counter()
+        verdicts = await evaluate(watchdog, session, now)
+        duration_s = time.perf_counter() - started
+        previous = self.runtime.policy.get(name, PolicyState())
+        state, decisions = step(
+            self.components.rules[name], previous, name, verdicts, now, lambda: uuid.uuid4().hex
+        )
+        self.runtime.policy[name] = state
+        for decision in decisions:
+            self._start_actions(decision)
+        run = WatchdogRun(
+            name, state.status, verdicts, now, duration_s, state.streak, self._rearm(name, verdicts, now), state.reason
+        )
+        self.runtime.runs[name] = run
+        self._log_transition(previous, state, name)
+        self.metrics.observe_run(watchdog.kind, run)
+        await self._publish(self.publisher.publish_run(run))
+
+    def _rearm(self, name: str, verdicts: list[Verdict], now: float) -> float | None:
+        """Re-run at the earliest threshold deadline if it comes before the next interval."""
+        job = self.scheduler.get_job(name) if self.scheduler else None
+        if job is None or job.next_run_time is None:
+            return None
+        next_run: float = job.next_run_time.timestamp()
+        deadlines = [v.deadline for v in verdicts if v.deadline is not None]
+        if deadlines:
+            deadline = max(min(deadlines), now + MIN_RESCHEDULE_S)
+            if deadline < next_run:
+                job.modify(next_run_time=datetime.fromtimestamp(deadline, UTC))
+                next_run = deadline
+        return next_run
+
+    def _log_transition(self, before: PolicyState, after: PolicyState, name: str) -> None:
+        if before.status is not after.status:
+            level = logging.INFO if after.status is Status.OK else logging.WARNING
+            log.log(level, "watchdog=%s status=%s (was %s): %s", name, after.status.name, before.status.name, after.reason)
+        if before.incident is None and after.incident is not None:
+            log.warning("watchdog=%s incident=%s opened: %s", name, after.incident.id, after.reason)
+        elif before.incident is not None and after.incident is None:
+            log.info("watchdog=%s incident=%s cleared; engaged actuators stay latched", name, before.incident.id)
+
+    # --- actions ---------------------------------------------------------------------------
+
+    def _start_actions(self, decision: Decision) -> None:
+        for actuator_name in decision.actuators:
+            actuator = self.components.actuators[actuator_name]
+            task = asyncio.get_running_loop().create_task(self._act(decision, actuator))
+            self.in_flight.add(task)
+            task.add_done_callback(self.in_flight.discard)
+
+    async def _act(self, decision: Decision, actuator: Actuator) -> None:
+        verb = f"{actuator.name} ({actuator.level.name})"
+        if self.settings.supervisor.dry_run:
+            log.warning("dry_run: would engage %s for watchdog=%s: %s", verb, decision.watchdog, decision.reason)
+            self.metrics.actions.labels(actuator.name, "dry_run").inc()
+            return
+        context = ActionContext(self.settings.supervisor.instance_id, self.clock())
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(ACTION_TIMEOUT_S):
+                changed = await actuator.engage(decision, context)
+        except Exception as exc:
+            self._action_failed(decision, actuator, exc)
+            return
+        took_ms = (time.perf_counter() - started) * 1000
+        outcome = "engaged" if changed else "already_engaged"
+        self.metrics.actions.labels(actuator.name, outcome).inc()
+        self._engaged(actuator, f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}")
+        log.warning(
+            "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
+            "since_decision_ms=%.1f reason=%s",
+            actuator.name, outcome, decision.watchdog, decision.severity.name, decision.incident_id,
+            took_ms, (self.clock() - decision.at) * 1000, decision.reason,
+        )
+
+    def _action_failed(self, decision: Decision, actuator: Actuator, exc: Exception) -> None:
+        self.metrics.actions.labels(actuator.name, "failed").inc()
+        detail = describe_redis_error(exc) if isinstance(exc, RedisError | OSError) else repr(exc)
+        log.error(
+            "action actuator=%s outcome=failed watchdog=%s incident=%s: %s (retrying next cycle)",
+            actuator.name, decision.watchdog, decision.incident_id, detail,
+        )
+        state = self.runtime.policy.get(decision.watchdog)
+        if state is not None:
+            self.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
+
+    def _engaged(self, actuator: Actuator, reason: str) -> None:
+        if actuator.name not in self.runtime.engaged:
+            self.runtime.engaged[actuator.name] = Engagement(actuator.level, reason)
+            self._update_summary()
+
+    # --- housekeeping ----------------------------------------------------------------------
+
+    async def _housekeeping(self) -> None:
+        now = self.clock()
+        self.metrics.heartbeat.set(now)
+        late = self._late_watchdogs(now)
+        if late:
+            log.error("not sending WATCHDOG=1: late watchdogs: %s", ", ".join(late))
+        else:
+            self.notifier.watchdog()
+        await self._refresh_engaged()
+        summary = self._update_summary()
+        await self._publish(self.publisher.publish_state(self._snapshot(summary, now)))
+
+    def _late_watchdogs(self, now: float) -> list[str]:
+        late = []
+        for name, watchdog in self.components.watchdogs.items():
+            run = self.runtime.runs.get(name)
+            last = run.started_at + run.duration_s if run else self.started_at
+            if now - last > WATCHDOG_LATE_FACTOR * watchdog.config.interval_s + HOUSEKEEPING_INTERVAL_S:
+                late.append(name)
+        return late
+
+    async def _refresh_engaged(self) -> None:
+        """Read the real state of each actuator: an operator may have reset it."""
+        for name, actuator in self.components.actuators.items():
+            try:
+                with anyio.fail_after(self.settings.redis.timeout_s):
+                    engaged = await actuator.is_engaged()
+            except Exception as exc:
+                self._note_problem("redis", exc)
+                return
+            if engaged and name not in self.runtime.engaged:
+                self._engaged(actuator, f"{name} engaged (found in its store)")
+            elif not engaged and name in self.runtime.engaged:
+                log.warning("actuator=%s is no longer engaged (reset outside this supervisor)", name)
+                del self.runtime.engaged[name]
+
+    def _update_summary(self) -> Summary:
+        watchdogs = {name: (s.status, s.reason) for name, s in self.runtime.policy.items()}
+        summary = summarize(self.runtime.engaged, watchdogs, [f"{k}: {v}" for k, v in self.runtime.problems.items()])
+        previous = self.runtime.summary
+        if previous is None or previous.trading_state != summary.trading_state:
+            self.runtime.trading_since = self.clock()
+            if previous is not None:
+                log.warning("trading_state=%s (was %s): %s", summary.trading_state.name, previous.trading_state.name, summary.reason)
+        self.runtime.summary = summary
+        self.metrics.observe_state(
+            summary.trading_state,
+            summary.health,
+            breaker=any(e.level == TradingState.REDUCE_ONLY for e in self.runtime.engaged.values()),
+            kill=any(e.level >= TradingState.HALTED for e in self.runtime.engaged.values()),
+        )
+        self.notifier.status(summary.status_line())
+        return summary
+
+    def _snapshot(self, summary: Summary, now: float) -> StateSnapshot:
+        levels = {e.level for e in self.runtime.engaged.values()}
+        return StateSnapshot(
+            trading_state=summary.trading_state.name,
+            health=summary.health.name,
+            breaker="TRIPPED" if TradingState.REDUCE_ONLY in levels else "OPEN",
+            kill_switch="ENGAGED" if levels & {TradingState.HALTED, TradingState.FLATTEN} else "OFF",
+            reason=summary.reason,
+            since=self.runtime.trading_since,
+            instance=self.settings.supervisor.instance_id,
+            leader=self.settings.supervisor.instance_id,
+            version=__version__,
+            updated_at=now,
+        )
+
+    async def _publish(self, write: Any) -> None:
+        """Publishing to Redis is best effort: an outage degrades health, never the loop."""
+        try:
+            with anyio.fail_after(self.settings.redis.timeout_s * 2):
+                await write
+        except Exception as exc:
+            self._note_problem("redis", exc)
+            return
+        if self.runtime.problems.pop("redis", None) is not None:
+            log.warning("redis: reachable again")
+
+    def _note_problem(self, component: str, exc: BaseException) -> None:
+        detail = describe_redis_error(exc) if not isinstance(exc, TimeoutError) else "timed out"
+        if component not in self.runtime.problems:
+            log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
+        self.runtime.problems[component] = detail

@@ -1,0 +1,57 @@
+"""What `check` and `status` read: one evaluation of the watchdogs, or the published state."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from redis.exceptions import RedisError
+
+from supervisor.components import build
+from supervisor.config import Settings
+from supervisor.model import Verdict
+from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
+from supervisor.sources.redis import connect, describe_redis_error
+from supervisor.watchdogs.base import evaluate
+
+
+async def evaluate_all(settings: Settings, only: set[str], clock: Callable[[], float]) -> list[Verdict]:
+    """Evaluate each watchdog once (in `only`, if given). Never applies policy, never acts."""
+    redis = connect(settings.redis, f"trading-supervisor-check:{settings.supervisor.instance_id}")
+    try:
+        components = build(settings, redis)
+        verdicts: list[Verdict] = []
+        for name, watchdog in components.watchdogs.items():
+            if only and name not in only:
+                continue
+            session = components.sessions.get(watchdog.config.session or "")
+            verdicts.extend(await evaluate(watchdog, session, clock()))
+        return verdicts
+    finally:
+        await redis.aclose()
+
+
+async def read_published(settings: Settings) -> dict[str, object]:
+    """The published state as plain data; `alive` says whether a heartbeat is present."""
+    ns = settings.supervisor.namespace
+    redis = connect(settings.redis, "trading-supervisor-status")
+    try:
+        async with redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(state_key(ns))
+            pipe.get(heartbeat_key(ns))
+            for watchdog in settings.watchdogs:
+                pipe.hgetall(watchdog_key(ns, watchdog.name))
+            state, heartbeat, *watchdogs = await pipe.execute()
+    except (RedisError, OSError) as exc:
+        return {"alive": False, "error": f"redis: {describe_redis_error(exc)}"}
+    finally:
+        await redis.aclose()
+    return {
+        "alive": heartbeat is not None,
+        "heartbeat_at": float(heartbeat) if heartbeat is not None else None,
+        "state": _decode(state),
+        "watchdogs": {w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)},
+    }
+
+
+def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+    return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}

@@ -1,0 +1,1 @@
+"""Publishers: Redis state, Prometheus metrics, systemd notifications, the journal."""

@@ -1,0 +1,127 @@
+"""Prometheus metrics on their own registry, served on metrics.listen (127.0.0.1 by default).
+
+prometheus_client serves scrapes from a thread, so a good scrape proves nothing about the
+event loop: `supervisor_heartbeat_timestamp_seconds` is set by the loop's housekeeping job,
+and alerting on its age catches a wedged loop behind a healthy-looking endpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from supervisor import __version__
+from supervisor.model import Health, Status, TradingState, WatchdogRun
+
+log = logging.getLogger(__name__)
+
+# Kind-specific value gauges from DESIGN.md: kind -> (name, help, subject label).
+KIND_GAUGES = {
+    "tick_freshness": (
+        "supervisor_tick_age_seconds",
+        "Age of the newest tick per instrument.",
+        "instrument",
+    ),
+}
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        r = self.registry
+        self.trading_state = Gauge(
+            "supervisor_trading_state",
+            "0 ACTIVE, 1 REDUCE_ONLY, 2 HALTED, 3 FLATTEN.",
+            registry=r,
+        )
+        self.health_state = Gauge(
+            "supervisor_health_state", "0 OK, 1 DEGRADED, 2 HALTED.", registry=r
+        )
+        self.watchdog_status = Gauge(
+            "supervisor_watchdog_status",
+            "0 OK, 1 WARN, 2 BREACH, 3 CRITICAL, 4 UNKNOWN.",
+            ["watchdog"],
+            registry=r,
+        )
+        self.watchdog_value = Gauge(
+            "supervisor_watchdog_value",
+            "The measured value per subject, in the watchdog's unit.",
+            ["watchdog", "subject"],
+            registry=r,
+        )
+        self.last_run = Gauge(
+            "supervisor_watchdog_last_run_timestamp_seconds",
+            "When each watchdog last ran.",
+            ["watchdog"],
+            registry=r,
+        )
+        self.duration = Histogram(
+            "supervisor_watchdog_duration_seconds",
+            "How long each check took.",
+            ["watchdog"],
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+            registry=r,
+        )
+        self.breaker_tripped = Gauge(
+            "supervisor_breaker_tripped", "1 while any breaker actuator is tripped.", registry=r
+        )
+        self.kill_switch_engaged = Gauge(
+            "supervisor_kill_switch_engaged",
+            "1 while any halted/flatten actuator is engaged.",
+            registry=r,
+        )
+        self.actions = Counter(
+            "supervisor_actions",
+            "Actions by actuator and outcome.",
+            ["actuator", "outcome"],
+            registry=r,
+        )
+        self.scheduler_events = Counter(
+            "supervisor_scheduler_events",
+            "Scheduler trouble: job errors, missed runs, runs skipped for max_instances.",
+            ["event"],
+            registry=r,
+        )
+        self.heartbeat = Gauge(
+            "supervisor_heartbeat_timestamp_seconds",
+            "Set by the event loop every housekeeping cycle; stale means a wedged loop.",
+            registry=r,
+        )
+        self.build_info = Gauge(
+            "supervisor_build_info", "Build information.", ["version"], registry=r
+        )
+        self.build_info.labels(version=__version__).set(1)
+        self.kind_gauges = {
+            kind: Gauge(name, doc, ["watchdog", label], registry=r)
+            for kind, (name, doc, label) in KIND_GAUGES.items()
+        }
+        self._server: Any = None
+
+    def serve(self, host: str, port: int) -> None:
+        self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
+        log.info("metrics listening on http://%s:%d/metrics", host, port)
+
+    def close(self) -> None:
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def observe_run(self, kind: str, run: WatchdogRun) -> None:
+        self.watchdog_status.labels(run.watchdog).set(run.status)
+        self.last_run.labels(run.watchdog).set(run.started_at)
+        self.duration.labels(run.watchdog).observe(run.duration_s)
+        kind_gauge = self.kind_gauges.get(kind)
+        for verdict in run.verdicts:
+            value = verdict.value if verdict.value is not None else float("nan")
+            self.watchdog_value.labels(run.watchdog, verdict.subject).set(value)
+            if kind_gauge is not None:
+                kind_gauge.labels(run.watchdog, verdict.subject).set(value)
+
+    def observe_state(self, trading: TradingState, health: Health, breaker: bool, kill: bool) -> None:
+        self.trading_state.set(trading)
+        self.health_state.set(health)
+        self.breaker_tripped.set(int(breaker))
+        self.kill_switch_engaged.set(int(kill))

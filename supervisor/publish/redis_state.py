@@ -1,0 +1,79 @@
+"""What the supervisor publishes in Redis under its namespace (DESIGN.md, "What it publishes").
+
+`{ns}:state` hash, `{ns}:watchdog:{name}` hashes, `{ns}:heartbeat` with a TTL of three
+housekeeping cycles, so that an execution engine can treat "no heartbeat" as reduce-only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+
+from redis.asyncio import Redis
+
+from supervisor.constants import (
+    HEARTBEAT_KEY,
+    HEARTBEAT_TTL_CYCLES,
+    HOUSEKEEPING_INTERVAL_S,
+    STATE_KEY,
+    WATCHDOG_KEY,
+)
+from supervisor.model import WatchdogRun
+
+
+@dataclass(frozen=True)
+class StateSnapshot:
+    trading_state: str
+    health: str
+    breaker: str
+    kill_switch: str
+    reason: str
+    since: float
+    instance: str
+    leader: str
+    version: str
+    updated_at: float
+
+
+def state_key(namespace: str) -> str:
+    return f"{namespace}:{STATE_KEY}"
+
+
+def watchdog_key(namespace: str, name: str) -> str:
+    return f"{namespace}:{WATCHDOG_KEY}:{name}"
+
+
+def heartbeat_key(namespace: str) -> str:
+    return f"{namespace}:{HEARTBEAT_KEY}"
+
+
+class StatePublisher:
+    def __init__(self, redis: Redis, namespace: str) -> None:
+        self.redis = redis
+        self.namespace = namespace
+
+    async def publish_run(self, run: WatchdogRun) -> None:
+        await self.redis.hset(watchdog_key(self.namespace, run.watchdog), mapping=run_fields(run))
+
+    async def publish_state(self, snapshot: StateSnapshot) -> None:
+        ttl_ms = int(HEARTBEAT_TTL_CYCLES * HOUSEKEEPING_INTERVAL_S * 1000)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hset(state_key(self.namespace), mapping=_strings(asdict(snapshot)))
+            pipe.set(heartbeat_key(self.namespace), f"{snapshot.updated_at:.3f}", px=ttl_ms)
+            await pipe.execute()
+
+
+def run_fields(run: WatchdogRun) -> dict[str, str]:
+    values = [v for v in run.verdicts if v.value is not None]
+    return {
+        "status": run.status.name,
+        "value": "; ".join(f"{v.subject}={v.value:.3f}{v.unit}" for v in values),
+        "reason": run.reason,
+        "last_run": f"{run.started_at:.3f}",
+        "next_run": f"{run.next_run:.3f}" if run.next_run is not None else "",
+        "streak": str(run.streak),
+        "duration_ms": f"{run.duration_s * 1000:.1f}",
+    }
+
+
+def _strings(fields: dict[str, object]) -> dict[str, str]:
+    return {k: f"{v:.3f}" if isinstance(v, float) else str(v) for k, v in fields.items()}

@@ -1,0 +1,63 @@
+"""What every watchdog is, and the one safe way to run it.
+
+A watchdog turns values read through a source into one verdict per subject. `evaluate`
+applies the session gate and the timeout and turns any failure into UNKNOWN verdicts, so a
+broken source degrades that watchdog only, never the daemon.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+from typing import ClassVar
+
+import anyio
+
+from supervisor.config import WatchdogBase
+from supervisor.errors import SourceError
+from supervisor.model import Status, Verdict
+from supervisor.sessions import Session
+from supervisor.units import format_duration
+
+log = logging.getLogger(__name__)
+
+
+class Watchdog(abc.ABC):
+    kind: ClassVar[str]
+
+    def __init__(self, config: WatchdogBase) -> None:
+        self.config = config
+        self.name = config.name
+
+    @property
+    @abc.abstractmethod
+    def subjects(self) -> list[str]:
+        """What this watchdog judges, one verdict each (instruments, keys, queries...)."""
+
+    @abc.abstractmethod
+    async def check(self, now: float, session_opened_at: float | None) -> list[Verdict]:
+        """Read and judge. May raise; `evaluate` turns exceptions into UNKNOWN."""
+
+    def all_subjects(self, status: Status, reason: str) -> list[Verdict]:
+        return [Verdict(self.name, subject, status, reason) for subject in self.subjects]
+
+
+async def evaluate(watchdog: Watchdog, session: Session | None, now: float) -> list[Verdict]:
+    opened_at = None
+    if session is not None:
+        opened_at = session.opened_at(now)
+        if opened_at is None:
+            return watchdog.all_subjects(Status.OK, f"session closed ({session.name})")
+    timeout_s = watchdog.config.check_timeout_s
+    try:
+        with anyio.fail_after(timeout_s):
+            return await watchdog.check(now, opened_at)
+    except TimeoutError:
+        return watchdog.all_subjects(
+            Status.UNKNOWN, f"check timed out after {format_duration(timeout_s)}"
+        )
+    except SourceError as exc:
+        return watchdog.all_subjects(Status.UNKNOWN, str(exc))
+    except Exception as exc:  # a bug in one watchdog must not take the daemon down
+        log.exception("watchdog=%s check failed unexpectedly", watchdog.name)
+        return watchdog.all_subjects(Status.UNKNOWN, f"internal error: {type(exc).__name__}")
