@@ -46,8 +46,12 @@ def main(argv: list[str] | None = None) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--config", metavar="P", help="config file (default: $SUPERVISOR_CONFIG, "
-                        "/etc/trading-supervisor/supervisor.toml, ./config/supervisor.toml)")
+    common.add_argument(
+        "--config",
+        metavar="P",
+        help="config file (default: $SUPERVISOR_CONFIG, "
+        "/etc/trading-supervisor/supervisor.toml, ./config/supervisor.toml)",
+    )
     parser = argparse.ArgumentParser(prog="trading-supervisor", description=__doc__)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
@@ -56,9 +60,13 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     run.set_defaults(handler=cmd_run)
 
-    check = commands.add_parser("check", parents=[common], help="evaluate every watchdog once, never act")
+    check = commands.add_parser(
+        "check", parents=[common], help="evaluate every watchdog once, never act"
+    )
     check.add_argument("--json", action="store_true")
-    check.add_argument("--watchdog", metavar="N", action="append", help="only this watchdog (repeatable)")
+    check.add_argument(
+        "--watchdog", metavar="N", action="append", help="only this watchdog (repeatable)"
+    )
     check.set_defaults(handler=cmd_check)
 
     status = commands.add_parser("status", parents=[common], help="the state published in Redis")
@@ -67,10 +75,14 @@ def _parser() -> argparse.ArgumentParser:
 
     config = commands.add_parser("config", help="validate or show the configuration")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
-    validate = config_commands.add_parser("validate", parents=[common], help="validate; exit 78 if bad")
+    validate = config_commands.add_parser(
+        "validate", parents=[common], help="validate; exit 78 if bad"
+    )
     validate.add_argument("path", nargs="?", help="config file (overrides --config)")
     validate.set_defaults(handler=cmd_config_validate)
-    show = config_commands.add_parser("show", parents=[common], help="effective config, secrets masked")
+    show = config_commands.add_parser(
+        "show", parents=[common], help="effective config, secrets masked"
+    )
     show.set_defaults(handler=cmd_config_show)
     return parser
 

@@ -8,6 +8,7 @@ are built (supervisor/components.py).
 
 from __future__ import annotations
 
+import itertools
 import os
 import socket
 import tomllib
@@ -225,7 +226,11 @@ class WatchdogBase(Strict):
         return self.timeout_s if self.timeout_s is not None else min(self.interval_s, 2.0)
 
     def actuator_refs(self) -> dict[str, list[str]]:
-        return {"on_warn": self.on_warn, "on_breach": self.on_breach, "on_critical": self.on_critical}
+        return {
+            "on_warn": self.on_warn,
+            "on_breach": self.on_breach,
+            "on_critical": self.on_critical,
+        }
 
 
 class AgeThresholds(Strict):
@@ -359,8 +364,10 @@ WatchdogConfig = Annotated[
 
 
 def _check_order(warn: float | None, breach: float | None, crit: float | None, way: str) -> None:
-    levels = [(n, v) for n, v in (("warn", warn), ("breach", breach), ("critical", crit)) if v is not None]
-    for (low_name, low), (high_name, high) in zip(levels, levels[1:], strict=False):
+    levels = [
+        (n, v) for n, v in (("warn", warn), ("breach", breach), ("critical", crit)) if v is not None
+    ]
+    for (low_name, low), (high_name, high) in itertools.pairwise(levels):
         if (way == "above" and low >= high) or (way == "below" and low <= high):
             word = "below" if way == "above" else "above"
             raise ValueError(f"'{low_name}' ({low:g}) must be {word} '{high_name}' ({high:g})")
@@ -474,7 +481,11 @@ def _field_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
 
 def _watchdog_name(data: dict[str, Any], index: int) -> str | None:
     watchdogs = data.get("watchdogs")
-    if isinstance(watchdogs, list) and index < len(watchdogs) and isinstance(watchdogs[index], dict):
+    if (
+        isinstance(watchdogs, list)
+        and index < len(watchdogs)
+        and isinstance(watchdogs[index], dict)
+    ):
         name = watchdogs[index].get("name")
         return name if isinstance(name, str) else None
     return None

@@ -83,7 +83,9 @@ class Supervisor:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier()
-        self.redis = connect(settings.redis, f"trading-supervisor:{settings.supervisor.instance_id}")
+        self.redis = connect(
+            settings.redis, f"trading-supervisor:{settings.supervisor.instance_id}"
+        )
         self.components: Components = build(settings, self.redis)
         self.publisher = StatePublisher(self.redis, settings.supervisor.namespace)
         now = clock()
@@ -156,7 +158,9 @@ class Supervisor:
             return
         self.settings, self.components = new_settings, new_components
         self._schedule_jobs()
-        log.info("reloaded config from %s: %d watchdogs", self.config_path, len(new_components.watchdogs))
+        log.info(
+            "reloaded config from %s: %d watchdogs", self.config_path, len(new_components.watchdogs)
+        )
         self.notifier.notify("READY=1")
 
     def _schedule_jobs(self) -> None:
@@ -168,7 +172,12 @@ class Supervisor:
         self._add_job(self._housekeeping, HOUSEKEEPING_JOB, HOUSEKEEPING_INTERVAL_S, first_run, [])
 
     def _add_job(
-        self, func: Callable[..., Any], job_id: str, interval_s: float, first: datetime, args: list[str]
+        self,
+        func: Callable[..., Any],
+        job_id: str,
+        interval_s: float,
+        first: datetime,
+        args: list[str],
     ) -> None:
         assert self.scheduler is not None
         self.scheduler.add_job(
@@ -194,7 +203,9 @@ class Supervisor:
             self.runtime.problems["metrics"] = f"cannot listen on {self.settings.metrics.listen}"
 
     def _on_scheduler_event(self, event: Any) -> None:
-        name = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(event.code, "max_instances")
+        name = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(
+            event.code, "max_instances"
+        )
         self.metrics.scheduler_events.labels(event=name).inc()
         if event.job_id != HOUSEKEEPING_JOB or name == "error":
             log.warning("scheduler: job=%s %s", event.job_id, name)
@@ -210,7 +221,7 @@ class Supervisor:
         except Exception:  # the scheduler must never lose a job to a bug
             log.exception("watchdog=%s cycle failed", name)
         finally:
-            self.in_flight.discard(task)  # type: ignore[arg-type]
+            self.in_flight.discard(task)
 
     async def _cycle(self, name: str) -> None:
         watchdog = self.components.watchdogs.get(name)
@@ -230,7 +241,14 @@ class Supervisor:
         for decision in decisions:
             self._start_actions(decision)
         run = WatchdogRun(
-            name, state.status, verdicts, now, duration_s, state.streak, self._rearm(name, verdicts, now), state.reason
+            name,
+            state.status,
+            verdicts,
+            now,
+            duration_s,
+            state.streak,
+            self._rearm(name, verdicts, now),
+            state.reason,
         )
         self.runtime.runs[name] = run
         self._log_transition(previous, state, name)
@@ -254,11 +272,22 @@ class Supervisor:
     def _log_transition(self, before: PolicyState, after: PolicyState, name: str) -> None:
         if before.status is not after.status:
             level = logging.INFO if after.status is Status.OK else logging.WARNING
-            log.log(level, "watchdog=%s status=%s (was %s): %s", name, after.status.name, before.status.name, after.reason)
+            log.log(
+                level,
+                "watchdog=%s status=%s (was %s): %s",
+                name,
+                after.status.name,
+                before.status.name,
+                after.reason,
+            )
         if before.incident is None and after.incident is not None:
             log.warning("watchdog=%s incident=%s opened: %s", name, after.incident.id, after.reason)
         elif before.incident is not None and after.incident is None:
-            log.info("watchdog=%s incident=%s cleared; engaged actuators stay latched", name, before.incident.id)
+            log.info(
+                "watchdog=%s incident=%s cleared; engaged actuators stay latched",
+                name,
+                before.incident.id,
+            )
 
     # --- actions ---------------------------------------------------------------------------
 
@@ -272,7 +301,12 @@ class Supervisor:
     async def _act(self, decision: Decision, actuator: Actuator) -> None:
         verb = f"{actuator.name} ({actuator.level.name})"
         if self.settings.supervisor.dry_run:
-            log.warning("dry_run: would engage %s for watchdog=%s: %s", verb, decision.watchdog, decision.reason)
+            log.warning(
+                "dry_run: would engage %s for watchdog=%s: %s",
+                verb,
+                decision.watchdog,
+                decision.reason,
+            )
             self.metrics.actions.labels(actuator.name, "dry_run").inc()
             return
         context = ActionContext(self.settings.supervisor.instance_id, self.clock())
@@ -286,12 +320,20 @@ class Supervisor:
         took_ms = (time.perf_counter() - started) * 1000
         outcome = "engaged" if changed else "already_engaged"
         self.metrics.actions.labels(actuator.name, outcome).inc()
-        self._engaged(actuator, f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}")
+        self._engaged(
+            actuator, f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}"
+        )
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
             "since_decision_ms=%.1f reason=%s",
-            actuator.name, outcome, decision.watchdog, decision.severity.name, decision.incident_id,
-            took_ms, (self.clock() - decision.at) * 1000, decision.reason,
+            actuator.name,
+            outcome,
+            decision.watchdog,
+            decision.severity.name,
+            decision.incident_id,
+            took_ms,
+            (self.clock() - decision.at) * 1000,
+            decision.reason,
         )
 
     def _action_failed(self, decision: Decision, actuator: Actuator, exc: Exception) -> None:
@@ -299,7 +341,10 @@ class Supervisor:
         detail = describe_redis_error(exc) if isinstance(exc, RedisError | OSError) else repr(exc)
         log.error(
             "action actuator=%s outcome=failed watchdog=%s incident=%s: %s (retrying next cycle)",
-            actuator.name, decision.watchdog, decision.incident_id, detail,
+            actuator.name,
+            decision.watchdog,
+            decision.incident_id,
+            detail,
         )
         state = self.runtime.policy.get(decision.watchdog)
         if state is not None:
@@ -329,7 +374,10 @@ class Supervisor:
         for name, watchdog in self.components.watchdogs.items():
             run = self.runtime.runs.get(name)
             last = run.started_at + run.duration_s if run else self.started_at
-            if now - last > WATCHDOG_LATE_FACTOR * watchdog.config.interval_s + HOUSEKEEPING_INTERVAL_S:
+            if (
+                now - last
+                > WATCHDOG_LATE_FACTOR * watchdog.config.interval_s + HOUSEKEEPING_INTERVAL_S
+            ):
                 late.append(name)
         return late
 
@@ -345,17 +393,26 @@ class Supervisor:
             if engaged and name not in self.runtime.engaged:
                 self._engaged(actuator, f"{name} engaged (found in its store)")
             elif not engaged and name in self.runtime.engaged:
-                log.warning("actuator=%s is no longer engaged (reset outside this supervisor)", name)
+                log.warning(
+                    "actuator=%s is no longer engaged (reset outside this supervisor)", name
+                )
                 del self.runtime.engaged[name]
 
     def _update_summary(self) -> Summary:
         watchdogs = {name: (s.status, s.reason) for name, s in self.runtime.policy.items()}
-        summary = summarize(self.runtime.engaged, watchdogs, [f"{k}: {v}" for k, v in self.runtime.problems.items()])
+        summary = summarize(
+            self.runtime.engaged, watchdogs, [f"{k}: {v}" for k, v in self.runtime.problems.items()]
+        )
         previous = self.runtime.summary
         if previous is None or previous.trading_state != summary.trading_state:
             self.runtime.trading_since = self.clock()
             if previous is not None:
-                log.warning("trading_state=%s (was %s): %s", summary.trading_state.name, previous.trading_state.name, summary.reason)
+                log.warning(
+                    "trading_state=%s (was %s): %s",
+                    summary.trading_state.name,
+                    previous.trading_state.name,
+                    summary.reason,
+                )
         self.runtime.summary = summary
         self.metrics.observe_state(
             summary.trading_state,
@@ -372,7 +429,9 @@ class Supervisor:
             trading_state=summary.trading_state.name,
             health=summary.health.name,
             breaker="TRIPPED" if TradingState.REDUCE_ONLY in levels else "OPEN",
-            kill_switch="ENGAGED" if levels & {TradingState.HALTED, TradingState.FLATTEN} else "OFF",
+            kill_switch="ENGAGED"
+            if levels & {TradingState.HALTED, TradingState.FLATTEN}
+            else "OFF",
             reason=summary.reason,
             since=self.runtime.trading_since,
             instance=self.settings.supervisor.instance_id,

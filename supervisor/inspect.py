@@ -14,7 +14,9 @@ from supervisor.sources.redis import connect, describe_redis_error
 from supervisor.watchdogs.base import evaluate
 
 
-async def evaluate_all(settings: Settings, only: set[str], clock: Callable[[], float]) -> list[Verdict]:
+async def evaluate_all(
+    settings: Settings, only: set[str], clock: Callable[[], float]
+) -> list[Verdict]:
     """Evaluate each watchdog once (in `only`, if given). Never applies policy, never acts."""
     redis = connect(settings.redis, f"trading-supervisor-check:{settings.supervisor.instance_id}")
     try:
@@ -49,7 +51,9 @@ async def read_published(settings: Settings) -> dict[str, object]:
         "alive": heartbeat is not None,
         "heartbeat_at": float(heartbeat) if heartbeat is not None else None,
         "state": _decode(state),
-        "watchdogs": {w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)},
+        "watchdogs": {
+            w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)
+        },
     }
 
 

@@ -19,7 +19,14 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
 
 def render_verdicts(verdicts: Sequence[Verdict]) -> str:
     rows = [
-        [v.watchdog, v.subject, v.status.name, _value(v.value, v.unit), _value(v.threshold, v.unit), v.reason]
+        [
+            v.watchdog,
+            v.subject,
+            v.status.name,
+            _value(v.value, v.unit),
+            _value(v.threshold, v.unit),
+            v.reason,
+        ]
         for v in verdicts
     ]
     return table(["WATCHDOG", "SUBJECT", "STATUS", "VALUE", "THRESHOLD", "REASON"], rows)
@@ -56,7 +63,14 @@ def render_status(published: Mapping[str, object]) -> str:
     ]
     watchdogs = published.get("watchdogs")
     rows = [
-        [name, h.get("status", "never ran"), h.get("value", ""), _ago(h.get("last_run"), now), h.get("streak", ""), h.get("reason", "")]
+        [
+            name,
+            h.get("status", "never ran"),
+            h.get("value", ""),
+            _ago(h.get("last_run"), now),
+            h.get("streak", ""),
+            h.get("reason", ""),
+        ]
         for name, h in (watchdogs.items() if isinstance(watchdogs, dict) else [])
     ]
     lines.append(table(["WATCHDOG", "STATUS", "VALUE", "LAST RUN", "STREAK", "REASON"], rows))

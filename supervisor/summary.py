@@ -41,7 +41,9 @@ def summarize(
 ) -> Summary:
     """`engaged`: actuator -> engagement; `watchdogs`: name -> (status, reason)."""
     trading = max((e.level for e in engaged.values()), default=TradingState.ACTIVE)
-    unknown = [f"{name} UNKNOWN ({why})" for name, (s, why) in watchdogs.items() if s is Status.UNKNOWN]
+    unknown = [
+        f"{name} UNKNOWN ({why})" for name, (s, why) in watchdogs.items() if s is Status.UNKNOWN
+    ]
     all_problems = tuple(problems + unknown)
     if trading >= TradingState.HALTED:
         health = Health.HALTED

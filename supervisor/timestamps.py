@@ -16,7 +16,12 @@ TimestampUnit = Literal["auto", "s", "ms", "us", "ns", "iso"]
 _DIVISORS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 # Magnitude bands for "auto": seconds stay below 1e11 until the year 5138, so each band is
 # unambiguous for any time after 1973 (ms >= 1e11, us >= 1e14, ns >= 1e17).
-_AUTO_BANDS = ((1e11, "s"), (1e14, "ms"), (1e17, "us"), (1e20, "ns"))
+_AUTO_BANDS: tuple[tuple[float, TimestampUnit], ...] = (
+    (1e11, "s"),
+    (1e14, "ms"),
+    (1e17, "us"),
+    (1e20, "ns"),
+)
 _NUMBER = re.compile(r"^[+-]?(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?$")
 _STREAM_ID = re.compile(r"^(\d{1,20})-\d{1,20}$")
 MAX_TEXT_LENGTH = 64

@@ -66,7 +66,15 @@ class RedisBreaker(Actuator):
         )
         changed = await self._trip(
             keys=[cfg.key, cfg.history_key],
-            args=[cfg.tripped_value, value, entry, cfg.history_max, self.channel, context.now, cfg.format],
+            args=[
+                cfg.tripped_value,
+                value,
+                entry,
+                cfg.history_max,
+                self.channel,
+                context.now,
+                cfg.format,
+            ],
         )
         return bool(changed)
 

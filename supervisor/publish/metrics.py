@@ -13,7 +13,7 @@ from typing import Any
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from supervisor import __version__
-from supervisor.model import Health, Status, TradingState, WatchdogRun
+from supervisor.model import Health, TradingState, WatchdogRun
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +120,9 @@ class Metrics:
             if kind_gauge is not None:
                 kind_gauge.labels(run.watchdog, verdict.subject).set(value)
 
-    def observe_state(self, trading: TradingState, health: Health, breaker: bool, kill: bool) -> None:
+    def observe_state(
+        self, trading: TradingState, health: Health, breaker: bool, kill: bool
+    ) -> None:
         self.trading_state.set(trading)
         self.health_state.set(health)
         self.breaker_tripped.set(int(breaker))

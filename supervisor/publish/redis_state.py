@@ -7,6 +7,7 @@ housekeeping cycles, so that an execution engine can treat "no heartbeat" as red
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 
@@ -52,12 +53,12 @@ class StatePublisher:
         self.namespace = namespace
 
     async def publish_run(self, run: WatchdogRun) -> None:
-        await self.redis.hset(watchdog_key(self.namespace, run.watchdog), mapping=run_fields(run))
+        await self.redis.hset(watchdog_key(self.namespace, run.watchdog), mapping=_redis_mapping(run_fields(run)))
 
     async def publish_state(self, snapshot: StateSnapshot) -> None:
         ttl_ms = int(HEARTBEAT_TTL_CYCLES * HOUSEKEEPING_INTERVAL_S * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(state_key(self.namespace), mapping=_strings(asdict(snapshot)))
+            pipe.hset(state_key(self.namespace), mapping=_redis_mapping(_strings(asdict(snapshot))))
             pipe.set(heartbeat_key(self.namespace), f"{snapshot.updated_at:.3f}", px=ttl_ms)
             await pipe.execute()
 
@@ -77,3 +78,8 @@ def run_fields(run: WatchdogRun) -> dict[str, str]:
 
 def _strings(fields: dict[str, object]) -> dict[str, str]:
     return {k: f"{v:.3f}" if isinstance(v, float) else str(v) for k, v in fields.items()}
+
+
+def _redis_mapping(fields: dict[str, str]) -> Any:
+    """redis-py types `mapping` with an invariant key union that no plain dict matches."""
+    return fields
