@@ -320,9 +320,9 @@ class Supervisor:
         took_ms = (time.perf_counter() - started) * 1000
         outcome = "engaged" if changed else "already_engaged"
         self.metrics.actions.labels(actuator.name, outcome).inc()
-        self._engaged(
-            actuator, f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}"
-        )
+        reason = f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}"
+        if self._engaged(actuator, reason):
+            await self._publish_state()  # readers of {ns}:state see the trip now, not next cycle
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
             "since_decision_ms=%.1f reason=%s",
@@ -350,10 +350,13 @@ class Supervisor:
         if state is not None:
             self.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
 
-    def _engaged(self, actuator: Actuator, reason: str) -> None:
-        if actuator.name not in self.runtime.engaged:
-            self.runtime.engaged[actuator.name] = Engagement(actuator.level, reason)
-            self._update_summary()
+    def _engaged(self, actuator: Actuator, reason: str) -> bool:
+        """Record an engagement; True if it is news."""
+        if actuator.name in self.runtime.engaged:
+            return False
+        self.runtime.engaged[actuator.name] = Engagement(actuator.level, reason)
+        self._update_summary()
+        return True
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -366,8 +369,11 @@ class Supervisor:
         else:
             self.notifier.watchdog()
         await self._refresh_engaged()
+        await self._publish_state()
+
+    async def _publish_state(self) -> None:
         summary = self._update_summary()
-        await self._publish(self.publisher.publish_state(self._snapshot(summary, now)))
+        await self._publish(self.publisher.publish_state(self._snapshot(summary, self.clock())))
 
     def _late_watchdogs(self, now: float) -> list[str]:
         late = []

@@ -53,7 +53,9 @@ class StatePublisher:
         self.namespace = namespace
 
     async def publish_run(self, run: WatchdogRun) -> None:
-        await self.redis.hset(watchdog_key(self.namespace, run.watchdog), mapping=_redis_mapping(run_fields(run)))
+        await self.redis.hset(
+            watchdog_key(self.namespace, run.watchdog), mapping=_redis_mapping(run_fields(run))
+        )
 
     async def publish_state(self, snapshot: StateSnapshot) -> None:
         ttl_ms = int(HEARTBEAT_TTL_CYCLES * HOUSEKEEPING_INTERVAL_S * 1000)

@@ -22,6 +22,12 @@ DECISION = Decision(
 CONTEXT = ActionContext(instance_id="sup-a", now=1000.5)
 
 
+async def read_json(redis: Redis, key: str) -> Any:
+    raw = await redis.get(key)
+    assert raw is not None, f"{key} is missing"
+    return json.loads(raw)
+
+
 def breaker(redis: Redis, **overrides: Any) -> RedisBreaker:
     config = RedisBreakerConfig.model_validate({"kind": "redis_breaker", **overrides})
     return RedisBreaker("breaker", config, redis)
@@ -32,17 +38,19 @@ async def test_trip_writes_value_history_and_publishes(redis: Redis) -> None:
     await pubsub.subscribe("circuit_breaker:state")
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
     assert await breaker(redis).engage(DECISION, CONTEXT) is True
-    value = json.loads(await redis.get("circuit_breaker:state"))
+    value = await read_json(redis, "circuit_breaker:state")
     assert value["state"] == "TRIPPED"
     assert value["watchdog"] == "spx_ticks"
     assert value["by"] == "sup-a"
     assert value["tripped_at"] == 1000.5
     history = await redis.zrange("circuit_breaker:history", 0, -1, withscores=True)
     assert len(history) == 1
-    assert json.loads(history[0][0])["incident_id"] == "inc-1"
+    member = history[0][0]
+    assert isinstance(member, bytes)
+    assert json.loads(member)["incident_id"] == "inc-1"
     message = await pubsub.get_message(timeout=2)
     assert message is not None and json.loads(message["data"])["state"] == "TRIPPED"
-    await pubsub.aclose()
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
     assert await breaker(redis).is_engaged() is True
 
 
@@ -67,7 +75,7 @@ async def test_keeps_the_owner_updated_at(redis: Redis) -> None:
     owner = {"state": "OPEN", "updated_at": 123.0, "owner_field": "kept?"}
     await redis.set("circuit_breaker:state", json.dumps(owner))
     assert await breaker(redis).engage(DECISION, CONTEXT) is True
-    value = json.loads(await redis.get("circuit_breaker:state"))
+    value = await read_json(redis, "circuit_breaker:state")
     assert value["state"] == "TRIPPED"
     assert value["updated_at"] == 123.0  # a dead breaker owner must still look dead
 

@@ -168,7 +168,8 @@ async def test_unreachable_redis_is_unknown_with_a_reason() -> None:
     from supervisor.config import RedisSection
     from supervisor.sources.redis import connect
 
-    client = connect(RedisSection(url="redis://127.0.0.1:1/0", timeout=0.5), "test")
+    section = RedisSection.model_validate({"url": "redis://127.0.0.1:1/0", "timeout": 0.5})
+    client = connect(section, "test")
     try:
         verdicts = await evaluate(watchdog(client), None, time.time())
     finally:
