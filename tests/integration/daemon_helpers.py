@@ -38,7 +38,7 @@ instruments = ["SPX", "ES"]
 warn = "{warn}"
 breach = "{breach}"
 interval = "{interval}"
-trip_after = 2
+trip_after = {trip_after}
 on_breach = ["breaker"]
 """
 
@@ -51,6 +51,7 @@ def write_config(
     breach: str = "1500ms",
     interval: str = "500ms",
     dry_run: bool = False,
+    trip_after: int = 2,
 ) -> tuple[Path, int]:
     metrics_port = free_port()
     text = BASE_CONFIG.format(
@@ -61,6 +62,7 @@ def write_config(
         warn=warn,
         breach=breach,
         interval=interval,
+        trip_after=trip_after,
     )
     path = directory / "supervisor.toml"
     path.write_text(text, encoding="utf-8")
