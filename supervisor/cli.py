@@ -13,7 +13,7 @@ from pathlib import Path
 import anyio
 
 from supervisor import __version__
-from supervisor.components import build, unimplemented
+from supervisor.components import Resources, build, unimplemented
 from supervisor.config import Settings, find_config, load_config, redacted
 from supervisor.constants import (
     EX_CONFIG,
@@ -160,7 +160,7 @@ def cmd_status(args: argparse.Namespace) -> int:
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path, settings = _load(args)
-    components = build(settings, connect(settings.redis, "config-validate"))  # no I/O: lazy
+    components = build(settings, Resources(connect(settings.redis, "config-validate")))  # no I/O
     print(
         f"{path}: OK ({len(components.watchdogs)} watchdogs, {len(components.actuators)} actuators,"
         f" {len(components.sessions)} sessions)"

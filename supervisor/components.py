@@ -6,22 +6,47 @@ path, so `config validate` and `run` refuse the same files.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
+import httpx
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import Actuator
 from supervisor.actuators.redis_breaker import RedisBreaker
-from supervisor.config import RedisBreakerConfig, Settings, TickFreshnessConfig, WatchdogBase
+from supervisor.config import Settings, WatchdogBase
 from supervisor.errors import ConfigError
 from supervisor.model import Status
 from supervisor.policy import Rules
 from supervisor.sessions import Session
+from supervisor.sources import http
+from supervisor.sources.postgres import Postgres
+from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.tick_freshness import TickFreshness
 
-WATCHDOG_KINDS = ("tick_freshness",)
-ACTUATOR_KINDS = ("redis_breaker",)
+
+@dataclass
+class Resources:
+    """The shared clients every component reads through. Constructing them does no I/O."""
+
+    redis: Redis
+    http: httpx.AsyncClient | None = None
+    postgres: Postgres | None = None  # None when [postgres] dsn is not configured
+
+
+WatchdogFactory = Callable[[Any, Resources], Watchdog]
+ActuatorFactory = Callable[[str, Any, Resources], Actuator]
+
+# kind -> how to build it. A kind missing here is refused with its field path.
+WATCHDOG_FACTORIES: dict[str, WatchdogFactory] = {
+    "tick_freshness": lambda config, r: TickFreshness(config, r.redis),
+}
+ACTUATOR_FACTORIES: dict[str, ActuatorFactory] = {
+    "redis_breaker": lambda name, config, r: RedisBreaker(name, config, r.redis),
+}
+NEEDS_POSTGRES = ("poison_queue", "sql_value")
 
 
 @dataclass
@@ -36,38 +61,51 @@ def unimplemented(settings: Settings) -> list[str]:
     """One "field.path: message" per configured kind this version cannot run."""
     problems = []
     for index, watchdog in enumerate(settings.watchdogs):
-        if watchdog.kind not in WATCHDOG_KINDS:
+        if watchdog.kind not in WATCHDOG_FACTORIES:
             problems.append(
                 f"watchdogs[{index}] ({watchdog.name}).kind: {watchdog.kind!r} is not implemented"
-                f" in this version; implemented: {', '.join(WATCHDOG_KINDS)}"
+                f" in this version; implemented: {', '.join(WATCHDOG_FACTORIES)}"
             )
+        elif watchdog.kind in NEEDS_POSTGRES and settings.postgres.dsn is None:
+            problems.append(f"watchdogs[{index}] ({watchdog.name}): needs [postgres] dsn")
     for name, actuator in settings.actuators.items():
-        if actuator.kind not in ACTUATOR_KINDS:
+        if actuator.kind not in ACTUATOR_FACTORIES:
             problems.append(
                 f"actuators.{name}.kind: {actuator.kind!r} is not implemented in this version;"
-                f" implemented: {', '.join(ACTUATOR_KINDS)}"
+                f" implemented: {', '.join(ACTUATOR_FACTORIES)}"
             )
     return problems
 
 
-def build(settings: Settings, redis: Redis) -> Components:
+def build(settings: Settings, resources: Resources) -> Components:
     problems = unimplemented(settings)
     if problems:
         raise ConfigError(problems)
-    watchdogs: dict[str, Watchdog] = {}
-    for config in settings.watchdogs:
-        assert isinstance(config, TickFreshnessConfig)
-        watchdogs[config.name] = TickFreshness(config, redis)
-    actuators: dict[str, Actuator] = {}
-    for name, actuator_config in settings.actuators.items():
-        assert isinstance(actuator_config, RedisBreakerConfig)
-        actuators[name] = RedisBreaker(name, actuator_config, redis)
     return Components(
-        watchdogs=watchdogs,
-        actuators=actuators,
+        watchdogs={w.name: WATCHDOG_FACTORIES[w.kind](w, resources) for w in settings.watchdogs},
+        actuators={
+            name: ACTUATOR_FACTORIES[a.kind](name, a, resources)
+            for name, a in settings.actuators.items()
+        },
         sessions={name: s.build(name) for name, s in settings.sessions.items()},
         rules={w.name: rules_for(w) for w in settings.watchdogs},
     )
+
+
+def resources_for(settings: Settings, client_name: str) -> Resources:
+    """The shared clients for `settings`; all connect lazily."""
+    postgres = None
+    if settings.postgres.dsn is not None:
+        postgres = Postgres(settings.postgres.dsn, settings.postgres.timeout_s, client_name)
+    return Resources(connect(settings.redis, client_name), http.client(), postgres)
+
+
+async def close_resources(resources: Resources) -> None:
+    await resources.redis.aclose()
+    if resources.http is not None:
+        await resources.http.aclose()
+    if resources.postgres is not None:
+        await resources.postgres.close()
 
 
 def rules_for(config: WatchdogBase) -> Rules:

@@ -32,7 +32,7 @@ from redis.exceptions import RedisError
 
 from supervisor import __version__
 from supervisor.actuators.base import ActionContext, Actuator
-from supervisor.components import Components, build
+from supervisor.components import Components, build, close_resources, resources_for
 from supervisor.config import Settings, load_config
 from supervisor.constants import (
     HOUSEKEEPING_INTERVAL_S,
@@ -46,7 +46,7 @@ from supervisor.policy import PolicyState, action_failed, step
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.redis_state import StatePublisher, StateSnapshot
 from supervisor.publish.systemd import Notifier
-from supervisor.sources.redis import connect, describe_redis_error
+from supervisor.sources.redis import describe_redis_error
 from supervisor.summary import Engagement, Summary, summarize
 from supervisor.watchdogs.base import evaluate
 
@@ -83,10 +83,10 @@ class Supervisor:
         self.clock = clock
         self.metrics = metrics or Metrics()
         self.notifier = notifier or Notifier()
-        self.redis = connect(
-            settings.redis, f"trading-supervisor:{settings.supervisor.instance_id}"
-        )
-        self.components: Components = build(settings, self.redis)
+        client_name = f"trading-supervisor:{settings.supervisor.instance_id}"
+        self.resources = resources_for(settings, client_name)
+        self.redis = self.resources.redis
+        self.components: Components = build(settings, self.resources)
         self.publisher = StatePublisher(self.redis, settings.supervisor.namespace)
         now = clock()
         self.runtime = Runtime({}, {}, {}, {}, trading_since=now)
@@ -138,7 +138,7 @@ class Supervisor:
             task.cancel()
         if pending:
             log.warning("stopped with %d in-flight checks/actions cancelled", len(pending))
-        await self.redis.aclose()
+        await close_resources(self.resources)
         self.metrics.close()
         log.info("stopped")
 
@@ -149,9 +149,12 @@ class Supervisor:
             if self.config_path is None:
                 raise ConfigError(["no config file to reload from"])
             new_settings = load_config(self.config_path)
-            new_components = build(new_settings, self.redis)
-            if new_settings.redis != self.settings.redis:
-                raise ConfigError(["redis: changing the connection needs a restart"])
+            if (new_settings.redis, new_settings.postgres) != (
+                self.settings.redis,
+                self.settings.postgres,
+            ):
+                raise ConfigError(["[redis] and [postgres] connections change only on restart"])
+            new_components = build(new_settings, self.resources)
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc)
             self.notifier.notify("READY=1")

@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from redis.exceptions import RedisError
 
-from supervisor.components import build
+from supervisor.components import build, close_resources, resources_for
 from supervisor.config import Settings
 from supervisor.model import Verdict
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
@@ -18,9 +18,11 @@ async def evaluate_all(
     settings: Settings, only: set[str], clock: Callable[[], float]
 ) -> list[Verdict]:
     """Evaluate each watchdog once (in `only`, if given). Never applies policy, never acts."""
-    redis = connect(settings.redis, f"trading-supervisor-check:{settings.supervisor.instance_id}")
+    resources = resources_for(
+        settings, f"trading-supervisor-check:{settings.supervisor.instance_id}"
+    )
     try:
-        components = build(settings, redis)
+        components = build(settings, resources)
         verdicts: list[Verdict] = []
         for name, watchdog in components.watchdogs.items():
             if only and name not in only:
@@ -29,7 +31,7 @@ async def evaluate_all(
             verdicts.extend(await evaluate(watchdog, session, clock()))
         return verdicts
     finally:
-        await redis.aclose()
+        await close_resources(resources)
 
 
 async def read_published(settings: Settings) -> dict[str, object]:

@@ -33,9 +33,14 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> str:
 
 
 def _value(number: float | None, unit: str) -> str:
+    """Seconds as durations, ratios with 3 decimals, anything else with its unit."""
     if number is None:
         return "-"
-    return format_duration(number) if unit == "s" else f"{number:g}{unit}"
+    if unit == "s":
+        return format_duration(number)
+    if unit == "ratio":
+        return f"{number:.3f}"
+    return f"{number:g} {unit}".rstrip()
 
 
 def render_status(published: Mapping[str, object]) -> str:

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from redis.asyncio import Redis
 
-from tests.servers import NotifySocket, RedisServer
+from tests.servers import NotifySocket, PostgresServer, RedisServer
 
 
 @pytest.fixture(scope="session")
@@ -47,3 +47,22 @@ def notify_socket() -> Iterator[NotifySocket]:
 def anyio_backend() -> str:
     """APScheduler 3 and redis.asyncio need asyncio; anyio runs the async tests on it."""
     return "asyncio"
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    server = PostgresServer()
+    server.init()
+    server.start()
+    yield server
+    server.destroy()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[PostgresServer]:
+    """A PostgreSQL of this test's own, for tests that stop and restart it."""
+    server = PostgresServer()
+    server.init()
+    server.start()
+    yield server
+    server.destroy()

@@ -8,6 +8,7 @@ and alerting on its age catches a wedged loop behind a healthy-looking endpoint.
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -17,12 +18,44 @@ from supervisor.model import Health, TradingState, WatchdogRun
 
 log = logging.getLogger(__name__)
 
-# Kind-specific value gauges from DESIGN.md: kind -> (name, help, subject label).
+
+@dataclass(frozen=True)
+class KindGauge:
+    """A kind's own value gauge from DESIGN.md, fed from its verdicts' values."""
+
+    name: str
+    help: str
+    subject_label: str | None  # label carrying the verdict's subject; None: one per watchdog
+    watchdog_label: bool = True
+    subject: str | None = None  # only verdicts about this subject feed it
+
+    @property
+    def labels(self) -> list[str]:
+        names = ["watchdog"] if self.watchdog_label else []
+        return names + ([self.subject_label] if self.subject_label else [])
+
+
 KIND_GAUGES = {
-    "tick_freshness": (
-        "supervisor_tick_age_seconds",
-        "Age of the newest tick per instrument.",
-        "instrument",
+    "tick_freshness": KindGauge(
+        "supervisor_tick_age_seconds", "Age of the newest tick per instrument.", "instrument"
+    ),
+    "lock_ttl": KindGauge(
+        "supervisor_lock_ttl_seconds",
+        "Remaining TTL of each watched lock (-1: no expiry).",
+        "key",
+        watchdog_label=False,
+    ),
+    "margin": KindGauge(
+        "supervisor_margin_utilization_ratio",
+        "Margin used / equity.",
+        None,
+        subject="utilization",
+    ),
+    "poison_queue": KindGauge(
+        "supervisor_poison_queue_size", "Rows in the poison queue.", None, subject="poison"
+    ),
+    "cb_staleness": KindGauge(
+        "supervisor_cb_staleness_seconds", "Age of the circuit breaker's last update.", None
     ),
 }
 
@@ -94,8 +127,8 @@ class Metrics:
         )
         self.build_info.labels(version=__version__).set(1)
         self.kind_gauges = {
-            kind: Gauge(name, doc, ["watchdog", label], registry=r)
-            for kind, (name, doc, label) in KIND_GAUGES.items()
+            kind: (spec, Gauge(spec.name, spec.help, spec.labels, registry=r))
+            for kind, spec in KIND_GAUGES.items()
         }
         self._server: Any = None
 
@@ -113,12 +146,19 @@ class Metrics:
         self.watchdog_status.labels(run.watchdog).set(run.status)
         self.last_run.labels(run.watchdog).set(run.started_at)
         self.duration.labels(run.watchdog).observe(run.duration_s)
-        kind_gauge = self.kind_gauges.get(kind)
         for verdict in run.verdicts:
             value = verdict.value if verdict.value is not None else float("nan")
             self.watchdog_value.labels(run.watchdog, verdict.subject).set(value)
-            if kind_gauge is not None:
-                kind_gauge.labels(run.watchdog, verdict.subject).set(value)
+            self._observe_kind(kind, run.watchdog, verdict.subject, value)
+
+    def _observe_kind(self, kind: str, watchdog: str, subject: str, value: float) -> None:
+        if kind not in self.kind_gauges:
+            return
+        spec, gauge = self.kind_gauges[kind]
+        if spec.subject is not None and subject != spec.subject:
+            return
+        labels = [watchdog] if spec.watchdog_label else []
+        gauge.labels(*labels, *([subject] if spec.subject_label else [])).set(value)
 
     def observe_state(
         self, trading: TradingState, health: Health, breaker: bool, kill: bool

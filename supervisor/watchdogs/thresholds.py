@@ -28,3 +28,25 @@ def judge_above(
         elif upcoming is None:
             upcoming = threshold
     return Judgement(status, crossed, upcoming)
+
+
+def judge_value(
+    value: float,
+    warn: float | None,
+    breach: float | None,
+    critical: float | None,
+    direction: str = "above",
+) -> Judgement:
+    """`above`: worse as the value grows (`value > t`); `below`: worse as it falls (`value < t`)."""
+    if direction == "above":
+        return judge_above(value, warn, breach, critical)
+    flipped = judge_above(-value, *(None if t is None else -t for t in (warn, breach, critical)))
+    return Judgement(
+        flipped.status,
+        None if flipped.threshold is None else -flipped.threshold,
+        None if flipped.next_threshold is None else -flipped.next_threshold,
+    )
+
+
+def comparison(direction: str) -> str:
+    return ">" if direction == "above" else "<"
