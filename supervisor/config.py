@@ -12,10 +12,11 @@ import itertools
 import os
 import socket
 import tomllib
+from collections.abc import Mapping
 from datetime import date, time
 from pathlib import Path
 from typing import Annotated, Any, Literal
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
@@ -30,7 +31,12 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+)
 
 from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
 from supervisor.errors import ConfigError
@@ -67,6 +73,19 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+def mask_url(url: str) -> str:
+    """`url` with any password masked: in the userinfo and in a `password=` query parameter."""
+    parts = urlsplit(url)
+    netloc = parts.netloc
+    if parts.password is not None:
+        netloc = netloc.replace(f":{parts.password}@", ":**********@", 1)
+    query = [
+        (k, "**********" if k.lower() in ("password", "pass", "pwd") else v)
+        for k, v in parse_qsl(parts.query, keep_blank_values=True)
+    ]
+    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))
+
+
 # --- sections ------------------------------------------------------------------------------
 
 
@@ -86,11 +105,7 @@ class RedisSection(Strict):
     @property
     def display_url(self) -> str:
         """The URL with any password in it masked, for logs and `config show`."""
-        parts = urlsplit(self.url)
-        if parts.password is None:
-            return self.url
-        netloc = parts.netloc.replace(f":{parts.password}@", ":**********@", 1)
-        return urlunsplit(parts._replace(netloc=netloc))
+        return mask_url(self.url)
 
 
 class PostgresSection(Strict):
@@ -449,10 +464,31 @@ def load_config(path: Path) -> Settings:
         raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    problems = unknown_environment_overrides(os.environ)
+    if problems:
+        raise ConfigError(problems, str(path))
     try:
         return Settings(**data)
     except ValidationError as exc:
         raise ConfigError(describe_errors(exc, data), str(path)) from None
+    except SettingsError as exc:  # an environment override that is not valid JSON
+        raise ConfigError([f"environment: {exc}"], str(path)) from None
+
+
+def unknown_environment_overrides(environ: Mapping[str, str]) -> list[str]:
+    """A mistyped override (SUPERVISOR_SUPERVISOR_DRY_RUN) must not be silently ignored."""
+    sections = set(Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("SUPERVISOR_") or name == CONFIG_ENV:
+            continue
+        section = name.removeprefix("SUPERVISOR_").split("__", 1)[0].lower()
+        if section not in sections:
+            problems.append(
+                f"environment {name}: not a setting; use SUPERVISOR_<SECTION>__<KEY> with a"
+                f" section among {', '.join(sorted(sections))}"
+            )
+    return problems
 
 
 def describe_errors(exc: ValidationError, data: dict[str, Any] | None = None) -> list[str]:
@@ -493,6 +529,17 @@ def _watchdog_name(data: dict[str, Any], index: int) -> str | None:
 
 def redacted(settings: Settings) -> dict[str, Any]:
     """The effective config as plain data, secrets masked, for `config show`."""
-    data = settings.model_dump(mode="json", by_alias=True)
-    data["redis"]["url"] = settings.redis.display_url
+    data: dict[str, Any] = _mask_urls(settings.model_dump(mode="json", by_alias=True))
     return data
+
+
+def _mask_urls(node: Any) -> Any:
+    """Every `url` anywhere in the config may carry credentials: mask them all."""
+    if isinstance(node, dict):
+        return {
+            k: mask_url(v) if k == "url" and isinstance(v, str) else _mask_urls(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_mask_urls(item) for item in node]
+    return node

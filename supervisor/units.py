@@ -14,7 +14,7 @@ def parse_duration(value: object) -> float:
     if isinstance(value, bool):
         raise ValueError("a duration must be a number of seconds or a string like '15s'")
     if isinstance(value, int | float):
-        seconds = float(value)
+        seconds = _as_float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
         seconds = float(match.group(1)) * _SECONDS_PER_UNIT[match.group(2)]
     else:
@@ -22,6 +22,13 @@ def parse_duration(value: object) -> float:
     if not math.isfinite(seconds) or seconds < 0:
         raise ValueError(f"invalid duration {value!r}: must be a finite, non-negative time")
     return seconds
+
+
+def _as_float(value: float) -> float:
+    try:
+        return float(value)
+    except OverflowError:  # TOML integers are unbounded
+        raise ValueError(f"invalid duration {value!r:.20}...: far too large") from None
 
 
 def format_duration(seconds: float) -> str:

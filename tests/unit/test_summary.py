@@ -1,0 +1,78 @@
+"""summarize: trading state, health and the one-line reason."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor.model import Health, Status, TradingState
+from supervisor.summary import Engagement, summarize
+
+REASON = "breaker tripped by spx_ticks — SPX age 17.2s > 15s"
+
+
+def engaged(*levels: TradingState) -> dict[str, Engagement]:
+    return {
+        f"act{i}": Engagement(level, f"{level.name} by act{i}") for i, level in enumerate(levels)
+    }
+
+
+@settings(max_examples=100)
+@given(st.lists(st.sampled_from(list(TradingState)), max_size=4))
+def test_trading_state_is_the_most_restrictive_engaged_level(levels: list[TradingState]) -> None:
+    summary = summarize(engaged(*levels), {}, [])
+    assert summary.trading_state == max(levels, default=TradingState.ACTIVE)
+
+
+@pytest.mark.parametrize(
+    ("level", "problems", "status", "health"),
+    [
+        (TradingState.ACTIVE, [], Status.OK, Health.OK),
+        (TradingState.REDUCE_ONLY, [], Status.BREACH, Health.OK),
+        (TradingState.ACTIVE, ["redis unreachable"], Status.OK, Health.DEGRADED),
+        (TradingState.ACTIVE, [], Status.UNKNOWN, Health.DEGRADED),
+        (TradingState.REDUCE_ONLY, [], Status.UNKNOWN, Health.DEGRADED),
+        (TradingState.HALTED, ["redis unreachable"], Status.UNKNOWN, Health.HALTED),
+        (TradingState.FLATTEN, [], Status.OK, Health.HALTED),
+    ],
+)
+def test_health(level: TradingState, problems: list[str], status: Status, health: Health) -> None:
+    active = engaged(level) if level is not TradingState.ACTIVE else {}
+    summary = summarize(active, {"spx": (status, "why")}, problems)
+    assert summary.health is health
+
+
+def test_an_unknown_watchdog_is_a_problem_with_its_reason() -> None:
+    summary = summarize({}, {"spx": (Status.UNKNOWN, "redis down"), "es": (Status.OK, "")}, [])
+    assert summary.problems == ("spx UNKNOWN (redis down)",)
+
+
+def test_reason_names_the_engagement_at_the_trading_level() -> None:
+    active = {
+        "breaker": Engagement(TradingState.HALTED, REASON),
+        "flag": Engagement(TradingState.REDUCE_ONLY, "reduce only by flag"),
+    }
+    summary = summarize(active, {}, [])
+    assert summary.reason == REASON
+
+
+def test_reason_lists_failing_watchdogs_when_trading_is_active() -> None:
+    watchdogs = {"spx": (Status.BREACH, "SPX age 17.2s > 15s"), "es": (Status.OK, "fine")}
+    assert summarize({}, watchdogs, []).reason == "spx BREACH — SPX age 17.2s > 15s"
+    assert summarize({}, {"es": (Status.OK, "fine")}, []).reason == "1 of 1 watchdogs OK"
+
+
+def test_status_line_has_the_reason_and_survives_non_ascii() -> None:
+    summary = summarize({"breaker": Engagement(TradingState.HALTED, REASON)}, {}, [])
+    line = summary.status_line()
+    assert line == f"HALTED: {REASON}"
+    assert line.encode("utf-8").decode("utf-8") == line
+
+
+def test_status_line_shows_problems_when_degraded() -> None:
+    summary = summarize({}, {"spx": (Status.UNKNOWN, "no verdicts — é")}, ["redis down"])
+    line = summary.status_line()
+    assert line.startswith("ACTIVE: 0 of 1 watchdogs OK | DEGRADED: ")
+    assert "redis down; spx UNKNOWN (no verdicts — é)" in line
+    assert len(summarize({}, {}, ["x" * 1000]).status_line()) == 400

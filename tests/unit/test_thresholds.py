@@ -1,0 +1,83 @@
+"""judge_above: worse as the value grows; equal to a threshold does not cross it."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor.model import Status
+from supervisor.watchdogs.thresholds import judge_above
+
+LEVELS = (Status.WARN, Status.BREACH, Status.CRITICAL)
+FINITE = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
+Thresholds = tuple[float | None, float | None, float | None]
+
+
+@st.composite
+def ordered_thresholds(draw: st.DrawFn) -> Thresholds:
+    """Strictly increasing warn < breach < critical, each possibly unset (as config allows)."""
+    values = sorted(draw(st.sets(FINITE, min_size=3, max_size=3)))
+    keep = draw(st.tuples(st.booleans(), st.booleans(), st.booleans()))
+    warn, breach, critical = (v if k else None for v, k in zip(values, keep, strict=True))
+    return warn, breach, critical
+
+
+def set_thresholds(thresholds: Thresholds) -> list[tuple[Status, float]]:
+    return [(lvl, t) for lvl, t in zip(LEVELS, thresholds, strict=True) if t is not None]
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        (5.0, (Status.OK, None, 10.0)),
+        (10.0, (Status.OK, None, 10.0)),
+        (10.5, (Status.WARN, 10.0, 15.0)),
+        (15.0, (Status.WARN, 10.0, 15.0)),
+        (17.2, (Status.BREACH, 15.0, 30.0)),
+        (30.0, (Status.BREACH, 15.0, 30.0)),
+        (31.0, (Status.CRITICAL, 30.0, None)),
+    ],
+)
+def test_judge_above_examples(value: float, expected: tuple[Status, float | None, object]) -> None:
+    judgement = judge_above(value, 10.0, 15.0, 30.0)
+    assert (judgement.status, judgement.threshold, judgement.next_threshold) == expected
+
+
+def test_unset_levels_are_skipped() -> None:
+    judgement = judge_above(20.0, None, 15.0, None)
+    assert (judgement.status, judgement.threshold, judgement.next_threshold) == (
+        Status.BREACH,
+        15.0,
+        None,
+    )
+    assert judge_above(1.0, None, None, None).status is Status.OK
+
+
+@settings(max_examples=200)
+@given(ordered_thresholds(), FINITE, FINITE)
+def test_status_is_monotonic_in_the_value(thresholds: Thresholds, a: float, b: float) -> None:
+    low, high = sorted((a, b))
+    assert judge_above(low, *thresholds).status <= judge_above(high, *thresholds).status
+
+
+@settings(max_examples=200)
+@given(ordered_thresholds())
+def test_equal_to_a_threshold_does_not_cross_it(thresholds: Thresholds) -> None:
+    for level, threshold in set_thresholds(thresholds):
+        assert judge_above(threshold, *thresholds).status < level
+        above = math.nextafter(threshold, math.inf)
+        assert judge_above(above, *thresholds).status >= level
+
+
+@settings(max_examples=200)
+@given(ordered_thresholds(), FINITE)
+def test_crossed_and_next_thresholds(thresholds: Thresholds, value: float) -> None:
+    judgement = judge_above(value, *thresholds)
+    crossed = [(lvl, t) for lvl, t in set_thresholds(thresholds) if value > t]
+    upcoming = [t for _, t in set_thresholds(thresholds) if t >= value]
+    assert judgement.status == (crossed[-1][0] if crossed else Status.OK)
+    assert judgement.threshold == (crossed[-1][1] if crossed else None)
+    assert judgement.next_threshold == min(upcoming, default=None)

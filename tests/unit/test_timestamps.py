@@ -1,0 +1,193 @@
+"""parse_timestamp / parse_stream_id: epoch seconds or a ValueError, never anything else."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta, timezone
+from typing import get_args
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
+
+UNITS: tuple[TimestampUnit, ...] = get_args(TimestampUnit)
+EPOCH_UNITS: tuple[TimestampUnit, ...] = ("s", "ms", "us", "ns")
+SCALE: dict[str, int] = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+EPOCH_S = st.integers(min_value=10**9, max_value=4 * 10**9)
+EPOCH_US = st.integers(min_value=10**15, max_value=4 * 10**15)
+ANY_RAW = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(),
+    st.floats(),
+    st.text(max_size=80),
+    st.binary(max_size=80),
+    st.text(alphabet="0123456789-+.:eETZz ", max_size=40),
+)
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def close_to(actual: float, expected: float) -> bool:
+    """Within 10 us: tighter than 1e-6 relative for any epoch second after 2001."""
+    return math.isclose(actual, expected, rel_tol=0, abs_tol=1e-5)
+
+
+def instant(epoch_us: int) -> datetime:
+    return EPOCH + timedelta(microseconds=epoch_us)
+
+
+def assert_finite_or_value_error(parse: Callable[..., float], *args: object) -> None:
+    try:
+        result = parse(*args)
+    except ValueError as exc:
+        assert str(exc)
+        return
+    assert isinstance(result, float)
+    assert math.isfinite(result)
+
+
+@settings(max_examples=200)
+@given(ANY_RAW, st.sampled_from(UNITS))
+def test_parse_timestamp_returns_a_finite_float_or_raises_value_error(
+    raw: object, unit: TimestampUnit
+) -> None:
+    assert_finite_or_value_error(parse_timestamp, raw, unit)
+
+
+@settings(max_examples=200)
+@given(ANY_RAW)
+def test_parse_stream_id_returns_a_finite_float_or_raises_value_error(raw: object) -> None:
+    assert_finite_or_value_error(parse_stream_id, raw)
+
+
+@settings(max_examples=200)
+@given(EPOCH_S, st.sampled_from(EPOCH_UNITS), st.sampled_from(["int", "str", "bytes"]))
+def test_integer_epochs_round_trip_in_every_unit(
+    seconds: int, unit: TimestampUnit, form: str
+) -> None:
+    number = seconds * SCALE[unit]
+    raw = {"int": number, "str": str(number), "bytes": str(number).encode()}[form]
+    assert close_to(parse_timestamp(raw), seconds)
+    assert close_to(parse_timestamp(raw, unit), seconds)
+
+
+@settings(max_examples=200)
+@given(EPOCH_US)
+def test_float_seconds_round_trip(epoch_us: int) -> None:
+    seconds = epoch_us / 1e6
+    assert close_to(parse_timestamp(seconds), seconds)
+    assert close_to(parse_timestamp(repr(seconds)), seconds)
+
+
+@settings(max_examples=200)
+@given(EPOCH_US, st.integers(min_value=-(23 * 60 + 59), max_value=23 * 60 + 59))
+def test_iso_8601_round_trips_with_any_offset(epoch_us: int, offset_min: int) -> None:
+    moment = instant(epoch_us)
+    local = moment.astimezone(timezone(timedelta(minutes=offset_min)))
+    texts = [
+        moment.isoformat().replace("+00:00", "Z"),
+        moment.isoformat(),
+        local.isoformat(),
+        moment.replace(tzinfo=None).isoformat(),  # naive means UTC
+    ]
+    for text in texts:
+        assert close_to(parse_timestamp(text), epoch_us / 1e6), text
+        assert close_to(parse_timestamp(text, "iso"), epoch_us / 1e6), text
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        (1_700_000_000, 1_700_000_000.0),
+        (1_700_000_000_123, 1_700_000_000.123),
+        (1_700_000_000_123_456, 1_700_000_000.123456),
+        (1_700_000_000_123_456_789, 1_700_000_000.123456789),
+        ("1700000000.5", 1_700_000_000.5),
+        (b"1700000000123", 1_700_000_000.123),
+        (99_999_999_999, 99_999_999_999.0),  # the top of the seconds band (year 5138)
+        (100_000_000_000, 100_000_000.0),  # the bottom of the milliseconds band
+        (99_999_999_999_999, 99_999_999_999.999),
+        (100_000_000_000_000, 100_000_000.0),  # microseconds
+        (100_000_000_000_000_000, 100_000_000.0),  # nanoseconds
+    ],
+)
+def test_auto_detects_the_unit_by_magnitude(raw: object, expected: float) -> None:
+    assert close_to(parse_timestamp(raw), expected)
+
+
+def test_a_naive_iso_time_is_utc_whatever_the_local_zone(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TZ", "America/New_York")
+    time.tzset()
+    try:
+        assert parse_timestamp("2026-03-09T13:30:00") == 1_773_063_000.0
+    finally:
+        monkeypatch.undo()
+        time.tzset()
+
+
+@pytest.mark.parametrize(
+    ("raw", "unit", "expected"),
+    [
+        ("1700000000", "s", 1_700_000_000.0),
+        ("1700000000", "ms", 1_700_000.0),
+        ("1700000000", "us", 1_700.0),
+        ("1700000000", "ns", 1.7),
+        (1_700_000_000_000, "s", 1_700_000_000_000.0),
+    ],
+)
+def test_an_explicit_unit_overrides_magnitude(
+    raw: object, unit: TimestampUnit, expected: float
+) -> None:
+    assert parse_timestamp(raw, unit) == pytest.approx(expected)
+
+
+@settings(max_examples=200)
+@given(st.integers(min_value=10**12, max_value=4 * 10**12), st.integers(0, 10**6))
+def test_stream_ids_give_their_millisecond_part(ms: int, seq: int) -> None:
+    assert close_to(parse_stream_id(f"{ms}-{seq}"), ms / 1e3)
+    assert close_to(parse_stream_id(f"{ms}-{seq}".encode()), ms / 1e3)
+    assert close_to(parse_timestamp(f"{ms}-{seq}"), ms / 1e3)
+
+
+@pytest.mark.parametrize("raw", ["1700000000123", "abc-1", "1-", "-1", "1-2-3", "1.5-0", "", None])
+def test_malformed_stream_ids_are_rejected(raw: object) -> None:
+    with pytest.raises(ValueError, match=r"stream entry id|empty|timestamp"):
+        parse_stream_id(raw)
+
+
+@pytest.mark.parametrize(
+    ("raw", "unit", "message"),
+    [
+        (math.nan, "auto", "not a timestamp"),
+        (math.inf, "auto", "not a timestamp"),
+        (-math.inf, "auto", "timestamp"),
+        ("nan", "s", "not a timestamp"),
+        (-1_700_000_000, "auto", "positive"),
+        ("-1700000000", "ms", "positive"),
+        (0, "auto", "positive"),
+        ("0.0", "s", "positive"),
+        (1e20, "auto", "too large"),
+        ("", "auto", "empty"),
+        ("   ", "auto", "empty"),
+        (b"", "auto", "empty"),
+        ("1" * 65, "auto", "too long"),
+        (b"\xff\xfe1700000000", "auto", "UTF-8"),
+        (None, "auto", "not a timestamp"),
+        (True, "auto", "not a timestamp"),
+        ([1_700_000_000], "auto", "not a timestamp"),
+        ("2026-13-01T00:00:00Z", "auto", "ISO-8601"),
+        ("1700000000", "iso", "ISO-8601"),
+        ("yesterday", "auto", "not a timestamp"),
+    ],
+)
+def test_bad_values_raise_value_error_with_a_message(
+    raw: object, unit: TimestampUnit, message: str
+) -> None:
+    with pytest.raises(ValueError, match=message):
+        parse_timestamp(raw, unit)
