@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from supervisor.model import Verdict
-from supervisor.units import format_duration
+from supervisor.units import format_duration, format_value
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
@@ -23,24 +23,13 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> str:
             v.watchdog,
             v.subject,
             v.status.name,
-            _value(v.value, v.unit),
-            _value(v.threshold, v.unit),
+            format_value(v.value, v.unit),
+            format_value(v.threshold, v.unit),
             v.reason,
         ]
         for v in verdicts
     ]
     return table(["WATCHDOG", "SUBJECT", "STATUS", "VALUE", "THRESHOLD", "REASON"], rows)
-
-
-def _value(number: float | None, unit: str) -> str:
-    """Seconds as durations, ratios with 3 decimals, anything else with its unit."""
-    if number is None:
-        return "-"
-    if unit == "s":
-        return format_duration(number)
-    if unit == "ratio":
-        return f"{number:.3f}"
-    return f"{number:g} {unit}".rstrip()
 
 
 def render_status(published: Mapping[str, object]) -> str:

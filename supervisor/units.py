@@ -47,3 +47,14 @@ def format_duration(seconds: float) -> str:
     if seconds < 7200:
         return f"{seconds / 60:.1f}m"
     return f"{seconds / 3600:.1f}h"
+
+
+def format_value(number: float | None, unit: str) -> str:
+    """A measured value with its unit: seconds as durations, ratios with 3 decimals."""
+    if number is None:
+        return "-"
+    if unit == "s":
+        return format_duration(number) if number >= 0 else f"{number:g}s"
+    if unit == "ratio":
+        return f"{number:.3f}"
+    return f"{number:g} {unit}".rstrip()

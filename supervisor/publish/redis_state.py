@@ -19,6 +19,7 @@ from supervisor.constants import (
     WATCHDOG_KEY,
 )
 from supervisor.model import WatchdogRun
+from supervisor.units import format_value
 
 
 @dataclass(frozen=True)
@@ -69,7 +70,7 @@ def run_fields(run: WatchdogRun) -> dict[str, str]:
     values = [v for v in run.verdicts if v.value is not None]
     return {
         "status": run.status.name,
-        "value": "; ".join(f"{v.subject}={v.value:.3f}{v.unit}" for v in values),
+        "value": "; ".join(f"{v.subject}={format_value(v.value, v.unit)}" for v in values),
         "reason": run.reason,
         "last_run": f"{run.started_at:.3f}",
         "next_run": f"{run.next_run:.3f}" if run.next_run is not None else "",

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.units import format_duration, parse_duration
+from supervisor.units import format_duration, format_value, parse_duration
 
 SUFFIX_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
 
@@ -89,3 +89,18 @@ def test_format_duration(seconds: float, text: str) -> None:
 def test_format_duration_reads_back_close_to_the_value(seconds: float) -> None:
     text = format_duration(seconds)
     assert parse_duration(text) == pytest.approx(seconds, rel=0.05, abs=0.001)
+
+
+@pytest.mark.parametrize(
+    ("number", "unit", "shown"),
+    [
+        (0.42, "ratio", "0.420"),
+        (3.0, "rows", "3 rows"),
+        (17.23, "s", "17.2s"),
+        (-1.0, "s", "-1s"),
+        (None, "s", "-"),
+        (12.5, "", "12.5"),
+    ],
+)
+def test_format_value_shows_the_unit(number: float | None, unit: str, shown: str) -> None:
+    assert format_value(number, unit) == shown
