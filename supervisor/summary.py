@@ -1,8 +1,10 @@
 """The supervisor's one global answer, derived from what it knows. Pure.
 
-Trading state = the most restrictive level of any engaged actuator. Health = HALTED when
-trading is halted or flattened, DEGRADED when the supervisor cannot see everything it
-should (a watchdog UNKNOWN, Redis unreachable, an action failing), OK otherwise.
+Trading state = the most restrictive level of any engaged actuator. Health is the
+supervisor's own condition: HALTED when trading is halted or flattened, DEGRADED when the
+supervisor itself is impaired (its Redis unreachable, its metrics port taken, an action
+failing), OK otherwise. A watched source that is down makes its watchdog UNKNOWN, which the
+STATUS reason names, but does not make the supervisor unhealthy.
 """
 
 from __future__ import annotations
@@ -41,15 +43,11 @@ def summarize(
 ) -> Summary:
     """`engaged`: actuator -> engagement; `watchdogs`: name -> (status, reason)."""
     trading = max((e.level for e in engaged.values()), default=TradingState.ACTIVE)
-    unknown = [
-        f"{name} UNKNOWN ({why})" for name, (s, why) in watchdogs.items() if s is Status.UNKNOWN
-    ]
-    all_problems = tuple(problems + unknown)
     if trading >= TradingState.HALTED:
         health = Health.HALTED
     else:
-        health = Health.DEGRADED if all_problems else Health.OK
-    return Summary(trading, health, _reason(trading, engaged, watchdogs), all_problems)
+        health = Health.DEGRADED if problems else Health.OK
+    return Summary(trading, health, _reason(trading, engaged, watchdogs), tuple(problems))
 
 
 def _reason(
@@ -60,12 +58,12 @@ def _reason(
     if trading is not TradingState.ACTIVE:
         top = [e.reason for e in engaged.values() if e.level == trading]
         return "; ".join(top)
-    failing = [
+    ok = sum(1 for status, _ in watchdogs.values() if status is Status.OK)
+    not_ok = [
         f"{name} {status.name} — {why}"
         for name, (status, why) in watchdogs.items()
-        if status in (Status.WARN, Status.BREACH, Status.CRITICAL)
+        if status is not Status.OK
     ]
-    if failing:
-        return "; ".join(failing)
-    ok = sum(1 for status, _ in watchdogs.values() if status is Status.OK)
-    return f"{ok} of {len(watchdogs)} watchdogs OK"
+    if not_ok and ok == 0:
+        return "; ".join(not_ok)
+    return "; ".join([f"{ok} of {len(watchdogs)} watchdogs OK", *not_ok])

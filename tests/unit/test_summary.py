@@ -31,8 +31,8 @@ def test_trading_state_is_the_most_restrictive_engaged_level(levels: list[Tradin
         (TradingState.ACTIVE, [], Status.OK, Health.OK),
         (TradingState.REDUCE_ONLY, [], Status.BREACH, Health.OK),
         (TradingState.ACTIVE, ["redis unreachable"], Status.OK, Health.DEGRADED),
-        (TradingState.ACTIVE, [], Status.UNKNOWN, Health.DEGRADED),
-        (TradingState.REDUCE_ONLY, [], Status.UNKNOWN, Health.DEGRADED),
+        (TradingState.ACTIVE, [], Status.UNKNOWN, Health.OK),
+        (TradingState.REDUCE_ONLY, ["action failing"], Status.UNKNOWN, Health.DEGRADED),
         (TradingState.HALTED, ["redis unreachable"], Status.UNKNOWN, Health.HALTED),
         (TradingState.FLATTEN, [], Status.OK, Health.HALTED),
     ],
@@ -43,9 +43,10 @@ def test_health(level: TradingState, problems: list[str], status: Status, health
     assert summary.health is health
 
 
-def test_an_unknown_watchdog_is_a_problem_with_its_reason() -> None:
-    summary = summarize({}, {"spx": (Status.UNKNOWN, "redis down"), "es": (Status.OK, "")}, [])
-    assert summary.problems == ("spx UNKNOWN (redis down)",)
+def test_an_unknown_watchdog_is_named_in_the_reason_not_a_supervisor_problem() -> None:
+    summary = summarize({}, {"spx": (Status.UNKNOWN, "source down"), "es": (Status.OK, "")}, [])
+    assert summary.problems == ()
+    assert summary.reason == "1 of 2 watchdogs OK; spx UNKNOWN — source down"
 
 
 def test_reason_names_the_engagement_at_the_trading_level() -> None:
@@ -59,7 +60,11 @@ def test_reason_names_the_engagement_at_the_trading_level() -> None:
 
 def test_reason_lists_failing_watchdogs_when_trading_is_active() -> None:
     watchdogs = {"spx": (Status.BREACH, "SPX age 17.2s > 15s"), "es": (Status.OK, "fine")}
-    assert summarize({}, watchdogs, []).reason == "spx BREACH — SPX age 17.2s > 15s"
+    assert (
+        summarize({}, watchdogs, []).reason
+        == "1 of 2 watchdogs OK; spx BREACH — SPX age 17.2s > 15s"
+    )
+    assert summarize({}, {"spx": watchdogs["spx"]}, []).reason == "spx BREACH — SPX age 17.2s > 15s"
     assert summarize({}, {"es": (Status.OK, "fine")}, []).reason == "1 of 1 watchdogs OK"
 
 
@@ -73,6 +78,5 @@ def test_status_line_has_the_reason_and_survives_non_ascii() -> None:
 def test_status_line_shows_problems_when_degraded() -> None:
     summary = summarize({}, {"spx": (Status.UNKNOWN, "no verdicts — é")}, ["redis down"])
     line = summary.status_line()
-    assert line.startswith("ACTIVE: 0 of 1 watchdogs OK | DEGRADED: ")
-    assert "redis down; spx UNKNOWN (no verdicts — é)" in line
+    assert line == "ACTIVE: spx UNKNOWN — no verdicts — é | DEGRADED: redis down"
     assert len(summarize({}, {}, ["x" * 1000]).status_line()) == 400
