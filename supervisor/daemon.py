@@ -18,7 +18,7 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -97,6 +97,15 @@ class Supervisor:
     # --- lifecycle -------------------------------------------------------------------------
 
     async def run(self) -> None:
+        # Signals are captured before anything starts: none may hit a default handler.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            self._start()
+            try:
+                await self._serve_signals(signals)
+            finally:
+                await self._shutdown()
+
+    def _start(self) -> None:
         self._serve_metrics()
         self.scheduler = AsyncIOScheduler(event_loop=asyncio.get_running_loop(), timezone=UTC)
         self.scheduler.add_listener(
@@ -113,19 +122,14 @@ class Supervisor:
             self.settings.redis.display_url,
         )
         self.notifier.ready(f"ACTIVE: started, {len(self.components.watchdogs)} watchdogs")
-        try:
-            await self._serve_signals()
-        finally:
-            await self._shutdown()
 
-    async def _serve_signals(self) -> None:
-        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
-            async for signum in signals:
-                if signum == signal.SIGHUP:
-                    await self.reload()
-                    continue
-                log.info("received %s: stopping", signal.Signals(signum).name)
-                return
+    async def _serve_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                await self.reload()
+                continue
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            return
 
     async def _shutdown(self) -> None:
         self.notifier.stopping("stopping: finishing in-flight checks and actions")
