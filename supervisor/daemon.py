@@ -320,13 +320,13 @@ class Supervisor:
         started = time.perf_counter()
         try:
             with anyio.fail_after(ACTION_TIMEOUT_S):
-                changed = await actuator.engage(decision, context)
+                outcome = await actuator.engage(decision, context)
         except Exception as exc:
             self._action_failed(decision, actuator, exc)
             return
         took_ms = (time.perf_counter() - started) * 1000
-        outcome = "engaged" if changed else "already_engaged"
-        self.metrics.actions.labels(actuator.name, outcome).inc()
+        result = "engaged" if outcome.changed else "already_engaged"
+        self.metrics.actions.labels(actuator.name, result).inc()
         reason = f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}"
         if self._engaged(actuator, reason):
             await self._publish_state()  # readers of {ns}:state see the trip now, not next cycle
@@ -334,7 +334,7 @@ class Supervisor:
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
             "since_decision_ms=%.1f reason=%s",
             actuator.name,
-            outcome,
+            result,
             decision.watchdog,
             decision.severity.name,
             decision.incident_id,

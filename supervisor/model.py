@@ -69,20 +69,6 @@ class Decision:
     at: float
 
 
-@dataclass(frozen=True, slots=True)
-class ActionResult:
-    """What an actuator did with one decision."""
-
-    actuator: str
-    outcome: str  # "engaged", "already_engaged", "dry_run", "failed"
-    detail: str = ""
-    duration_s: float = 0.0
-
-    @property
-    def ok(self) -> bool:
-        return self.outcome != "failed"
-
-
 @dataclass(slots=True)
 class WatchdogRun:
     """The outcome of one evaluation of a watchdog, as published."""

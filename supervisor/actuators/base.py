@@ -15,6 +15,15 @@ class ActionContext:
     now: float
 
 
+@dataclass(frozen=True)
+class Outcome:
+    """What an engage call did, for the journal and the audit trail."""
+
+    changed: bool  # False: it was already engaged, nothing changed
+    detail: str = ""
+    response_code: int | None = None
+
+
 class Actuator(abc.ABC):
     kind: ClassVar[str]
 
@@ -23,9 +32,9 @@ class Actuator(abc.ABC):
         self.level = level
 
     @abc.abstractmethod
-    async def engage(self, decision: Decision, context: ActionContext) -> bool:
-        """Carry out the action. True if this call changed something, False if it was
-        already engaged. Raises on failure (the caller records and retries)."""
+    async def engage(self, decision: Decision, context: ActionContext) -> Outcome:
+        """Carry out the action, idempotently. Raises on failure (the caller records it,
+        retries, and escalates to the actuator's `on_failure` list)."""
 
     @abc.abstractmethod
     async def is_engaged(self) -> bool:

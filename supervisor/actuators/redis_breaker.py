@@ -13,7 +13,7 @@ from typing import ClassVar
 
 from redis.asyncio import Redis
 
-from supervisor.actuators.base import ActionContext, Actuator
+from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config import RedisBreakerConfig
 from supervisor.model import Decision, TradingState
 
@@ -50,7 +50,7 @@ class RedisBreaker(Actuator):
         self.redis = redis
         self._trip = redis.register_script(TRIP_SCRIPT)
 
-    async def engage(self, decision: Decision, context: ActionContext) -> bool:
+    async def engage(self, decision: Decision, context: ActionContext) -> Outcome:
         cfg = self.config
         value = self.tripped_value(decision, context)
         entry = json.dumps(
@@ -76,7 +76,7 @@ class RedisBreaker(Actuator):
                 cfg.format,
             ],
         )
-        return bool(changed)
+        return Outcome(bool(changed), f"{cfg.key} = {cfg.tripped_value}" if changed else "")
 
     def tripped_value(self, decision: Decision, context: ActionContext) -> str:
         if self.config.format == "plain":

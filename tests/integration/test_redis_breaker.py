@@ -56,10 +56,10 @@ async def test_trip_writes_value_history_and_publishes(redis: Redis) -> None:
 
 async def test_trip_while_tripped_changes_nothing(redis: Redis) -> None:
     first = breaker(redis)
-    assert await first.engage(DECISION, CONTEXT) is True
+    assert (await first.engage(DECISION, CONTEXT)).changed is True
     before = await redis.get("circuit_breaker:state")
     later = ActionContext(instance_id="sup-b", now=2000.0)
-    assert await first.engage(DECISION, later) is False
+    assert (await first.engage(DECISION, later)).changed is False
     assert await redis.get("circuit_breaker:state") == before
     assert await redis.zcard("circuit_breaker:history") == 1
 
@@ -67,7 +67,7 @@ async def test_trip_while_tripped_changes_nothing(redis: Redis) -> None:
 async def test_two_supervisors_at_once_trip_once(redis: Redis) -> None:
     a, b = breaker(redis), breaker(redis)
     results = await asyncio.gather(*(x.engage(DECISION, CONTEXT) for x in [a, b] * 5))
-    assert results.count(True) == 1
+    assert [r.changed for r in results].count(True) == 1
     assert await redis.zcard("circuit_breaker:history") == 1
 
 
@@ -84,7 +84,7 @@ async def test_plain_format_and_open_breaker(redis: Redis) -> None:
     plain = breaker(redis, format="plain", key="cb")
     await redis.set("cb", "OPEN")
     assert await plain.is_engaged() is False
-    assert await plain.engage(DECISION, CONTEXT) is True
+    assert (await plain.engage(DECISION, CONTEXT)).changed is True
     assert await redis.get("cb") == b"TRIPPED"
     assert await plain.is_engaged() is True
 
