@@ -37,7 +37,7 @@ async def test_trip_writes_value_history_and_publishes(redis: Redis) -> None:
     pubsub = redis.pubsub()
     await pubsub.subscribe("circuit_breaker:state")
     await pubsub.get_message(timeout=1)  # the subscribe confirmation
-    assert await breaker(redis).engage(DECISION, CONTEXT) is True
+    assert (await breaker(redis).engage(DECISION, CONTEXT)).changed is True
     value = await read_json(redis, "circuit_breaker:state")
     assert value["state"] == "TRIPPED"
     assert value["watchdog"] == "spx_ticks"
@@ -74,7 +74,7 @@ async def test_two_supervisors_at_once_trip_once(redis: Redis) -> None:
 async def test_keeps_the_owner_updated_at(redis: Redis) -> None:
     owner = {"state": "OPEN", "updated_at": 123.0, "owner_field": "kept?"}
     await redis.set("circuit_breaker:state", json.dumps(owner))
-    assert await breaker(redis).engage(DECISION, CONTEXT) is True
+    assert (await breaker(redis).engage(DECISION, CONTEXT)).changed is True
     value = await read_json(redis, "circuit_breaker:state")
     assert value["state"] == "TRIPPED"
     assert value["updated_at"] == 123.0  # a dead breaker owner must still look dead
