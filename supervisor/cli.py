@@ -7,17 +7,19 @@ import json
 import logging
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from pathlib import Path
+from typing import Any
 
 import anyio
 
-from supervisor import __version__
+from supervisor import __version__, manual
 from supervisor.components import Resources, build, unimplemented
 from supervisor.config import Settings, find_config, load_config, redacted
 from supervisor.constants import (
     EX_CONFIG,
     EX_OK,
+    EX_REFUSED,
     NAGIOS_CRITICAL,
     NAGIOS_OK,
     NAGIOS_UNKNOWN,
@@ -72,6 +74,23 @@ def _parser() -> argparse.ArgumentParser:
     status = commands.add_parser("status", parents=[common], help="the state published in Redis")
     status.add_argument("--json", action="store_true")
     status.set_defaults(handler=cmd_status)
+
+    for verb, group, what in (
+        ("trip", "breaker", "trip every breaker (reduce-only)"),
+        ("kill", "kill", "engage every kill switch (halt / flatten)"),
+    ):
+        manual = commands.add_parser(verb, parents=[common], help=f"{what}; audited")
+        manual.add_argument("--reason", required=True, help="why (20+ characters)")
+        manual.add_argument("--operator", help="who (default: the login user)")
+        manual.set_defaults(handler=cmd_engage, group=group)
+    reset = commands.add_parser(
+        "reset", parents=[common], help="release the breaker or kill switch"
+    )
+    reset.add_argument("group", choices=["breaker", "kill"])
+    reset.add_argument("--reason", required=True, help="why (20+ characters)")
+    reset.add_argument("--operator", help="who (default: the login user)")
+    reset.add_argument("--force", action="store_true", help="even while a watchdog breaches")
+    reset.set_defaults(handler=cmd_reset)
 
     config = commands.add_parser("config", help="validate or show the configuration")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
@@ -156,6 +175,31 @@ def cmd_status(args: argparse.Namespace) -> int:
     else:
         print(render_status(published))
     return EX_OK if published.get("alive") else STATUS_NO_LIVE_SUPERVISOR
+
+
+def cmd_engage(args: argparse.Namespace) -> int:
+    _path, settings = _load(args)
+    operator = manual.operator_name(args.operator)
+    return _manual(manual.engage(settings, args.group, args.reason, operator))
+
+
+def cmd_reset(args: argparse.Namespace) -> int:
+    _path, settings = _load(args)
+    operator = manual.operator_name(args.operator)
+    return _manual(manual.reset(settings, args.group, args.reason, operator, args.force))
+
+
+def _manual(action: Coroutine[Any, Any, manual.Done]) -> int:
+    async def run() -> manual.Done:
+        return await action
+
+    try:
+        done = anyio.run(run)
+    except manual.Refused as exc:
+        print(f"trading-supervisor: {exc}", file=sys.stderr)
+        return EX_REFUSED
+    print(done.message)
+    return EX_OK
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:

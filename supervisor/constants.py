@@ -3,6 +3,7 @@
 # Exit codes (sysexits.h and Nagios plugin conventions).
 EX_OK = 0
 EX_CONFIG = 78
+EX_REFUSED = 1  # a manual command refused (short reason, rate limit, breach)
 NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
 STATUS_NO_LIVE_SUPERVISOR = 2
 

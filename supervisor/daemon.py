@@ -41,6 +41,7 @@ from supervisor.constants import (
     WATCHDOG_LATE_FACTOR,
 )
 from supervisor.errors import ConfigError
+from supervisor.latch import Latch, LatchStore, merge, without_reset
 from supervisor.model import Decision, Status, TradingState, Verdict, WatchdogRun
 from supervisor.policy import PolicyState, action_failed, step
 from supervisor.publish.metrics import Metrics
@@ -63,7 +64,7 @@ class Runtime:
 
     policy: dict[str, PolicyState]
     runs: dict[str, WatchdogRun]
-    engaged: dict[str, Engagement]
+    engaged: dict[str, Latch]  # actuator -> what engaged it; only a manual reset removes it
     problems: dict[str, str]  # component -> what is wrong with it ("redis", "metrics"...)
     trading_since: float
     summary: Summary | None = None
@@ -88,6 +89,9 @@ class Supervisor:
         self.redis = self.resources.redis
         self.components: Components = build(settings, self.resources)
         self.publisher = StatePublisher(self.redis, settings.supervisor.namespace)
+        self.latches = LatchStore(
+            settings.supervisor.state_dir, self.redis, settings.supervisor.namespace
+        )
         now = clock()
         self.runtime = Runtime({}, {}, {}, {}, trading_since=now)
         self.started_at = now
@@ -99,11 +103,38 @@ class Supervisor:
     async def run(self) -> None:
         # Signals are captured before anything starts: none may hit a default handler.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            await self._restore()
             self._start()
             try:
                 await self._serve_signals(signals)
             finally:
                 await self._shutdown()
+
+    async def _restore(self) -> None:
+        """Merge the engagements persisted in state_dir and Redis: the most restrictive wins."""
+        from_file = self.latches.load_file()
+        from_redis: dict[str, Latch] = {}
+        resets: dict[str, float] = {}
+        try:
+            with anyio.fail_after(self.settings.redis.timeout_s * 2):
+                from_redis, resets = await self.latches.load_redis()
+        except Exception as exc:
+            self._note_problem("redis", exc)
+        restored = without_reset(merge(from_file, from_redis), resets)
+        if not restored:
+            return
+        self.runtime.engaged.update(restored)
+        summary = self._update_summary()
+        sources = [
+            name for name, found in (("state_dir", from_file), ("redis", from_redis)) if found
+        ]
+        log.warning(
+            "restored trading_state=%s from %s: %s",
+            summary.trading_state.name,
+            " and ".join(sources),
+            "; ".join(f"{n} ({latch.reason})" for n, latch in restored.items()),
+        )
+        self.notifier.status(f"{summary.trading_state.name} (restored): {summary.reason}")
 
     def _start(self) -> None:
         self._serve_metrics()
@@ -121,7 +152,8 @@ class Supervisor:
             self.settings.supervisor.dry_run,
             self.settings.redis.display_url,
         )
-        self.notifier.ready(f"ACTIVE: started, {len(self.components.watchdogs)} watchdogs")
+        summary = self._update_summary()
+        self.notifier.ready(summary.status_line())
 
     async def _serve_signals(self, signals: AsyncIterator[int]) -> None:
         async for signum in signals:
@@ -358,12 +390,25 @@ class Supervisor:
             self.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
 
     def _engaged(self, actuator: Actuator, reason: str) -> bool:
-        """Record an engagement; True if it is news."""
+        """Record and persist an engagement; True if it is news."""
         if actuator.name in self.runtime.engaged:
             return False
-        self.runtime.engaged[actuator.name] = Engagement(actuator.level, reason)
-        self._update_summary()
+        self._latch(actuator.name, Latch(actuator.level, reason, self.clock()))
         return True
+
+    def _latch(self, name: str, latch: Latch) -> None:
+        self.runtime.engaged[name] = latch
+        try:
+            self.latches.save_file(self.runtime.engaged)
+        except OSError as exc:
+            log.error("cannot persist engagements in %s: %s", self.latches.path, exc)
+            self.runtime.problems["state_dir"] = f"cannot write: {exc.strerror}"
+        self._update_summary()
+        task = asyncio.get_running_loop().create_task(
+            self._publish(self.latches.save_redis(name, latch))
+        )
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -395,26 +440,63 @@ class Supervisor:
         return late
 
     async def _refresh_engaged(self) -> None:
-        """Read the real state of each actuator: an operator may have reset it."""
-        for name, actuator in self.components.actuators.items():
-            try:
-                with anyio.fail_after(self.settings.redis.timeout_s):
-                    engaged = await actuator.is_engaged()
-            except Exception as exc:
-                self._note_problem("redis", exc)
-                return
-            if engaged and name not in self.runtime.engaged:
-                self._engaged(actuator, f"{name} engaged (found in its store)")
-            elif not engaged and name in self.runtime.engaged:
+        """Reconcile what is latched with Redis and with the actuators' real state."""
+        try:
+            with anyio.fail_after(self.settings.redis.timeout_s * 2):
+                published, resets = await self.latches.load_redis()
+        except Exception as exc:
+            self._note_problem("redis", exc)
+            return
+        self._apply_resets(resets)
+        for name, latch in published.items():
+            if name not in self.runtime.engaged and latch.at > resets.get(name, float("-inf")):
                 log.warning(
-                    "actuator=%s is no longer engaged (reset outside this supervisor)", name
+                    "actuator=%s engaged elsewhere (manual or another supervisor): %s",
+                    name,
+                    latch.reason,
                 )
-                del self.runtime.engaged[name]
+                self._latch(name, latch)
+        for actuator in self.components.actuators.values():
+            if actuator.readable:
+                await self._check_real_state(actuator)
+
+    def _apply_resets(self, resets: dict[str, float]) -> None:
+        kept = without_reset(self.runtime.engaged, resets)
+        for name in set(self.runtime.engaged) - set(kept):
+            log.warning("actuator=%s released by a manual reset", name)
+        if len(kept) != len(self.runtime.engaged):
+            self.runtime.engaged = kept
+            self.latches.save_file(kept)
+            self._update_summary()
+
+    async def _check_real_state(self, actuator: Actuator) -> None:
+        try:
+            with anyio.fail_after(self.settings.redis.timeout_s):
+                engaged = await actuator.is_engaged()
+        except Exception as exc:
+            self._note_problem("redis", exc)
+            return
+        latch = self.runtime.engaged.get(actuator.name)
+        if engaged and latch is None:
+            self._engaged(actuator, f"{actuator.name} engaged (found in its store)")
+        elif not engaged and latch is not None:
+            # Latched but released without a recorded reset (flushed Redis, an unaudited
+            # write): nothing automatic ever un-trips, so engage it again.
+            log.error(
+                "actuator=%s found released without a reset: engaging it again", actuator.name
+            )
+            decision = Decision(
+                "latch", Status.BREACH, (actuator.name,), latch.reason, "latch", self.clock()
+            )
+            self._start_actions(decision)
 
     def _update_summary(self) -> Summary:
         watchdogs = {name: (s.status, s.reason) for name, s in self.runtime.policy.items()}
+        engaged = {
+            n: Engagement(latch.level, latch.reason) for n, latch in self.runtime.engaged.items()
+        }
         summary = summarize(
-            self.runtime.engaged, watchdogs, [f"{k}: {v}" for k, v in self.runtime.problems.items()]
+            engaged, watchdogs, [f"{k}: {v}" for k, v in self.runtime.problems.items()]
         )
         previous = self.runtime.summary
         if previous is None or previous.trading_state != summary.trading_state:

@@ -6,6 +6,7 @@ import abc
 from dataclasses import dataclass
 from typing import ClassVar
 
+from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 
 
@@ -39,3 +40,13 @@ class Actuator(abc.ABC):
     @abc.abstractmethod
     async def is_engaged(self) -> bool:
         """Read the real state of what this actuator controls. Raises if it cannot."""
+
+    @property
+    def readable(self) -> bool:
+        """True when is_engaged() reads real state (a breaker key), not this process's memory.
+        Only readable actuators are re-engaged when found disengaged without a reset."""
+        return True
+
+    async def disengage(self, context: ActionContext) -> Outcome:
+        """Release it (manual reset only; nothing automatic ever calls this)."""
+        raise ActuatorError(f"{self.kind} {self.name!r} cannot be released from here")

@@ -92,6 +92,23 @@ class RedisBreaker(Actuator):
             }
         )
 
+    async def disengage(self, context: ActionContext) -> Outcome:
+        """Manual reset: write the clear value, record it in the history, PUBLISH it."""
+        cfg = self.config
+        value = cfg.clear_value
+        if cfg.format == "json":
+            value = json.dumps(
+                {"state": cfg.clear_value, "by": context.instance_id, "updated_at": context.now}
+            )
+        entry = json.dumps({"event": "reset", "by": context.instance_id, "at": context.now})
+        async with self.redis.pipeline(transaction=True) as pipe:
+            pipe.set(cfg.key, value)
+            pipe.zadd(cfg.history_key, {entry: context.now})
+            pipe.zremrangebyrank(cfg.history_key, 0, -(cfg.history_max + 1))
+            pipe.publish(self.channel, value)
+            await pipe.execute()
+        return Outcome(True, f"{cfg.key} = {cfg.clear_value}")
+
     @property
     def channel(self) -> str:
         return self.config.channel or self.config.key

@@ -1,0 +1,115 @@
+"""Engagements that survive restarts: a file in state_dir and a Redis hash, merged on start.
+
+What is engaged (actuator -> level, reason, when) is written to `state_dir/engaged.json`
+(atomically: temp file, fsync, rename) and to the `{ns}:engaged` hash. On start both are read
+and merged, the most restrictive entry winning, so neither a crash, a lost state_dir nor a
+flushed Redis silently re-arms trading. Only a manual reset removes an engagement: it writes
+`{ns}:reset` (actuator -> epoch of the reset) before deleting the hash entry, and an
+engagement older than its actuator's last reset is void.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from redis.asyncio import Redis
+
+from supervisor.model import TradingState
+
+log = logging.getLogger(__name__)
+
+ENGAGED_FILE = "engaged.json"
+
+
+@dataclass(frozen=True)
+class Latch:
+    level: TradingState
+    reason: str
+    at: float
+
+    def to_json(self) -> str:
+        return json.dumps({**asdict(self), "level": self.level.name})
+
+    @classmethod
+    def from_json(cls, text: str | bytes) -> Latch:
+        data = json.loads(text)
+        return cls(TradingState[data["level"]], str(data["reason"]), float(data["at"]))
+
+
+def engaged_key(namespace: str) -> str:
+    return f"{namespace}:engaged"
+
+
+def reset_key(namespace: str) -> str:
+    return f"{namespace}:reset"
+
+
+def merge(*sources: dict[str, Latch]) -> dict[str, Latch]:
+    """Per actuator, the most restrictive latch (the earliest at equal level)."""
+    merged: dict[str, Latch] = {}
+    for source in sources:
+        for name, latch in source.items():
+            current = merged.get(name)
+            if current is None or (latch.level, -latch.at) > (current.level, -current.at):
+                merged[name] = latch
+    return merged
+
+
+def without_reset(latches: dict[str, Latch], resets: dict[str, float]) -> dict[str, Latch]:
+    """Drop latches that a later manual reset voided."""
+    return {n: latch for n, latch in latches.items() if latch.at > resets.get(n, float("-inf"))}
+
+
+class LatchStore:
+    def __init__(self, state_dir: Path, redis: Redis, namespace: str) -> None:
+        self.path = state_dir / ENGAGED_FILE
+        self.redis = redis
+        self.namespace = namespace
+
+    def load_file(self) -> dict[str, Latch]:
+        try:
+            data = json.loads(self.path.read_text(encoding="utf-8"))
+            return {name: Latch.from_json(json.dumps(v)) for name, v in data.items()}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            # Unreadable: say so loudly; Redis may still know. Never guess "nothing engaged".
+            log.error("cannot read %s (%s): relying on Redis for engaged actuators", self.path, exc)
+            return {}
+
+    def save_file(self, latches: dict[str, Latch]) -> None:
+        payload = {name: json.loads(latch.to_json()) for name, latch in latches.items()}
+        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        temporary = self.path.with_suffix(".tmp")
+        with temporary.open("w", encoding="utf-8") as handle:
+            json.dump(payload, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temporary, self.path)
+
+    async def load_redis(self) -> tuple[dict[str, Latch], dict[str, float]]:
+        """(latches, resets) as published in Redis; raises if Redis cannot answer."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.hgetall(engaged_key(self.namespace))
+            pipe.hgetall(reset_key(self.namespace))
+            raw_latches, raw_resets = await pipe.execute()
+        latches = {}
+        for name, value in raw_latches.items():
+            try:
+                latches[name.decode()] = Latch.from_json(value)
+            except (ValueError, KeyError, TypeError):
+                log.error("ignoring unreadable %s entry %r", engaged_key(self.namespace), name)
+        resets = {}
+        for name, value in raw_resets.items():
+            try:
+                resets[name.decode()] = float(value)
+            except ValueError:
+                continue
+        return latches, resets
+
+    async def save_redis(self, name: str, latch: Latch) -> None:
+        await self.redis.hset(engaged_key(self.namespace), name, latch.to_json())

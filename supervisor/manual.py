@@ -1,0 +1,156 @@
+"""Manual control: `trip`, `kill` and `reset`, as an operator runs them from the CLI.
+
+`trip` engages every reduce_only actuator, `kill` every halted/flatten one; both latch (the
+daemon picks them up from `{ns}:engaged`). `reset` is the only way to release: a reason of
+20+ characters, at most one reset a minute across every instance (`SET NX EX` on a global
+key), refused while a watchdog still breaches unless forced. A reset writes its marker to
+`{ns}:reset` before releasing anything, so a running daemon never mistakes it for a breaker
+that was lost (which it would re-engage).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import logging
+import os
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Literal
+
+from redis.asyncio import Redis
+
+from supervisor.actuators.base import ActionContext, Actuator
+from supervisor.components import Components, build, close_resources, resources_for
+from supervisor.config import Settings
+from supervisor.errors import SupervisorError
+from supervisor.latch import Latch, LatchStore, engaged_key, reset_key
+from supervisor.model import Decision, Status, TradingState
+from supervisor.publish.redis_state import watchdog_key
+
+log = logging.getLogger("supervisor.manual")
+
+MIN_REASON_LENGTH = 20
+RESET_INTERVAL_S = 60
+Group = Literal["breaker", "kill"]
+
+
+class Refused(SupervisorError, PermissionError):
+    """A manual command was refused; the message says why."""
+
+
+@dataclass(frozen=True)
+class Done:
+    message: str
+
+
+def operator_name(explicit: str | None) -> str:
+    """--operator, else the human behind sudo, else the login user."""
+    return explicit or os.environ.get("SUDO_USER") or getpass.getuser()
+
+
+def in_group(group: Group) -> Callable[[Actuator], bool]:
+    if group == "breaker":
+        return lambda a: a.level == TradingState.REDUCE_ONLY
+    return lambda a: a.level >= TradingState.HALTED
+
+
+def check_reason(reason: str) -> None:
+    if len(reason.strip()) < MIN_REASON_LENGTH:
+        raise Refused(f"the reason must have at least {MIN_REASON_LENGTH} characters")
+
+
+async def engage(settings: Settings, group: Group, reason: str, operator: str) -> Done:
+    check_reason(reason)
+    resources = resources_for(settings, f"trading-supervisor-manual:{operator}")
+    try:
+        components = build(settings, resources)
+        targets = _targets(components, group)
+        now = time.time()
+        why = f"manual {'trip' if group == 'breaker' else 'kill'} by {operator}: {reason}"
+        severity = Status.BREACH if group == "breaker" else Status.CRITICAL
+        decision = Decision(
+            "manual", severity, tuple(a.name for a in targets), why, uuid.uuid4().hex, now
+        )
+        context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", now)
+        results = await asyncio.gather(
+            *(a.engage(decision, context) for a in targets), return_exceptions=True
+        )
+        store = LatchStore(
+            settings.supervisor.state_dir, resources.redis, settings.supervisor.namespace
+        )
+        lines = []
+        for actuator, result in zip(targets, results, strict=True):
+            if isinstance(result, BaseException):
+                lines.append(f"{actuator.name}: FAILED: {result}")
+                continue
+            await store.save_redis(actuator.name, Latch(actuator.level, why, now))
+            lines.append(f"{actuator.name}: {'engaged' if result.changed else 'already engaged'}")
+        log.warning("audit manual %s by %s: %s (%s)", group, operator, reason, "; ".join(lines))
+        if any("FAILED" in line for line in lines):
+            raise Refused("\n".join(lines))
+        return Done("\n".join(lines))
+    finally:
+        await close_resources(resources)
+
+
+async def reset(settings: Settings, group: Group, reason: str, operator: str, force: bool) -> Done:
+    check_reason(reason)
+    ns = settings.supervisor.namespace
+    resources = resources_for(settings, f"trading-supervisor-manual:{operator}")
+    redis = resources.redis
+    try:
+        components = build(settings, resources)
+        targets = _targets(components, group)
+        breaching = await _breaching_watchdogs(settings, redis)
+        if breaching and not force:
+            raise Refused(
+                f"refused: still breaching: {', '.join(breaching)} (use --force to override)"
+            )
+        if not await redis.set(f"{ns}:reset_lock", operator, nx=True, ex=RESET_INTERVAL_S):
+            wait_s = await redis.ttl(f"{ns}:reset_lock")
+            raise Refused(f"refused: at most one reset a minute (next in {max(wait_s, 1)}s)")
+        now = time.time()
+        names = [a.name for a in targets]
+        await redis.hset(reset_key(ns), mapping=dict.fromkeys(names, f"{now:.6f}"))
+        await redis.hdel(engaged_key(ns), *names)
+        context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", now)
+        lines = [await _release(a, context) for a in targets]
+        forced = " (forced during a breach)" if breaching else ""
+        log.warning(
+            "audit manual reset %s by %s%s: %s (%s)",
+            group,
+            operator,
+            forced,
+            reason,
+            "; ".join(lines),
+        )
+        return Done("\n".join(lines))
+    finally:
+        await close_resources(resources)
+
+
+def _targets(components: Components, group: Group) -> list[Actuator]:
+    targets = [a for a in components.actuators.values() if in_group(group)(a)]
+    if not targets:
+        raise Refused(f"no {group} actuator is configured")
+    return targets
+
+
+async def _breaching_watchdogs(settings: Settings, redis: Redis) -> list[str]:
+    names = [w.name for w in settings.watchdogs]
+    statuses = [
+        await redis.hget(watchdog_key(settings.supervisor.namespace, n), "status") for n in names
+    ]
+    failing = {Status.BREACH.name.encode(), Status.CRITICAL.name.encode()}
+    return [n for n, status in zip(names, statuses, strict=True) if status in failing]
+
+
+async def _release(actuator: Actuator, context: ActionContext) -> str:
+    try:
+        outcome = await actuator.disengage(context)
+    except SupervisorError as exc:
+        return f"{actuator.name}: latch cleared; {exc} (release it at the venue)"
+    return f"{actuator.name}: released ({outcome.detail})"
