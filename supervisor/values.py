@@ -18,7 +18,10 @@ def parse_number(raw: object) -> float:
     if isinstance(raw, bool) or raw is None:
         raise ValueError(f"not a number: {raw!r}")
     if isinstance(raw, int | float | Decimal):
-        return _finite(float(raw))
+        try:
+            return _finite(float(raw))
+        except OverflowError:  # a Python int beyond any float
+            raise ValueError("number too large") from None
     if isinstance(raw, bytes | bytearray):
         try:
             raw = bytes(raw).decode("utf-8")
