@@ -5,9 +5,12 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
+import httpx
 import pytest
 from redis.asyncio import Redis
 
+from supervisor.sources import http as http_source
+from tests.httpserver import HttpServer
 from tests.servers import NotifySocket, PostgresServer, RedisServer
 
 
@@ -66,3 +69,19 @@ def private_postgres() -> Iterator[PostgresServer]:
     server.start()
     yield server
     server.destroy()
+
+
+@pytest.fixture
+def http_server() -> Iterator[HttpServer]:
+    """A real HTTP server on 127.0.0.1 with programmable answers (tests/httpserver.py)."""
+    server = HttpServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+async def http_client() -> AsyncIterator[httpx.AsyncClient]:
+    """The supervisor's own HTTP client, as the daemon builds it."""
+    client = http_source.client()
+    yield client
+    await client.aclose()

@@ -28,6 +28,9 @@ class Watchdog(abc.ABC):
     def __init__(self, config: WatchdogBase) -> None:
         self.config = config
         self.name = config.name
+        # May this watchdog change what it watches (lock_ttl's release_orphans)? Off for
+        # `check` and in dry_run: those never act.
+        self.remediate = True
 
     @property
     @abc.abstractmethod

@@ -1,0 +1,108 @@
+"""redis_value: a number kept in Redis, judged against thresholds in either direction.
+
+The number is the key's plain value, a hash `field`, or a `json_field` (jmespath) of the
+key's JSON value. One verdict; its subject is the key, or `key[field]` / `key[json_field]`.
+`direction = "above"` (default): worse as the value grows, `value > threshold` crosses it;
+`"below"`: worse as it falls, `value < threshold` crosses it. Equal never crosses.
+
+    [[watchdogs]]
+    name = "exposure"
+    kind = "redis_value"
+    key = "risk:state"
+    json_field = "gross_exposure_ratio"
+    warn = 0.8
+    breach = 1.0
+    unit = "ratio"
+
+| what is read | verdict |
+|---|---|
+| a number (numeric text; a JSON number or numeric string) | OK / WARN / BREACH / CRITICAL |
+| key, field or JSON field missing | UNKNOWN "missing" |
+| anything else (text, a boolean, NaN, infinity, not JSON, not UTF-8) | UNKNOWN, saying what |
+| Redis down, wrong key type | UNKNOWN |
+
+A missing value is UNKNOWN, not BREACH: this kind does not know whether absence is healthy
+(a counter not yet written) or not; set `fail_closed = true` to treat a value that stays
+unreadable beyond `unknown_grace` as a BREACH. Booleans are refused rather than read as 0/1.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import jmespath
+from redis.asyncio import Redis
+
+from supervisor.config import RedisValueConfig
+from supervisor.model import Status, Verdict
+from supervisor.sources.redis import Command, batch, describe_redis_error
+from supervisor.units import format_value
+from supervisor.values import parse_number
+from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.json_field import NoField, json_field
+from supervisor.watchdogs.thresholds import comparison, judge_value
+
+
+class RedisValue(Watchdog):
+    kind: ClassVar[str] = "redis_value"
+    config: RedisValueConfig
+
+    def __init__(self, config: RedisValueConfig, redis: Redis) -> None:
+        super().__init__(config)
+        self.redis = redis
+        self._json_path = jmespath.compile(config.json_field) if config.json_field else None
+
+    @property
+    def subject(self) -> str:
+        inner = self.config.field or self.config.json_field
+        return f"{self.config.key}[{inner}]" if inner else self.config.key
+
+    @property
+    def subjects(self) -> list[str]:
+        return [self.subject]
+
+    def command(self) -> Command:
+        if self.config.field is not None:
+            return ("HGET", self.config.key, self.config.field)
+        return ("GET", self.config.key)
+
+    async def check(self, now: float, session_opened_at: float | None) -> list[Verdict]:
+        (reply,) = await batch(self.redis, [self.command()])
+        return [self.judge(reply)]
+
+    def judge(self, reply: object) -> Verdict:
+        """The verdict for one GET / HGET reply. Never raises."""
+        if isinstance(reply, Exception):
+            return self.unknown(f"redis error: {describe_redis_error(reply)}")
+        try:
+            value = self.number(reply)
+        except ValueError as exc:
+            return self.unknown(str(exc))
+        cfg = self.config
+        judgement = judge_value(value, cfg.warn, cfg.breach, cfg.critical, cfg.direction)
+        reason = f"{self.subject} {format_value(value, cfg.unit)}"
+        if judgement.threshold is not None:
+            reason += f" {comparison(cfg.direction)} {format_value(judgement.threshold, cfg.unit)}"
+        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
+        return Verdict(
+            self.name, self.subject, judgement.status, reason, value, cfg.unit, threshold=threshold
+        )
+
+    def number(self, reply: object) -> float:
+        """The number in a reply; ValueError saying why there is none."""
+        if reply is None:
+            what = f"field {self.config.field!r}" if self.config.field else "key"
+            raise ValueError(f"missing ({what} does not exist)")
+        if self._json_path is None:
+            return parse_number(reply)
+        assert self.config.json_field is not None
+        try:
+            found = json_field(self._json_path, self.config.json_field, reply)
+        except NoField as exc:
+            raise ValueError(f"missing ({exc})") from None
+        return parse_number(found)
+
+    def unknown(self, problem: str) -> Verdict:
+        cfg = self.config
+        reason = f"{self.subject}: {problem}"
+        return Verdict(self.name, self.subject, Status.UNKNOWN, reason, threshold=cfg.breach)

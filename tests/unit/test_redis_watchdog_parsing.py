@@ -1,0 +1,126 @@
+"""The Redis kinds' value parsers fed anything: only verdicts come out, never exceptions."""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+from supervisor.config import CbStalenessConfig, LockTtlConfig, RedisValueConfig
+from supervisor.model import Status, Verdict
+from supervisor.watchdogs.cb_staleness import CbStaleness
+from supervisor.watchdogs.lock_ttl import LockTtl, show_owner
+from supervisor.watchdogs.redis_value import RedisValue
+
+# Constructing a client does no I/O; these tests never send a command.
+CLIENT = Redis.from_url("redis://127.0.0.1:1/0")
+NOW = 1_795_000_000.0
+JSON = st.recursive(
+    st.none() | st.booleans() | st.floats() | st.integers() | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4)
+        | st.dictionaries(st.sampled_from(["a", "b", "updated_at"]), children, max_size=3)
+    ),
+    max_leaves=12,
+)
+REPLY = st.one_of(
+    st.none(),
+    st.binary(max_size=80),
+    st.text(max_size=80),
+    st.integers(),
+    st.floats(),
+    st.booleans(),
+    st.builds(lambda d: json.dumps(d).encode(), JSON),
+    st.just(ResponseError("WRONGTYPE Operation against a key holding the wrong kind of value")),
+)
+LOCK_PTTL = st.one_of(st.integers(min_value=-5, max_value=10**12), REPLY)
+TIMES = st.floats(min_value=0, max_value=4e9, allow_nan=False)
+
+
+def assert_sound(verdict: Verdict) -> None:
+    assert isinstance(verdict, Verdict)
+    assert verdict.status in Status
+    assert verdict.reason.startswith(verdict.subject)
+    if verdict.value is not None:
+        assert math.isfinite(verdict.value)
+    if verdict.status is not Status.UNKNOWN and verdict.value is None:
+        assert "missing" in verdict.reason or "not held" in verdict.reason
+
+
+def redis_value(**overrides: Any) -> RedisValue:
+    fields = {"name": "v", "kind": "redis_value", "key": "k", "warn": 1, "breach": 2}
+    return RedisValue(RedisValueConfig.model_validate({**fields, **overrides}), CLIENT)
+
+
+def cb_staleness(**overrides: Any) -> CbStaleness:
+    fields = {"name": "cb", "kind": "cb_staleness", "key": "cb"}
+    return CbStaleness(CbStalenessConfig.model_validate({**fields, **overrides}), CLIENT)
+
+
+REDIS_VALUES = [redis_value(), redis_value(field="f"), redis_value(json_field="a.b || a")]
+CB_STALENESS = [
+    cb_staleness(json_field="updated_at"),
+    cb_staleness(field="updated_at", unit="ms"),
+    cb_staleness(timestamp_key="cb:ts", unit="iso"),
+]
+
+
+@settings(max_examples=300)
+@given(reply=REPLY)
+def test_redis_value_judges_anything(reply: object) -> None:
+    for dog in REDIS_VALUES:
+        verdict = dog.judge(reply)
+        assert_sound(verdict)
+        assert verdict.status is not Status.OK or verdict.value is not None
+
+
+@given(number=st.floats(allow_nan=False, allow_infinity=False))
+def test_redis_value_reads_any_finite_number_back(number: float) -> None:
+    verdict = REDIS_VALUES[0].judge(repr(number).encode())
+    assert verdict.value == number
+    verdict = REDIS_VALUES[2].judge(json.dumps({"a": {"b": number}}).encode())
+    assert verdict.value == number
+
+
+@settings(max_examples=300)
+@given(exists=st.one_of(st.integers(0, 2), REPLY), reply=REPLY, now=TIMES)
+def test_cb_staleness_judges_anything(exists: object, reply: object, now: float) -> None:
+    for dog in CB_STALENESS:
+        verdict = dog.judge(exists, reply, now)
+        assert_sound(verdict)
+        if verdict.status in (Status.OK, Status.WARN):
+            assert verdict.value is not None and verdict.value >= 0
+
+
+@settings(max_examples=300)
+@given(
+    observations=st.lists(st.tuples(LOCK_PTTL, REPLY, TIMES), min_size=1, max_size=6),
+    progress=st.booleans(),
+)
+def test_lock_ttl_judges_any_sequence_of_replies(
+    observations: list[tuple[object, object, float]], progress: bool
+) -> None:
+    config = LockTtlConfig.model_validate(
+        {"name": "l", "kind": "lock_ttl", "keys": ["k"], "max_ttl": 60, "max_hold": 300}
+        | ({"min_ttl_progress": 10} if progress else {})
+    )
+    dog = LockTtl(config, CLIENT)
+    for pttl, owner, now in observations:
+        verdict = dog.judge("k", pttl, owner, now)
+        assert_sound(verdict)
+        if pttl == -1 and isinstance(owner, bytes) and not isinstance(pttl, bool):
+            assert verdict.status is Status.BREACH
+            assert "no expiry (PTTL -1)" in verdict.reason
+
+
+@given(owner=st.binary(max_size=200))
+def test_owner_values_are_never_shown_whole(owner: bytes) -> None:
+    shown = show_owner(owner)
+    assert len(shown) <= 2 * 4 * 12 + 3  # quoted, escaped, 12 characters at most
+    text = owner.decode("utf-8", "replace")
+    assert shown.endswith("…") == (len(text) > 12)
