@@ -42,6 +42,11 @@ class Actuator(abc.ABC):
         """Read the real state of what this actuator controls. Raises if it cannot."""
 
     @property
+    def max_duration_s(self) -> float:
+        """The daemon cuts an engage call off after this (retries included)."""
+        return 5.0
+
+    @property
     def readable(self) -> bool:
         """True when is_engaged() reads real state (a breaker key), not this process's memory.
         Only readable actuators are re-engaged when found disengaged without a reset."""

@@ -1,0 +1,282 @@
+"""http: call a kill-switch endpoint, retry it safely, then verify that it took.
+
+One `Idempotency-Key` per incident and actuator (f"{incident_id}:{name}") is sent on every
+attempt and on every later engage for the same incident, so a server that deduplicates by key
+activates once however often we retry. Connect errors, timeouts, 408/425/429 and 5xx are
+retried with exponential backoff and full jitter until `retry_for` (measured from the first
+attempt) runs out; any other status below 200 or from 300 up fails at once: a redirect is not
+followed (trust_env and redirects are off on purpose) and a 4xx says the request itself is wrong
+(token, URL, body), which repeating cannot fix — the caller escalates instead of waiting.
+
+Then, when `verify` is configured, a GET whose jmespath `expect` must be truthy (Python
+truthiness: null, false, 0, "", [] and {} do not confirm; write explicit comparisons) is
+re-checked with the same backoff until it holds or the same deadline passes; then the action is
+declared failed (ActuatorError) and the daemon escalates to `on_failure`.
+
+Body templates: every string in `json` (values, recursively; keys are literal) may hold
+`{reason}`, `{watchdog}`, `{instance_id}`, `{incident_id}`, `{severity}`. Substitution is one
+regex pass over the template, so text inside a reason ("{watchdog}", "}{", "{0}") is inserted
+literally and can never raise. Unknown `{name}`s are refused when the config is loaded.
+The body is serialised with ensure_ascii, so any reason (even a lone surrogate) encodes.
+Header values are secrets: they are sent, never logged or put into a message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import random
+import re
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import httpx
+import jmespath
+from pydantic import SecretStr
+
+from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.config import HttpActuatorConfig, VerifyConfig, mask_url
+from supervisor.errors import ActuatorError, SourceError
+from supervisor.model import Decision, TradingState
+from supervisor.sources import http as http_source
+from supervisor.units import format_duration
+
+PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
+RETRYABLE_STATUSES = frozenset({408, 425, 429})
+INITIAL_BACKOFF_S = 0.1
+MAX_BACKOFF_S = 5.0
+
+
+def render(template: Any, values: Mapping[str, str]) -> Any:
+    """`template` with every known `{name}` in its strings replaced; never raises."""
+    if isinstance(template, str):
+        return PLACEHOLDER.sub(lambda m: values.get(m.group(1), m.group(0)), template)
+    if isinstance(template, dict):
+        return {key: render(value, values) for key, value in template.items()}
+    if isinstance(template, list):
+        return [render(item, values) for item in template]
+    return template
+
+
+def decision_values(decision: Decision, context: ActionContext) -> dict[str, str]:
+    return {
+        "reason": decision.reason,
+        "watchdog": decision.watchdog,
+        "instance_id": context.instance_id,
+        "incident_id": decision.incident_id,
+        "severity": decision.severity.name,
+    }
+
+
+def encode_json(body: Any) -> bytes:
+    return json.dumps(body, ensure_ascii=True, separators=(",", ":")).encode("ascii")
+
+
+def plain_headers(headers: Mapping[str, SecretStr]) -> dict[str, str]:
+    return {name: value.get_secret_value() for name, value in headers.items()}
+
+
+def retryable(status: int) -> bool:
+    return status >= 500 or status in RETRYABLE_STATUSES
+
+
+def backoff_s(attempt: int) -> float:
+    """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
+    ceiling = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * 2 ** min(attempt - 1, 16))
+    return random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+@dataclass
+class Deadline:
+    """`retry_for` measured from the first attempt, on the monotonic clock."""
+
+    at: float
+
+    @classmethod
+    def after(cls, seconds: float) -> Deadline:
+        return cls(time.monotonic() + seconds)
+
+    def remaining(self) -> float:
+        return max(0.0, self.at - time.monotonic())
+
+    def expired(self) -> bool:
+        return self.remaining() <= 0.0
+
+    async def sleep(self, attempt: int) -> None:
+        await asyncio.sleep(min(backoff_s(attempt), self.remaining()))
+
+
+class Verifier:
+    """A GET whose jmespath expectation says whether the action took."""
+
+    def __init__(self, config: VerifyConfig, timeout_s: float) -> None:
+        self.config = config
+        self.timeout_s = timeout_s
+        self.expression = jmespath.compile(config.expect)
+
+    @property
+    def where(self) -> str:
+        return f"GET {mask_url(self.config.url)}"
+
+    async def probe(self, client: httpx.AsyncClient) -> bool:
+        """True or False; ActuatorError when there is no usable answer (down, non-2xx, not JSON)."""
+        try:
+            reply = await http_source.get(
+                client, self.config.url, self.config.headers, self.timeout_s
+            )
+        except SourceError as exc:
+            raise ActuatorError(f"verify {self.where}: {exc}") from None
+        if not 200 <= reply.status_code < 300:
+            raise ActuatorError(f"verify {self.where}: HTTP {reply.status_code}")
+        try:
+            document = reply.json()
+        except ValueError as exc:
+            raise ActuatorError(f"verify {self.where}: {exc}") from None
+        return bool(self.expression.search(document))
+
+    async def until(self, client: httpx.AsyncClient, deadline: Deadline, name: str) -> int:
+        """Re-check until it holds (returns the number of checks) or the deadline passes."""
+        checks = 0
+        while True:
+            checks += 1
+            try:
+                if await self.probe(client):
+                    return checks
+                why = f"{self.config.expect!r} is not true"
+            except ActuatorError as exc:
+                why = str(exc)
+            if deadline.expired():
+                raise ActuatorError(
+                    f"{name}: action sent but not confirmed after {checks} check(s): {why}"
+                )
+            await deadline.sleep(checks)
+
+
+class HttpActuator(Actuator):
+    kind: ClassVar[str] = "http"
+
+    def __init__(
+        self, name: str, config: HttpActuatorConfig, client: httpx.AsyncClient | None
+    ) -> None:
+        super().__init__(name, TradingState.from_level(config.level))
+        self.config = config
+        self.client = client  # None only when built for `config validate` (no I/O)
+        self.verifier = Verifier(config.verify, config.timeout_s) if config.verify else None
+        self._engaged = False
+
+    @property
+    def on_failure(self) -> tuple[str, ...]:
+        """Actuators to engage when this one fails or cannot be verified (escalation)."""
+        return tuple(self.config.on_failure)
+
+    @property
+    def max_duration_s(self) -> float:
+        """How long one engage() may take: retry_for, plus one request and one verify GET
+        started just before the deadline. The daemon should not cut it off earlier."""
+        return self.config.retry_for_s + 2 * self.config.timeout_s + 1.0
+
+    @property
+    def readable(self) -> bool:
+        return self.verifier is not None
+
+    @property
+    def where(self) -> str:
+        return f"{self.config.method} {mask_url(self.config.url)}"
+
+    def idempotency_key(self, decision: Decision) -> str:
+        return f"{decision.incident_id}:{self.name}"
+
+    def request_headers(self, decision: Decision) -> dict[str, str]:
+        headers = plain_headers(self.config.headers)
+        if self.config.idempotency_header:
+            headers[self.config.idempotency_header] = self.idempotency_key(decision)
+        if self.config.json_body is not None:
+            headers.setdefault("Content-Type", "application/json")
+        return headers
+
+    def body(self, decision: Decision, context: ActionContext) -> bytes | None:
+        if self.config.json_body is None:
+            return None
+        return encode_json(render(self.config.json_body, decision_values(decision, context)))
+
+    async def engage(self, decision: Decision, context: ActionContext) -> Outcome:
+        client = self._client()
+        started = time.monotonic()
+        deadline = Deadline.after(self.config.retry_for_s)
+        status, attempts = await self._send_until(
+            client, self.request_headers(decision), self.body(decision, context), deadline
+        )
+        detail = f"{self.where} -> HTTP {status} after {attempts} attempt(s)"
+        if self.verifier is not None:
+            checks = await self.verifier.until(client, deadline, self.name)
+            detail += f"; verified after {checks} check(s)"
+        else:
+            detail += "; not verified (no verify configured)"
+        detail += f"; took {format_duration(time.monotonic() - started)}"
+        changed = not self._engaged
+        self._engaged = True
+        return Outcome(changed, detail, status)
+
+    async def _send_until(
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        body: bytes | None,
+        deadline: Deadline,
+    ) -> tuple[int, int]:
+        """Send until a 2xx: (status, attempts). Raises ActuatorError on a final answer or
+        when the deadline passes (the last failure named)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            status, failure = await self._attempt(client, headers, body)
+            if status is not None and 200 <= status < 300:
+                return status, attempt
+            if status is not None and not retryable(status):
+                raise ActuatorError(
+                    f"{self.name}: {self.where} answered HTTP {status} on attempt {attempt}:"
+                    " not retried (the request itself is refused; repeating cannot fix it)"
+                )
+            if deadline.expired():
+                raise ActuatorError(
+                    f"{self.name}: {self.where} failed {attempt} attempt(s) within"
+                    f" {format_duration(self.config.retry_for_s)}; last: {failure}"
+                )
+            await deadline.sleep(attempt)
+
+    async def _attempt(
+        self, client: httpx.AsyncClient, headers: dict[str, str], body: bytes | None
+    ) -> tuple[int | None, str]:
+        """One request: (status, description); status None when there was no HTTP answer."""
+        try:
+            async with client.stream(
+                self.config.method,
+                self.config.url,
+                headers=headers,
+                content=body,
+                timeout=self.config.timeout_s,
+            ) as response:
+                return response.status_code, f"HTTP {response.status_code}"
+        except httpx.TimeoutException:
+            return None, f"no answer within {format_duration(self.config.timeout_s)}"
+        except httpx.HTTPError as exc:
+            return None, f"{type(exc).__name__}: {first_line(exc)}"
+
+    async def is_engaged(self) -> bool:
+        """With `verify`: what the venue says (raises when it cannot say). Without: only
+        whether this process engaged it (an unverifiable endpoint has no readable state)."""
+        if self.verifier is None:
+            return self._engaged
+        return await self.verifier.probe(self._client())
+
+    def _client(self) -> httpx.AsyncClient:
+        if self.client is None:
+            raise ActuatorError(f"{self.name}: no HTTP client (built without resources)")
+        return self.client
+
+
+def first_line(exc: Exception) -> str:
+    lines = str(exc).strip().splitlines()
+    return lines[0][:200] if lines else ""

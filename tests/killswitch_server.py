@@ -1,0 +1,191 @@
+"""A real, programmable HTTP kill-switch server on 127.0.0.1, for tests and demos.
+
+Shaped like the QuantZoo safety API: `POST /kill-switch/activate` (Bearer token when one is
+set) and `GET /status` -> {"kill_switch_active": true|false}. Like a well-behaved server it
+deduplicates by `Idempotency-Key`: a key that already activated gets the same 200 again without
+a second activation. Programmable: fail the first N activation requests with 500, never
+confirm on /status, refuse with a fixed status. Any other path answers 200 and is recorded
+(a venue's cancel-on-disconnect endpoint for deadman tests). stop() takes it down (the port
+then refuses connections); every request is recorded in order.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+ACTIVATE_PATH = "/kill-switch/activate"
+STATUS_PATH = "/status"
+
+
+@dataclass(frozen=True)
+class Recorded:
+    method: str
+    path: str
+    headers: dict[str, str]
+    body: bytes
+    status: int
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+@dataclass
+class Behaviour:
+    fail_first: int = 0  # the first N activation requests answer `fail_status`
+    fail_status: int = 500
+    never_confirm: bool = False  # /status never reports the switch active
+    token: str | None = None  # when set, activation needs "Authorization: Bearer <token>"
+    idempotency_header: str = "Idempotency-Key"
+
+
+@dataclass
+class State:
+    requests: list[Recorded] = field(default_factory=list)
+    activations: Counter[str] = field(default_factory=Counter)  # key -> activations (max 1)
+    attempts: Counter[str] = field(default_factory=Counter)  # key -> activation requests
+    active: bool = False
+    failed: int = 0
+
+
+class KillSwitchServer:
+    def __init__(self, behaviour: Behaviour | None = None) -> None:
+        self.behaviour = behaviour or Behaviour()
+        self.state = State()
+        self.lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._thread: threading.Thread | None = None
+        self.port = 0
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    def start(self) -> KillSwitchServer:
+        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        server.daemon_threads = True
+        self.port = server.server_address[1]
+        self._server = server
+        self._thread = threading.Thread(
+            target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Down: the listening socket is closed; connections are refused from now on."""
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+            self._thread = None
+
+    def __enter__(self) -> KillSwitchServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    # --- addresses and observations -------------------------------------------------------
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def activate_url(self) -> str:
+        return self.base_url + ACTIVATE_PATH
+
+    @property
+    def status_url(self) -> str:
+        return self.base_url + STATUS_PATH
+
+    def requests(self, path: str | None = None) -> list[Recorded]:
+        with self.lock:
+            return [r for r in self.state.requests if path is None or r.path == path]
+
+    def activation_requests(self) -> list[Recorded]:
+        return self.requests(ACTIVATE_PATH)
+
+    @property
+    def activations(self) -> int:
+        """Distinct keys that activated the switch (a repeated key never activates twice)."""
+        with self.lock:
+            return sum(self.state.activations.values())
+
+    @property
+    def active(self) -> bool:
+        with self.lock:
+            return self.state.active
+
+    # --- behaviour (called from the handler threads) ---------------------------------------
+
+    def activate(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        behaviour = self.behaviour
+        key = headers.get(behaviour.idempotency_header.lower(), "")
+        with self.lock:
+            self.state.attempts[key] += 1
+            if behaviour.token is not None and headers.get("authorization") != (
+                f"Bearer {behaviour.token}"
+            ):
+                return 401, {"error": "unauthorized"}
+            if self.state.failed < behaviour.fail_first:
+                self.state.failed += 1
+                return behaviour.fail_status, {"error": "injected failure"}
+            replay = key != "" and self.state.activations[key] > 0
+            if not replay:
+                self.state.activations[key] += 1
+                self.state.active = True
+            return 200, {"kill_switch_active": True, "replayed": replay}
+
+    def status(self) -> tuple[int, dict[str, Any]]:
+        with self.lock:
+            return 200, {
+                "kill_switch_active": self.state.active and not self.behaviour.never_confirm
+            }
+
+    def record(self, entry: Recorded) -> None:
+        with self.lock:
+            self.state.requests.append(entry)
+
+
+def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
+    class Handler(BaseHTTPRequestHandler):
+        server_version = "killswitch-test/1"
+
+        def do_GET(self) -> None:
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            status, document = owner.status() if self.path == STATUS_PATH else (200, {"ok": True})
+            owner.record(Recorded("GET", self.path, headers, b"", status))
+            self._answer(status, document)
+
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
+            headers = {k.lower(): v for k, v in self.headers.items()}
+            if self.path == ACTIVATE_PATH and self.command == "POST":
+                status, document = owner.activate(headers)
+            else:
+                status, document = 200, {"ok": True}
+            owner.record(Recorded(self.command, self.path, headers, body, status))
+            self._answer(status, document)
+
+        do_PUT = do_POST
+        do_PATCH = do_POST
+        do_DELETE = do_POST
+
+        def _answer(self, status: int, document: dict[str, Any]) -> None:
+            payload = json.dumps(document).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, format: str, *args: Any) -> None:
+            """Quiet: tests read `requests`, not stderr."""
+
+    return Handler
