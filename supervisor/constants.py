@@ -29,3 +29,18 @@ MISFIRE_GRACE_S = 1
 # Default config search order when --config is not given.
 CONFIG_ENV = "SUPERVISOR_CONFIG"
 CONFIG_PATHS = ("/etc/trading-supervisor/supervisor.toml", "config/supervisor.toml")
+
+# The audit trail (supervisor/publish/audit.py): f"{ns}:{EVENTS_KEY}" stream, outbox files.
+EVENTS_KEY = "events"
+EVENTS_STREAM_MAXLEN = 10_000  # XADD MAXLEN ~
+AUDIT_OUTBOX_FILE = "audit-outbox.jsonl"
+AUDIT_REJECTED_FILE = "audit-outbox.rejected.jsonl"  # torn or unusable outbox lines, kept
+AUDIT_TABLE = "supervisor_events"
+AUDIT_CONNECT_TIMEOUT_S = 2.0  # connect and statement timeout of the audit writer
+AUDIT_REDIS_TIMEOUT_S = 1.0
+AUDIT_RETRY_MIN_S, AUDIT_RETRY_MAX_S = 1.0, 5.0  # Postgres reconnect backoff after a failure
+AUDIT_REPLAY_BATCH = 200  # rows per INSERT batch
+AUDIT_REPLAY_MAX_EVENTS = 2_000  # outbox lines replayed per replay() call (one cycle)
+EVENTS_POLL_S = 1.0  # `events --follow`
+EVENTS_FOLLOW_LOOKBACK_S = 30.0  # re-read this far back while following (late inserts)
+EVENTS_READ_LIMIT = 10_000  # rows per read of the trail

@@ -122,6 +122,11 @@ class Metrics:
             "Set by the event loop every housekeeping cycle; stale means a wedged loop.",
             registry=r,
         )
+        self.audit_outbox_events = Gauge(
+            "supervisor_audit_outbox_events",
+            "Audit events waiting in the local outbox for Postgres.",
+            registry=r,
+        )
         self.build_info = Gauge(
             "supervisor_build_info", "Build information.", ["version"], registry=r
         )
