@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import sys
@@ -29,6 +30,7 @@ from supervisor.constants import (
 from supervisor.errors import ConfigError
 from supervisor.inspect import evaluate_all, read_published
 from supervisor.model import Status, Verdict
+from supervisor.publish import audit
 from supervisor.publish.logging import setup_logging
 from supervisor.report import render_status, render_verdicts
 from supervisor.sources.redis import connect
@@ -91,6 +93,18 @@ def _parser() -> argparse.ArgumentParser:
     reset.add_argument("--operator", help="who (default: the login user)")
     reset.add_argument("--force", action="store_true", help="even while a watchdog breaches")
     reset.set_defaults(handler=cmd_reset)
+
+    events = commands.add_parser("events", parents=[common], help="the audit trail")
+    events.add_argument(
+        "--since",
+        metavar="T",
+        type=_since,
+        default="24h",
+        help="ISO-8601 time (naive: local) or a duration like '1h' ago (default: 24h)",
+    )
+    events.add_argument("--follow", "-f", action="store_true", help="poll every second")
+    events.add_argument("--json", action="store_true", help="one JSON object per line")
+    events.set_defaults(handler=cmd_events)
 
     config = commands.add_parser("config", help="validate or show the configuration")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
@@ -200,6 +214,42 @@ def _manual(action: Coroutine[Any, Any, manual.Done]) -> int:
         return EX_REFUSED
     print(done.message)
     return EX_OK
+
+
+def _since(text: str) -> float:
+    try:
+        return audit.parse_since(text, time.time())
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def cmd_events(args: argparse.Namespace) -> int:
+    """The audit trail: Postgres (plus outbox lines not replayed yet), else the events stream."""
+    _path, settings = _load(args)
+    render = audit.event_json if args.json else audit.format_event
+    with contextlib.suppress(KeyboardInterrupt):  # the way out of --follow
+        anyio.run(_show_events, settings, args.since, args.follow, render)
+    return EX_OK
+
+
+async def _show_events(
+    settings: Settings, since: float, follow: bool, render: Callable[[audit.SourcedEvent], str]
+) -> None:
+    redis = connect(settings.redis, "trading-supervisor-events")
+    reader = audit.TrailReader(
+        settings.supervisor.state_dir, redis, settings.postgres.dsn, settings.supervisor.namespace
+    )
+    try:
+        await audit.show_events(
+            reader,
+            since,
+            emit=lambda item: print(render(item), flush=True),
+            note=lambda text: print(f"note: {text}", file=sys.stderr, flush=True),
+            follow=follow,
+        )
+    finally:
+        await reader.close()
+        await redis.aclose()
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:

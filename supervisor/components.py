@@ -14,7 +14,10 @@ import httpx
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import Actuator
+from supervisor.actuators.command import CommandActuator
+from supervisor.actuators.http import HttpActuator
 from supervisor.actuators.redis_breaker import RedisBreaker
+from supervisor.actuators.redis_flag import RedisFlag
 from supervisor.config import Settings, WatchdogBase
 from supervisor.errors import ConfigError
 from supervisor.model import Status
@@ -24,6 +27,15 @@ from supervisor.sources import http
 from supervisor.sources.postgres import Postgres
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.cb_staleness import CbStaleness
+from supervisor.watchdogs.http_health import HttpHealth
+from supervisor.watchdogs.http_value import HttpValue
+from supervisor.watchdogs.lock_ttl import LockTtl
+from supervisor.watchdogs.margin import Margin
+from supervisor.watchdogs.poison_queue import PoisonQueue
+from supervisor.watchdogs.prometheus_query import PrometheusQuery
+from supervisor.watchdogs.redis_value import RedisValue
+from supervisor.watchdogs.sql_value import SqlValue, require_postgres
 from supervisor.watchdogs.tick_freshness import TickFreshness
 
 
@@ -42,9 +54,21 @@ ActuatorFactory = Callable[[str, Any, Resources], Actuator]
 # kind -> how to build it. A kind missing here is refused with its field path.
 WATCHDOG_FACTORIES: dict[str, WatchdogFactory] = {
     "tick_freshness": lambda config, r: TickFreshness(config, r.redis),
+    "lock_ttl": lambda config, r: LockTtl(config, r.redis),
+    "cb_staleness": lambda config, r: CbStaleness(config, r.redis),
+    "redis_value": lambda config, r: RedisValue(config, r.redis),
+    "margin": lambda config, r: Margin(config, r.http, r.redis),
+    "http_health": lambda config, r: HttpHealth(config, r.http),
+    "http_value": lambda config, r: HttpValue(config, r.http),
+    "prometheus_query": lambda config, r: PrometheusQuery(config, r.http),
+    "poison_queue": lambda config, r: PoisonQueue(config, require_postgres(r.postgres)),
+    "sql_value": lambda config, r: SqlValue(config, require_postgres(r.postgres)),
 }
 ACTUATOR_FACTORIES: dict[str, ActuatorFactory] = {
     "redis_breaker": lambda name, config, r: RedisBreaker(name, config, r.redis),
+    "redis_flag": lambda name, config, r: RedisFlag(name, config, r.redis),
+    "http": lambda name, config, r: HttpActuator(name, config, r.http),
+    "command": lambda name, config, r: CommandActuator(name, config),
 }
 NEEDS_POSTGRES = ("poison_queue", "sql_value")
 
@@ -55,6 +79,7 @@ class Components:
     actuators: dict[str, Actuator]
     sessions: dict[str, Session]
     rules: dict[str, Rules]
+    escalations: dict[str, tuple[str, ...]]  # actuator -> what to engage when it fails
 
 
 def unimplemented(settings: Settings) -> list[str]:
@@ -69,7 +94,7 @@ def unimplemented(settings: Settings) -> list[str]:
         elif watchdog.kind in NEEDS_POSTGRES and settings.postgres.dsn is None:
             problems.append(f"watchdogs[{index}] ({watchdog.name}): needs [postgres] dsn")
     for name, actuator in settings.actuators.items():
-        if actuator.kind not in ACTUATOR_FACTORIES:
+        if actuator.kind not in ACTUATOR_FACTORIES and actuator.kind != "deadman":
             problems.append(
                 f"actuators.{name}.kind: {actuator.kind!r} is not implemented in this version;"
                 f" implemented: {', '.join(ACTUATOR_FACTORIES)}"
@@ -81,14 +106,21 @@ def build(settings: Settings, resources: Resources) -> Components:
     problems = unimplemented(settings)
     if problems:
         raise ConfigError(problems)
+    watchdogs = {w.name: WATCHDOG_FACTORIES[w.kind](w, resources) for w in settings.watchdogs}
+    for watchdog in watchdogs.values():
+        watchdog.remediate = not settings.supervisor.dry_run
     return Components(
-        watchdogs={w.name: WATCHDOG_FACTORIES[w.kind](w, resources) for w in settings.watchdogs},
+        watchdogs=watchdogs,
         actuators={
             name: ACTUATOR_FACTORIES[a.kind](name, a, resources)
             for name, a in settings.actuators.items()
+            if a.kind != "deadman"  # not an action: see supervisor/actuators/deadman.py
         },
         sessions={name: s.build(name) for name, s in settings.sessions.items()},
         rules={w.name: rules_for(w) for w in settings.watchdogs},
+        escalations={
+            name: tuple(getattr(a, "on_failure", ())) for name, a in settings.actuators.items()
+        },
     )
 
 

@@ -164,7 +164,14 @@ class RedisBreakerConfig(ActuatorBase):
     clear_value: str = "OPEN"
     format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
     history_max: int = Field(10_000, ge=1)
-    auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after")
+    # Only a reduce-only breaker may release itself, and only after its watchdog cleared.
+    auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after", gt=0)
+
+    @model_validator(mode="after")
+    def _auto_reset_only_reduce_only(self) -> RedisBreakerConfig:
+        if self.auto_reset_after_s is not None and self.level != "reduce_only":
+            raise ValueError("'auto_reset_after' is allowed only for a reduce_only breaker")
+        return self
 
 
 class RedisFlagConfig(ActuatorBase):
@@ -191,6 +198,36 @@ class HttpActuatorConfig(ActuatorBase):
     retry_for_s: Duration = Field(60.0, alias="retry_for")
     on_failure: list[str] = []
 
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> HttpActuatorConfig:
+        self.check_placeholders(
+            self.json_body, ("reason", "watchdog", "instance_id", "incident_id", "severity")
+        )
+        return self
+
+    @staticmethod
+    def check_placeholders(node: Any, known: tuple[str, ...]) -> None:
+        """A `{name}` in a body template that we would not fill is a typo: refuse it here
+        rather than send it literally to a kill endpoint. Other braces ("{}", "{ x }") pass."""
+        import re  # local: the config module keeps its imports for the shared sections
+
+        found: set[str] = set()
+        stack = [node]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                found.update(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", item))
+            elif isinstance(item, dict):
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+        unknown = sorted(found - set(known))
+        if unknown:
+            raise ValueError(
+                f"json: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)};"
+                f" known: {', '.join('{' + n + '}' for n in known)}"
+            )
+
 
 class CommandActuatorConfig(ActuatorBase):
     kind: Literal["command"]
@@ -206,6 +243,11 @@ class DeadmanConfig(Strict):
     headers: dict[str, Secret] = {}
     json_body: dict[str, Any] | None = Field(None, alias="json")
     timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> DeadmanConfig:
+        HttpActuatorConfig.check_placeholders(self.json_body, ("instance_id", "now"))
+        return self
 
 
 ActuatorConfig = Annotated[
@@ -281,12 +323,25 @@ class TickFreshnessConfig(WatchdogBase, AgeThresholds):
 
 
 class LockTtlConfig(WatchdogBase):
+    """See supervisor/watchdogs/lock_ttl.py for what each limit means."""
+
     kind: Literal["lock_ttl"]
-    keys: list[str] = Field(min_length=1)
-    max_ttl_s: Duration | None = Field(None, alias="max_ttl")
-    max_hold_s: Duration | None = Field(None, alias="max_hold")
+    keys: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    max_ttl_s: Duration | None = Field(None, alias="max_ttl", gt=0)
+    max_hold_s: Duration | None = Field(None, alias="max_hold", gt=0)
+    # The TTL must be seen counting down (no renewal between two checks) at least this often.
+    min_ttl_progress_s: Duration | None = Field(None, alias="min_ttl_progress", gt=0)
     require_owner: list[str] = []
-    release_orphans: bool = False
+    release_orphans: bool = False  # compare-and-delete a lock with no expiry (audited)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> LockTtlConfig:
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("'keys' lists a key twice")
+        unknown = [key for key in self.require_owner if key not in self.keys]
+        if unknown:
+            raise ValueError(f"'require_owner' names keys not in 'keys': {', '.join(unknown)}")
+        return self
 
 
 class ValueThresholds(Strict):
@@ -304,63 +359,131 @@ class ValueThresholds(Strict):
 
 
 class MarginConfig(WatchdogBase, ValueThresholds):
+    """Exactly one source: `url` (HTTP JSON; used/equity/utilization are jmespaths) or
+    `redis_key` (a hash; used/equity/utilization name its fields). Either `utilization`, or
+    both `used` and `equity` (ratio = used / equity)."""
+
     kind: Literal["margin"]
-    url: str
+    url: str | None = Field(None, pattern=r"^https?://")
     headers: dict[str, Secret] = {}
-    used: JmesPath | None = None
-    equity: JmesPath | None = None
-    utilization: JmesPath | None = None
+    redis_key: str | None = Field(None, min_length=1)
+    used: str | None = Field(None, min_length=1)
+    equity: str | None = Field(None, min_length=1)
+    utilization: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source_one_formula(self) -> MarginConfig:
+        if (self.url is None) == (self.redis_key is None):
+            raise ValueError("set exactly one of 'url' (HTTP JSON) and 'redis_key' (a hash)")
+        if self.headers and self.url is None:
+            raise ValueError("'headers' apply only to 'url'")
+        has_pair = self.used is not None and self.equity is not None
+        has_any_part = self.used is not None or self.equity is not None
+        if (self.utilization is not None) == has_any_part or (has_any_part and not has_pair):
+            raise ValueError("set either 'utilization', or both 'used' and 'equity'")
+        if self.direction != "above":
+            raise ValueError("margin utilization gets worse as it grows: 'direction' is 'above'")
+        if self.url is not None:
+            for name in ("used", "equity", "utilization"):
+                expression = getattr(self, name)
+                if expression is not None:
+                    try:
+                        _check_jmespath(expression)
+                    except ValueError as exc:
+                        raise ValueError(f"{name}: {exc}") from None
+        return self
 
 
 class PoisonQueueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["poison_queue"]
-    query: str
-    oldest_query: str | None = None
+    query: str = Field(min_length=1)  # a count of poison rows: `count > warn` warns
+    oldest_query: str | None = Field(None, min_length=1)  # the oldest row's timestamp, or NULL
+    oldest_warn_s: Duration | None = Field(None, alias="oldest_warn")
+    oldest_breach_s: Duration | None = Field(None, alias="oldest_breach")
+    oldest_critical_s: Duration | None = Field(None, alias="oldest_critical")
+
+    @model_validator(mode="after")
+    def _poison_rules(self) -> PoisonQueueConfig:
+        if self.direction != "above":
+            raise ValueError("a poison queue gets worse as it grows: 'direction' must be 'above'")
+        oldest = (self.oldest_warn_s, self.oldest_breach_s, self.oldest_critical_s)
+        if self.oldest_query is None and any(t is not None for t in oldest):
+            raise ValueError("'oldest_warn/breach/critical' need an 'oldest_query'")
+        try:
+            _check_order(*oldest, "above")
+        except ValueError as exc:
+            raise ValueError(f"oldest thresholds: {exc}") from None
+        return self
 
 
 class CbStalenessConfig(WatchdogBase, AgeThresholds):
+    """The breaker's last update: exactly one of `json_field` (of the key's JSON value),
+    `field` (of the key's hash) or `timestamp_key` (a separate key holding the timestamp)."""
+
     kind: Literal["cb_staleness"]
-    key: str
-    field: str | None = None
+    key: str = Field(min_length=1)
+    field: str | None = Field(None, min_length=1)
     json_field: JmesPath | None = None
-    timestamp_key: str | None = None
+    timestamp_key: str | None = Field(None, min_length=1)
     unit: TimestampUnit = "auto"
+    warn_s: Duration | None = Field(5.0, alias="warn")  # the runbook's SLA: <= 5 s
+    breach_s: Duration = Field(10.0, alias="breach", gt=0)  # page above 10 s
+    max_future_s: Duration = Field(2.0, alias="max_future")
     fail_closed: bool = True
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> CbStalenessConfig:
+        layouts = [self.field, self.json_field, self.timestamp_key]
+        if sum(layout is not None for layout in layouts) != 1:
+            raise ValueError("set exactly one of 'json_field', 'field' and 'timestamp_key'")
+        return self
 
 
 class HttpHealthConfig(WatchdogBase):
     kind: Literal["http_health"]
-    url: str
+    url: str = Field(pattern=r"^https?://")
     headers: dict[str, Secret] = {}
-    expect_status: list[int] = [200]
-    max_latency_s: Duration | None = Field(None, alias="max_latency")
-    expect: JmesPath | None = None
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
+    max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)
+    expect: JmesPath | None = None  # must evaluate to boolean true, e.g. "ok == `true`"
 
 
 class RedisValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["redis_value"]
-    key: str
-    field: str | None = None
-    json_field: JmesPath | None = None
+    key: str = Field(min_length=1)
+    field: str | None = Field(None, min_length=1)  # a hash field
+    json_field: JmesPath | None = None  # a field of a JSON value
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> RedisValueConfig:
+        if self.field is not None and self.json_field is not None:
+            raise ValueError("set at most one of 'field' and 'json_field'")
+        return self
 
 
 class SqlValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["sql_value"]
-    query: str
+    query: str = Field(min_length=1)  # the first column of the first row is the value
+    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: name
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 
 
 class HttpValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["http_value"]
-    url: str
+    url: str = Field(pattern=r"^https?://")
     headers: dict[str, Secret] = {}
-    path: JmesPath
+    path: JmesPath  # where the number is in the JSON answer
+    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: path
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 
 
 class PrometheusQueryConfig(WatchdogBase, ValueThresholds):
     kind: Literal["prometheus_query"]
-    url: str = "http://127.0.0.1:9090"
-    query: str
+    url: str = Field("http://127.0.0.1:9090", pattern=r"^https?://")  # Prometheus base URL
+    query: str = Field(min_length=1)  # an instant query: a vector (one verdict per series)
     headers: dict[str, Secret] = {}
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "ticks/s"...)
 
 
 WatchdogConfig = Annotated[
@@ -425,6 +548,11 @@ class Settings(BaseSettings):
             raise ValueError(f"watchdog names must be unique; repeated: {', '.join(duplicates)}")
         for index, watchdog in enumerate(self.watchdogs):
             _check_watchdog_refs(index, watchdog, self)
+        for name, actuator in self.actuators.items():
+            for ref in getattr(actuator, "on_failure", []):
+                if ref not in self.actuators or ref == name:
+                    problem = f"no other actuator named {ref!r}"
+                    raise ValueError(f"actuators.{name}.on_failure: {problem}")
         return self
 
 

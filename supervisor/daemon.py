@@ -18,8 +18,8 @@ import logging
 import signal
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Coroutine
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -32,6 +32,7 @@ from redis.exceptions import RedisError
 
 from supervisor import __version__
 from supervisor.actuators.base import ActionContext, Actuator
+from supervisor.actuators.deadman import Deadman, build_deadmen
 from supervisor.components import Components, build, close_resources, resources_for
 from supervisor.config import Settings, load_config
 from supervisor.constants import (
@@ -41,9 +42,10 @@ from supervisor.constants import (
     WATCHDOG_LATE_FACTOR,
 )
 from supervisor.errors import ConfigError
-from supervisor.latch import Latch, LatchStore, merge, without_reset
+from supervisor.latch import Latch, LatchStore, merge, reset_key, without_reset
 from supervisor.model import Decision, Status, TradingState, Verdict, WatchdogRun
 from supervisor.policy import PolicyState, action_failed, step
+from supervisor.publish.audit import AuditEvent, AuditTrail, action_event, decision_event
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.redis_state import StatePublisher, StateSnapshot
 from supervisor.publish.systemd import Notifier
@@ -54,7 +56,6 @@ from supervisor.watchdogs.base import evaluate
 log = logging.getLogger("supervisor")
 
 HOUSEKEEPING_JOB = "_housekeeping"
-ACTION_TIMEOUT_S = 5.0
 MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have finished first
 
 
@@ -88,6 +89,15 @@ class Supervisor:
         self.resources = resources_for(settings, client_name)
         self.redis = self.resources.redis
         self.components: Components = build(settings, self.resources)
+        self.deadmen = build_deadmen(settings, self.resources)
+        self.audit = AuditTrail(
+            settings.supervisor.state_dir,
+            self.redis,
+            settings.postgres.dsn,
+            settings.supervisor.namespace,
+            settings.supervisor.instance_id,
+            self.metrics.audit_outbox_events.set,
+        )
         self.publisher = StatePublisher(self.redis, settings.supervisor.namespace)
         self.latches = LatchStore(
             settings.supervisor.state_dir, self.redis, settings.supervisor.namespace
@@ -96,7 +106,18 @@ class Supervisor:
         self.runtime = Runtime({}, {}, {}, {}, trading_since=now)
         self.started_at = now
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self._beating: set[str] = set()  # deadmen with a heartbeat in flight
         self.scheduler: AsyncIOScheduler | None = None
+
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> None:
+        """Run `work` as a task the two-phase shutdown will wait for."""
+        task = asyncio.get_running_loop().create_task(work)
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    def _audit(self, event: AuditEvent) -> None:
+        """Record without blocking the caller; the trail keeps the order and never raises."""
+        self._spawn(self.audit.record(event))
 
     # --- lifecycle -------------------------------------------------------------------------
 
@@ -135,6 +156,8 @@ class Supervisor:
             "; ".join(f"{n} ({latch.reason})" for n, latch in restored.items()),
         )
         self.notifier.status(f"{summary.trading_state.name} (restored): {summary.reason}")
+        restored_reason = f"restored {summary.trading_state.name} from {' and '.join(sources)}"
+        self._audit(AuditEvent.new("state", reason=restored_reason, outcome="restored"))
 
     def _start(self) -> None:
         self._serve_metrics()
@@ -174,6 +197,8 @@ class Supervisor:
             task.cancel()
         if pending:
             log.warning("stopped with %d in-flight checks/actions cancelled", len(pending))
+            await asyncio.wait(pending, timeout=0.3)  # a cancelled record goes to the outbox
+        await self.audit.close()
         await close_resources(self.resources)
         self.metrics.close()
         log.info("stopped")
@@ -193,9 +218,12 @@ class Supervisor:
             new_components = build(new_settings, self.resources)
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc)
+            self._audit(AuditEvent.new("config", reason=str(exc), outcome="refused"))
             self.notifier.notify("READY=1")
             return
         self.settings, self.components = new_settings, new_components
+        self.deadmen = build_deadmen(new_settings, self.resources)
+        self._audit(AuditEvent.new("config", reason=f"reloaded {self.config_path}", outcome="ok"))
         self._schedule_jobs()
         log.info(
             "reloaded config from %s: %d watchdogs", self.config_path, len(new_components.watchdogs)
@@ -278,6 +306,7 @@ class Supervisor:
         )
         self.runtime.policy[name] = state
         for decision in decisions:
+            self._audit(decision_event(decision))
             self._start_actions(decision)
         run = WatchdogRun(
             name,
@@ -332,10 +361,7 @@ class Supervisor:
 
     def _start_actions(self, decision: Decision) -> None:
         for actuator_name in decision.actuators:
-            actuator = self.components.actuators[actuator_name]
-            task = asyncio.get_running_loop().create_task(self._act(decision, actuator))
-            self.in_flight.add(task)
-            task.add_done_callback(self.in_flight.discard)
+            self._spawn(self._act(decision, self.components.actuators[actuator_name]))
 
     async def _act(self, decision: Decision, actuator: Actuator) -> None:
         verb = f"{actuator.name} ({actuator.level.name})"
@@ -347,20 +373,42 @@ class Supervisor:
                 decision.reason,
             )
             self.metrics.actions.labels(actuator.name, "dry_run").inc()
+            self._audit(action_event(decision, actuator.name, "dry_run", detail={"would": verb}))
             return
         context = ActionContext(self.settings.supervisor.instance_id, self.clock())
         started = time.perf_counter()
         try:
-            with anyio.fail_after(ACTION_TIMEOUT_S):
+            with anyio.fail_after(actuator.max_duration_s):
                 outcome = await actuator.engage(decision, context)
         except Exception as exc:
+            took_ms = (time.perf_counter() - started) * 1000
+            self._audit(
+                action_event(
+                    decision,
+                    actuator.name,
+                    "failed",
+                    duration_ms=took_ms,
+                    detail={"error": str(exc)},
+                )
+            )
             self._action_failed(decision, actuator, exc)
             return
         took_ms = (time.perf_counter() - started) * 1000
+        self._audit(
+            action_event(
+                decision,
+                actuator.name,
+                "ok" if outcome.changed else "unchanged",
+                duration_ms=took_ms,
+                response_code=outcome.response_code,
+                detail={"detail": outcome.detail},
+            )
+        )
         result = "engaged" if outcome.changed else "already_engaged"
+        self.runtime.problems.pop(f"action {actuator.name}", None)
         self.metrics.actions.labels(actuator.name, result).inc()
         reason = f"{actuator.name} tripped by {decision.watchdog} — {decision.reason}"
-        if self._engaged(actuator, reason):
+        if self._engaged(actuator, reason, decision.watchdog):
             await self._publish_state()  # readers of {ns}:state see the trip now, not next cycle
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
@@ -385,15 +433,33 @@ class Supervisor:
             decision.incident_id,
             detail,
         )
+        self.runtime.problems[f"action {actuator.name}"] = "failing"
         state = self.runtime.policy.get(decision.watchdog)
         if state is not None:
             self.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
+        self._escalate(decision, actuator, detail)
 
-    def _engaged(self, actuator: Actuator, reason: str) -> bool:
+    def _escalate(self, decision: Decision, failed: Actuator, detail: str) -> None:
+        """Engage the failed actuator's `on_failure` list (never one already in the chain)."""
+        chain = (*decision.escalated_from, failed.name)
+        targets = tuple(
+            name for name in self.components.escalations.get(failed.name, ()) if name not in chain
+        )
+        if not targets:
+            return
+        log.error(
+            "escalating: %s failed (%s): engaging %s", failed.name, detail, ", ".join(targets)
+        )
+        reason = f"escalated: {failed.name} failed; {decision.reason}"
+        self._start_actions(
+            replace(decision, actuators=targets, reason=reason, escalated_from=chain)
+        )
+
+    def _engaged(self, actuator: Actuator, reason: str, watchdog: str = "") -> bool:
         """Record and persist an engagement; True if it is news."""
         if actuator.name in self.runtime.engaged:
             return False
-        self._latch(actuator.name, Latch(actuator.level, reason, self.clock()))
+        self._latch(actuator.name, Latch(actuator.level, reason, self.clock(), watchdog))
         return True
 
     def _latch(self, name: str, latch: Latch) -> None:
@@ -404,11 +470,7 @@ class Supervisor:
             log.error("cannot persist engagements in %s: %s", self.latches.path, exc)
             self.runtime.problems["state_dir"] = f"cannot write: {exc.strerror}"
         self._update_summary()
-        task = asyncio.get_running_loop().create_task(
-            self._publish(self.latches.save_redis(name, latch))
-        )
-        self.in_flight.add(task)
-        task.add_done_callback(self.in_flight.discard)
+        self._spawn(self._publish(self.latches.save_redis(name, latch)))
 
     # --- housekeeping ----------------------------------------------------------------------
 
@@ -422,6 +484,33 @@ class Supervisor:
             self.notifier.watchdog()
         await self._refresh_engaged()
         await self._publish_state()
+        self._beat_deadmen(now)
+        with anyio.move_on_after(2):
+            await self.audit.replay()
+
+    def _beat_deadmen(self, now: float) -> None:
+        """Keep the venues' cancel-on-disconnect armed, only while trading is ACTIVE: once
+        the state is more restrictive the beats stop and the venue cancels on its own."""
+        summary = self.runtime.summary
+        if summary is None or summary.trading_state is not TradingState.ACTIVE:
+            return
+        for deadman in self.deadmen.values():
+            if deadman.name not in self._beating:
+                self._beating.add(deadman.name)
+                self._spawn(self._beat(deadman, now))
+
+    async def _beat(self, deadman: Deadman, now: float) -> None:
+        try:
+            await deadman.heartbeat(now)
+            self.metrics.actions.labels(deadman.name, "heartbeat").inc()
+            self.runtime.problems.pop(f"deadman {deadman.name}", None)
+        except Exception as exc:
+            self.metrics.actions.labels(deadman.name, "failed").inc()
+            if f"deadman {deadman.name}" not in self.runtime.problems:
+                log.error("deadman=%s heartbeat failed: %s", deadman.name, exc)
+            self.runtime.problems[f"deadman {deadman.name}"] = "heartbeat failing"
+        finally:
+            self._beating.discard(deadman.name)
 
     async def _publish_state(self) -> None:
         summary = self._update_summary()
@@ -459,6 +548,36 @@ class Supervisor:
         for actuator in self.components.actuators.values():
             if actuator.readable:
                 await self._check_real_state(actuator)
+        await self._auto_reset()
+
+    async def _auto_reset(self) -> None:
+        """The one automatic release: a reduce_only breaker with `auto_reset_after`, once that
+        long has passed and the watchdog that tripped it has been OK for `clear_after`."""
+        now = self.clock()
+        for name, latch in list(self.runtime.engaged.items()):
+            actuator = self.components.actuators.get(name)
+            after_s = getattr(getattr(actuator, "config", None), "auto_reset_after_s", None)
+            policy = self.runtime.policy.get(latch.watchdog)
+            cleared = policy is not None and policy.incident is None and policy.status is Status.OK
+            if actuator is None or after_s is None or now - latch.at < after_s or not cleared:
+                continue
+            try:  # the reset marker first: the release must never look like a lost breaker
+                await self.redis.hset(reset_key(self.settings.supervisor.namespace), name, f"{now}")
+                await actuator.disengage(ActionContext(self.settings.supervisor.instance_id, now))
+            except Exception as exc:
+                self._note_problem("redis", exc)
+                return
+            del self.runtime.engaged[name]
+            self.latches.save_file(self.runtime.engaged)
+            reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
+            self._audit(AuditEvent.new("state", actuator=name, reason=reason, outcome="released"))
+            log.warning(
+                "audit auto_reset actuator=%s after %.0fs: watchdog=%s OK for clear_after",
+                name,
+                now - latch.at,
+                latch.watchdog,
+            )
+            self._update_summary()
 
     def _apply_resets(self, resets: dict[str, float]) -> None:
         kept = without_reset(self.runtime.engaged, resets)
@@ -470,12 +589,16 @@ class Supervisor:
             self._update_summary()
 
     async def _check_real_state(self, actuator: Actuator) -> None:
+        own_timeout_s = getattr(getattr(actuator, "config", None), "timeout_s", 0.0)
+        timeout_s = max(self.settings.redis.timeout_s, own_timeout_s)
         try:
-            with anyio.fail_after(self.settings.redis.timeout_s):
+            with anyio.fail_after(timeout_s):
                 engaged = await actuator.is_engaged()
         except Exception as exc:
-            self._note_problem("redis", exc)
+            where = "redis" if actuator.kind.startswith("redis") else f"actuator {actuator.name}"
+            self._note_problem(where, exc)
             return
+        self.runtime.problems.pop(f"actuator {actuator.name}", None)
         latch = self.runtime.engaged.get(actuator.name)
         if engaged and latch is None:
             self._engaged(actuator, f"{actuator.name} engaged (found in its store)")

@@ -30,6 +30,7 @@ class Latch:
     level: TradingState
     reason: str
     at: float
+    watchdog: str = ""  # what triggered it ("manual", "latch" or a watchdog name)
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "level": self.level.name})
@@ -37,7 +38,8 @@ class Latch:
     @classmethod
     def from_json(cls, text: str | bytes) -> Latch:
         data = json.loads(text)
-        return cls(TradingState[data["level"]], str(data["reason"]), float(data["at"]))
+        level, reason, at = TradingState[data["level"]], str(data["reason"]), float(data["at"])
+        return cls(level, reason, at, str(data.get("watchdog", "")))
 
 
 def engaged_key(namespace: str) -> str:

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-import logging
 import os
 import time
 import uuid
@@ -23,14 +22,13 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator
-from supervisor.components import Components, build, close_resources, resources_for
+from supervisor.components import Components, Resources, build, close_resources, resources_for
 from supervisor.config import Settings
 from supervisor.errors import SupervisorError
 from supervisor.latch import Latch, LatchStore, engaged_key, reset_key
 from supervisor.model import Decision, Status, TradingState
+from supervisor.publish.audit import AuditEvent, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
-
-log = logging.getLogger("supervisor.manual")
 
 MIN_REASON_LENGTH = 20
 RESET_INTERVAL_S = 60
@@ -88,7 +86,7 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
                 continue
             await store.save_redis(actuator.name, Latch(actuator.level, why, now))
             lines.append(f"{actuator.name}: {'engaged' if result.changed else 'already engaged'}")
-        log.warning("audit manual %s by %s: %s (%s)", group, operator, reason, "; ".join(lines))
+        await _record(settings, resources, "engage " + group, operator, reason, lines)
         if any("FAILED" in line for line in lines):
             raise Refused("\n".join(lines))
         return Done("\n".join(lines))
@@ -119,17 +117,33 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", now)
         lines = [await _release(a, context) for a in targets]
         forced = " (forced during a breach)" if breaching else ""
-        log.warning(
-            "audit manual reset %s by %s%s: %s (%s)",
-            group,
-            operator,
-            forced,
-            reason,
-            "; ".join(lines),
-        )
+        await _record(settings, resources, f"reset {group}{forced}", operator, reason, lines)
         return Done("\n".join(lines))
     finally:
         await close_resources(resources)
+
+
+async def _record(
+    settings: Settings,
+    resources: Resources,
+    what: str,
+    operator: str,
+    reason: str,
+    lines: list[str],
+) -> None:
+    """Audit a manual command: journal, `{ns}:events`, Postgres or the outbox."""
+    trail = AuditTrail(
+        settings.supervisor.state_dir,
+        resources.redis,
+        settings.postgres.dsn,
+        settings.supervisor.namespace,
+        settings.supervisor.instance_id,
+    )
+    event = AuditEvent.new(
+        "manual", actor=operator, reason=reason, outcome=what, detail={"result": lines}
+    )
+    await trail.record(event)
+    await trail.close()
 
 
 def _targets(components: Components, group: Group) -> list[Actuator]:

@@ -67,6 +67,7 @@ class Decision:
     reason: str
     incident_id: str
     at: float
+    escalated_from: tuple[str, ...] = ()  # actuators that failed on the way here
 
 
 @dataclass(slots=True)

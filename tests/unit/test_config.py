@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from supervisor import components
 from supervisor.components import unimplemented
 from supervisor.config import (
     RedisValueConfig,
@@ -313,16 +314,24 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert find_config(str(tmp_path / "cli.toml")) == tmp_path / "cli.toml"
 
 
-def test_unimplemented_kinds_are_named_by_path(tmp_path: Path) -> None:
-    locks = '[[watchdogs]]\nname = "locks"\nkind = "lock_ttl"\nkeys = ["lock:oms"]'
-    http = '[actuators.oms]\nkind = "http"\nlevel = "halted"\nurl = "https://oms.example/x"'
-    lines = unimplemented(load(tmp_path, BREAKER, http, SPX, locks))
+def test_a_kind_without_an_implementation_is_named_by_path(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delitem(components.WATCHDOG_FACTORIES, "tick_freshness")
+    monkeypatch.delitem(components.ACTUATOR_FACTORIES, "redis_breaker")
+    lines = unimplemented(load(tmp_path, BREAKER, SPX))
     assert [line.split(":")[0] for line in lines] == [
-        "watchdogs[1] (locks).kind",
-        "actuators.oms.kind",
+        "watchdogs[0] (spx).kind",
+        "actuators.breaker.kind",
     ]
-    assert "'lock_ttl' is not implemented" in lines[0]
-    assert "'http' is not implemented" in lines[1]
+    assert "'tick_freshness' is not implemented" in lines[0]
+
+
+def test_a_postgres_kind_needs_a_dsn(tmp_path: Path) -> None:
+    poison = (
+        '[[watchdogs]]\nname = "poison"\nkind = "poison_queue"\nquery = "SELECT 1"\nbreach = 10'
+    )
+    assert unimplemented(load(tmp_path, poison)) == ["watchdogs[0] (poison): needs [postgres] dsn"]
 
 
 def test_a_mistyped_environment_override_is_refused(
@@ -350,3 +359,18 @@ url = "https://ops:s3cret@venue.example/cancel-after?password=s3cret&x=1"
     shown = json.dumps(redacted(load(tmp_path, deadman)))
     assert "s3cret" not in shown
     assert "x=1" in shown
+
+
+def test_auto_reset_is_only_for_a_reduce_only_breaker(tmp_path: Path) -> None:
+    halted = 'kind = "redis_breaker"\nlevel = "halted"\nauto_reset_after = "5m"'
+    found = problems(tmp_path, "[actuators.breaker]\n" + halted)
+    assert found == [
+        "actuators.breaker: 'auto_reset_after' is allowed only for a reduce_only breaker"
+    ]
+    assert load(tmp_path, BREAKER + 'auto_reset_after = "5m"').actuators["breaker"].kind
+
+
+def test_on_failure_must_name_another_actuator(tmp_path: Path) -> None:
+    kill = '[actuators.kill]\nkind = "command"\nlevel = "flatten"\nargv = ["true"]\n'
+    kill += 'on_failure = ["nope"]'
+    assert problems(tmp_path, kill) == ["actuators.kill.on_failure: no other actuator named 'nope'"]

@@ -1,0 +1,82 @@
+"""The daemon acting through several actuators at once, with a real kill-switch server."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from redis import Redis
+
+from tests.integration.daemon_helpers import write_config
+from tests.killswitch_server import Behaviour, KillSwitchServer
+from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
+
+pytestmark = pytest.mark.slow
+
+KILL_ACTUATORS = """
+[actuators.kill_api]
+kind = "http"
+level = "flatten"
+url = "{activate}"
+json = {{ reason = "{{reason}}", close_positions = true, operator = "{{instance_id}}" }}
+verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
+timeout = "500ms"
+retry_for = "2s"
+on_failure = ["kill_flag"]
+
+[actuators.kill_flag]
+kind = "redis_flag"
+level = "halted"
+key = "ops:kill_switch"
+value = "1"
+"""
+
+
+@pytest.fixture
+def sync_redis(redis_server: RedisServer) -> Iterator[Redis]:
+    client = Redis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
+
+
+def kill_config(tmp_path: Path, redis_url: str, server: KillSwitchServer) -> Path:
+    config, _ = write_config(tmp_path, redis_url, warn="200ms", breach="300ms", interval="200ms")
+    text = config.read_text() + KILL_ACTUATORS.format(
+        activate=server.activate_url, status=server.status_url
+    )
+    config.write_text(text.replace('on_breach = ["breaker"]', 'on_breach = ["kill_api"]'))
+    return config
+
+
+def test_kill_api_that_never_confirms_escalates_to_the_flag(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
+) -> None:
+    with KillSwitchServer(Behaviour(never_confirm=True)) as server:
+        daemon = Daemon(kill_config(tmp_path, redis_server.url, server), notify_socket)
+        try:  # no ticks: missing keys breach at once, the kill API is called
+            wait_until(lambda: sync_redis.get("ops:kill_switch") == b"1", 15, "the escalation")
+            notify_socket.wait_for("STATUS=HALTED")
+            assert server.activations == 1  # one incident, one Idempotency-Key
+            assert "escalating: kill_api failed" in daemon.log()
+        finally:
+            assert daemon.terminate() == 0
+
+
+def test_kill_api_that_fails_three_times_is_retried_with_one_key(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
+) -> None:
+    with KillSwitchServer(Behaviour(fail_first=3)) as server:
+        daemon = Daemon(kill_config(tmp_path, redis_server.url, server), notify_socket)
+        try:
+            notify_socket.wait_for("STATUS=FLATTEN", timeout_s=15)
+            keys = {r.headers.get("Idempotency-Key") for r in server.activation_requests()}
+            assert len(server.activation_requests()) >= 4
+            assert len(keys) == 1
+            assert server.activations == 1
+            time.sleep(0.5)
+            assert sync_redis.get("ops:kill_switch") is None  # verified: no escalation
+        finally:
+            assert daemon.terminate() == 0
