@@ -37,11 +37,10 @@ import jmespath
 from supervisor.config import HttpValueConfig
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
-from supervisor.units import format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.http_json import fetch_json, require_http, search
-from supervisor.watchdogs.thresholds import comparison, judge_value
+from supervisor.watchdogs.thresholds import value_verdict
 
 
 class HttpValue(Watchdog):
@@ -74,15 +73,7 @@ class HttpValue(Watchdog):
             value = parse_number(raw)
         except (ValueError, OverflowError) as exc:
             return self.unknown(f"{self.config.path!r}: {exc}")
-        cfg = self.config
-        judgement = judge_value(value, cfg.warn, cfg.breach, cfg.critical, cfg.direction)
-        reason = f"{self.subject} {format_value(value, cfg.unit)}"
-        if judgement.threshold is not None:
-            reason += f" {comparison(cfg.direction)} {format_value(judgement.threshold, cfg.unit)}"
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
-        return Verdict(
-            self.name, self.subject, judgement.status, reason, value, cfg.unit, threshold
-        )
+        return value_verdict(self.name, self.subject, value, self.config, self.config.unit)
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, self.subject, Status.UNKNOWN, f"{self.subject}: {problem}")

@@ -60,11 +60,10 @@ from supervisor.config import PrometheusQueryConfig
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
-from supervisor.units import format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.http_json import is_success, require_http
-from supervisor.watchdogs.thresholds import comparison, judge_value
+from supervisor.watchdogs.thresholds import value_verdict
 
 API_PATH = "/api/v1/query"
 NO_DATA = "no data (query returned no series)"
@@ -185,13 +184,7 @@ class PrometheusQuery(Watchdog):
             value = sample_value(raw)
         except (ValueError, OverflowError) as exc:
             return self.unknown(subject, str(exc))
-        cfg = self.config
-        judgement = judge_value(value, cfg.warn, cfg.breach, cfg.critical, cfg.direction)
-        reason = f"{subject} {format_value(value, cfg.unit)}"
-        if judgement.threshold is not None:
-            reason += f" {comparison(cfg.direction)} {format_value(judgement.threshold, cfg.unit)}"
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
-        return Verdict(self.name, subject, judgement.status, reason, value, cfg.unit, threshold)
+        return value_verdict(self.name, subject, value, self.config, self.config.unit)
 
     def all_unknown(self, problem: str) -> list[Verdict]:
         return [self.unknown(subject, problem) for subject in self.subjects]

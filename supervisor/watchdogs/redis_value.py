@@ -36,11 +36,10 @@ from redis.asyncio import Redis
 from supervisor.config import RedisValueConfig
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
-from supervisor.units import format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.json_field import NoField, json_field
-from supervisor.watchdogs.thresholds import comparison, judge_value
+from supervisor.watchdogs.thresholds import value_verdict
 
 
 class RedisValue(Watchdog):
@@ -78,15 +77,7 @@ class RedisValue(Watchdog):
             value = self.number(reply)
         except ValueError as exc:
             return self.unknown(str(exc))
-        cfg = self.config
-        judgement = judge_value(value, cfg.warn, cfg.breach, cfg.critical, cfg.direction)
-        reason = f"{self.subject} {format_value(value, cfg.unit)}"
-        if judgement.threshold is not None:
-            reason += f" {comparison(cfg.direction)} {format_value(judgement.threshold, cfg.unit)}"
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
-        return Verdict(
-            self.name, self.subject, judgement.status, reason, value, cfg.unit, threshold=threshold
-        )
+        return value_verdict(self.name, self.subject, value, self.config, self.config.unit)
 
     def number(self, reply: object) -> float:
         """The number in a reply; ValueError saying why there is none."""

@@ -38,10 +38,9 @@ from supervisor.config import SqlValueConfig
 from supervisor.errors import ConfigError, SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
-from supervisor.units import format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
-from supervisor.watchdogs.thresholds import comparison, judge_value
+from supervisor.watchdogs.thresholds import value_verdict
 
 
 class RowSource(Protocol):
@@ -134,15 +133,7 @@ class SqlValue(Watchdog):
         except ValueError as exc:
             return self.unknown(str(exc))
         unit = self.config.unit or ("s" if isinstance(reading.value, timedelta) else "")
-        cfg = self.config
-        judgement = judge_value(value, cfg.warn, cfg.breach, cfg.critical, cfg.direction)
-        reason = f"{self.subject} {format_value(value, unit)}"
-        if judgement.threshold is not None:
-            reason += f" {comparison(cfg.direction)} {format_value(judgement.threshold, unit)}"
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
-        return Verdict(
-            self.name, self.subject, judgement.status, reason, value, unit, threshold=threshold
-        )
+        return value_verdict(self.name, self.subject, value, self.config, unit)
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, self.subject, Status.UNKNOWN, f"{self.subject}: {problem}")

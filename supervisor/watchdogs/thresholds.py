@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
-from supervisor.model import Status
+from supervisor.model import Status, Verdict
+from supervisor.units import format_value
 
 
 @dataclass(frozen=True)
@@ -50,3 +52,28 @@ def judge_value(
 
 def comparison(direction: str) -> str:
     return ">" if direction == "above" else "<"
+
+
+class ValueRules(Protocol):
+    """The threshold fields every value watchdog's config has (read-only)."""
+
+    @property
+    def warn(self) -> float | None: ...
+    @property
+    def breach(self) -> float | None: ...
+    @property
+    def critical(self) -> float | None: ...
+    @property
+    def direction(self) -> str: ...
+
+
+def value_verdict(
+    watchdog: str, subject: str, value: float, rules: ValueRules, unit: str = ""
+) -> Verdict:
+    """The verdict on a number: "<subject> 0.42 > 0.3", with value, unit and threshold."""
+    judgement = judge_value(value, rules.warn, rules.breach, rules.critical, rules.direction)
+    reason = f"{subject} {format_value(value, unit)}"
+    if judgement.threshold is not None:
+        reason += f" {comparison(rules.direction)} {format_value(judgement.threshold, unit)}"
+    threshold = judgement.threshold if judgement.threshold is not None else rules.breach
+    return Verdict(watchdog, subject, judgement.status, reason, value, unit, threshold)
