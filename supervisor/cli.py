@@ -30,7 +30,7 @@ from supervisor.constants import (
 from supervisor.errors import ConfigError
 from supervisor.inspect import evaluate_all, read_published
 from supervisor.model import Status, Verdict
-from supervisor.publish import audit
+from supervisor.publish import audit_read
 from supervisor.publish.logging import setup_logging
 from supervisor.report import render_status, render_verdicts
 from supervisor.sources.redis import connect
@@ -218,7 +218,7 @@ def _manual(action: Coroutine[Any, Any, manual.Done]) -> int:
 
 def _since(text: str) -> float:
     try:
-        return audit.parse_since(text, time.time())
+        return audit_read.parse_since(text, time.time())
     except ValueError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
@@ -226,21 +226,21 @@ def _since(text: str) -> float:
 def cmd_events(args: argparse.Namespace) -> int:
     """The audit trail: Postgres (plus outbox lines not replayed yet), else the events stream."""
     _path, settings = _load(args)
-    render = audit.event_json if args.json else audit.format_event
+    render = audit_read.event_json if args.json else audit_read.format_event
     with contextlib.suppress(KeyboardInterrupt):  # the way out of --follow
         anyio.run(_show_events, settings, args.since, args.follow, render)
     return EX_OK
 
 
 async def _show_events(
-    settings: Settings, since: float, follow: bool, render: Callable[[audit.SourcedEvent], str]
+    settings: Settings, since: float, follow: bool, render: Callable[[audit_read.SourcedEvent], str]
 ) -> None:
     redis = connect(settings.redis, "trading-supervisor-events")
-    reader = audit.TrailReader(
+    reader = audit_read.TrailReader(
         settings.supervisor.state_dir, redis, settings.postgres.dsn, settings.supervisor.namespace
     )
     try:
-        await audit.show_events(
+        await audit_read.show_events(
             reader,
             since,
             emit=lambda item: print(render(item), flush=True),

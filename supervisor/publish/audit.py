@@ -22,7 +22,7 @@ import logging
 import math
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -43,15 +43,11 @@ from supervisor.constants import (
     AUDIT_RETRY_MAX_S,
     AUDIT_RETRY_MIN_S,
     AUDIT_TABLE,
-    EVENTS_FOLLOW_LOOKBACK_S,
     EVENTS_KEY,
-    EVENTS_POLL_S,
-    EVENTS_READ_LIMIT,
     EVENTS_STREAM_MAXLEN,
 )
 from supervisor.model import Decision
 from supervisor.publish.outbox import Outbox, append_durably
-from supervisor.units import parse_duration
 
 log = logging.getLogger("supervisor.audit")
 
@@ -59,7 +55,7 @@ log = logging.getLogger("supervisor.audit")
 FAILED_OUTCOMES = frozenset({"failed", "error", "timeout", "refused", "unverified", "escalated"})
 _TEXT_FIELDS = ("actor", "instance", "watchdog", "actuator", "incident_id", "reason", "outcome")
 _MAX_EPOCH_S = 1e11  # year 5138: anything later is a unit mistake
-_NIL_UUID = uuid.UUID(int=0)
+NIL_UUID = uuid.UUID(int=0)
 
 CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
@@ -91,7 +87,7 @@ FROM supervisor_events WHERE (at, id) > ($1, $2) ORDER BY at, id LIMIT $3"""
 # A row Postgres refuses for its content: it is set aside, it must not block the outbox.
 _POISON = (asyncpg.exceptions.DataError, asyncpg.exceptions._base.DataError)
 # Anything else from the database or the network: Postgres is away; retry later.
-_AWAY = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
+POSTGRES_AWAY = (asyncpg.PostgresError, asyncpg.InterfaceError, OSError, TimeoutError)
 
 
 def events_key(namespace: str) -> str:
@@ -285,7 +281,7 @@ def _scrub(value: Any) -> Any:
     return value
 
 
-def _from_row(row: Mapping[str, Any]) -> AuditEvent:
+def from_row(row: Mapping[str, Any]) -> AuditEvent:
     detail = row["detail"]
     return AuditEvent(
         id=str(row["id"]),
@@ -362,7 +358,7 @@ class _Writer:
             log.warning(
                 "audit: postgres unavailable (%s: %s); events go to the outbox until it returns",
                 type(exc).__name__,
-                _first_line(exc),
+                first_line_of(exc),
             )
         self._away = True
         self._retry_at = self._clock() + self._backoff_s
@@ -376,7 +372,7 @@ class _Writer:
         if connection is not None:
             try:
                 await asyncio.wait_for(connection.close(), timeout=AUDIT_CONNECT_TIMEOUT_S)
-            except (*_AWAY, asyncio.CancelledError):
+            except (*POSTGRES_AWAY, asyncio.CancelledError):
                 connection.terminate()
 
     async def _connect(self) -> asyncpg.Connection | None:
@@ -505,7 +501,7 @@ class AuditTrail:
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             if not self._redis_failing:
-                log.warning("audit: cannot add to %s: %s", self._stream, _first_line(exc))
+                log.warning("audit: cannot add to %s: %s", self._stream, first_line_of(exc))
             self._redis_failing = True
             return
         if self._redis_failing:
@@ -530,9 +526,9 @@ class AuditTrail:
         try:
             return await writer.insert([_row(e) for e in events])
         except _POISON as exc:
-            log.warning("audit: postgres refused event(s): %s", _first_line(exc))
+            log.warning("audit: postgres refused event(s): %s", first_line_of(exc))
             return False
-        except _AWAY as exc:
+        except POSTGRES_AWAY as exc:
             writer.failed(exc)
             return False
 
@@ -579,7 +575,7 @@ class AuditTrail:
     async def _replay_batch(self, writer: _Writer, lines: list[bytes]) -> int | None:
         """Insert one batch of outbox lines; the number inserted, or None if Postgres is away.
         Lines that are not events (a torn write) or that Postgres refuses are set aside."""
-        events, rejected = _parse_lines(lines)
+        events, rejected = parse_lines(lines)
         refused: list[bytes] = []
         async with writer.lock:
             try:
@@ -587,7 +583,7 @@ class AuditTrail:
                     return None
             except _POISON:
                 refused = await self._insert_each(writer, events)
-            except _AWAY as exc:
+            except POSTGRES_AWAY as exc:
                 writer.failed(exc)
                 return None
         if rejected or refused:
@@ -603,7 +599,7 @@ class AuditTrail:
             try:
                 await writer.insert([_row(event)])
             except _POISON as exc:
-                log.warning("audit: postgres refused event id=%s: %s", event.id, _first_line(exc))
+                log.warning("audit: postgres refused event id=%s: %s", event.id, first_line_of(exc))
                 refused.append(line)
         return refused
 
@@ -616,7 +612,7 @@ class AuditTrail:
         append_durably(self.rejected_path, lines)
 
 
-def _parse_lines(lines: list[bytes]) -> tuple[list[tuple[AuditEvent, bytes]], list[bytes]]:
+def parse_lines(lines: list[bytes]) -> tuple[list[tuple[AuditEvent, bytes]], list[bytes]]:
     events: list[tuple[AuditEvent, bytes]] = []
     rejected: list[bytes] = []
     for line in lines:
@@ -632,178 +628,6 @@ def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
         yield items[start : start + size]
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line_of(exc: BaseException) -> str:
     text = str(exc).strip().splitlines()
     return text[0][:200] if text else type(exc).__name__
-
-
-# --- reading the trail (`trading-supervisor events`) ----------------------------------------
-
-
-@dataclass(frozen=True)
-class SourcedEvent:
-    event: AuditEvent
-    source: str  # "postgres", "outbox" (not in Postgres yet) or "stream"
-
-
-_PRIORITY = {"postgres": 0, "outbox": 1, "stream": 2}
-
-
-class TrailReader:
-    """Reads the trail: Postgres when it answers (plus outbox lines not replayed yet),
-    otherwise the `{ns}:events` stream. Problems are collected in `notes`, never raised."""
-
-    def __init__(
-        self, state_dir: Path, redis: Redis | None, dsn: SecretStr | None, namespace: str
-    ) -> None:
-        self.notes: list[str] = []
-        self._outbox = Outbox(state_dir / AUDIT_OUTBOX_FILE)
-        self._redis = redis
-        self._stream = events_key(namespace)
-        self._dsn = dsn
-        self._connection: asyncpg.Connection | None = None
-
-    async def read(self, since: float) -> list[SourcedEvent]:
-        """Events at or after `since`, oldest first, each once."""
-        found = await self._from_postgres(since)
-        if found is None:
-            found = await self._from_stream(since)
-        found += self._from_outbox(since)
-        best: dict[str, SourcedEvent] = {}
-        for item in found:
-            known = best.get(item.event.id)
-            if known is None or _PRIORITY[item.source] < _PRIORITY[known.source]:
-                best[item.event.id] = item
-        return sorted(best.values(), key=lambda s: (s.event.at, s.event.id))
-
-    async def close(self) -> None:
-        connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.terminate()
-
-    def _note(self, text: str) -> None:
-        if text not in self.notes:
-            self.notes.append(text)
-
-    async def _from_postgres(self, since: float) -> list[SourcedEvent] | None:
-        if self._dsn is None:
-            return None
-        try:
-            connection = await self._connect(self._dsn)
-            return [SourcedEvent(e, "postgres") async for e in _select_since(connection, since)]
-        except asyncpg.UndefinedTableError:
-            self._note(
-                f"postgres has no {AUDIT_TABLE} table yet: reading the {self._stream} stream"
-            )
-        except _AWAY as exc:
-            self._note(f"postgres: {_first_line(exc)}: reading the {self._stream} stream")
-        await self.close()
-        return None
-
-    async def _connect(self, dsn: SecretStr) -> asyncpg.Connection:
-        if self._connection is None or self._connection.is_closed():
-            self._connection = await asyncpg.connect(
-                dsn.get_secret_value(),
-                timeout=AUDIT_CONNECT_TIMEOUT_S,
-                command_timeout=AUDIT_CONNECT_TIMEOUT_S * 5,
-                server_settings={
-                    "application_name": "trading-supervisor-events",
-                    "default_transaction_read_only": "on",
-                },
-            )
-        return self._connection
-
-    async def _from_stream(self, since: float) -> list[SourcedEvent]:
-        if self._redis is None:
-            return []
-        try:
-            entries = await self._redis.xrange(
-                self._stream, min=f"{int(since * 1000)}-0", max="+", count=EVENTS_READ_LIMIT
-            )
-        except (RedisError, OSError) as exc:
-            self._note(f"redis: {_first_line(exc)}: the {self._stream} stream cannot be read")
-            return []
-        found = []
-        for _entry_id, fields in entries or []:
-            try:
-                event = event_from_stream(fields or {})
-            except ValueError:
-                continue
-            if event.at >= since:
-                found.append(SourcedEvent(event, "stream"))
-        return found
-
-    def _from_outbox(self, since: float) -> list[SourcedEvent]:
-        try:
-            lines = self._outbox.read_all()
-        except OSError as exc:
-            self._note(f"cannot read the outbox {self._outbox.path}: {exc}")
-            return []
-        events, _torn = _parse_lines(lines)
-        return [SourcedEvent(e, "outbox") for e, _ in events if e.at >= since]
-
-
-async def _select_since(connection: asyncpg.Connection, since: float) -> AsyncIterator[AuditEvent]:
-    """Rows at or after `since` in (at, id) order, a page at a time."""
-    after: tuple[datetime, uuid.UUID] = (datetime.fromtimestamp(since, UTC), _NIL_UUID)
-    while True:
-        rows = await connection.fetch(SELECT_PAGE, *after, EVENTS_READ_LIMIT)
-        for row in rows:
-            yield _from_row(row)
-        if len(rows) < EVENTS_READ_LIMIT:
-            return
-        after = (rows[-1]["at"], rows[-1]["id"])
-
-
-def parse_since(text: str, now: float) -> float:
-    """`--since`: a duration ("1h": that long ago) or an ISO-8601 time (naive: local time)."""
-    try:
-        return now - parse_duration(text)
-    except ValueError:
-        pass
-    try:
-        return datetime.fromisoformat(text).timestamp()
-    except ValueError:
-        raise ValueError(
-            f"invalid time {text!r}: use a duration like '1h' or ISO-8601 like '2026-11-22T09:30'"
-        ) from None
-
-
-def format_event(item: SourcedEvent) -> str:
-    """One readable line: local time with offset, then the journal form."""
-    stamp = datetime.fromtimestamp(item.event.at).astimezone().isoformat(timespec="milliseconds")
-    suffix = "  [outbox: not in postgres yet]" if item.source == "outbox" else ""
-    return f"{stamp} {describe(item.event)}{suffix}"
-
-
-def event_json(item: SourcedEvent) -> str:
-    return json.dumps({**item.event.to_dict(), "source": item.source}, default=str)
-
-
-async def show_events(
-    reader: TrailReader,
-    since: float,
-    emit: Callable[[SourcedEvent], None],
-    note: Callable[[str], None],
-    follow: bool = False,
-) -> None:
-    """Emit each event since `since` once; with `follow`, poll every second until cancelled.
-
-    While following, each poll re-reads the last EVENTS_FOLLOW_LOOKBACK_S before the newest
-    event seen, so rows committed late (an HA peer, a replay) still show, once."""
-    seen: dict[str, float] = {}
-    cursor = since
-    noted = 0
-    while True:
-        for item in await reader.read(cursor):
-            if item.event.id not in seen:
-                seen[item.event.id] = item.event.at
-                emit(item)
-        for text in reader.notes[noted:]:
-            note(text)
-        noted = len(reader.notes)
-        if not follow:
-            return
-        cursor = max(since, max(seen.values(), default=since) - EVENTS_FOLLOW_LOOKBACK_S)
-        seen = {k: at for k, at in seen.items() if at >= cursor}
-        await asyncio.sleep(EVENTS_POLL_S)

@@ -24,9 +24,9 @@ from supervisor.publish.audit import (
     decision_event,
     describe,
     event_from_stream,
-    parse_since,
     stream_fields,
 )
+from supervisor.publish.audit_read import parse_since
 from supervisor.publish.outbox import Outbox
 
 
