@@ -55,7 +55,12 @@ def main() -> None:
         server.start()
         try:
             for trip_after in (1, 2):
-                late = [one_trial(Path(tmp), server, trip_after) for _ in range(trials)]
+                # A fresh state_dir per trial: the latch of the last trial would (rightly)
+                # restore its trip on the next start.
+                late = [
+                    one_trial(Path(tempfile.mkdtemp(dir=tmp)), server, trip_after)
+                    for _ in range(trials)
+                ]
                 polling_ms = INTERVAL_S * 500 + (trip_after - 1) * INTERVAL_S * 1000
                 print(
                     f"trip_after={trip_after} breach={BREACH_S}s interval={INTERVAL_S}s: tripped"
