@@ -15,7 +15,13 @@ from typing import Any
 import anyio
 
 from supervisor import __version__, manual
-from supervisor.components import Resources, build, unimplemented
+from supervisor.components import (
+    Components,
+    build,
+    close_resources,
+    resources_for,
+    unimplemented,
+)
 from supervisor.config import Settings, find_config, load_config, redacted
 from supervisor.constants import (
     EX_CONFIG,
@@ -254,12 +260,21 @@ async def _show_events(
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path, settings = _load(args)
-    components = build(settings, Resources(connect(settings.redis, "config-validate")))  # no I/O
+    components = anyio.run(_build_and_close, settings)
     print(
         f"{path}: OK ({len(components.watchdogs)} watchdogs, {len(components.actuators)} actuators,"
         f" {len(components.sessions)} sessions)"
     )
     return EX_OK
+
+
+async def _build_and_close(settings: Settings) -> Components:
+    """Build exactly what `run` builds (no I/O: every client connects lazily), then close."""
+    resources = resources_for(settings, "config-validate")
+    try:
+        return build(settings, resources)
+    finally:
+        await close_resources(resources)
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:
