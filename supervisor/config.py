@@ -152,6 +152,7 @@ class SessionConfig(Strict):
 class ActuatorBase(Strict):
     kind: str
     level: Level
+    on_failure: list[str] = []  # engaged at once when this one fails or cannot be verified
 
 
 class RedisBreakerConfig(ActuatorBase):
@@ -196,7 +197,6 @@ class HttpActuatorConfig(ActuatorBase):
     verify: VerifyConfig | None = None
     timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
     retry_for_s: Duration = Field(60.0, alias="retry_for")
-    on_failure: list[str] = []
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> HttpActuatorConfig:
@@ -233,7 +233,6 @@ class CommandActuatorConfig(ActuatorBase):
     kind: Literal["command"]
     argv: list[str] = Field(min_length=1)
     timeout_s: Duration = Field(30.0, alias="timeout", gt=0)
-    on_failure: list[str] = []
 
 
 class DeadmanConfig(Strict):
@@ -549,7 +548,7 @@ class Settings(BaseSettings):
         for index, watchdog in enumerate(self.watchdogs):
             _check_watchdog_refs(index, watchdog, self)
         for name, actuator in self.actuators.items():
-            for ref in getattr(actuator, "on_failure", []):
+            for ref in getattr(actuator, "on_failure", []):  # a deadman has none
                 if ref not in self.actuators or ref == name:
                     problem = f"no other actuator named {ref!r}"
                     raise ValueError(f"actuators.{name}.on_failure: {problem}")

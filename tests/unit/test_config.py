@@ -374,3 +374,9 @@ def test_on_failure_must_name_another_actuator(tmp_path: Path) -> None:
     kill = '[actuators.kill]\nkind = "command"\nlevel = "flatten"\nargv = ["true"]\n'
     kill += 'on_failure = ["nope"]'
     assert problems(tmp_path, kill) == ["actuators.kill.on_failure: no other actuator named 'nope'"]
+
+
+def test_every_action_actuator_may_escalate(tmp_path: Path) -> None:
+    flag = '[actuators.flag]\nkind = "redis_flag"\nlevel = "halted"\nkey = "k"'
+    settings = load(tmp_path, BREAKER + 'on_failure = ["flag"]', flag)
+    assert settings.actuators["breaker"].on_failure == ["flag"]  # type: ignore[union-attr]
