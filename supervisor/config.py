@@ -62,6 +62,17 @@ def _check_timezone(name: str) -> str:
     return name
 
 
+def _check_redis_url(url: str) -> str:
+    scheme = url.partition("://")[0]
+    if scheme == "redis+sentinel":
+        raise ValueError(
+            "redis+sentinel:// is not supported yet: use redis://, rediss:// or unix://"
+        )
+    if scheme not in ("redis", "rediss", "unix") or "://" not in url:
+        raise ValueError("must start with redis://, rediss:// or unix://")
+    return url
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 JmesPath = Annotated[str, AfterValidator(_check_jmespath)]
@@ -97,7 +108,7 @@ class SupervisorSection(Strict):
 
 
 class RedisSection(Strict):
-    url: str = Field("redis://127.0.0.1:6379/0", pattern=r"^(redis|rediss|redis\+sentinel|unix)://")
+    url: Annotated[str, AfterValidator(_check_redis_url)] = "redis://127.0.0.1:6379/0"
     username: str | None = None
     password: Secret | None = None
     timeout_s: Duration = Field(1.0, alias="timeout", gt=0)

@@ -380,3 +380,18 @@ def test_every_action_actuator_may_escalate(tmp_path: Path) -> None:
     flag = '[actuators.flag]\nkind = "redis_flag"\nlevel = "halted"\nkey = "k"'
     settings = load(tmp_path, BREAKER + 'on_failure = ["flag"]', flag)
     assert settings.actuators["breaker"].on_failure == ["flag"]  # type: ignore[union-attr]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis+sentinel://h:26379/mymaster", "redis.url: redis+sentinel:// is not supported yet"),
+        ("http://127.0.0.1:6379", "redis.url: must start with redis://, rediss:// or unix://"),
+    ],
+)
+def test_redis_urls_redis_py_cannot_open_are_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    found = problems(tmp_path, f'[redis]\nurl = "{url}"')
+    assert len(found) == 1
+    assert found[0].startswith(problem)
