@@ -512,8 +512,10 @@ async def shut_down(servers: list[Any], tasks: list[Any], redis: Redis, pg: asyn
     for task in tasks:
         task.cancel()
     await asyncio.gather(*tasks, return_exceptions=True)
-    with contextlib.suppress(Exception):
-        await asyncio.wait_for(pg.close(), timeout=3)
+    try:
+        await asyncio.wait_for(pg.close(), timeout=1)
+    except Exception:
+        pg.terminate()  # bounded: a stuck connection must not hold the exit
     with contextlib.suppress(Exception):
         await redis.aclose()
 

@@ -136,7 +136,7 @@ async def test_hung_endpoint_is_a_breach_within_the_timeout(
     watchdog = health(http_server.url("/readyz"), http_client, timeout="500ms")
     started = time.monotonic()
     verdict = await one(watchdog)
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3  # cut off, not the 5 s answer
     assert verdict.status is Status.BREACH
     assert "no answer" in verdict.reason and "450ms" in verdict.reason
 

@@ -169,7 +169,7 @@ async def test_no_answer_in_time_is_unknown(
     http_server.answer_json(PATH, account("1", "10"), delay_s=3)
     started = time.monotonic()
     verdict = await one(http_margin(http_server, http_client, timeout="300ms"))
-    assert time.monotonic() - started < 2
+    assert time.monotonic() - started < 2.5  # cut off, not the 3 s answer
     assert verdict.status is Status.UNKNOWN
     assert "300ms" in verdict.reason
 

@@ -237,7 +237,7 @@ async def test_slow_query_is_unknown_within_the_timeout(
     dog = watchdog(source, query="SELECT count(*) FROM pg_sleep(5)", timeout="300ms")
     started = time.monotonic()
     [verdict] = await evaluate(dog, None, time.time())
-    assert time.monotonic() - started < 1.5
+    assert time.monotonic() - started < 3  # cut off, not the 5 s query
     assert verdict.status is Status.UNKNOWN
     assert "300ms" in verdict.reason
     [verdict] = await evaluate(watchdog(source), None, time.time())  # the pool still works
