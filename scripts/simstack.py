@@ -196,11 +196,16 @@ async def breaker_owner(stack: Stack) -> None:
 
 
 async def keep_running(stack: Stack, name: str, job: Callable[[Stack], Awaitable[None]]) -> None:
-    """Run a writer; a Redis hiccup restarts it after a short pause instead of killing it."""
-    while True:
+    """Run a writer; a Redis hiccup restarts it after a short pause instead of killing it.
+
+    It checks `stack.stop` itself: redis-py may surface a cancelled command as a RedisError,
+    so cancellation alone cannot be trusted to end this loop (it once hung the shutdown)."""
+    while not stack.stop.is_set():
         try:
             await job(stack)
         except (RedisError, OSError) as exc:
+            if stack.stop.is_set():
+                return
             print(f"simstack: {name}: {exc}", file=sys.stderr, flush=True)
             await asyncio.sleep(0.5)
 

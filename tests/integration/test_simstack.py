@@ -462,3 +462,13 @@ def test_demo_detects_acts_and_leaves_nothing_running(tmp_path: Path) -> None:
     assert directory is not None and not Path(directory.group(1)).exists()
     leftovers = subprocess.run(["pgrep", "-f", directory.group(1)], capture_output=True)
     assert leftovers.stdout == b""
+
+
+def test_stops_even_while_its_redis_is_failing(
+    private_redis: RedisServer, sim_servers: tuple[RedisServer, str]
+) -> None:
+    _, dsn = sim_servers
+    process, _, _ = start_simstack(private_redis.url, dsn)
+    private_redis.stop()  # every writer now fails and retries: it must still stop
+    time.sleep(1.5)
+    assert stop(process) == 0  # stop() kills after 10 s, which would not be 0
