@@ -7,6 +7,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from supervisor.sources import http as http_source
@@ -28,6 +29,15 @@ async def redis(redis_server: RedisServer) -> AsyncIterator[Redis]:
     await client.flushall()
     yield client
     await client.aclose()
+
+
+@pytest.fixture
+def sync_redis(redis_server: RedisServer) -> Iterator[SyncRedis]:
+    """A blocking client on the session Redis, emptied first: for daemon-level tests."""
+    client = SyncRedis.from_url(redis_server.url)
+    client.flushall()
+    yield client
+    client.close()
 
 
 @pytest.fixture

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -20,14 +19,6 @@ from tests.integration.daemon_helpers import TickFeed, cli, write_config
 from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture
-def sync_redis(redis_server: RedisServer) -> Iterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def breaker_value(client: Redis) -> dict[str, object] | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -32,14 +31,6 @@ level = "halted"
 key = "ops:kill_switch"
 value = "1"
 """
-
-
-@pytest.fixture
-def sync_redis(redis_server: RedisServer) -> Iterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def kill_config(tmp_path: Path, redis_url: str, server: KillSwitchServer) -> Path:

@@ -5,24 +5,14 @@ from __future__ import annotations
 import json
 import signal
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from redis import Redis
 
 from tests.integration.daemon_helpers import TickFeed, cli, write_config
 from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
 
 REASON = "operator drill: testing the breaker reset path"
-
-
-@pytest.fixture
-def sync_redis(redis_server: RedisServer) -> Iterator[Redis]:
-    client = Redis.from_url(redis_server.url)
-    client.flushall()
-    yield client
-    client.close()
 
 
 def breaker_state(client: Redis) -> str | None:
