@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from supervisor.config import TickFreshnessConfig
 from supervisor.watchdogs.tick_freshness import TickFreshness
-from tests.servers import RedisServer
+from tests.servers import running_redis
 
 REPEATS = 200
 
@@ -53,13 +53,8 @@ async def run(url: str) -> None:
 
 
 def main() -> None:
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        try:
-            asyncio.run(run(server.url))
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as tmp, running_redis(Path(tmp)) as server:
+        asyncio.run(run(server.url))
 
 
 if __name__ == "__main__":

@@ -20,7 +20,7 @@ from pathlib import Path
 from redis import Redis
 
 from tests.integration.daemon_helpers import TickFeed, write_config
-from tests.servers import Daemon, RedisServer, wait_until
+from tests.servers import Daemon, RedisServer, running_redis, wait_until
 
 BREACH_S, INTERVAL_S = 1.0, 1.0
 
@@ -50,26 +50,21 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--trials", type=int, default=5)
     trials = parser.parse_args().trials
-    with tempfile.TemporaryDirectory() as tmp:
-        server = RedisServer(Path(tmp))
-        server.start()
-        try:
-            for trip_after in (1, 2):
-                # A fresh state_dir per trial: the latch of the last trial would (rightly)
-                # restore its trip on the next start.
-                late = [
-                    one_trial(Path(tempfile.mkdtemp(dir=tmp)), server, trip_after)
-                    for _ in range(trials)
-                ]
-                polling_ms = INTERVAL_S * 500 + (trip_after - 1) * INTERVAL_S * 1000
-                print(
-                    f"trip_after={trip_after} breach={BREACH_S}s interval={INTERVAL_S}s: tripped"
-                    f" {statistics.median(late) * 1000:.1f} ms after the threshold (median),"
-                    f" max {max(late) * 1000:.1f} ms, {trials} trials;"
-                    f" interval-only polling would average {polling_ms:.0f} ms"
-                )
-        finally:
-            server.stop()
+    with tempfile.TemporaryDirectory() as tmp, running_redis(Path(tmp)) as server:
+        for trip_after in (1, 2):
+            # A fresh state_dir per trial: the latch of the last trial would (rightly)
+            # restore its trip on the next start.
+            late = [
+                one_trial(Path(tempfile.mkdtemp(dir=tmp)), server, trip_after)
+                for _ in range(trials)
+            ]
+            polling_ms = INTERVAL_S * 500 + (trip_after - 1) * INTERVAL_S * 1000
+            print(
+                f"trip_after={trip_after} breach={BREACH_S}s interval={INTERVAL_S}s: tripped"
+                f" {statistics.median(late) * 1000:.1f} ms after the threshold (median),"
+                f" max {max(late) * 1000:.1f} ms, {trials} trials;"
+                f" interval-only polling would average {polling_ms:.0f} ms"
+            )
 
 
 if __name__ == "__main__":

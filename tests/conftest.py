@@ -12,15 +12,19 @@ from redis.asyncio import Redis
 
 from supervisor.sources import http as http_source
 from tests.httpserver import HttpServer
-from tests.servers import NotifySocket, PostgresServer, RedisServer
+from tests.servers import (
+    NotifySocket,
+    PostgresServer,
+    RedisServer,
+    running_postgres,
+    running_redis,
+)
 
 
 @pytest.fixture(scope="session")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    server = RedisServer(tmp_path_factory.mktemp("redis"))
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
 
 
 @pytest.fixture
@@ -43,10 +47,8 @@ def sync_redis(redis_server: RedisServer) -> Iterator[SyncRedis]:
 @pytest.fixture
 def private_redis(tmp_path: Path) -> Iterator[RedisServer]:
     """A Redis of this test's own, for tests that stop and restart it."""
-    server = RedisServer(tmp_path)
-    server.start()
-    yield server
-    server.stop()
+    with running_redis(tmp_path) as server:
+        yield server
 
 
 @pytest.fixture
@@ -64,21 +66,15 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def postgres_server() -> Iterator[PostgresServer]:
-    server = PostgresServer()
-    server.init()
-    server.start()
-    yield server
-    server.destroy()
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
 def private_postgres() -> Iterator[PostgresServer]:
     """A PostgreSQL of this test's own, for tests that stop and restart it."""
-    server = PostgresServer()
-    server.init()
-    server.start()
-    yield server
-    server.destroy()
+    with running_postgres() as server:
+        yield server
 
 
 @pytest.fixture
