@@ -26,7 +26,7 @@ from supervisor.components import Components, Resources, build, close_resources,
 from supervisor.config import Settings
 from supervisor.errors import SupervisorError
 from supervisor.latch import Latch, LatchStore, engaged_key, reset_key
-from supervisor.model import Decision, Status, TradingState
+from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.publish.audit import AuditEvent, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
 
@@ -69,8 +69,9 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
         now = time.time()
         why = f"manual {'trip' if group == 'breaker' else 'kill'} by {operator}: {reason}"
         severity = Status.BREACH if group == "breaker" else Status.CRITICAL
+        actuators = tuple(a.name for a in targets)
         decision = Decision(
-            "manual", severity, tuple(a.name for a in targets), why, uuid.uuid4().hex, now
+            "", severity, actuators, why, uuid.uuid4().hex, now, origin=Origin.MANUAL
         )
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", now)
         results = await asyncio.gather(

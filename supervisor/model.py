@@ -57,17 +57,32 @@ class Verdict:
     deadline: float | None = None
 
 
+class Origin(enum.StrEnum):
+    """Who ordered an engagement: a watchdog's incident, an operator, or the latch (an
+    engaged actuator found released without a reset is engaged again)."""
+
+    WATCHDOG = "watchdog"
+    MANUAL = "manual"
+    LATCH = "latch"
+
+
 @dataclass(frozen=True, slots=True)
 class Decision:
-    """The policy's order to engage actuators for one watchdog's incident."""
+    """An order to engage actuators: a watchdog's incident, a manual command or the latch."""
 
-    watchdog: str
+    watchdog: str  # the watchdog whose incident this is; "" unless origin is WATCHDOG
     severity: Status
     actuators: tuple[str, ...]
     reason: str
     incident_id: str
     at: float
     escalated_from: tuple[str, ...] = ()  # actuators that failed on the way here
+    origin: Origin = Origin.WATCHDOG
+
+    @property
+    def source(self) -> str:
+        """Who ordered it, for reasons and log lines: the watchdog, or "manual"/"latch"."""
+        return self.watchdog if self.origin is Origin.WATCHDOG else self.origin.value
 
 
 @dataclass(slots=True)

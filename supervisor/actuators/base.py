@@ -52,6 +52,17 @@ class Actuator(abc.ABC):
         Only readable actuators are re-engaged when found disengaged without a reset."""
         return True
 
+    @property
+    def read_timeout_s(self) -> float:
+        """How long reading its real state (is_engaged) may take, beyond Redis' own timeout."""
+        return 0.0
+
+    @property
+    def auto_reset_after_s(self) -> float | None:
+        """Release itself this long after engaging, once its watchdog cleared; None: never.
+        Only a reduce_only breaker may opt in (checked by its config)."""
+        return None
+
     async def disengage(self, context: ActionContext) -> Outcome:
         """Release it (manual reset only; nothing automatic ever calls this)."""
         raise ActuatorError(f"{self.kind} {self.name!r} cannot be released from here")

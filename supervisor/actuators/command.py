@@ -51,7 +51,7 @@ def environment(decision: Decision, context: ActionContext) -> dict[str, str]:
     return {
         **os.environ,
         "SUPERVISOR_REASON": decision.reason,
-        "SUPERVISOR_WATCHDOG": decision.watchdog,
+        "SUPERVISOR_WATCHDOG": decision.source,
         "SUPERVISOR_INCIDENT_ID": decision.incident_id,
         "SUPERVISOR_INSTANCE_ID": context.instance_id,
         "SUPERVISOR_SEVERITY": decision.severity.name,

@@ -63,7 +63,7 @@ def render(template: Any, values: Mapping[str, str]) -> Any:
 def decision_values(decision: Decision, context: ActionContext) -> dict[str, str]:
     return {
         "reason": decision.reason,
-        "watchdog": decision.watchdog,
+        "watchdog": decision.source,
         "instance_id": context.instance_id,
         "incident_id": decision.incident_id,
         "severity": decision.severity.name,
@@ -180,6 +180,10 @@ class HttpActuator(Actuator):
     @property
     def readable(self) -> bool:
         return self.verifier is not None
+
+    @property
+    def read_timeout_s(self) -> float:
+        return self.config.timeout_s
 
     @property
     def where(self) -> str:

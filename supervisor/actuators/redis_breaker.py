@@ -50,6 +50,10 @@ class RedisBreaker(Actuator):
         self.redis = redis
         self._trip = redis.register_script(TRIP_SCRIPT)
 
+    @property
+    def auto_reset_after_s(self) -> float | None:
+        return self.config.auto_reset_after_s
+
     async def engage(self, decision: Decision, context: ActionContext) -> Outcome:
         cfg = self.config
         value = self.tripped_value(decision, context)
@@ -57,7 +61,7 @@ class RedisBreaker(Actuator):
             {
                 "event": "trip",
                 "incident_id": decision.incident_id,
-                "watchdog": decision.watchdog,
+                "watchdog": decision.source,
                 "reason": decision.reason,
                 "by": context.instance_id,
                 "at": context.now,
@@ -85,7 +89,7 @@ class RedisBreaker(Actuator):
             {
                 "state": self.config.tripped_value,
                 "reason": decision.reason,
-                "watchdog": decision.watchdog,
+                "watchdog": decision.source,
                 "by": context.instance_id,
                 "tripped_at": context.now,
                 "updated_at": context.now,

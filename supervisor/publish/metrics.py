@@ -165,6 +165,14 @@ class Metrics:
         labels = [watchdog] if spec.watchdog_label else []
         gauge.labels(*labels, *([subject] if spec.subject_label else [])).set(value)
 
+    def forget_watchdogs(self, names: list[str]) -> None:
+        """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
+        per_watchdog = [self.watchdog_status, self.watchdog_value, self.last_run, self.duration]
+        per_watchdog += [gauge for spec, gauge in self.kind_gauges.values() if spec.watchdog_label]
+        for name in names:
+            for metric in per_watchdog:
+                metric.remove_by_labels({"watchdog": name})
+
     def observe_state(
         self, trading: TradingState, health: Health, breaker: bool, kill: bool
     ) -> None:

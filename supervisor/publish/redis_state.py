@@ -58,6 +58,11 @@ class StatePublisher:
             watchdog_key(self.namespace, run.watchdog), mapping=_redis_mapping(run_fields(run))
         )
 
+    async def forget(self, watchdogs: list[str]) -> None:
+        """Delete the hashes of watchdogs that are no longer configured."""
+        if watchdogs:
+            await self.redis.delete(*(watchdog_key(self.namespace, n) for n in watchdogs))
+
     async def publish_state(self, snapshot: StateSnapshot) -> None:
         ttl_ms = int(HEARTBEAT_TTL_CYCLES * HOUSEKEEPING_INTERVAL_S * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:

@@ -1,36 +1,52 @@
-"""sd_notify: READY, WATCHDOG, STATUS, STOPPING.
+"""sd_notify: READY, WATCHDOG, STATUS, RELOADING, STOPPING over $NOTIFY_SOCKET.
 
-The sdnotify package encodes messages as latin-1 and swallows every error, so a STATUS with
-"—" never arrives and nobody knows. This subclass sends UTF-8 and logs a failed send once.
+Written here rather than with the sdnotify package, which encodes as latin-1 (a STATUS with
+"—" never arrives), swallows every error (a NOTIFY_SOCKET pointing nowhere goes unnoticed)
+and leaks its socket when NOTIFY_SOCKET is unset. This one sends UTF-8, says once that the
+socket cannot be reached, and closes what it opened.
 """
 
 from __future__ import annotations
 
 import logging
 import os
-
-import sdnotify
+import socket
 
 log = logging.getLogger(__name__)
 
 
-class Notifier(sdnotify.SystemdNotifier):  # type: ignore[misc]
-    def __init__(self) -> None:
-        super().__init__()
-        self.enabled = bool(os.environ.get("NOTIFY_SOCKET")) and self.socket is not None
+class Notifier:
+    def __init__(self, address: str | None = None) -> None:
+        """`address`: the socket path ("@name" for the abstract namespace); by default
+        $NOTIFY_SOCKET. Without one (not run by systemd) every call does nothing."""
+        self.address = os.environ.get("NOTIFY_SOCKET", "") if address is None else address
+        self.socket: socket.socket | None = None
         self._last_status = ""
         self._failing = False
+        if self.address:
+            self.socket = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+
+    @property
+    def enabled(self) -> bool:
+        return self.socket is not None
 
     def notify(self, state: str) -> None:
-        if not self.enabled:
+        if self.socket is None:
             return
+        target = "\0" + self.address[1:] if self.address.startswith("@") else self.address
         try:
-            self.socket.sendall(state.encode("utf-8"))
-            self._failing = False
+            self.socket.sendto(state.encode("utf-8"), target)
         except OSError as exc:
             if not self._failing:
-                log.warning("systemd notification failed: %s", exc)
+                log.error(
+                    "systemd notification to NOTIFY_SOCKET=%r failed: %s"
+                    " (systemd sees no READY, STATUS or WATCHDOG from this process)",
+                    self.address,
+                    exc.strerror or exc,
+                )
             self._failing = True
+        else:
+            self._failing = False
 
     def ready(self, status: str) -> None:
         self.notify(f"READY=1\nSTATUS={status}")
@@ -47,3 +63,8 @@ class Notifier(sdnotify.SystemdNotifier):  # type: ignore[misc]
 
     def stopping(self, status: str) -> None:
         self.notify(f"STOPPING=1\nSTATUS={status}")
+
+    def close(self) -> None:
+        if self.socket is not None:
+            self.socket.close()
+            self.socket = None

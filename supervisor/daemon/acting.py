@@ -1,0 +1,151 @@
+"""Acting on decisions: engage actuators concurrently, latch what engaged, escalate failures.
+
+Every action is audited and counted. An action that fails marks health DEGRADED, lets the
+policy retry it next cycle, and engages the failed actuator's `on_failure` list at once
+(never an actuator already in the chain, so escalation cannot loop).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import replace
+
+import anyio
+from redis.exceptions import RedisError
+
+from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.daemon.context import Context
+from supervisor.latch import Latch
+from supervisor.model import Decision
+from supervisor.policy import action_failed
+from supervisor.publish.audit import action_event
+from supervisor.sources.redis import describe_redis_error
+
+log = logging.getLogger("supervisor")
+
+
+class Acting:
+    def __init__(self, context: Context) -> None:
+        self.context = context
+
+    def start(self, decision: Decision) -> None:
+        """Engage each of the decision's actuators in the background."""
+        actuators = self.context.assembly.actuators
+        for name in decision.actuators:
+            self.context.spawn(self._act(decision, actuators[name]))
+
+    async def _act(self, decision: Decision, actuator: Actuator) -> None:
+        if self.context.assembly.settings.supervisor.dry_run:
+            self._would_act(decision, actuator)
+            return
+        now = self.context.clock()
+        started = time.perf_counter()
+        try:
+            with anyio.fail_after(actuator.max_duration_s):
+                outcome = await actuator.engage(
+                    decision, ActionContext(self.context.assembly.instance_id, now)
+                )
+        except Exception as exc:  # any failure to act is handled alike: retry and escalate
+            took_ms = (time.perf_counter() - started) * 1000
+            self._failed(decision, actuator, exc, took_ms)
+            return
+        await self._succeeded(decision, actuator, outcome, (time.perf_counter() - started) * 1000)
+
+    def _would_act(self, decision: Decision, actuator: Actuator) -> None:
+        verb = f"{actuator.name} ({actuator.level.name})"
+        log.warning(
+            "dry_run: would engage %s for watchdog=%s: %s", verb, decision.source, decision.reason
+        )
+        self.context.metrics.actions.labels(actuator.name, "dry_run").inc()
+        self.context.audit(action_event(decision, actuator.name, "dry_run", detail={"would": verb}))
+
+    async def _succeeded(
+        self, decision: Decision, actuator: Actuator, outcome: Outcome, took_ms: float
+    ) -> None:
+        context = self.context
+        result = "engaged" if outcome.changed else "already_engaged"
+        context.audit(
+            action_event(
+                decision,
+                actuator.name,
+                "ok" if outcome.changed else "unchanged",
+                duration_ms=took_ms,
+                response_code=outcome.response_code,
+                detail={"detail": outcome.detail},
+            )
+        )
+        context.runtime.problems.pop(f"action {actuator.name}", None)
+        context.metrics.actions.labels(actuator.name, result).inc()
+        reason = f"{actuator.name} tripped by {decision.source} — {decision.reason}"
+        if self.latch(actuator, reason, decision.watchdog):
+            await context.publish_state()  # readers of {ns}:state see the trip now
+        log.warning(
+            "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
+            "since_decision_ms=%.1f reason=%s",
+            actuator.name,
+            result,
+            decision.source,
+            decision.severity.name,
+            decision.incident_id,
+            took_ms,
+            (context.clock() - decision.at) * 1000,
+            decision.reason,
+        )
+
+    def _failed(
+        self, decision: Decision, actuator: Actuator, exc: Exception, took_ms: float
+    ) -> None:
+        context = self.context
+        context.audit(
+            action_event(
+                decision, actuator.name, "failed", duration_ms=took_ms, detail={"error": str(exc)}
+            )
+        )
+        detail = describe_redis_error(exc) if isinstance(exc, RedisError | OSError) else repr(exc)
+        context.metrics.actions.labels(actuator.name, "failed").inc()
+        log.error(
+            "action actuator=%s outcome=failed watchdog=%s incident=%s: %s (retrying next cycle)",
+            actuator.name,
+            decision.source,
+            decision.incident_id,
+            detail,
+        )
+        context.runtime.problems[f"action {actuator.name}"] = "failing"
+        state = context.runtime.policy.get(decision.watchdog)
+        if state is not None:
+            context.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
+        self._escalate(decision, actuator, detail)
+
+    def _escalate(self, decision: Decision, failed: Actuator, detail: str) -> None:
+        """Engage the failed actuator's `on_failure` list (never one already in the chain)."""
+        chain = (*decision.escalated_from, failed.name)
+        escalations = self.context.assembly.components.escalations
+        targets = tuple(name for name in escalations.get(failed.name, ()) if name not in chain)
+        if not targets:
+            return
+        log.error(
+            "escalating: %s failed (%s): engaging %s", failed.name, detail, ", ".join(targets)
+        )
+        reason = f"escalated: {failed.name} failed; {decision.reason}"
+        self.start(replace(decision, actuators=targets, reason=reason, escalated_from=chain))
+
+    def latch(self, actuator: Actuator, reason: str, watchdog: str = "") -> bool:
+        """Record and persist an engagement; True if it is news."""
+        if actuator.name in self.context.runtime.engaged:
+            return False
+        self.keep(actuator.name, Latch(actuator.level, reason, self.context.clock(), watchdog))
+        return True
+
+    def keep(self, name: str, latch: Latch) -> None:
+        """Hold `latch` for actuator `name`: in memory, in state_dir and in Redis."""
+        context = self.context
+        context.runtime.engaged[name] = latch
+        store = context.assembly.latches
+        try:
+            store.save_file(context.runtime.engaged)
+        except OSError as exc:
+            log.error("cannot persist engagements in %s: %s", store.path, exc)
+            context.runtime.problems["state_dir"] = f"cannot write: {exc.strerror}"
+        context.refresh()
+        context.spawn(context.publish(store.save_redis(name, latch)))

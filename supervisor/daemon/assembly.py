@@ -1,0 +1,120 @@
+"""Everything the daemon builds from one config, as one object a reload replaces whole.
+
+A reload builds a new Assembly from the new file (no I/O) and swaps it in with one
+assignment, or refuses the file whole. What says where the supervisor's own state lives (its
+Redis and Postgres, its namespace, state_dir and instance id) and how it is reached (metrics
+listener, HA) changes only on restart: changed live, latches, resets and the audit trail would
+be split between two places, and a `reset` run with the new file would write a marker the
+running daemon never reads. The new Assembly therefore shares the old one's clients,
+publisher, latch store and audit trail, which are built from those sections only.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, replace
+
+from supervisor.actuators.base import Actuator
+from supervisor.actuators.deadman import Deadman, build_deadmen
+from supervisor.components import Components, Resources, build, close_resources, resources_for
+from supervisor.config import Settings
+from supervisor.errors import ConfigError
+from supervisor.latch import LatchStore
+from supervisor.publish.audit import AuditTrail
+from supervisor.publish.redis_state import StatePublisher
+from supervisor.sessions import Session
+from supervisor.watchdogs.base import Watchdog
+
+RESTART_ONLY_SECTIONS = ("redis", "postgres", "metrics", "ha")
+RESTART_ONLY_FIELDS = ("instance_id", "namespace", "state_dir")  # of [supervisor]
+
+
+@dataclass(frozen=True)
+class Assembly:
+    settings: Settings
+    clients: Resources
+    components: Components  # watchdogs, actuators, sessions, rules, escalations
+    deadmen: dict[str, Deadman]
+    publisher: StatePublisher
+    latches: LatchStore
+    audit: AuditTrail
+
+    @classmethod
+    def build(cls, settings: Settings, outbox_gauge: Callable[[float], None]) -> Assembly:
+        """No I/O: every client connects lazily."""
+        own = settings.supervisor
+        clients = resources_for(settings, f"trading-supervisor:{own.instance_id}")
+        audit = AuditTrail(
+            own.state_dir,
+            clients.redis,
+            settings.postgres.dsn,
+            own.namespace,
+            own.instance_id,
+            outbox_gauge,
+        )
+        return cls(
+            settings=settings,
+            clients=clients,
+            components=build(settings, clients),
+            deadmen=build_deadmen(settings, clients),
+            publisher=StatePublisher(clients.redis, own.namespace),
+            latches=LatchStore(own.state_dir, clients.redis, own.namespace),
+            audit=audit,
+        )
+
+    def reloaded(self, settings: Settings) -> Assembly:
+        """The assembly for `settings`, or ConfigError naming what only a restart changes."""
+        refused = restart_only_changes(self.settings, settings)
+        if refused:
+            raise ConfigError(refused)
+        return replace(
+            self,
+            settings=settings,
+            components=build(settings, self.clients),
+            deadmen=build_deadmen(settings, self.clients),
+        )
+
+    async def close(self) -> None:
+        await self.audit.close()
+        await close_resources(self.clients)
+
+    @property
+    def watchdogs(self) -> dict[str, Watchdog]:
+        return self.components.watchdogs
+
+    @property
+    def actuators(self) -> dict[str, Actuator]:
+        return self.components.actuators
+
+    def session_of(self, watchdog: Watchdog) -> Session | None:
+        name = watchdog.config.session
+        return self.components.sessions.get(name) if name else None
+
+    @property
+    def namespace(self) -> str:
+        return self.settings.supervisor.namespace
+
+    @property
+    def instance_id(self) -> str:
+        return self.settings.supervisor.instance_id
+
+    @property
+    def redis_timeout_s(self) -> float:
+        return self.settings.redis.timeout_s
+
+
+def restart_only_changes(running: Settings, new: Settings) -> list[str]:
+    """One line per setting that differs between `running` and `new` but cannot change live."""
+    problems = [
+        f"[{section}]: changes only on restart"
+        for section in RESTART_ONLY_SECTIONS
+        if getattr(running, section) != getattr(new, section)
+    ]
+    for field in RESTART_ONLY_FIELDS:
+        before, after = getattr(running.supervisor, field), getattr(new.supervisor, field)
+        if before != after:
+            problems.append(
+                f"[supervisor] {field}: changes only on restart (running {str(before)!r},"
+                f" the file has {str(after)!r})"
+            )
+    return problems

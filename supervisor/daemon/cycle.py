@@ -1,0 +1,90 @@
+"""One watchdog cycle: read and judge (verdicts), apply the policy (decisions), hand the
+decisions to acting, and publish the run."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from supervisor.daemon.acting import Acting
+from supervisor.daemon.context import Context
+from supervisor.daemon.schedule import Schedule
+from supervisor.model import Status, WatchdogRun
+from supervisor.policy import PolicyState, step
+from supervisor.publish.audit import decision_event
+from supervisor.watchdogs.base import evaluate
+
+log = logging.getLogger("supervisor")
+
+
+class Cycle:
+    def __init__(self, context: Context, acting: Acting, schedule: Schedule) -> None:
+        self.context = context
+        self.acting = acting
+        self.schedule = schedule
+
+    async def run_job(self, name: str) -> None:
+        """The scheduler's entry point: a cycle the shutdown waits for, and that a bug in
+        cannot take away from the scheduler."""
+        task = asyncio.current_task()
+        assert task is not None, "the scheduler runs jobs as tasks"
+        self.context.in_flight.add(task)
+        try:
+            await self.run(name)
+        except Exception:
+            log.exception("watchdog=%s cycle failed", name)
+        finally:
+            self.context.in_flight.discard(task)
+
+    async def run(self, name: str) -> WatchdogRun | None:
+        """Evaluate watchdog `name` once, decide, act and publish; None if it is gone."""
+        context = self.context
+        assembly = context.assembly
+        watchdog = assembly.watchdogs.get(name)
+        if watchdog is None:  # removed by a reload while this run was queued
+            return None
+        now = context.clock()
+        started = time.perf_counter()
+        verdicts = await evaluate(watchdog, assembly.session_of(watchdog), now)
+        duration_s = time.perf_counter() - started
+        if context.assembly is not assembly:  # reloaded meanwhile: these verdicts are stale
+            return None
+        previous = context.runtime.policy.get(name, PolicyState())
+        rules = assembly.components.rules[name]
+        state, decisions = step(rules, previous, name, verdicts, now, lambda: uuid.uuid4().hex)
+        context.runtime.policy[name] = state
+        for decision in decisions:
+            context.audit(decision_event(decision))
+            self.acting.start(decision)
+        next_run = self.schedule.rearm(name, verdicts, now)
+        run = WatchdogRun(
+            name, state.status, verdicts, now, duration_s, state.streak, next_run, state.reason
+        )
+        context.runtime.runs[name] = run
+        log_transition(previous, state, name)
+        context.metrics.observe_run(watchdog.kind, run)
+        await context.publish(assembly.publisher.publish_run(run))
+        return run
+
+
+def log_transition(before: PolicyState, after: PolicyState, name: str) -> None:
+    if before.status is not after.status:
+        level = logging.INFO if after.status is Status.OK else logging.WARNING
+        log.log(
+            level,
+            "watchdog=%s status=%s (was %s): %s",
+            name,
+            after.status.name,
+            before.status.name,
+            after.reason,
+        )
+    if before.incident is None and after.incident is not None:
+        log.warning("watchdog=%s incident=%s opened: %s", name, after.incident.id, after.reason)
+    elif before.incident is not None and after.incident is None:
+        log.info(
+            "watchdog=%s incident=%s cleared; engaged actuators stay latched",
+            name,
+            before.incident.id,
+        )

@@ -1,0 +1,153 @@
+"""The daemon's life: start, serve signals, reload, stop.
+
+Signals only wake the main task, which acts: SIGHUP reloads (the new config applies whole or
+is refused whole), SIGTERM and SIGINT stop in two phases (no new checks or actions; in-flight
+ones get a bounded grace; the rest are cancelled and counted).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import anyio
+
+from supervisor import __version__
+from supervisor.config import Settings, load_config
+from supervisor.constants import SHUTDOWN_GRACE_S
+from supervisor.daemon.acting import Acting
+from supervisor.daemon.assembly import Assembly
+from supervisor.daemon.context import Context
+from supervisor.daemon.cycle import Cycle
+from supervisor.daemon.housekeeping import Housekeeping
+from supervisor.daemon.reconcile import Reconciler
+from supervisor.daemon.schedule import Schedule
+from supervisor.errors import ConfigError
+from supervisor.publish.audit import AuditEvent
+from supervisor.publish.metrics import Metrics
+from supervisor.publish.systemd import Notifier
+
+log = logging.getLogger("supervisor")
+
+CANCELLED_RECORD_GRACE_S = 0.3  # a cancelled audit record still reaches the outbox
+
+
+class Supervisor:
+    def __init__(
+        self,
+        settings: Settings,
+        config_path: Path | None = None,
+        metrics: Metrics | None = None,
+        notifier: Notifier | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config_path = config_path
+        metrics = metrics or Metrics()
+        assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
+        self.context = Context(assembly, metrics, notifier or Notifier(), clock)
+        self.schedule = Schedule(metrics)
+        self.acting = Acting(self.context)
+        self.cycle = Cycle(self.context, self.acting, self.schedule)
+        self.reconciler = Reconciler(self.context, self.acting)
+        self.housekeeping = Housekeeping(self.context, self.reconciler)
+
+    async def run(self) -> None:
+        # Signals are captured before anything starts: none may hit a default handler.
+        with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
+            await self.reconciler.restore()
+            self.start()
+            try:
+                await self._serve_signals(signals)
+            finally:
+                await self.shutdown()
+
+    def start(self) -> None:
+        context = self.context
+        self._serve_metrics()
+        self.schedule.start(self._intervals(), self.cycle.run_job, self.housekeeping.run)
+        settings = context.assembly.settings
+        log.info(
+            "started version=%s instance=%s watchdogs=%d dry_run=%s redis=%s",
+            __version__,
+            settings.supervisor.instance_id,
+            len(context.assembly.watchdogs),
+            settings.supervisor.dry_run,
+            settings.redis.display_url,
+        )
+        context.notifier.ready(context.refresh().status_line())
+
+    async def _serve_signals(self, signals: AsyncIterator[int]) -> None:
+        async for signum in signals:
+            if signum == signal.SIGHUP:
+                await self.reload()
+                continue
+            log.info("received %s: stopping", signal.Signals(signum).name)
+            return
+
+    async def shutdown(self) -> None:
+        context = self.context
+        context.notifier.stopping("stopping: finishing in-flight checks and actions")
+        self.schedule.stop()
+        pending = {task for task in context.in_flight if not task.done()}
+        if pending:
+            _done, pending = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
+        for task in pending:
+            task.cancel()
+        if pending:
+            log.warning("stopped with %d in-flight checks/actions cancelled", len(pending))
+            await asyncio.wait(pending, timeout=CANCELLED_RECORD_GRACE_S)
+        await context.assembly.close()
+        context.metrics.close()
+        log.info("stopped")
+        context.notifier.close()
+
+    async def reload(self) -> bool:
+        """SIGHUP: apply the config file whole, or refuse it whole and keep the running one."""
+        context = self.context
+        context.notifier.notify("RELOADING=1")
+        try:
+            if self.config_path is None:
+                raise ConfigError(["no config file to reload from"])
+            assembly = context.assembly.reloaded(load_config(self.config_path))
+        except ConfigError as exc:
+            log.error("reload refused, the running config stays: %s", exc)
+            context.audit(AuditEvent.new("config", reason=str(exc), outcome="refused"))
+            context.notifier.notify("READY=1")
+            return False
+        self.apply(assembly)
+        log.info("reloaded config from %s: %d watchdogs", self.config_path, len(assembly.watchdogs))
+        context.audit(AuditEvent.new("config", reason=f"reloaded {self.config_path}", outcome="ok"))
+        context.notifier.notify("READY=1")
+        return True
+
+    def apply(self, assembly: Assembly) -> None:
+        """Swap in a new assembly whole and forget the watchdogs it no longer has."""
+        context = self.context
+        context.assembly = assembly
+        gone = context.runtime.forget_watchdogs_except(assembly.watchdogs)
+        if gone:
+            log.info("reload removed watchdogs: %s", ", ".join(gone))
+            context.metrics.forget_watchdogs(gone)
+            context.spawn(context.publish(assembly.publisher.forget(gone)))
+        self.schedule.replace_jobs(self._intervals(), self.cycle.run_job, self.housekeeping.run)
+        context.refresh()
+
+    def _intervals(self) -> dict[str, float]:
+        watchdogs = self.context.assembly.watchdogs
+        return {name: watchdog.config.interval_s for name, watchdog in watchdogs.items()}
+
+    def _serve_metrics(self) -> None:
+        settings = self.context.assembly.settings.metrics
+        if not settings.enabled:
+            return
+        host, port = settings.host_port
+        try:
+            self.context.metrics.serve(host, port)
+        except OSError as exc:
+            # Protection matters more than observability: keep running, say so everywhere.
+            log.error("metrics: cannot listen on %s: %s", settings.listen, exc)
+            self.context.runtime.problems["metrics"] = f"cannot listen on {settings.listen}"

@@ -1,0 +1,160 @@
+"""Reconciling what is latched with the real stores: restore at start, then every
+housekeeping pass: resets written by `trading-supervisor reset`, engagements made elsewhere
+(manually or by another supervisor), the actuators' real state, and the one automatic
+release (`auto_reset_after` on a reduce_only breaker)."""
+
+from __future__ import annotations
+
+import logging
+
+import anyio
+
+from supervisor.actuators.base import ActionContext, Actuator
+from supervisor.daemon.acting import Acting
+from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.latch import Latch, merge, reset_key, without_reset
+from supervisor.model import Decision, Origin, Status
+from supervisor.publish.audit import AuditEvent
+
+log = logging.getLogger("supervisor")
+
+
+class Reconciler:
+    def __init__(self, context: Context, acting: Acting) -> None:
+        self.context = context
+        self.acting = acting
+
+    async def restore(self) -> None:
+        """Merge the engagements persisted in state_dir and Redis: the most restrictive wins."""
+        context = self.context
+        from_file = context.assembly.latches.load_file()
+        from_redis, resets = await self._read_redis() or ({}, {})
+        restored = without_reset(merge(from_file, from_redis), resets)
+        if not restored:
+            return
+        context.runtime.engaged.update(restored)
+        summary = context.refresh()
+        found = [name for name, found in (("state_dir", from_file), ("redis", from_redis)) if found]
+        sources = " and ".join(found)
+        log.warning(
+            "restored trading_state=%s from %s: %s",
+            summary.trading_state.name,
+            sources,
+            "; ".join(f"{n} ({latch.reason})" for n, latch in restored.items()),
+        )
+        context.notifier.status(f"{summary.trading_state.name} (restored): {summary.reason}")
+        reason = f"restored {summary.trading_state.name} from {sources}"
+        context.audit(AuditEvent.new("state", reason=reason, outcome="restored"))
+
+    async def refresh(self) -> None:
+        """One pass: resets, engagements made elsewhere, real state, auto-reset."""
+        published = await self._read_redis()
+        if published is None:
+            return
+        latches, resets = published
+        self._apply_resets(resets)
+        fresh = without_reset(latches, resets)
+        for name, latch in fresh.items():
+            if name not in self.context.runtime.engaged:
+                log.warning(
+                    "actuator=%s engaged elsewhere (manual or another supervisor): %s",
+                    name,
+                    latch.reason,
+                )
+                self.acting.keep(name, latch)
+        for actuator in self.context.assembly.actuators.values():
+            if actuator.readable:
+                await self._check_real_state(actuator)
+        await self._auto_reset()
+
+    async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, float]] | None:
+        """(latches, resets) as published in Redis, or None when Redis cannot answer."""
+        try:
+            with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
+                return await self.context.assembly.latches.load_redis()
+        except REDIS_TROUBLE as exc:
+            self.context.note_problem("redis", exc)
+            return None
+
+    def _apply_resets(self, resets: dict[str, float]) -> None:
+        runtime = self.context.runtime
+        kept = without_reset(runtime.engaged, resets)
+        if len(kept) == len(runtime.engaged):
+            return
+        for name in set(runtime.engaged) - set(kept):
+            log.warning("actuator=%s released by a manual reset", name)
+        runtime.engaged = kept
+        self.context.assembly.latches.save_file(kept)
+        self.context.refresh()
+
+    async def _check_real_state(self, actuator: Actuator) -> None:
+        context = self.context
+        timeout_s = max(context.assembly.redis_timeout_s, actuator.read_timeout_s)
+        try:
+            with anyio.fail_after(timeout_s):
+                engaged = await actuator.is_engaged()
+        except ACTUATOR_TROUBLE as exc:
+            where = "redis" if actuator.kind.startswith("redis") else f"actuator {actuator.name}"
+            context.note_problem(where, exc)
+            return
+        context.runtime.problems.pop(f"actuator {actuator.name}", None)
+        latch = context.runtime.engaged.get(actuator.name)
+        if engaged and latch is None:
+            self.acting.latch(actuator, f"{actuator.name} engaged (found in its store)")
+        elif not engaged and latch is not None:
+            # Latched but released without a recorded reset (flushed Redis, an unaudited
+            # write): nothing automatic ever un-trips, so engage it again.
+            log.error(
+                "actuator=%s found released without a reset: engaging it again", actuator.name
+            )
+            self.acting.start(
+                Decision(
+                    watchdog="",
+                    severity=Status.BREACH,
+                    actuators=(actuator.name,),
+                    reason=latch.reason,
+                    incident_id="latch",
+                    at=context.clock(),
+                    origin=Origin.LATCH,
+                )
+            )
+
+    async def _auto_reset(self) -> None:
+        """The one automatic release: a reduce_only breaker with `auto_reset_after`, once that
+        long has passed and the watchdog that tripped it has been OK for `clear_after`."""
+        for name, latch in list(self.context.runtime.engaged.items()):
+            actuator = self.context.assembly.actuators.get(name)
+            if actuator is not None and self._may_auto_reset(actuator, latch):
+                await self._release(actuator, latch)
+
+    def _may_auto_reset(self, actuator: Actuator, latch: Latch) -> bool:
+        after_s = actuator.auto_reset_after_s
+        if after_s is None or self.context.clock() - latch.at < after_s:
+            return False
+        policy = self.context.runtime.policy.get(latch.watchdog)
+        return policy is not None and policy.incident is None and policy.status is Status.OK
+
+    async def _release(self, actuator: Actuator, latch: Latch) -> None:
+        context = self.context
+        assembly = context.assembly
+        now = context.clock()
+        try:  # the reset marker first: the release must never look like a lost breaker
+            redis = assembly.clients.redis
+            await redis.hset(reset_key(assembly.namespace), actuator.name, f"{now}")
+            await actuator.disengage(ActionContext(assembly.instance_id, now))
+        except ACTUATOR_TROUBLE as exc:
+            context.note_problem("redis", exc)
+            return
+        del context.runtime.engaged[actuator.name]
+        assembly.latches.save_file(context.runtime.engaged)
+        reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
+        context.audit(
+            AuditEvent.new("state", actuator=actuator.name, reason=reason, outcome="released")
+        )
+        log.warning(
+            "audit auto_reset actuator=%s after %.0fs: watchdog=%s OK for clear_after",
+            actuator.name,
+            now - latch.at,
+            latch.watchdog,
+        )
+        context.refresh()

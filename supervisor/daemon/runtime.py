@@ -1,0 +1,67 @@
+"""What the daemon has learned since it started, and the one global answer derived from it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from supervisor import __version__
+from supervisor.latch import Latch
+from supervisor.model import TradingState, WatchdogRun
+from supervisor.policy import PolicyState
+from supervisor.publish.redis_state import StateSnapshot
+from supervisor.summary import Engagement, Summary, summarize
+
+
+@dataclass
+class Runtime:
+    trading_since: float
+    policy: dict[str, PolicyState] = field(default_factory=dict)  # per watchdog
+    runs: dict[str, WatchdogRun] = field(default_factory=dict)  # the last run per watchdog
+    engaged: dict[str, Latch] = field(default_factory=dict)  # only a reset removes one
+    problems: dict[str, str] = field(default_factory=dict)  # "redis", "metrics"... -> what
+    summary: Summary | None = None
+
+    def forget_watchdogs_except(self, kept: Iterable[str]) -> list[str]:
+        """Drop what is known of watchdogs a reload removed; return their names."""
+        keep = set(kept)
+        gone = sorted((set(self.policy) | set(self.runs)) - keep)
+        for name in gone:
+            self.policy.pop(name, None)
+            self.runs.pop(name, None)
+        return gone
+
+    def summarize(self, watchdogs: Iterable[str]) -> Summary:
+        """The trading state, health and reason; `watchdogs` are the configured ones, in order
+        (one that has not run yet is "starting", not counted as OK)."""
+        states = {name: self.policy.get(name) for name in watchdogs}
+        verdicts = {n: (s.status, s.reason) for n, s in states.items() if s is not None}
+        engaged = {n: Engagement(latch.level, latch.reason) for n, latch in self.engaged.items()}
+        problems = [f"{k}: {v}" for k, v in self.problems.items()]
+        return summarize(engaged, verdicts, problems)
+
+    @property
+    def levels(self) -> set[TradingState]:
+        return {latch.level for latch in self.engaged.values()}
+
+    @property
+    def breaker_tripped(self) -> bool:
+        return TradingState.REDUCE_ONLY in self.levels
+
+    @property
+    def kill_engaged(self) -> bool:
+        return bool(self.levels & {TradingState.HALTED, TradingState.FLATTEN})
+
+    def snapshot(self, summary: Summary, instance: str, now: float) -> StateSnapshot:
+        return StateSnapshot(
+            trading_state=summary.trading_state.name,
+            health=summary.health.name,
+            breaker="TRIPPED" if self.breaker_tripped else "OPEN",
+            kill_switch="ENGAGED" if self.kill_engaged else "OFF",
+            reason=summary.reason,
+            since=self.trading_since,
+            instance=instance,
+            leader=instance,  # [ha] is not acted on yet: every instance leads itself
+            version=__version__,
+            updated_at=now,
+        )

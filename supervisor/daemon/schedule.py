@@ -1,0 +1,115 @@
+"""When things run: one APScheduler job per watchdog plus housekeeping, and deadline re-arming.
+
+Each job has max_instances=1, coalesce and an explicit misfire grace. A watchdog whose
+verdicts carry a deadline (the moment an age crosses its next threshold) is re-armed to run
+at that moment rather than at its next interval, so detection lands within milliseconds of
+the threshold.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from supervisor.constants import HOUSEKEEPING_INTERVAL_S, MISFIRE_GRACE_S
+from supervisor.model import Verdict
+from supervisor.publish.metrics import Metrics
+
+log = logging.getLogger("supervisor")
+
+HOUSEKEEPING_JOB = "_housekeeping"
+MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have finished first
+
+WatchdogJob = Callable[[str], Awaitable[None]]
+HousekeepingJob = Callable[[], Awaitable[None]]
+
+
+class Schedule:
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+        self.scheduler: AsyncIOScheduler | None = None
+
+    def start(
+        self,
+        intervals: Mapping[str, float],
+        run_watchdog: WatchdogJob,
+        housekeeping: HousekeepingJob,
+    ) -> None:
+        """Start with one job per watchdog (name -> interval in seconds)."""
+        loop = asyncio.get_running_loop()
+        self.scheduler = AsyncIOScheduler(event_loop=loop, timezone=UTC)
+        self.scheduler.add_listener(
+            self._on_event, EVENT_JOB_ERROR | EVENT_JOB_MISSED | EVENT_JOB_MAX_INSTANCES
+        )
+        self.replace_jobs(intervals, run_watchdog, housekeeping)
+        self.scheduler.start()
+
+    def replace_jobs(
+        self,
+        intervals: Mapping[str, float],
+        run_watchdog: WatchdogJob,
+        housekeeping: HousekeepingJob,
+    ) -> None:
+        """Every job anew, all due now (a reload: removed watchdogs stop, new ones start)."""
+        if self.scheduler is None:  # not started (a test driving the parts): start() adds them
+            return
+        self.scheduler.remove_all_jobs()
+        now = datetime.now(UTC)
+        for name, interval_s in intervals.items():
+            self._add(run_watchdog, name, interval_s, now, [name])
+        self._add(housekeeping, HOUSEKEEPING_JOB, HOUSEKEEPING_INTERVAL_S, now, [])
+
+    def _add(
+        self,
+        func: Callable[..., Any],
+        job_id: str,
+        interval_s: float,
+        first: datetime,
+        args: list[str],
+    ) -> None:
+        assert self.scheduler is not None
+        self.scheduler.add_job(
+            func,
+            IntervalTrigger(seconds=interval_s, timezone=UTC),
+            args=args,
+            id=job_id,
+            max_instances=1,
+            coalesce=True,
+            misfire_grace_time=MISFIRE_GRACE_S,
+            next_run_time=first,
+        )
+
+    def rearm(self, name: str, verdicts: list[Verdict], now: float) -> float | None:
+        """Move the next run to the earliest deadline if it comes before the next interval;
+        return when the watchdog runs next (None if it is not scheduled)."""
+        job = self.scheduler.get_job(name) if self.scheduler else None
+        if job is None or job.next_run_time is None:
+            return None
+        next_run: float = job.next_run_time.timestamp()
+        deadlines = [v.deadline for v in verdicts if v.deadline is not None]
+        if deadlines:
+            deadline = max(min(deadlines), now + MIN_RESCHEDULE_S)
+            if deadline < next_run:
+                job.modify(next_run_time=datetime.fromtimestamp(deadline, UTC))
+                next_run = deadline
+        return next_run
+
+    def stop(self) -> None:
+        """No new runs from now on; runs in flight are the caller's to wait for."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.shutdown(wait=False)
+
+    def _on_event(self, event: Any) -> None:
+        name = {EVENT_JOB_ERROR: "error", EVENT_JOB_MISSED: "missed"}.get(
+            event.code, "max_instances"
+        )
+        self.metrics.scheduler_events.labels(event=name).inc()
+        if event.job_id != HOUSEKEEPING_JOB or name == "error":
+            log.warning("scheduler: job=%s %s", event.job_id, name)

@@ -1,0 +1,229 @@
+"""The daemon's logic in-process, against the real test Redis, with an injected clock: one
+watchdog cycle, a housekeeping pass, a reconcile pass and reloads, each called directly.
+
+What only a process shows (signals, sd_notify, exit codes) is in test_daemon.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from supervisor.config import load_config
+from supervisor.daemon import Supervisor
+from supervisor.latch import engaged_key, reset_key
+from supervisor.model import Status, TradingState
+from supervisor.publish.metrics import Metrics
+from tests.servers import RedisServer
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+[supervisor]
+instance_id = "sup-logic"
+namespace = "{namespace}"
+state_dir = "{state_dir}"
+
+[redis]
+url = "{redis_url}"
+timeout = "300ms"
+
+[metrics]
+enabled = false
+
+[actuators.breaker]
+kind = "redis_breaker"
+level = "reduce_only"
+
+[[watchdogs]]
+name = "{watchdog}"
+kind = "tick_freshness"
+key = "ticks:{{instrument}}"
+instruments = ["SPX"]
+warn = "5s"
+breach = "10s"
+interval = "1s"
+on_breach = ["breaker"]
+"""
+
+
+class Clock:
+    """Wall-clock time the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = time.time()
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def write(path: Path, redis_url: str, namespace: str = "sup", watchdog: str = "w1") -> Path:
+    text = CONFIG.format(
+        namespace=namespace,
+        state_dir=path.parent / "state",
+        redis_url=redis_url,
+        watchdog=watchdog,
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+@pytest.fixture
+def config_path(tmp_path: Path, redis_server: RedisServer) -> Path:
+    return write(tmp_path / "supervisor.toml", redis_server.url)
+
+
+@pytest.fixture
+async def supervisor(config_path: Path, clock: Clock, redis: Redis) -> AsyncIterator[Supervisor]:
+    metrics = Metrics(CollectorRegistry())
+    daemon = Supervisor(load_config(config_path), config_path, metrics=metrics, clock=clock)
+    yield daemon
+    await settle(daemon)
+    await daemon.context.assembly.close()
+    daemon.context.notifier.close()
+
+
+async def settle(daemon: Supervisor) -> None:
+    """Wait for the actions, publications and audit records started in the background."""
+    for _ in range(50):
+        pending = [task for task in daemon.context.in_flight if not task.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=2)
+
+
+async def stale_tick(redis: Redis, clock: Clock, age_s: float = 30.0) -> None:
+    await redis.set("ticks:SPX", f"{clock.now - age_s:.3f}")
+
+
+async def test_a_cycle_judges_decides_acts_and_publishes(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    await redis.set("ticks:SPX", f"{clock.now - 1:.3f}")
+    run = await supervisor.cycle.run("w1")
+    assert run is not None and run.status is Status.OK
+
+    await stale_tick(redis, clock)
+    run = await supervisor.cycle.run("w1")
+    await settle(supervisor)
+
+    assert run is not None and run.status is Status.BREACH
+    assert "breaker" in supervisor.context.runtime.engaged
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert breaker["state"] == "TRIPPED"
+    assert breaker["watchdog"] == "w1"
+    assert (await redis.hget("sup:watchdog:w1", "status")) == b"BREACH"
+    assert (await redis.hget("sup:state", "trading_state")) == b"REDUCE_ONLY"
+
+
+async def test_a_cycle_of_a_removed_watchdog_does_nothing(supervisor: Supervisor) -> None:
+    assert await supervisor.cycle.run("not-configured") is None
+    assert supervisor.context.runtime.runs == {}
+
+
+async def test_housekeeping_publishes_heartbeat_and_holds_keepalive_for_late_watchdogs(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await supervisor.cycle.run("w1")
+    await supervisor.housekeeping.run()
+    assert await redis.get("sup:heartbeat") is not None
+    assert (await redis.hget("sup:state", "trading_state")) == b"ACTIVE"
+    assert supervisor.housekeeping.late_watchdogs(clock.now) == []
+
+    clock.now += 10  # w1 (interval 1 s) has not run for 10 s: a wedged scheduler
+    assert supervisor.housekeeping.late_watchdogs(clock.now) == ["w1"]
+
+
+async def test_reconcile_applies_a_reset_and_relatches_a_lost_breaker(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+
+    # Lost without a reset (a flushed Redis): the latch engages it again.
+    await redis.delete("circuit_breaker:state", engaged_key("sup"))
+    await supervisor.reconciler.refresh()
+    await settle(supervisor)
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert breaker["state"] == "TRIPPED"
+    assert breaker["watchdog"] == "latch"
+
+    # A recorded reset releases it for good.
+    clock.now += 1
+    await redis.hset(reset_key("sup"), "breaker", f"{clock.now:.6f}")
+    await redis.set("circuit_breaker:state", json.dumps({"state": "OPEN"}))
+    await supervisor.reconciler.refresh()
+    await settle(supervisor)
+    assert "breaker" not in supervisor.context.runtime.engaged
+    assert supervisor.context.refresh().trading_state is TradingState.ACTIVE
+
+
+async def test_reload_that_renames_a_watchdog_forgets_the_old_one(
+    supervisor: Supervisor, redis: Redis, clock: Clock, config_path: Path, redis_server: RedisServer
+) -> None:
+    await stale_tick(redis, clock, age_s=7)  # WARN: named in STATUS, nothing engaged
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert "w1 WARN" in supervisor.context.refresh().reason
+    assert await redis.exists("sup:watchdog:w1")
+
+    write(config_path, redis_server.url, watchdog="w2")
+    assert await supervisor.reload()
+    await settle(supervisor)
+
+    runtime = supervisor.context.runtime
+    assert set(runtime.policy) == set(runtime.runs) == set()
+    assert list(supervisor.context.assembly.watchdogs) == ["w2"]
+    assert "w1" not in supervisor.context.refresh().reason
+    assert not await redis.exists("sup:watchdog:w1")
+    metrics = supervisor.context.metrics.registry
+    assert metrics.get_sample_value("supervisor_watchdog_status", {"watchdog": "w1"}) is None
+    labels = {"watchdog": "w1", "instrument": "SPX"}
+    assert metrics.get_sample_value("supervisor_tick_age_seconds", labels) is None
+
+    await supervisor.cycle.run("w2")
+    assert set(runtime.policy) == {"w2"}
+    assert "w2 WARN" in supervisor.context.refresh().reason
+    assert "w1" not in supervisor.context.refresh().reason
+
+
+async def test_reload_that_changes_the_namespace_is_refused_whole(
+    supervisor: Supervisor, redis: Redis, clock: Clock, config_path: Path, redis_server: RedisServer
+) -> None:
+    before = supervisor.context.assembly
+    write(config_path, redis_server.url, namespace="other", watchdog="w2")
+
+    assert not await supervisor.reload()
+
+    assert supervisor.context.assembly is before  # nothing applied, not even the rename
+    assert list(before.watchdogs) == ["w1"]
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert await redis.exists("sup:watchdog:w1")
+    assert not await redis.exists("other:watchdog:w1", "other:watchdog:w2")
+    assert await redis.hexists(engaged_key("sup"), "breaker")
+
+
+async def test_reload_of_a_broken_file_keeps_the_running_config(
+    supervisor: Supervisor, config_path: Path
+) -> None:
+    before = supervisor.context.assembly
+    config_path.write_text("[[watchdogs]]\nname = 'x'\n", encoding="utf-8")
+    assert not await supervisor.reload()
+    assert supervisor.context.assembly is before
