@@ -15,7 +15,7 @@ import anyio
 from redis.exceptions import RedisError
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.daemon.context import Context
+from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
 from supervisor.latch import Latch
 from supervisor.model import Decision
 from supervisor.policy import action_failed
@@ -46,9 +46,12 @@ class Acting:
                 outcome = await actuator.engage(
                     decision, ActionContext(self.context.assembly.instance_id, now)
                 )
-        except Exception as exc:  # any failure to act is handled alike: retry and escalate
-            took_ms = (time.perf_counter() - started) * 1000
-            self._failed(decision, actuator, exc, took_ms)
+        except ACTUATOR_TROUBLE as exc:
+            self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)
+            return
+        except Exception as exc:  # a bug: show it, and still retry and escalate (fail safe)
+            log.exception("bug: actuator=%s raised while engaging", actuator.name)
+            self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)
             return
         await self._succeeded(decision, actuator, outcome, (time.perf_counter() - started) * 1000)
 

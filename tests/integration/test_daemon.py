@@ -234,20 +234,6 @@ def test_sighup_refuses_bad_config_and_applies_good(
         assert daemon.terminate() == 0
 
 
-def test_dry_run_says_would_and_never_acts(
-    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
-) -> None:
-    config, _ = write_config(
-        tmp_path, redis_server.url, warn="200ms", breach="300ms", interval="200ms", dry_run=True
-    )
-    daemon = Daemon(config, notify_socket)  # no ticks at all: missing keys breach at once
-    try:
-        wait_until(lambda: "dry_run: would engage breaker" in daemon.log(), 10, "the dry-run line")
-        assert breaker_value(sync_redis) is None
-    finally:
-        assert daemon.terminate() == 0
-
-
 def test_restart_finds_the_tripped_breaker(
     tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
 ) -> None:

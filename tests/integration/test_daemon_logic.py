@@ -30,6 +30,7 @@ CONFIG = """
 instance_id = "sup-logic"
 namespace = "{namespace}"
 state_dir = "{state_dir}"
+dry_run = {dry_run}
 
 [redis]
 url = "{redis_url}"
@@ -41,6 +42,7 @@ enabled = false
 [actuators.breaker]
 kind = "redis_breaker"
 level = "reduce_only"
+{breaker_extra}
 
 [[watchdogs]]
 name = "{watchdog}"
@@ -50,6 +52,7 @@ instruments = ["SPX"]
 warn = "5s"
 breach = "10s"
 interval = "1s"
+clear_after = 2
 on_breach = ["breaker"]
 """
 
@@ -64,12 +67,21 @@ class Clock:
         return self.now
 
 
-def write(path: Path, redis_url: str, namespace: str = "sup", watchdog: str = "w1") -> Path:
+def write(
+    path: Path,
+    redis_url: str,
+    namespace: str = "sup",
+    watchdog: str = "w1",
+    dry_run: bool = False,
+    breaker_extra: str = "",
+) -> Path:
     text = CONFIG.format(
         namespace=namespace,
         state_dir=path.parent / "state",
         redis_url=redis_url,
         watchdog=watchdog,
+        dry_run=str(dry_run).lower(),
+        breaker_extra=breaker_extra,
     )
     path.write_text(text, encoding="utf-8")
     return path
@@ -81,8 +93,11 @@ def clock() -> Clock:
 
 
 @pytest.fixture
-def config_path(tmp_path: Path, redis_server: RedisServer) -> Path:
-    return write(tmp_path / "supervisor.toml", redis_server.url)
+def config_path(tmp_path: Path, redis_server: RedisServer, request: pytest.FixtureRequest) -> Path:
+    """The config; a test changes it with @pytest.mark.config(dry_run=True, ...)."""
+    marker = request.node.get_closest_marker("config")
+    options = marker.kwargs if marker else {}
+    return write(tmp_path / "supervisor.toml", redis_server.url, **options)
 
 
 @pytest.fixture
@@ -227,3 +242,45 @@ async def test_reload_of_a_broken_file_keeps_the_running_config(
     config_path.write_text("[[watchdogs]]\nname = 'x'\n", encoding="utf-8")
     assert not await supervisor.reload()
     assert supervisor.context.assembly is before
+
+
+@pytest.mark.config(dry_run=True)
+async def test_dry_run_says_would_and_never_acts(
+    supervisor: Supervisor, redis: Redis, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    await stale_tick(redis, clock)
+    run = await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert run is not None and run.status is Status.BREACH
+    assert "dry_run: would engage breaker (REDUCE_ONLY)" in caplog.text
+    assert await redis.get("circuit_breaker:state") is None
+    assert supervisor.context.runtime.engaged == {}
+
+
+@pytest.mark.config(breaker_extra='auto_reset_after = "60s"')
+async def test_auto_reset_only_after_its_time_and_once_the_watchdog_cleared(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+
+    clock.now += 61  # its time has come, but the watchdog still breaches
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await supervisor.reconciler.refresh()
+    assert "breaker" in supervisor.context.runtime.engaged
+
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await supervisor.cycle.run("w1")  # one OK of clear_after = 2: not cleared yet
+    await supervisor.reconciler.refresh()
+    assert "breaker" in supervisor.context.runtime.engaged
+
+    await supervisor.cycle.run("w1")
+    await supervisor.reconciler.refresh()
+    await settle(supervisor)
+    assert "breaker" not in supervisor.context.runtime.engaged
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert breaker["state"] == "OPEN"
+    assert await redis.hexists(reset_key("sup"), "breaker")

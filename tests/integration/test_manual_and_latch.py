@@ -103,26 +103,3 @@ def test_daemon_follows_a_manual_trip_and_a_manual_reset(
     finally:
         feed.stop()
         assert daemon.terminate() == 0
-
-
-def test_auto_reset_after_only_once_the_watchdog_cleared(
-    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
-) -> None:
-    config, _ = write_config(
-        tmp_path, redis_server.url, warn="200ms", breach="300ms", interval="200ms"
-    )
-    text = config.read_text().replace(
-        'level = "reduce_only"', 'level = "reduce_only"\nauto_reset_after = "1s"'
-    )
-    config.write_text(text.replace("trip_after = 2", "trip_after = 1\nclear_after = 2"))
-    daemon = Daemon(config, notify_socket)  # no ticks: the breaker trips
-    try:
-        wait_until(lambda: breaker_state(sync_redis) == "TRIPPED", 10, "the trip")
-        time.sleep(1.5)  # auto_reset_after has passed, but the watchdog still breaches
-        assert breaker_state(sync_redis) == "TRIPPED"
-        feed = TickFeed(redis_server.url).start()
-        wait_until(lambda: breaker_state(sync_redis) == "OPEN", 10, "the automatic reset")
-        feed.stop()
-        assert "audit auto_reset actuator=breaker" in daemon.log()
-    finally:
-        assert daemon.terminate() == 0
