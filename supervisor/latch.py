@@ -71,6 +71,7 @@ class LatchStore:
         self.path = state_dir / ENGAGED_FILE
         self.redis = redis
         self.namespace = namespace
+        self.key = engaged_key(namespace)
 
     def load_file(self) -> dict[str, Latch]:
         try:

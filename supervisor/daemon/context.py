@@ -49,10 +49,15 @@ class Context:
         self.started_at = clock()
         self.runtime = Runtime(trading_since=self.started_at)
         self.in_flight: set[asyncio.Task[Any]] = set()
+        self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}  # newest write per key
+        self._writing: set[str] = set()  # keys with a writer task
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as a task the two-phase shutdown waits for; a bug in it is logged."""
-        task = asyncio.get_running_loop().create_task(work)
+        self.track(asyncio.get_running_loop().create_task(work))
+
+    def track(self, task: asyncio.Task[Any]) -> None:
+        """Let the shutdown wait for `task`, and log it if a bug ends it."""
         self.in_flight.add(task)
         task.add_done_callback(self._finished)
 
@@ -75,6 +80,21 @@ class Context:
             return
         if self.runtime.problems.pop("redis", None) is not None:
             log.warning("redis: reachable again")
+
+    def publish_soon(self, key: str, write: Callable[[], Awaitable[None]]) -> None:
+        """Publish in the background, newest wins: while a write for `key` is in flight, only
+        the newest waiting one is kept. A slow Redis then never holds up a watchdog cycle."""
+        self._waiting[key] = write
+        if key not in self._writing:
+            self._writing.add(key)
+            self.spawn(self._drain(key))
+
+    async def _drain(self, key: str) -> None:
+        try:
+            while (write := self._waiting.pop(key, None)) is not None:
+                await self.publish(write())
+        finally:
+            self._writing.discard(key)
 
     def note_problem(self, component: str, exc: BaseException) -> None:
         """Say once what is wrong with one of the supervisor's own dependencies."""

@@ -33,6 +33,10 @@ class Cycle:
         self.context.in_flight.add(task)
         try:
             await self.run(name)
+        except asyncio.CancelledError:
+            # Only the shutdown cancels a cycle, after its grace; not re-raised, because
+            # APScheduler would log a cancelled job as an error with a traceback.
+            log.warning("watchdog=%s check cancelled by the shutdown", name)
         except Exception:
             log.exception("watchdog=%s cycle failed", name)
         finally:
@@ -65,7 +69,7 @@ class Cycle:
         context.runtime.runs[name] = run
         log_transition(previous, state, name)
         context.metrics.observe_run(watchdog.kind, run)
-        await context.publish(assembly.publisher.publish_run(run))
+        context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run
 
 

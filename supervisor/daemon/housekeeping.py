@@ -3,6 +3,7 @@ the published state, the deadman beats and the audit outbox replay."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import anyio
@@ -12,10 +13,12 @@ from supervisor.constants import HOUSEKEEPING_INTERVAL_S, WATCHDOG_LATE_FACTOR
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.model import TradingState
+from supervisor.state_dir import unwritable
 
 log = logging.getLogger("supervisor")
 
-AUDIT_REPLAY_BUDGET_S = 2.0  # per pass: the outbox drains over several passes if it must
+AUDIT_REPLAY_BUDGET_S = 2.0
+STATE_DIR_CHECK_BUDGET_S = 2.0  # per pass: the outbox drains over several passes if it must
 
 
 class Housekeeping:
@@ -23,21 +26,52 @@ class Housekeeping:
         self.context = context
         self.reconciler = reconciler
         self._beating: set[str] = set()  # deadmen with a heartbeat in flight
+        self._syncing: asyncio.Task[None] | None = None
 
     async def run(self) -> None:
+        """The scheduler's job. The keepalive never waits for I/O: it means "the loop and
+        the scheduler are alive and every watchdog ran", never "Redis answers". The pass
+        that talks to Redis runs beside it, one at a time."""
+        now = self.context.clock()
+        self.keepalive(now)
+        if self._syncing is None or self._syncing.done():
+            self._syncing = asyncio.get_running_loop().create_task(self.sync(now))
+            self.context.track(self._syncing)
+
+    def keepalive(self, now: float) -> None:
         context = self.context
-        now = context.clock()
         context.metrics.heartbeat.set(now)
         late = self.late_watchdogs(now)
         if late:
             log.error("not sending WATCHDOG=1: late watchdogs: %s", ", ".join(late))
         else:
             context.notifier.watchdog()
+
+    async def sync(self, now: float) -> None:
+        """Reconcile with the stores, publish the state and heartbeat, beat the deadmen,
+        replay the audit outbox."""
+        context = self.context
+        await self.check_state_dir()
         await self.reconciler.refresh()
         await context.publish_state()
         self.beat_deadmen(now)
         with anyio.move_on_after(AUDIT_REPLAY_BUDGET_S):
             await context.assembly.audit.replay()
+
+    async def check_state_dir(self) -> None:
+        """Latches and the audit outbox must be writable: DEGRADED while they are not."""
+        state_dir = self.context.assembly.settings.supervisor.state_dir
+        with anyio.move_on_after(STATE_DIR_CHECK_BUDGET_S) as scope:
+            problem = await anyio.to_thread.run_sync(unwritable, state_dir, abandon_on_cancel=True)
+        if scope.cancelled_caught:
+            problem = f"cannot write {state_dir}: no answer within {STATE_DIR_CHECK_BUDGET_S}s"
+        problems = self.context.runtime.problems
+        if problem is None:
+            if problems.pop("state_dir", None) is not None:
+                log.warning("state_dir: writable again")
+        elif problems.get("state_dir") != problem:
+            log.error("state_dir: %s (latches and the audit outbox cannot be saved)", problem)
+            problems["state_dir"] = problem
 
     def late_watchdogs(self, now: float) -> list[str]:
         """Watchdogs that have not finished a run within twice their interval (plus one

@@ -59,6 +59,7 @@ class Supervisor:
         # Signals are captured before anything starts: none may hit a default handler.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             await self.reconciler.restore()
+            await self.housekeeping.check_state_dir()
             self.start()
             try:
                 await self._serve_signals(signals)
@@ -89,21 +90,32 @@ class Supervisor:
             return
 
     async def shutdown(self) -> None:
+        """Two phases: no new checks or actions; those in flight get SHUTDOWN_GRACE_S to
+        finish; the rest are cancelled and counted."""
         context = self.context
         context.notifier.stopping("stopping: finishing in-flight checks and actions")
+        self.schedule.pause()
+        cancelled = await self._drain_in_flight()
         self.schedule.stop()
-        pending = {task for task in context.in_flight if not task.done()}
+        await context.assembly.close()
+        context.metrics.close()
+        log.info("stopped (%d in-flight checks/actions cancelled)", cancelled)
+        context.notifier.close()
+
+    async def _drain_in_flight(self) -> int:
+        pending = {task for task in self.context.in_flight if not task.done()}
         if pending:
             _done, pending = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
         for task in pending:
             task.cancel()
         if pending:
-            log.warning("stopped with %d in-flight checks/actions cancelled", len(pending))
+            log.warning(
+                "%d in-flight checks/actions still running after %.1fs: cancelled",
+                len(pending),
+                SHUTDOWN_GRACE_S,
+            )
             await asyncio.wait(pending, timeout=CANCELLED_RECORD_GRACE_S)
-        await context.assembly.close()
-        context.metrics.close()
-        log.info("stopped")
-        context.notifier.close()
+        return len(pending)
 
     async def reload(self) -> bool:
         """SIGHUP: apply the config file whole, or refuse it whole and keep the running one."""

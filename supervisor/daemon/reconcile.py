@@ -62,10 +62,24 @@ class Reconciler:
                     latch.reason,
                 )
                 self.acting.keep(name, latch)
+        self._rewrite_lost(latches)
         for actuator in self.context.assembly.actuators.values():
             if actuator.readable:
                 await self._check_real_state(actuator)
         await self._auto_reset()
+
+    def _rewrite_lost(self, published: dict[str, Latch]) -> None:
+        """Write back what Redis lost (a FLUSHALL, a restart without persistence): a peer or a
+        restart that also lost state_dir must still see every engagement, above all those it
+        cannot read back from a store (an HTTP kill switch, a command)."""
+        assembly = self.context.assembly
+        lost = {n: latch for n, latch in self.context.runtime.engaged.items() if n not in published}
+        if lost:
+            log.warning(
+                "%s lost %s: writing it back", assembly.latches.key, ", ".join(sorted(lost))
+            )
+        for name, latch in lost.items():
+            self.context.spawn(self.context.publish(assembly.latches.save_redis(name, latch)))
 
     async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, float]] | None:
         """(latches, resets) as published in Redis, or None when Redis cannot answer."""

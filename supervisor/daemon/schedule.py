@@ -101,8 +101,13 @@ class Schedule:
                 next_run = deadline
         return next_run
 
+    def pause(self) -> None:
+        """No new runs from now on; runs in flight go on (the shutdown's first phase)."""
+        if self.scheduler is not None and self.scheduler.running:
+            self.scheduler.pause()
+
     def stop(self) -> None:
-        """No new runs from now on; runs in flight are the caller's to wait for."""
+        """Stop the scheduler; its executor cancels whatever job still runs, so wait first."""
         if self.scheduler is not None and self.scheduler.running:
             self.scheduler.shutdown(wait=False)
 

@@ -12,6 +12,7 @@ import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
@@ -19,7 +20,7 @@ from redis.asyncio import Redis
 from supervisor.config import load_config
 from supervisor.daemon import Supervisor
 from supervisor.latch import engaged_key, reset_key
-from supervisor.model import Status, TradingState
+from supervisor.model import Health, Status, TradingState
 from supervisor.publish.metrics import Metrics
 from tests.servers import RedisServer
 
@@ -154,6 +155,7 @@ async def test_housekeeping_publishes_heartbeat_and_holds_keepalive_for_late_wat
     await redis.set("ticks:SPX", f"{clock.now:.3f}")
     await supervisor.cycle.run("w1")
     await supervisor.housekeeping.run()
+    await settle(supervisor)
     assert await redis.get("sup:heartbeat") is not None
     assert (await redis.hget("sup:state", "trading_state")) == b"ACTIVE"
     assert supervisor.housekeeping.late_watchdogs(clock.now) == []
@@ -284,3 +286,55 @@ async def test_auto_reset_only_after_its_time_and_once_the_watchdog_cleared(
     breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
     assert breaker["state"] == "OPEN"
     assert await redis.hexists(reset_key("sup"), "breaker")
+
+
+async def test_housekeeping_writes_back_engagements_redis_lost(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert await redis.hexists(engaged_key("sup"), "breaker")
+
+    await redis.flushall()
+    await supervisor.housekeeping.run()
+    await settle(supervisor)
+    assert await redis.hexists(engaged_key("sup"), "breaker")
+    assert (await redis.hget("sup:state", "trading_state")) == b"REDUCE_ONLY"
+
+
+async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
+    supervisor: Supervisor, redis: Redis
+) -> None:
+    state_dir = supervisor.context.assembly.settings.supervisor.state_dir
+    state_dir.write_text("a file where the directory should be")  # root ignores chmod
+    await supervisor.housekeeping.run()
+    await settle(supervisor)
+    summary = supervisor.context.refresh()
+    assert summary.health is Health.DEGRADED
+    assert f"cannot write {state_dir}" in summary.status_line()
+
+    state_dir.unlink()
+    await supervisor.housekeeping.run()
+    await settle(supervisor)
+    assert supervisor.context.refresh().health is Health.OK
+
+
+async def test_keepalive_does_not_wait_for_redis(
+    supervisor: Supervisor, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Housekeeping's keepalive returns at once even while the Redis pass hangs."""
+    sent: list[str] = []
+    monkeypatch.setattr(supervisor.context.notifier, "watchdog", lambda: sent.append("WATCHDOG=1"))
+    hang = asyncio.Event()
+
+    async def frozen() -> None:
+        await hang.wait()
+
+    monkeypatch.setattr(supervisor.reconciler, "refresh", frozen)
+    supervisor.context.runtime.runs.clear()
+    for _ in range(3):
+        with anyio.fail_after(0.5):
+            await supervisor.housekeeping.run()
+    assert sent == ["WATCHDOG=1"] * 3
+    hang.set()
