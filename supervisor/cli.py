@@ -22,7 +22,8 @@ from supervisor.components import (
     resources_for,
     unimplemented,
 )
-from supervisor.config import Settings, find_config, load_config, redacted
+from supervisor.config.loading import find_config, load_config, redacted
+from supervisor.config.settings import Settings
 from supervisor.constants import (
     EX_CONFIG,
     EX_OK,

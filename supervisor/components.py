@@ -18,7 +18,8 @@ from supervisor.actuators.command import CommandActuator
 from supervisor.actuators.http import HttpActuator
 from supervisor.actuators.redis_breaker import RedisBreaker
 from supervisor.actuators.redis_flag import RedisFlag
-from supervisor.config import Settings, WatchdogBase
+from supervisor.config.settings import Settings
+from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.errors import ConfigError
 from supervisor.model import Status
 from supervisor.policy import Rules

@@ -34,7 +34,8 @@ from supervisor import __version__
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.actuators.deadman import Deadman, build_deadmen
 from supervisor.components import Components, build, close_resources, resources_for
-from supervisor.config import Settings, load_config
+from supervisor.config.loading import load_config
+from supervisor.config.settings import Settings
 from supervisor.constants import (
     HOUSEKEEPING_INTERVAL_S,
     MISFIRE_GRACE_S,

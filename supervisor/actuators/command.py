@@ -17,10 +17,13 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import ClassVar
+from typing import ClassVar, Literal
+
+from pydantic import Field
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config import CommandActuatorConfig
+from supervisor.config.actuator_base import ActuatorBase
+from supervisor.config.types import Duration
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 from supervisor.units import format_duration
@@ -62,6 +65,12 @@ def kill_group(process: asyncio.subprocess.Process) -> None:
     """SIGKILL the process group we started (start_new_session: its pgid is its pid)."""
     with contextlib.suppress(ProcessLookupError, PermissionError):
         os.killpg(process.pid, signal.SIGKILL)
+
+
+class CommandActuatorConfig(ActuatorBase):
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    timeout_s: Duration = Field(30.0, alias="timeout", gt=0)
 
 
 class CommandActuator(Actuator):

@@ -7,13 +7,19 @@ so two supervisors setting it at once report one change. A manual release delete
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config import RedisFlagConfig
+from supervisor.config.actuator_base import ActuatorBase
 from supervisor.model import Decision, TradingState
+
+
+class RedisFlagConfig(ActuatorBase):
+    kind: Literal["redis_flag"]
+    key: str
+    value: str = "1"
 
 
 class RedisFlag(Actuator):

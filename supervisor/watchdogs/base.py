@@ -13,7 +13,7 @@ from typing import ClassVar
 
 import anyio
 
-from supervisor.config import WatchdogBase
+from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sessions import Session

@@ -29,18 +29,29 @@ counts as a BREACH after `unknown_grace`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import httpx
 import jmespath
+from pydantic import Field
 
-from supervisor.config import HttpValueConfig
+from supervisor.config.types import JmesPath, Secret
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.http_json import fetch_json, require_http, search
 from supervisor.watchdogs.thresholds import value_verdict
+
+
+class HttpValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["http_value"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, Secret] = {}
+    path: JmesPath  # where the number is in the JSON answer
+    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: path
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 
 
 class HttpValue(Watchdog):

@@ -47,12 +47,14 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Annotated, ClassVar, Literal
 
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from supervisor.config import LockTtlConfig
+from supervisor.config.types import Duration
+from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
@@ -130,6 +132,28 @@ def show_owner(owner: bytes) -> str:
     text = owner.decode("utf-8", "replace")
     shown = repr(text[:OWNER_SHOWN_CHARS])
     return shown + "…" if len(text) > OWNER_SHOWN_CHARS else shown
+
+
+class LockTtlConfig(WatchdogBase):
+    """See supervisor/watchdogs/lock_ttl.py for what each limit means."""
+
+    kind: Literal["lock_ttl"]
+    keys: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    max_ttl_s: Duration | None = Field(None, alias="max_ttl", gt=0)
+    max_hold_s: Duration | None = Field(None, alias="max_hold", gt=0)
+    # The TTL must be seen counting down (no renewal between two checks) at least this often.
+    min_ttl_progress_s: Duration | None = Field(None, alias="min_ttl_progress", gt=0)
+    require_owner: list[str] = []
+    release_orphans: bool = False  # compare-and-delete a lock with no expiry (audited)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> LockTtlConfig:
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("'keys' lists a key twice")
+        unknown = [key for key in self.require_owner if key not in self.keys]
+        if unknown:
+            raise ValueError(f"'require_owner' names keys not in 'keys': {', '.join(unknown)}")
+        return self
 
 
 class LockTtl(Watchdog):

@@ -51,12 +51,14 @@ answer stops being judged; to guard one series, name it in the query.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import Field
 
-from supervisor.config import PrometheusQueryConfig
+from supervisor.config.types import Secret
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
@@ -146,6 +148,14 @@ def sample_value(raw: object) -> float:
             f"value {raw.strip()} is not a finite number (no samples to compute from?)"
         )
     return parse_number(raw)
+
+
+class PrometheusQueryConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["prometheus_query"]
+    url: str = Field("http://127.0.0.1:9090", pattern=r"^https?://")  # Prometheus base URL
+    query: str = Field(min_length=1)  # an instant query: a vector (one verdict per series)
+    headers: dict[str, Secret] = {}
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "ticks/s"...)
 
 
 class PrometheusQuery(Watchdog):

@@ -28,18 +28,34 @@ unreadable beyond `unknown_grace` as a BREACH. Booleans are refused rather than 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import ClassVar, Literal
 
 import jmespath
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config import RedisValueConfig
+from supervisor.config.types import JmesPath
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.json_field import NoField, json_field
 from supervisor.watchdogs.thresholds import value_verdict
+
+
+class RedisValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["redis_value"]
+    key: str = Field(min_length=1)
+    field: str | None = Field(None, min_length=1)  # a hash field
+    json_field: JmesPath | None = None  # a field of a JSON value
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> RedisValueConfig:
+        if self.field is not None and self.json_field is not None:
+            raise ValueError("set at most one of 'field' and 'json_field'")
+        return self
 
 
 class RedisValue(Watchdog):

@@ -32,9 +32,11 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Protocol
+from typing import ClassVar, Literal, Protocol
 
-from supervisor.config import SqlValueConfig
+from pydantic import Field
+
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.errors import ConfigError, SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
@@ -103,6 +105,13 @@ def to_number(raw: object) -> float:
         return parse_number(raw)
     except OverflowError:  # an integer beyond any float
         raise ValueError("number too large") from None
+
+
+class SqlValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["sql_value"]
+    query: str = Field(min_length=1)  # the first column of the first row is the value
+    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: name
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 
 
 class SqlValue(Watchdog):

@@ -11,15 +11,15 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext
-from supervisor.actuators.redis_breaker import RedisBreaker
+from supervisor.actuators.redis_breaker import RedisBreaker, RedisBreakerConfig
 from supervisor.components import rules_for
-from supervisor.config import CbStalenessConfig, RedisBreakerConfig, RedisSection
+from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.model import Decision, Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.cb_staleness import CbStaleness
+from supervisor.watchdogs.cb_staleness import CbStaleness, CbStalenessConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -9,10 +9,9 @@ import httpx
 import pytest
 
 from supervisor.components import WATCHDOG_FACTORIES, Resources
-from supervisor.config import HttpHealthConfig
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.http_health import HttpHealth
+from supervisor.watchdogs.http_health import HttpHealth, HttpHealthConfig
 from tests.httpserver import Answer, HttpServer
 from tests.servers import free_port
 

@@ -10,13 +10,13 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.config import LockTtlConfig, RedisSection
+from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.lock_ttl import LockTtl
+from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig
 
 pytestmark = pytest.mark.anyio
 

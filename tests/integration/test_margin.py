@@ -13,12 +13,12 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from supervisor.components import WATCHDOG_FACTORIES, Resources, unimplemented
-from supervisor.config import MarginConfig, load_config, redacted
+from supervisor.config.loading import load_config, redacted
 from supervisor.errors import ConfigError
 from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.margin import Margin
+from supervisor.watchdogs.margin import Margin, MarginConfig
 from tests.httpserver import HttpServer
 from tests.servers import free_port
 

@@ -12,13 +12,13 @@ import pytest
 from pydantic import SecretStr
 
 from supervisor.components import build, resources_for
-from supervisor.config import PoisonQueueConfig, Settings
+from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.poison_queue import PoisonQueue
+from supervisor.watchdogs.poison_queue import PoisonQueue, PoisonQueueConfig
 from tests.servers import PostgresServer
 
 pytestmark = pytest.mark.anyio

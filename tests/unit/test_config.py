@@ -10,15 +10,11 @@ import pytest
 
 from supervisor import components
 from supervisor.components import unimplemented
-from supervisor.config import (
-    RedisValueConfig,
-    Settings,
-    TickFreshnessConfig,
-    find_config,
-    load_config,
-    redacted,
-)
+from supervisor.config.loading import find_config, load_config, redacted
+from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
+from supervisor.watchdogs.redis_value import RedisValueConfig
+from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
 
 BASE = """
 [supervisor]
@@ -303,7 +299,7 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 
 def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system, local = tmp_path / "etc.toml", tmp_path / "local.toml"
-    monkeypatch.setattr("supervisor.config.CONFIG_PATHS", (str(system), str(local)))
+    monkeypatch.setattr("supervisor.config.loading.CONFIG_PATHS", (str(system), str(local)))
     assert find_config(None) == system  # nothing exists: the system path, for the error
     local.touch()
     assert find_config(None) == local

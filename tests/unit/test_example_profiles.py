@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from supervisor import components
-from supervisor.config import Settings, load_config
+from supervisor.config.loading import load_config
+from supervisor.config.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "config" / "examples"
