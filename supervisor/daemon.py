@@ -43,6 +43,7 @@ from supervisor.constants import (
     WATCHDOG_LATE_FACTOR,
 )
 from supervisor.errors import ConfigError
+from supervisor.kinds import kind_gauges
 from supervisor.latch import Latch, LatchStore, merge, reset_key, without_reset
 from supervisor.model import Decision, Status, TradingState, Verdict, WatchdogRun
 from supervisor.policy import PolicyState, action_failed, step
@@ -84,7 +85,7 @@ class Supervisor:
         self.settings = settings
         self.config_path = config_path
         self.clock = clock
-        self.metrics = metrics or Metrics()
+        self.metrics = metrics or Metrics(kind_gauges=kind_gauges())
         self.notifier = notifier or Notifier()
         client_name = f"trading-supervisor:{settings.supervisor.instance_id}"
         self.resources = resources_for(settings, client_name)

@@ -24,6 +24,7 @@ from pydantic import Field
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Duration
+from supervisor.declarations import ActuatorKind
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 from supervisor.units import format_duration
@@ -145,3 +146,10 @@ class CommandActuator(Actuator):
 
     async def is_engaged(self) -> bool:
         return self._succeeded
+
+
+KIND = ActuatorKind(
+    config=CommandActuatorConfig,
+    build=lambda name, config, clients: CommandActuator(name, config),
+    needs=frozenset(),  # runs a local program
+)

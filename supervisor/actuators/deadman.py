@@ -26,12 +26,13 @@ from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, first_line, plain_headers, render
 from supervisor.config.actuator_base import check_placeholders
 from supervisor.config.types import Duration, Secret, Strict, mask_url
+from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError
 from supervisor.units import format_duration
 
 if TYPE_CHECKING:
-    from supervisor.components import Resources
     from supervisor.config.settings import Settings
+    from supervisor.resources import Resources
 
 
 class DeadmanConfig(Strict):
@@ -123,3 +124,6 @@ def build_deadmen(settings: Settings, resources: Resources) -> dict[str, Deadman
         for name, config in settings.actuators.items()
         if isinstance(config, DeadmanConfig)
     }
+
+
+KIND = DeadmanKind(config=DeadmanConfig, needs=frozenset({Need.HTTP}))

@@ -39,6 +39,7 @@ from pydantic import Field, SecretStr, model_validator
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase, check_placeholders
 from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
+from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError
 from supervisor.model import Decision, TradingState
 from supervisor.sources import http as http_source
@@ -306,3 +307,10 @@ class HttpActuator(Actuator):
 def first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else ""
+
+
+KIND = ActuatorKind(
+    config=HttpActuatorConfig,
+    build=lambda name, config, clients: HttpActuator(name, config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

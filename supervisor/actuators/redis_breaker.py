@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Duration, Level
+from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
 # KEYS: state key, history key. ARGV: tripped value, new value, history entry, history max,
@@ -150,3 +151,10 @@ def breaker_state(raw: bytes | str) -> str:
     if isinstance(document, dict):
         return str(document.get("state", ""))
     return text.strip()
+
+
+KIND = ActuatorKind(
+    config=RedisBreakerConfig,
+    build=lambda name, config, clients: RedisBreaker(name, config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+)

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
+from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
 
@@ -50,3 +51,10 @@ def as_text(raw: object) -> str | None:
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "replace")
     return raw if isinstance(raw, str) else None
+
+
+KIND = ActuatorKind(
+    config=RedisFlagConfig,
+    build=lambda name, config, clients: RedisFlag(name, config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+)

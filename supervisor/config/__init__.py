@@ -8,7 +8,8 @@
 - loading.py: find_config, load_config, environment overrides, errors, the redacted view
 
 Each kind's own config class lives next to its implementation (supervisor/watchdogs/,
-supervisor/actuators/); settings.py gathers them into the unions Settings reads.
+supervisor/actuators/); supervisor/kinds.py lists the kinds and builds the unions Settings
+validates [[watchdogs]] and [actuators] against.
 
 Import names from the module that defines them; this package re-exports nothing. A kind
 module imports types / watchdog_base / actuator_base, which runs this file first; if this

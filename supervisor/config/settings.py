@@ -1,21 +1,16 @@
 """The whole file as one model: its sections, sessions, actuators and watchdogs, and the
 cross-references between them (actuator and session names), checked once everything is read.
 
-SUPERVISOR_<SECTION>__<KEY> environment variables override the file.
+SUPERVISOR_<SECTION>__<KEY> environment variables override the file. Which kinds may appear
+under [[watchdogs]] and [actuators] is supervisor/kinds.py's list.
 """
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from pydantic import Field, model_validator
+from pydantic import model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from supervisor.actuators.command import CommandActuatorConfig
 from supervisor.actuators.deadman import DeadmanConfig
-from supervisor.actuators.http import HttpActuatorConfig
-from supervisor.actuators.redis_breaker import RedisBreakerConfig
-from supervisor.actuators.redis_flag import RedisFlagConfig
 from supervisor.config.sections import (
     HaSection,
     MetricsSection,
@@ -26,38 +21,7 @@ from supervisor.config.sections import (
 )
 from supervisor.config.types import Name
 from supervisor.config.watchdog_base import WatchdogBase
-from supervisor.watchdogs.cb_staleness import CbStalenessConfig
-from supervisor.watchdogs.http_health import HttpHealthConfig
-from supervisor.watchdogs.http_value import HttpValueConfig
-from supervisor.watchdogs.lock_ttl import LockTtlConfig
-from supervisor.watchdogs.margin import MarginConfig
-from supervisor.watchdogs.poison_queue import PoisonQueueConfig
-from supervisor.watchdogs.prometheus_query import PrometheusQueryConfig
-from supervisor.watchdogs.redis_value import RedisValueConfig
-from supervisor.watchdogs.sql_value import SqlValueConfig
-from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
-
-ActuatorConfig = Annotated[
-    RedisBreakerConfig
-    | RedisFlagConfig
-    | HttpActuatorConfig
-    | CommandActuatorConfig
-    | DeadmanConfig,
-    Field(discriminator="kind"),
-]
-WatchdogConfig = Annotated[
-    TickFreshnessConfig
-    | LockTtlConfig
-    | MarginConfig
-    | PoisonQueueConfig
-    | CbStalenessConfig
-    | HttpHealthConfig
-    | RedisValueConfig
-    | SqlValueConfig
-    | HttpValueConfig
-    | PrometheusQueryConfig,
-    Field(discriminator="kind"),
-]
+from supervisor.kinds import ActuatorConfig, WatchdogConfig
 
 
 class Settings(BaseSettings):

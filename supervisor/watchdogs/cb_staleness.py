@@ -39,6 +39,8 @@ from redis.asyncio import Redis
 from supervisor.config.types import Duration, JmesPath
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.timestamps import TimestampUnit, parse_timestamp
@@ -161,3 +163,13 @@ class CbStaleness(Watchdog):
             threshold=judgement.threshold if judgement.threshold is not None else cfg.breach_s,
             deadline=deadline,
         )
+
+
+KIND = WatchdogKind(
+    config=CbStalenessConfig,
+    build=lambda config, clients: CbStaleness(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_cb_staleness_seconds", "Age of the circuit breaker's last update.", None
+    ),
+)

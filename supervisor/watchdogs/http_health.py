@@ -45,6 +45,7 @@ from pydantic import Field
 
 from supervisor.config.types import Duration, JmesPath, Secret
 from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
@@ -139,3 +140,10 @@ def shown(result: object) -> str:
     except (ValueError, RecursionError):
         return f"a {type(result).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+KIND = WatchdogKind(
+    config=HttpHealthConfig,
+    build=lambda config, clients: HttpHealth(config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

@@ -37,6 +37,7 @@ from pydantic import Field
 
 from supervisor.config.types import JmesPath, Secret
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.values import parse_number
@@ -88,3 +89,10 @@ class HttpValue(Watchdog):
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, self.subject, Status.UNKNOWN, f"{self.subject}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=HttpValueConfig,
+    build=lambda config, clients: HttpValue(config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

@@ -56,6 +56,8 @@ from redis.exceptions import RedisError
 from supervisor.config.types import Duration
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.units import format_duration
@@ -310,3 +312,16 @@ class LockTtl(Watchdog):
         if outcome == "released":
             self._held.pop(key, None)
         return outcome
+
+
+KIND = WatchdogKind(
+    config=LockTtlConfig,
+    build=lambda config, clients: LockTtl(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_lock_ttl_seconds",
+        "Remaining TTL of each watched lock (-1: no expiry).",
+        "key",
+        watchdog_label=False,
+    ),
+)

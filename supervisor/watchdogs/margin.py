@@ -49,7 +49,9 @@ from redis.asyncio import Redis
 
 from supervisor.config.types import Secret, check_jmespath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import batch, describe_redis_error
 from supervisor.units import format_value
@@ -195,3 +197,16 @@ class Margin(Watchdog):
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, SUBJECT, Status.UNKNOWN, f"{SUBJECT}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=MarginConfig,
+    build=lambda config, clients: Margin(config, clients.http, clients.redis),
+    needs=frozenset({Need.HTTP, Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_margin_utilization_ratio",
+        "Margin used / equity.",
+        None,
+        subject="utilization",
+    ),
+)

@@ -50,12 +50,20 @@ from pydantic import Field, model_validator
 from supervisor.config.types import Duration
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase, check_order
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.timestamps import parse_timestamp
 from supervisor.units import format_duration, format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
-from supervisor.watchdogs.sql_value import Reading, RowSource, read_scalar, to_number
+from supervisor.watchdogs.sql_value import (
+    Reading,
+    RowSource,
+    read_scalar,
+    require_postgres,
+    to_number,
+)
 from supervisor.watchdogs.thresholds import judge_above
 
 COUNT = "poison"
@@ -189,3 +197,13 @@ class PoisonQueue(Watchdog):
 
     def _unknown(self, subject: str, reason: str) -> Verdict:
         return Verdict(self.name, subject, Status.UNKNOWN, reason)
+
+
+KIND = WatchdogKind(
+    config=PoisonQueueConfig,
+    build=lambda config, clients: PoisonQueue(config, require_postgres(clients.postgres)),
+    needs=frozenset({Need.POSTGRES}),
+    gauge=KindGauge(
+        "supervisor_poison_queue_size", "Rows in the poison queue.", None, subject="poison"
+    ),
+)

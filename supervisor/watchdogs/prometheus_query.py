@@ -59,6 +59,7 @@ from pydantic import Field
 
 from supervisor.config.types import Secret
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
@@ -201,3 +202,10 @@ class PrometheusQuery(Watchdog):
 
     def unknown(self, subject: str, problem: str) -> Verdict:
         return Verdict(self.name, subject, Status.UNKNOWN, f"{subject}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=PrometheusQueryConfig,
+    build=lambda config, clients: PrometheusQuery(config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

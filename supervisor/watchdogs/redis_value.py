@@ -36,6 +36,7 @@ from redis.asyncio import Redis
 
 from supervisor.config.types import JmesPath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.values import parse_number
@@ -113,3 +114,10 @@ class RedisValue(Watchdog):
         cfg = self.config
         reason = f"{self.subject}: {problem}"
         return Verdict(self.name, self.subject, Status.UNKNOWN, reason, threshold=cfg.breach)
+
+
+KIND = WatchdogKind(
+    config=RedisValueConfig,
+    build=lambda config, clients: RedisValue(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+)

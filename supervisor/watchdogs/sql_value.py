@@ -37,6 +37,7 @@ from typing import ClassVar, Literal, Protocol
 from pydantic import Field
 
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import ConfigError, SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
@@ -52,7 +53,7 @@ class RowSource(Protocol):
 
 
 def require_postgres(postgres: Postgres | None) -> Postgres:
-    """The configured pool; components.unimplemented refuses such a config before this."""
+    """The configured pool; components.unmet_needs refuses such a config before this."""
     if postgres is None:
         raise ConfigError(["this watchdog kind needs [postgres] dsn"])
     return postgres
@@ -146,3 +147,10 @@ class SqlValue(Watchdog):
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, self.subject, Status.UNKNOWN, f"{self.subject}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=SqlValueConfig,
+    build=lambda config, clients: SqlValue(config, require_postgres(clients.postgres)),
+    needs=frozenset({Need.POSTGRES}),
+)

@@ -19,6 +19,8 @@ from redis.asyncio import Redis
 from supervisor.config.types import Duration, JmesPath
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
@@ -162,3 +164,13 @@ class TickFreshness(Watchdog):
             threshold=judgement.threshold if judgement.threshold is not None else cfg.breach_s,
             deadline=deadline,
         )
+
+
+KIND = WatchdogKind(
+    config=TickFreshnessConfig,
+    build=lambda config, clients: TickFreshness(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_tick_age_seconds", "Age of the newest tick per instrument.", "instrument"
+    ),
+)
