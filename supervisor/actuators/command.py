@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field
 
@@ -75,7 +75,7 @@ class CommandActuatorConfig(ActuatorBase):
 
 
 class CommandActuator(Actuator):
-    kind: ClassVar[str] = "command"
+    config: CommandActuatorConfig
 
     def __init__(self, name: str, config: CommandActuatorConfig) -> None:
         super().__init__(name, TradingState.from_level(config.level))

@@ -50,8 +50,6 @@ class DeadmanConfig(Strict):
 
 
 class Deadman:
-    kind = "deadman"
-
     def __init__(
         self,
         name: str,
@@ -66,6 +64,10 @@ class Deadman:
         self.beats = 0  # successful heartbeats since start
         self.failures = 0  # consecutive failed heartbeats
         self.last_ok: float | None = None  # `now` of the last successful heartbeat
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
 
     @property
     def where(self) -> str:

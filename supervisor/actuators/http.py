@@ -30,7 +30,7 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar, Literal
+from typing import Any, Literal
 
 import httpx
 import jmespath
@@ -182,7 +182,7 @@ class Verifier:
 
 
 class HttpActuator(Actuator):
-    kind: ClassVar[str] = "http"
+    config: HttpActuatorConfig
 
     def __init__(
         self, name: str, config: HttpActuatorConfig, client: httpx.AsyncClient | None

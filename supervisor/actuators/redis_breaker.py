@@ -9,7 +9,7 @@ so our write never makes a dead breaker owner look alive to a staleness check.
 from __future__ import annotations
 
 import json
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
@@ -65,7 +65,7 @@ class RedisBreakerConfig(ActuatorBase):
 
 
 class RedisBreaker(Actuator):
-    kind: ClassVar[str] = "redis_breaker"
+    config: RedisBreakerConfig
 
     def __init__(self, name: str, config: RedisBreakerConfig, redis: Redis) -> None:
         super().__init__(name, TradingState.from_level(config.level))

@@ -7,7 +7,7 @@ so two supervisors setting it at once report one change. A manual release delete
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 from redis.asyncio import Redis
 
@@ -24,7 +24,7 @@ class RedisFlagConfig(ActuatorBase):
 
 
 class RedisFlag(Actuator):
-    kind: ClassVar[str] = "redis_flag"
+    config: RedisFlagConfig
 
     def __init__(self, name: str, config: RedisFlagConfig, redis: Redis) -> None:
         super().__init__(name, TradingState.from_level(config.level))

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import abc
 import logging
-from typing import ClassVar
 
 import anyio
 
@@ -23,14 +22,17 @@ log = logging.getLogger(__name__)
 
 
 class Watchdog(abc.ABC):
-    kind: ClassVar[str]
-
     def __init__(self, config: WatchdogBase) -> None:
         self.config = config
         self.name = config.name
         # May this watchdog change what it watches (lock_ttl's release_orphans)? Off for
         # `check` and in dry_run: those never act.
         self.remediate = True
+
+    @property
+    def kind(self) -> str:
+        """The config's `kind`: the name is written once, in its config class."""
+        return self.config.kind
 
     @property
     @abc.abstractmethod

@@ -30,7 +30,7 @@ by us does not make a stale breaker look fresh.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import jmespath
 from pydantic import Field, model_validator
@@ -78,7 +78,6 @@ class CbStalenessConfig(WatchdogBase, AgeThresholds):
 
 
 class CbStaleness(Watchdog):
-    kind: ClassVar[str] = "cb_staleness"
     config: CbStalenessConfig
 
     def __init__(self, config: CbStalenessConfig, redis: Redis) -> None:

@@ -36,7 +36,7 @@ never reads as healthy. The verdict's value is the latency in seconds.
 from __future__ import annotations
 
 import json
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 import anyio
 import httpx
@@ -66,7 +66,6 @@ class HttpHealthConfig(WatchdogBase):
 
 
 class HttpHealth(Watchdog):
-    kind: ClassVar[str] = "http_health"
     config: HttpHealthConfig
 
     def __init__(self, config: HttpHealthConfig, http: httpx.AsyncClient | None) -> None:

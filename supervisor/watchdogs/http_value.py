@@ -29,7 +29,7 @@ counts as a BREACH after `unknown_grace`.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import httpx
 import jmespath
@@ -56,7 +56,6 @@ class HttpValueConfig(WatchdogBase, ValueThresholds):
 
 
 class HttpValue(Watchdog):
-    kind: ClassVar[str] = "http_value"
     config: HttpValueConfig
 
     def __init__(self, config: HttpValueConfig, http: httpx.AsyncClient | None) -> None:

@@ -47,7 +47,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
@@ -159,7 +159,6 @@ class LockTtlConfig(WatchdogBase):
 
 
 class LockTtl(Watchdog):
-    kind: ClassVar[str] = "lock_ttl"
     config: LockTtlConfig
 
     def __init__(self, config: LockTtlConfig, redis: Redis, remediate: bool = True) -> None:

@@ -40,7 +40,7 @@ The ratio feeds `supervisor_margin_utilization_ratio{watchdog}` (unit "ratio").
 from __future__ import annotations
 
 import math
-from typing import ClassVar, Literal
+from typing import Literal
 
 import httpx
 import jmespath
@@ -106,7 +106,6 @@ class MarginConfig(WatchdogBase, ValueThresholds):
 
 
 class Margin(Watchdog):
-    kind: ClassVar[str] = "margin"
     config: MarginConfig
 
     def __init__(

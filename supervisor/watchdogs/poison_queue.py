@@ -43,7 +43,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, time
-from typing import ClassVar, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -123,7 +123,6 @@ class PoisonQueueConfig(WatchdogBase, ValueThresholds):
 
 
 class PoisonQueue(Watchdog):
-    kind: ClassVar[str] = "poison_queue"
     config: PoisonQueueConfig
 
     def __init__(self, config: PoisonQueueConfig, postgres: RowSource) -> None:

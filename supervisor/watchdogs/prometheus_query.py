@@ -51,7 +51,7 @@ answer stops being judged; to guard one series, name it in the query.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 from urllib.parse import urlencode
 
 import httpx
@@ -160,7 +160,6 @@ class PrometheusQueryConfig(WatchdogBase, ValueThresholds):
 
 
 class PrometheusQuery(Watchdog):
-    kind: ClassVar[str] = "prometheus_query"
     config: PrometheusQueryConfig
 
     def __init__(self, config: PrometheusQueryConfig, http: httpx.AsyncClient | None) -> None:

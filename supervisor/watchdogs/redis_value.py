@@ -28,7 +28,7 @@ unreadable beyond `unknown_grace` as a BREACH. Booleans are refused rather than 
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import Literal
 
 import jmespath
 from pydantic import Field, model_validator
@@ -60,7 +60,6 @@ class RedisValueConfig(WatchdogBase, ValueThresholds):
 
 
 class RedisValue(Watchdog):
-    kind: ClassVar[str] = "redis_value"
     config: RedisValueConfig
 
     def __init__(self, config: RedisValueConfig, redis: Redis) -> None:

@@ -32,7 +32,7 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Literal, Protocol
+from typing import Literal, Protocol
 
 from pydantic import Field
 
@@ -116,7 +116,6 @@ class SqlValueConfig(WatchdogBase, ValueThresholds):
 
 
 class SqlValue(Watchdog):
-    kind: ClassVar[str] = "sql_value"
     config: SqlValueConfig
 
     def __init__(self, config: SqlValueConfig, postgres: RowSource) -> None:

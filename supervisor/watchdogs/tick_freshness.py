@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 import jmespath
 from pydantic import Field, model_validator
@@ -55,7 +55,6 @@ class TickFreshnessConfig(WatchdogBase, AgeThresholds):
 
 
 class TickFreshness(Watchdog):
-    kind: ClassVar[str] = "tick_freshness"
     config: TickFreshnessConfig
 
     def __init__(self, config: TickFreshnessConfig, redis: Redis) -> None:
