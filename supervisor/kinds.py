@@ -71,9 +71,9 @@ def kind_gauges() -> dict[str, KindGauge]:
 
 
 if TYPE_CHECKING:
-    # mypy cannot read a Union built from a tuple at run time. Statically, every member is a
-    # WatchdogBase (or an ActuatorBase or the DeadmanConfig), which is all that code reading
-    # Settings relies on; it narrows with isinstance where it needs one kind's fields.
+    # mypy cannot follow a union built at run time from the lists above. Statically, every
+    # member is a WatchdogBase (or an ActuatorBase, or the DeadmanConfig), which is all that
+    # code reading Settings relies on; it narrows with isinstance to reach one kind's fields.
     from supervisor.actuators.deadman import DeadmanConfig
     from supervisor.config.actuator_base import ActuatorBase
     from supervisor.config.watchdog_base import WatchdogBase

@@ -137,7 +137,7 @@ def show_owner(owner: bytes) -> str:
 
 
 class LockTtlConfig(WatchdogBase):
-    """See supervisor/watchdogs/lock_ttl.py for what each limit means."""
+    """What each limit means: see the module docstring above."""
 
     kind: Literal["lock_ttl"]
     keys: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
