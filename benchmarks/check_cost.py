@@ -15,8 +15,7 @@ from pathlib import Path
 
 from redis.asyncio import Redis
 
-from supervisor.config import TickFreshnessConfig
-from supervisor.watchdogs.tick_freshness import TickFreshness
+from supervisor.watchdogs.tick_freshness import TickFreshness, TickFreshnessConfig
 from tests.servers import running_redis
 
 REPEATS = 200

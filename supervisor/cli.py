@@ -20,9 +20,10 @@ from supervisor.components import (
     build,
     close_resources,
     resources_for,
-    unimplemented,
+    unmet_needs,
 )
-from supervisor.config import Settings, find_config, load_config, redacted
+from supervisor.config.loading import find_config, load_config, redacted
+from supervisor.config.settings import Settings
 from supervisor.constants import (
     EX_CONFIG,
     EX_OK,
@@ -129,7 +130,7 @@ def _parser() -> argparse.ArgumentParser:
 def _load(args: argparse.Namespace) -> tuple[Path, Settings]:
     path = find_config(getattr(args, "path", None) or args.config)
     settings = load_config(path)
-    problems = unimplemented(settings)
+    problems = unmet_needs(settings)
     if problems:
         raise ConfigError(problems, str(path))
     return path, settings

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from redis.exceptions import RedisError
 
 from supervisor.components import build, close_resources, resources_for
-from supervisor.config import Settings
+from supervisor.config.settings import Settings
 from supervisor.model import Verdict
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.sources.redis import connect, describe_redis_error

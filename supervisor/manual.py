@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.components import Components, Resources, build, close_resources, resources_for
-from supervisor.config import Settings
+from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError
 from supervisor.latch import Latch, LatchStore, engaged_key, reset_key
 from supervisor.model import Decision, Origin, Status, TradingState

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import abc
 from dataclasses import dataclass
-from typing import ClassVar
 
+from supervisor.config.actuator_base import ActuatorBase
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 
@@ -26,11 +26,16 @@ class Outcome:
 
 
 class Actuator(abc.ABC):
-    kind: ClassVar[str]
+    config: ActuatorBase  # set by each kind's __init__
 
     def __init__(self, name: str, level: TradingState) -> None:
         self.name = name
         self.level = level
+
+    @property
+    def kind(self) -> str:
+        """The config's `kind`: the name is written once, in its config class."""
+        return self.config.kind
 
     @abc.abstractmethod
     async def engage(self, decision: Decision, context: ActionContext) -> Outcome:

@@ -17,10 +17,14 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import ClassVar
+from typing import Literal
+
+from pydantic import Field
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config import CommandActuatorConfig
+from supervisor.config.actuator_base import ActuatorBase
+from supervisor.config.types import Duration
+from supervisor.declarations import ActuatorKind
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 from supervisor.units import format_duration
@@ -64,8 +68,14 @@ def kill_group(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+class CommandActuatorConfig(ActuatorBase):
+    kind: Literal["command"]
+    argv: list[str] = Field(min_length=1)
+    timeout_s: Duration = Field(30.0, alias="timeout", gt=0)
+
+
 class CommandActuator(Actuator):
-    kind: ClassVar[str] = "command"
+    config: CommandActuatorConfig
 
     def __init__(self, name: str, config: CommandActuatorConfig) -> None:
         super().__init__(name, TradingState.from_level(config.level))
@@ -136,3 +146,10 @@ class CommandActuator(Actuator):
 
     async def is_engaged(self) -> bool:
         return self._succeeded
+
+
+KIND = ActuatorKind(
+    config=CommandActuatorConfig,
+    build=lambda name, config, clients: CommandActuator(name, config),
+    needs=frozenset(),  # runs a local program
+)

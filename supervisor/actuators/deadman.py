@@ -17,23 +17,39 @@ Body template strings may hold `{instance_id}` and `{now}` (epoch seconds, as gi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any, Literal
 
 import httpx
+from pydantic import Field, model_validator
 
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, first_line, plain_headers, render
-from supervisor.config import DeadmanConfig, Settings, mask_url
+from supervisor.config.actuator_base import check_placeholders
+from supervisor.config.types import Duration, Secret, Strict, mask_url
+from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError
 from supervisor.units import format_duration
 
 if TYPE_CHECKING:
-    from supervisor.components import Resources
+    from supervisor.config.settings import Settings
+    from supervisor.resources import Resources
+
+
+class DeadmanConfig(Strict):
+    kind: Literal["deadman"]
+    method: Literal["POST", "PUT", "GET"] = "POST"
+    url: str
+    headers: dict[str, Secret] = {}
+    json_body: dict[str, Any] | None = Field(None, alias="json")
+    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> DeadmanConfig:
+        check_placeholders(self.json_body, ("instance_id", "now"))
+        return self
 
 
 class Deadman:
-    kind = "deadman"
-
     def __init__(
         self,
         name: str,
@@ -48,6 +64,10 @@ class Deadman:
         self.beats = 0  # successful heartbeats since start
         self.failures = 0  # consecutive failed heartbeats
         self.last_ok: float | None = None  # `now` of the last successful heartbeat
+
+    @property
+    def kind(self) -> str:
+        return self.config.kind
 
     @property
     def where(self) -> str:
@@ -106,3 +126,6 @@ def build_deadmen(settings: Settings, resources: Resources) -> dict[str, Deadman
         for name, config in settings.actuators.items()
         if isinstance(config, DeadmanConfig)
     }
+
+
+KIND = DeadmanKind(config=DeadmanConfig, needs=frozenset({Need.HTTP}))

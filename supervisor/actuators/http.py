@@ -30,14 +30,16 @@ import re
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import Any, Literal
 
 import httpx
 import jmespath
-from pydantic import SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config import HttpActuatorConfig, VerifyConfig, mask_url
+from supervisor.config.actuator_base import ActuatorBase, check_placeholders
+from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
+from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError
 from supervisor.model import Decision, TradingState
 from supervisor.sources import http as http_source
@@ -86,6 +88,31 @@ def backoff_s(attempt: int) -> float:
     """Exponential backoff with full jitter: uniform in [0, min(cap, base * 2^(attempt-1))]."""
     ceiling = min(MAX_BACKOFF_S, INITIAL_BACKOFF_S * 2 ** min(attempt - 1, 16))
     return random.uniform(0.0, ceiling)  # noqa: S311 - jitter, not cryptography
+
+
+class VerifyConfig(Strict):
+    url: str
+    expect: JmesPath
+    headers: dict[str, Secret] = {}
+
+
+class HttpActuatorConfig(ActuatorBase):
+    kind: Literal["http"]
+    method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
+    url: str
+    headers: dict[str, Secret] = {}
+    json_body: dict[str, Any] | None = Field(None, alias="json")
+    idempotency_header: str | None = "Idempotency-Key"
+    verify: VerifyConfig | None = None
+    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+    retry_for_s: Duration = Field(60.0, alias="retry_for")
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> HttpActuatorConfig:
+        check_placeholders(
+            self.json_body, ("reason", "watchdog", "instance_id", "incident_id", "severity")
+        )
+        return self
 
 
 @dataclass
@@ -155,7 +182,7 @@ class Verifier:
 
 
 class HttpActuator(Actuator):
-    kind: ClassVar[str] = "http"
+    config: HttpActuatorConfig
 
     def __init__(
         self, name: str, config: HttpActuatorConfig, client: httpx.AsyncClient | None
@@ -284,3 +311,10 @@ class HttpActuator(Actuator):
 def first_line(exc: Exception) -> str:
     lines = str(exc).strip().splitlines()
     return lines[0][:200] if lines else ""
+
+
+KIND = ActuatorKind(
+    config=HttpActuatorConfig,
+    build=lambda name, config, clients: HttpActuator(name, config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

@@ -9,12 +9,15 @@ so our write never makes a dead breaker owner look alive to a staleness check.
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import Literal
 
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config import RedisBreakerConfig
+from supervisor.config.actuator_base import ActuatorBase
+from supervisor.config.types import Duration, Level
+from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
 # KEYS: state key, history key. ARGV: tripped value, new value, history entry, history max,
@@ -41,8 +44,28 @@ return 1
 """
 
 
+class RedisBreakerConfig(ActuatorBase):
+    kind: Literal["redis_breaker"]
+    level: Level = "reduce_only"
+    key: str = "circuit_breaker:state"
+    history_key: str = "circuit_breaker:history"
+    channel: str | None = None  # PUBLISH channel; default: the key
+    tripped_value: str = "TRIPPED"
+    clear_value: str = "OPEN"
+    format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
+    history_max: int = Field(10_000, ge=1)
+    # Only a reduce-only breaker may release itself, and only after its watchdog cleared.
+    auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after", gt=0)
+
+    @model_validator(mode="after")
+    def _auto_reset_only_reduce_only(self) -> RedisBreakerConfig:
+        if self.auto_reset_after_s is not None and self.level != "reduce_only":
+            raise ValueError("'auto_reset_after' is allowed only for a reduce_only breaker")
+        return self
+
+
 class RedisBreaker(Actuator):
-    kind: ClassVar[str] = "redis_breaker"
+    config: RedisBreakerConfig
 
     def __init__(self, name: str, config: RedisBreakerConfig, redis: Redis) -> None:
         super().__init__(name, TradingState.from_level(config.level))
@@ -132,3 +155,10 @@ def breaker_state(raw: bytes | str) -> str:
     if isinstance(document, dict):
         return str(document.get("state", ""))
     return text.strip()
+
+
+KIND = ActuatorKind(
+    config=RedisBreakerConfig,
+    build=lambda name, config, clients: RedisBreaker(name, config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+)

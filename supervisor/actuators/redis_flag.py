@@ -7,17 +7,24 @@ so two supervisors setting it at once report one change. A manual release delete
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Literal
 
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config import RedisFlagConfig
+from supervisor.config.actuator_base import ActuatorBase
+from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
 
+class RedisFlagConfig(ActuatorBase):
+    kind: Literal["redis_flag"]
+    key: str
+    value: str = "1"
+
+
 class RedisFlag(Actuator):
-    kind: ClassVar[str] = "redis_flag"
+    config: RedisFlagConfig
 
     def __init__(self, name: str, config: RedisFlagConfig, redis: Redis) -> None:
         super().__init__(name, TradingState.from_level(config.level))
@@ -44,3 +51,10 @@ def as_text(raw: object) -> str | None:
     if isinstance(raw, bytes):
         return raw.decode("utf-8", "replace")
     return raw if isinstance(raw, str) else None
+
+
+KIND = ActuatorKind(
+    config=RedisFlagConfig,
+    build=lambda name, config, clients: RedisFlag(name, config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+)

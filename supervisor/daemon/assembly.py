@@ -17,7 +17,7 @@ from dataclasses import dataclass, replace
 from supervisor.actuators.base import Actuator
 from supervisor.actuators.deadman import Deadman, build_deadmen
 from supervisor.components import Components, Resources, build, close_resources, resources_for
-from supervisor.config import Settings
+from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.latch import LatchStore
 from supervisor.publish.audit import AuditTrail

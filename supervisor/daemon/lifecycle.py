@@ -17,7 +17,8 @@ from pathlib import Path
 import anyio
 
 from supervisor import __version__
-from supervisor.config import Settings, load_config
+from supervisor.config.loading import load_config
+from supervisor.config.settings import Settings
 from supervisor.constants import SHUTDOWN_GRACE_S
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.assembly import Assembly
@@ -27,6 +28,7 @@ from supervisor.daemon.housekeeping import Housekeeping
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.schedule import Schedule
 from supervisor.errors import ConfigError
+from supervisor.kinds import kind_gauges
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.systemd import Notifier
@@ -46,7 +48,7 @@ class Supervisor:
         clock: Callable[[], float] = time.time,
     ) -> None:
         self.config_path = config_path
-        metrics = metrics or Metrics()
+        metrics = metrics or Metrics(kind_gauges=kind_gauges())
         assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
         self.context = Context(assembly, metrics, notifier or Notifier(), clock)
         self.schedule = Schedule(metrics)

@@ -3,65 +3,33 @@
 prometheus_client serves scrapes from a thread, so a good scrape proves nothing about the
 event loop: `supervisor_heartbeat_timestamp_seconds` is set by the loop's housekeeping job,
 and alerting on its age catches a wedged loop behind a healthy-looking endpoint.
+
+The kinds' own gauges (tick age, lock TTL...) are declared with each kind and passed in
+(supervisor.kinds.kind_gauges()): this module does not import the kinds.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 from supervisor import __version__
+from supervisor.gauges import KindGauge
 from supervisor.model import Health, TradingState, WatchdogRun
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class KindGauge:
-    """A kind's own value gauge from DESIGN.md, fed from its verdicts' values."""
-
-    name: str
-    help: str
-    subject_label: str | None  # label carrying the verdict's subject; None: one per watchdog
-    watchdog_label: bool = True
-    subject: str | None = None  # only verdicts about this subject feed it
-
-    @property
-    def labels(self) -> list[str]:
-        names = ["watchdog"] if self.watchdog_label else []
-        return names + ([self.subject_label] if self.subject_label else [])
-
-
-KIND_GAUGES = {
-    "tick_freshness": KindGauge(
-        "supervisor_tick_age_seconds", "Age of the newest tick per instrument.", "instrument"
-    ),
-    "lock_ttl": KindGauge(
-        "supervisor_lock_ttl_seconds",
-        "Remaining TTL of each watched lock (-1: no expiry).",
-        "key",
-        watchdog_label=False,
-    ),
-    "margin": KindGauge(
-        "supervisor_margin_utilization_ratio",
-        "Margin used / equity.",
-        None,
-        subject="utilization",
-    ),
-    "poison_queue": KindGauge(
-        "supervisor_poison_queue_size", "Rows in the poison queue.", None, subject="poison"
-    ),
-    "cb_staleness": KindGauge(
-        "supervisor_cb_staleness_seconds", "Age of the circuit breaker's last update.", None
-    ),
-}
-
-
 class Metrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    def __init__(
+        self,
+        registry: CollectorRegistry | None = None,
+        *,
+        kind_gauges: Mapping[str, KindGauge],  # supervisor.kinds.kind_gauges()
+    ) -> None:
         self.registry = registry or CollectorRegistry()
         r = self.registry
         self.trading_state = Gauge(
@@ -133,7 +101,7 @@ class Metrics:
         self.build_info.labels(version=__version__).set(1)
         self.kind_gauges = {
             kind: (spec, Gauge(spec.name, spec.help, spec.labels, registry=r))
-            for kind, spec in KIND_GAUGES.items()
+            for kind, spec in kind_gauges.items()
         }
         self._server: Any = None
 

@@ -7,7 +7,7 @@ from redis.asyncio.retry import Retry
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
-from supervisor.config import RedisSection
+from supervisor.config.sections import RedisSection
 from supervisor.errors import SourceError
 
 Command = tuple[str | bytes | int | float, ...]

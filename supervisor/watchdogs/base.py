@@ -9,11 +9,10 @@ from __future__ import annotations
 
 import abc
 import logging
-from typing import ClassVar
 
 import anyio
 
-from supervisor.config import WatchdogBase
+from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sessions import Session
@@ -23,14 +22,17 @@ log = logging.getLogger(__name__)
 
 
 class Watchdog(abc.ABC):
-    kind: ClassVar[str]
-
     def __init__(self, config: WatchdogBase) -> None:
         self.config = config
         self.name = config.name
         # May this watchdog change what it watches (lock_ttl's release_orphans)? Off for
         # `check` and in dry_run: those never act.
         self.remediate = True
+
+    @property
+    def kind(self) -> str:
+        """The config's `kind`: the name is written once, in its config class."""
+        return self.config.kind
 
     @property
     @abc.abstractmethod

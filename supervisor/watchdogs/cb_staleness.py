@@ -30,16 +30,20 @@ by us does not make a stale breaker look fresh.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Literal
 
 import jmespath
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config import CbStalenessConfig
+from supervisor.config.types import Duration, JmesPath
+from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
-from supervisor.timestamps import parse_timestamp
+from supervisor.timestamps import TimestampUnit, parse_timestamp
 from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.json_field import json_field
@@ -50,8 +54,30 @@ class Gone(LookupError):
     """What holds the last-update time does not exist: the owner is not writing it."""
 
 
+class CbStalenessConfig(WatchdogBase, AgeThresholds):
+    """The breaker's last update: exactly one of `json_field` (of the key's JSON value),
+    `field` (of the key's hash) or `timestamp_key` (a separate key holding the timestamp)."""
+
+    kind: Literal["cb_staleness"]
+    key: str = Field(min_length=1)
+    field: str | None = Field(None, min_length=1)
+    json_field: JmesPath | None = None
+    timestamp_key: str | None = Field(None, min_length=1)
+    unit: TimestampUnit = "auto"
+    warn_s: Duration | None = Field(5.0, alias="warn")  # the runbook's SLA: <= 5 s
+    breach_s: Duration = Field(10.0, alias="breach", gt=0)  # page above 10 s
+    max_future_s: Duration = Field(2.0, alias="max_future")
+    fail_closed: bool = True
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> CbStalenessConfig:
+        layouts = [self.field, self.json_field, self.timestamp_key]
+        if sum(layout is not None for layout in layouts) != 1:
+            raise ValueError("set exactly one of 'json_field', 'field' and 'timestamp_key'")
+        return self
+
+
 class CbStaleness(Watchdog):
-    kind: ClassVar[str] = "cb_staleness"
     config: CbStalenessConfig
 
     def __init__(self, config: CbStalenessConfig, redis: Redis) -> None:
@@ -136,3 +162,13 @@ class CbStaleness(Watchdog):
             threshold=judgement.threshold if judgement.threshold is not None else cfg.breach_s,
             deadline=deadline,
         )
+
+
+KIND = WatchdogKind(
+    config=CbStalenessConfig,
+    build=lambda config, clients: CbStaleness(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_cb_staleness_seconds", "Age of the circuit breaker's last update.", None
+    ),
+)

@@ -36,13 +36,16 @@ never reads as healthy. The verdict's value is the latency in seconds.
 from __future__ import annotations
 
 import json
-from typing import ClassVar
+from typing import Annotated, Literal
 
 import anyio
 import httpx
 import jmespath
+from pydantic import Field
 
-from supervisor.config import HttpHealthConfig
+from supervisor.config.types import Duration, JmesPath, Secret
+from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
@@ -53,8 +56,16 @@ from supervisor.watchdogs.http_json import require_http, search, url_path
 ANSWER_SHARE_OF_TIMEOUT = 0.9
 
 
+class HttpHealthConfig(WatchdogBase):
+    kind: Literal["http_health"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, Secret] = {}
+    expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
+    max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)
+    expect: JmesPath | None = None  # must evaluate to boolean true, e.g. "ok == `true`"
+
+
 class HttpHealth(Watchdog):
-    kind: ClassVar[str] = "http_health"
     config: HttpHealthConfig
 
     def __init__(self, config: HttpHealthConfig, http: httpx.AsyncClient | None) -> None:
@@ -128,3 +139,10 @@ def shown(result: object) -> str:
     except (ValueError, RecursionError):
         return f"a {type(result).__name__}"
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+KIND = WatchdogKind(
+    config=HttpHealthConfig,
+    build=lambda config, clients: HttpHealth(config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

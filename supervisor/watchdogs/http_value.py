@@ -29,12 +29,15 @@ counts as a BREACH after `unknown_grace`.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Literal
 
 import httpx
 import jmespath
+from pydantic import Field
 
-from supervisor.config import HttpValueConfig
+from supervisor.config.types import JmesPath, Secret
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.values import parse_number
@@ -43,8 +46,16 @@ from supervisor.watchdogs.http_json import fetch_json, require_http, search
 from supervisor.watchdogs.thresholds import value_verdict
 
 
+class HttpValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["http_value"]
+    url: str = Field(pattern=r"^https?://")
+    headers: dict[str, Secret] = {}
+    path: JmesPath  # where the number is in the JSON answer
+    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: path
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
+
+
 class HttpValue(Watchdog):
-    kind: ClassVar[str] = "http_value"
     config: HttpValueConfig
 
     def __init__(self, config: HttpValueConfig, http: httpx.AsyncClient | None) -> None:
@@ -77,3 +88,10 @@ class HttpValue(Watchdog):
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, self.subject, Status.UNKNOWN, f"{self.subject}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=HttpValueConfig,
+    build=lambda config, clients: HttpValue(config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

@@ -47,13 +47,17 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import ClassVar
+from typing import Annotated, Literal
 
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from supervisor.config import LockTtlConfig
+from supervisor.config.types import Duration
+from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.units import format_duration
@@ -132,8 +136,29 @@ def show_owner(owner: bytes) -> str:
     return shown + "…" if len(text) > OWNER_SHOWN_CHARS else shown
 
 
+class LockTtlConfig(WatchdogBase):
+    """What each limit means: see the module docstring above."""
+
+    kind: Literal["lock_ttl"]
+    keys: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    max_ttl_s: Duration | None = Field(None, alias="max_ttl", gt=0)
+    max_hold_s: Duration | None = Field(None, alias="max_hold", gt=0)
+    # The TTL must be seen counting down (no renewal between two checks) at least this often.
+    min_ttl_progress_s: Duration | None = Field(None, alias="min_ttl_progress", gt=0)
+    require_owner: list[str] = []
+    release_orphans: bool = False  # compare-and-delete a lock with no expiry (audited)
+
+    @model_validator(mode="after")
+    def _known_keys(self) -> LockTtlConfig:
+        if len(set(self.keys)) != len(self.keys):
+            raise ValueError("'keys' lists a key twice")
+        unknown = [key for key in self.require_owner if key not in self.keys]
+        if unknown:
+            raise ValueError(f"'require_owner' names keys not in 'keys': {', '.join(unknown)}")
+        return self
+
+
 class LockTtl(Watchdog):
-    kind: ClassVar[str] = "lock_ttl"
     config: LockTtlConfig
 
     def __init__(self, config: LockTtlConfig, redis: Redis, remediate: bool = True) -> None:
@@ -286,3 +311,16 @@ class LockTtl(Watchdog):
         if outcome == "released":
             self._held.pop(key, None)
         return outcome
+
+
+KIND = WatchdogKind(
+    config=LockTtlConfig,
+    build=lambda config, clients: LockTtl(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_lock_ttl_seconds",
+        "Remaining TTL of each watched lock (-1: no expiry).",
+        "key",
+        watchdog_label=False,
+    ),
+)

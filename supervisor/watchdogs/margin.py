@@ -40,14 +40,18 @@ The ratio feeds `supervisor_margin_utilization_ratio{watchdog}` (unit "ratio").
 from __future__ import annotations
 
 import math
-from typing import ClassVar
+from typing import Literal
 
 import httpx
 import jmespath
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config import MarginConfig
+from supervisor.config.types import Secret, check_jmespath
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import batch, describe_redis_error
 from supervisor.units import format_value
@@ -65,8 +69,43 @@ def money(amount: float) -> str:
     return f"{amount:.2f}".rstrip("0").rstrip(".")
 
 
+class MarginConfig(WatchdogBase, ValueThresholds):
+    """Exactly one source: `url` (HTTP JSON; used/equity/utilization are jmespaths) or
+    `redis_key` (a hash; used/equity/utilization name its fields). Either `utilization`, or
+    both `used` and `equity` (ratio = used / equity)."""
+
+    kind: Literal["margin"]
+    url: str | None = Field(None, pattern=r"^https?://")
+    headers: dict[str, Secret] = {}
+    redis_key: str | None = Field(None, min_length=1)
+    used: str | None = Field(None, min_length=1)
+    equity: str | None = Field(None, min_length=1)
+    utilization: str | None = Field(None, min_length=1)
+
+    @model_validator(mode="after")
+    def _one_source_one_formula(self) -> MarginConfig:
+        if (self.url is None) == (self.redis_key is None):
+            raise ValueError("set exactly one of 'url' (HTTP JSON) and 'redis_key' (a hash)")
+        if self.headers and self.url is None:
+            raise ValueError("'headers' apply only to 'url'")
+        has_pair = self.used is not None and self.equity is not None
+        has_any_part = self.used is not None or self.equity is not None
+        if (self.utilization is not None) == has_any_part or (has_any_part and not has_pair):
+            raise ValueError("set either 'utilization', or both 'used' and 'equity'")
+        if self.direction != "above":
+            raise ValueError("margin utilization gets worse as it grows: 'direction' is 'above'")
+        if self.url is not None:
+            for name in ("used", "equity", "utilization"):
+                expression = getattr(self, name)
+                if expression is not None:
+                    try:
+                        check_jmespath(expression)
+                    except ValueError as exc:
+                        raise ValueError(f"{name}: {exc}") from None
+        return self
+
+
 class Margin(Watchdog):
-    kind: ClassVar[str] = "margin"
     config: MarginConfig
 
     def __init__(
@@ -157,3 +196,16 @@ class Margin(Watchdog):
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, SUBJECT, Status.UNKNOWN, f"{SUBJECT}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=MarginConfig,
+    build=lambda config, clients: Margin(config, clients.http, clients.redis),
+    needs=frozenset({Need.HTTP, Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_margin_utilization_ratio",
+        "Margin used / equity.",
+        None,
+        subject="utilization",
+    ),
+)

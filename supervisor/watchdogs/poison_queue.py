@@ -43,16 +43,27 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, date, datetime, time
-from typing import ClassVar
+from typing import Literal
 
-from supervisor.config import PoisonQueueConfig
+from pydantic import Field, model_validator
+
+from supervisor.config.types import Duration
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase, check_order
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.timestamps import parse_timestamp
 from supervisor.units import format_duration, format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
-from supervisor.watchdogs.sql_value import Reading, RowSource, read_scalar, to_number
+from supervisor.watchdogs.sql_value import (
+    Reading,
+    RowSource,
+    read_scalar,
+    require_postgres,
+    to_number,
+)
 from supervisor.watchdogs.thresholds import judge_above
 
 COUNT = "poison"
@@ -89,8 +100,29 @@ def _epoch(raw: object) -> float:
     return parse_timestamp(parse_number(raw))  # int, float, Decimal epochs; refuses the rest
 
 
+class PoisonQueueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["poison_queue"]
+    query: str = Field(min_length=1)  # a count of poison rows: `count > warn` warns
+    oldest_query: str | None = Field(None, min_length=1)  # the oldest row's timestamp, or NULL
+    oldest_warn_s: Duration | None = Field(None, alias="oldest_warn")
+    oldest_breach_s: Duration | None = Field(None, alias="oldest_breach")
+    oldest_critical_s: Duration | None = Field(None, alias="oldest_critical")
+
+    @model_validator(mode="after")
+    def _poison_rules(self) -> PoisonQueueConfig:
+        if self.direction != "above":
+            raise ValueError("a poison queue gets worse as it grows: 'direction' must be 'above'")
+        oldest = (self.oldest_warn_s, self.oldest_breach_s, self.oldest_critical_s)
+        if self.oldest_query is None and any(t is not None for t in oldest):
+            raise ValueError("'oldest_warn/breach/critical' need an 'oldest_query'")
+        try:
+            check_order(*oldest, "above")
+        except ValueError as exc:
+            raise ValueError(f"oldest thresholds: {exc}") from None
+        return self
+
+
 class PoisonQueue(Watchdog):
-    kind: ClassVar[str] = "poison_queue"
     config: PoisonQueueConfig
 
     def __init__(self, config: PoisonQueueConfig, postgres: RowSource) -> None:
@@ -164,3 +196,13 @@ class PoisonQueue(Watchdog):
 
     def _unknown(self, subject: str, reason: str) -> Verdict:
         return Verdict(self.name, subject, Status.UNKNOWN, reason)
+
+
+KIND = WatchdogKind(
+    config=PoisonQueueConfig,
+    build=lambda config, clients: PoisonQueue(config, require_postgres(clients.postgres)),
+    needs=frozenset({Need.POSTGRES}),
+    gauge=KindGauge(
+        "supervisor_poison_queue_size", "Rows in the poison queue.", None, subject="poison"
+    ),
+)

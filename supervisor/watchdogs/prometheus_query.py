@@ -51,12 +51,15 @@ answer stops being judged; to guard one series, name it in the query.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Literal
 from urllib.parse import urlencode
 
 import httpx
+from pydantic import Field
 
-from supervisor.config import PrometheusQueryConfig
+from supervisor.config.types import Secret
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
@@ -148,8 +151,15 @@ def sample_value(raw: object) -> float:
     return parse_number(raw)
 
 
+class PrometheusQueryConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["prometheus_query"]
+    url: str = Field("http://127.0.0.1:9090", pattern=r"^https?://")  # Prometheus base URL
+    query: str = Field(min_length=1)  # an instant query: a vector (one verdict per series)
+    headers: dict[str, Secret] = {}
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "ticks/s"...)
+
+
 class PrometheusQuery(Watchdog):
-    kind: ClassVar[str] = "prometheus_query"
     config: PrometheusQueryConfig
 
     def __init__(self, config: PrometheusQueryConfig, http: httpx.AsyncClient | None) -> None:
@@ -191,3 +201,10 @@ class PrometheusQuery(Watchdog):
 
     def unknown(self, subject: str, problem: str) -> Verdict:
         return Verdict(self.name, subject, Status.UNKNOWN, f"{subject}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=PrometheusQueryConfig,
+    build=lambda config, clients: PrometheusQuery(config, clients.http),
+    needs=frozenset({Need.HTTP}),
+)

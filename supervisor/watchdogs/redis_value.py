@@ -28,12 +28,15 @@ unreadable beyond `unknown_grace` as a BREACH. Booleans are refused rather than 
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Literal
 
 import jmespath
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config import RedisValueConfig
+from supervisor.config.types import JmesPath
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
 from supervisor.values import parse_number
@@ -42,8 +45,21 @@ from supervisor.watchdogs.json_field import NoField, json_field
 from supervisor.watchdogs.thresholds import value_verdict
 
 
+class RedisValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["redis_value"]
+    key: str = Field(min_length=1)
+    field: str | None = Field(None, min_length=1)  # a hash field
+    json_field: JmesPath | None = None  # a field of a JSON value
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> RedisValueConfig:
+        if self.field is not None and self.json_field is not None:
+            raise ValueError("set at most one of 'field' and 'json_field'")
+        return self
+
+
 class RedisValue(Watchdog):
-    kind: ClassVar[str] = "redis_value"
     config: RedisValueConfig
 
     def __init__(self, config: RedisValueConfig, redis: Redis) -> None:
@@ -97,3 +113,10 @@ class RedisValue(Watchdog):
         cfg = self.config
         reason = f"{self.subject}: {problem}"
         return Verdict(self.name, self.subject, Status.UNKNOWN, reason, threshold=cfg.breach)
+
+
+KIND = WatchdogKind(
+    config=RedisValueConfig,
+    build=lambda config, clients: RedisValue(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+)

@@ -32,9 +32,12 @@ import math
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import ClassVar, Protocol
+from typing import Literal, Protocol
 
-from supervisor.config import SqlValueConfig
+from pydantic import Field
+
+from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
+from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import ConfigError, SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
@@ -50,7 +53,7 @@ class RowSource(Protocol):
 
 
 def require_postgres(postgres: Postgres | None) -> Postgres:
-    """The configured pool; components.unimplemented refuses such a config before this."""
+    """The configured pool; components.unmet_needs refuses such a config before this."""
     if postgres is None:
         raise ConfigError(["this watchdog kind needs [postgres] dsn"])
     return postgres
@@ -105,8 +108,14 @@ def to_number(raw: object) -> float:
         raise ValueError("number too large") from None
 
 
+class SqlValueConfig(WatchdogBase, ValueThresholds):
+    kind: Literal["sql_value"]
+    query: str = Field(min_length=1)  # the first column of the first row is the value
+    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: name
+    unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
+
+
 class SqlValue(Watchdog):
-    kind: ClassVar[str] = "sql_value"
     config: SqlValueConfig
 
     def __init__(self, config: SqlValueConfig, postgres: RowSource) -> None:
@@ -137,3 +146,10 @@ class SqlValue(Watchdog):
 
     def unknown(self, problem: str) -> Verdict:
         return Verdict(self.name, self.subject, Status.UNKNOWN, f"{self.subject}: {problem}")
+
+
+KIND = WatchdogKind(
+    config=SqlValueConfig,
+    build=lambda config, clients: SqlValue(config, require_postgres(clients.postgres)),
+    needs=frozenset({Need.POSTGRES}),
+)

@@ -10,16 +10,20 @@ from __future__ import annotations
 
 import json
 import math
-from typing import ClassVar
+from typing import Annotated, Literal
 
 import jmespath
+from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config import TickFreshnessConfig
+from supervisor.config.types import Duration, JmesPath
+from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.declarations import Need, WatchdogKind
+from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch, describe_redis_error
-from supervisor.timestamps import parse_stream_id, parse_timestamp
+from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
 from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.thresholds import judge_above
@@ -29,8 +33,28 @@ class Missing(LookupError):
     """The key (or field, or stream entry) holding the tick does not exist."""
 
 
+class TickFreshnessConfig(WatchdogBase, AgeThresholds):
+    kind: Literal["tick_freshness"]
+    key: str = Field(min_length=1)
+    instruments: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    field: str | None = None  # a hash field
+    json_field: JmesPath | None = None  # a field of a JSON value
+    stream: bool = False  # the key is a stream: the last entry's id (or its `field`)
+    unit: TimestampUnit = "auto"
+    max_future_s: Duration = Field(2.0, alias="max_future")
+
+    @model_validator(mode="after")
+    def _one_layout(self) -> TickFreshnessConfig:
+        if self.field and self.json_field:
+            raise ValueError("set at most one of 'field' and 'json_field'")
+        if self.stream and self.json_field:
+            raise ValueError("'json_field' does not apply to a 'stream'")
+        if len(set(self.instruments)) > 1 and "{instrument}" not in self.key:
+            raise ValueError("with several instruments, 'key' must contain '{instrument}'")
+        return self
+
+
 class TickFreshness(Watchdog):
-    kind: ClassVar[str] = "tick_freshness"
     config: TickFreshnessConfig
 
     def __init__(self, config: TickFreshnessConfig, redis: Redis) -> None:
@@ -139,3 +163,13 @@ class TickFreshness(Watchdog):
             threshold=judgement.threshold if judgement.threshold is not None else cfg.breach_s,
             deadline=deadline,
         )
+
+
+KIND = WatchdogKind(
+    config=TickFreshnessConfig,
+    build=lambda config, clients: TickFreshness(config, clients.redis),
+    needs=frozenset({Need.REDIS}),
+    gauge=KindGauge(
+        "supervisor_tick_age_seconds", "Age of the newest tick per instrument.", "instrument"
+    ),
+)

@@ -21,9 +21,8 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.actuators.http import HttpActuator, encode_json, render
-from supervisor.actuators.redis_flag import RedisFlag
-from supervisor.config import HttpActuatorConfig, RedisFlagConfig
+from supervisor.actuators.http import HttpActuator, HttpActuatorConfig, encode_json, render
+from supervisor.actuators.redis_flag import RedisFlag, RedisFlagConfig
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status
 from supervisor.sources import http as http_source

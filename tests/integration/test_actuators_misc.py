@@ -15,12 +15,12 @@ import pytest
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext
-from supervisor.actuators.command import TAIL_BYTES, CommandActuator
-from supervisor.actuators.deadman import Deadman, build_deadmen
+from supervisor.actuators.command import TAIL_BYTES, CommandActuator, CommandActuatorConfig
+from supervisor.actuators.deadman import Deadman, DeadmanConfig, build_deadmen
 from supervisor.actuators.http import HttpActuator
-from supervisor.actuators.redis_flag import RedisFlag
+from supervisor.actuators.redis_flag import RedisFlag, RedisFlagConfig
 from supervisor.components import Resources, build
-from supervisor.config import CommandActuatorConfig, DeadmanConfig, RedisFlagConfig, Settings
+from supervisor.config.settings import Settings
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status, TradingState
 from supervisor.sources import http as http_source

@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from supervisor.cli import main
 from supervisor.constants import AUDIT_OUTBOX_FILE, AUDIT_REJECTED_FILE
+from supervisor.kinds import kind_gauges
 from supervisor.publish.audit import AuditEvent, AuditTrail, events_key
 from supervisor.publish.audit_read import SourcedEvent, TrailReader, show_events
 from supervisor.publish.metrics import Metrics
@@ -198,7 +199,7 @@ async def record_during_outage(made: AuditTrail, count: int, spread_s: float) ->
 async def outage_scenario(
     private_postgres: PostgresServer, redis: Redis, tmp_path: Path, outage_s: float
 ) -> None:
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
     dsn = private_postgres.dsn
     made = AuditTrail(
         tmp_path / "state", redis, SecretStr(dsn), NS, "sup-a", metrics.audit_outbox_events.set

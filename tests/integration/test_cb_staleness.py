@@ -11,15 +11,16 @@ from pydantic import ValidationError
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext
-from supervisor.actuators.redis_breaker import RedisBreaker
+from supervisor.actuators.redis_breaker import RedisBreaker, RedisBreakerConfig
 from supervisor.components import rules_for
-from supervisor.config import CbStalenessConfig, RedisBreakerConfig, RedisSection
+from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.kinds import kind_gauges
 from supervisor.model import Decision, Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.cb_staleness import CbStaleness
+from supervisor.watchdogs.cb_staleness import CbStaleness, CbStalenessConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -188,7 +189,7 @@ async def test_gauge_is_the_age(redis: Redis) -> None:
     now = time.time()
     await write_breaker(redis, now - 3)
     verdicts = await watchdog(redis).check(now, None)
-    metrics = Metrics()
+    metrics = Metrics(kind_gauges=kind_gauges())
     metrics.observe_run("cb_staleness", WatchdogRun("cb_staleness", Status.OK, verdicts, now, 0.0))
     sample = metrics.registry.get_sample_value
     age = sample("supervisor_cb_staleness_seconds", {"watchdog": "cb_staleness"})

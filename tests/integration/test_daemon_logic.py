@@ -17,8 +17,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
-from supervisor.config import load_config
+from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
+from supervisor.kinds import kind_gauges
 from supervisor.latch import engaged_key, reset_key
 from supervisor.model import Health, Status, TradingState
 from supervisor.publish.metrics import Metrics
@@ -103,7 +104,7 @@ def config_path(tmp_path: Path, redis_server: RedisServer, request: pytest.Fixtu
 
 @pytest.fixture
 async def supervisor(config_path: Path, clock: Clock, redis: Redis) -> AsyncIterator[Supervisor]:
-    metrics = Metrics(CollectorRegistry())
+    metrics = Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
     daemon = Supervisor(load_config(config_path), config_path, metrics=metrics, clock=clock)
     yield daemon
     await settle(daemon)

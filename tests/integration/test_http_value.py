@@ -8,10 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from supervisor.config import HttpValueConfig
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.http_value import HttpValue
+from supervisor.watchdogs.http_value import HttpValue, HttpValueConfig
 from tests.httpserver import HttpServer
 from tests.servers import free_port
 

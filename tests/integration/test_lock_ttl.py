@@ -10,13 +10,14 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.config import LockTtlConfig, RedisSection
+from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
+from supervisor.kinds import kind_gauges
 from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.lock_ttl import LockTtl
+from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -208,7 +209,7 @@ async def test_gauge_is_the_remaining_ttl_per_key(redis: Redis) -> None:
     await redis.set(SNAPSHOT, "builder-1", px=20_000)
     now = time.time()
     verdicts = await watchdog(redis).check(now, None)
-    metrics = Metrics()
+    metrics = Metrics(kind_gauges=kind_gauges())
     metrics.observe_run("lock_ttl", WatchdogRun("stream_locks", Status.BREACH, verdicts, now, 0.01))
     sample = metrics.registry.get_sample_value
     assert sample("supervisor_lock_ttl_seconds", {"key": STREAM}) == -1.0

@@ -12,13 +12,14 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.components import WATCHDOG_FACTORIES, Resources, unimplemented
-from supervisor.config import MarginConfig, load_config, redacted
+from supervisor.components import Resources, unmet_needs
+from supervisor.config.loading import load_config, redacted
 from supervisor.errors import ConfigError
+from supervisor.kinds import kind_gauges, watchdog_kind
 from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.margin import Margin
+from supervisor.watchdogs.margin import Margin, MarginConfig
 from tests.httpserver import HttpServer
 from tests.servers import free_port
 
@@ -233,9 +234,9 @@ async def test_registered_and_feeds_its_gauge(
 ) -> None:
     http_server.answer_json(PATH, account("4200", "10000"))
     cfg = config(url=http_server.url(PATH))
-    watchdog = WATCHDOG_FACTORIES["margin"](cfg, Resources(redis, http_client))
+    watchdog = watchdog_kind("margin").build(cfg, Resources(redis, http_client))
     verdicts = await evaluate(watchdog, None, time.time())
-    metrics = Metrics()
+    metrics = Metrics(kind_gauges=kind_gauges())
     metrics.observe_run("margin", WatchdogRun("margin", Status.BREACH, verdicts, time.time(), 0.01))
     value = metrics.registry.get_sample_value(
         "supervisor_margin_utilization_ratio", {"watchdog": "margin"}
@@ -250,7 +251,7 @@ def test_the_design_example_loads_from_toml_and_builds(
     path = tmp_path / "supervisor.toml"
     path.write_text(DESIGN_EXAMPLE)
     settings = load_config(path)
-    assert [p for p in unimplemented(settings) if p.startswith("watchdogs")] == []
+    assert [p for p in unmet_needs(settings) if p.startswith("watchdogs")] == []
     [cfg] = settings.watchdogs
     assert isinstance(cfg, MarginConfig)
     assert cfg.headers["Authorization"].get_secret_value() == f"Bearer {TOKEN}"

@@ -12,13 +12,14 @@ import pytest
 from pydantic import SecretStr
 
 from supervisor.components import build, resources_for
-from supervisor.config import PoisonQueueConfig, Settings
+from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
+from supervisor.kinds import kind_gauges
 from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.poison_queue import PoisonQueue
+from supervisor.watchdogs.poison_queue import PoisonQueue, PoisonQueueConfig
 from tests.servers import PostgresServer
 
 pytestmark = pytest.mark.anyio
@@ -327,7 +328,7 @@ def test_config_refuses_inconsistent_oldest_settings(
 
 
 def test_only_the_count_feeds_the_poison_queue_gauge() -> None:
-    metrics = Metrics()
+    metrics = Metrics(kind_gauges=kind_gauges())
     verdicts = [
         Verdict("pq", "poison", Status.BREACH, "", 12.0, "rows"),
         Verdict("pq", "oldest", Status.OK, "", 600.0, "s"),

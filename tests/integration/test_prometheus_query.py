@@ -8,10 +8,14 @@ from typing import Any
 import httpx
 import pytest
 
-from supervisor.config import PrometheusQueryConfig
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.prometheus_query import NO_DATA, PrometheusQuery, render_labels
+from supervisor.watchdogs.prometheus_query import (
+    NO_DATA,
+    PrometheusQuery,
+    PrometheusQueryConfig,
+    render_labels,
+)
 from tests.httpserver import HttpServer
 from tests.servers import free_port
 

@@ -10,8 +10,7 @@ import pytest
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext
-from supervisor.actuators.redis_breaker import RedisBreaker, breaker_state
-from supervisor.config import RedisBreakerConfig
+from supervisor.actuators.redis_breaker import RedisBreaker, RedisBreakerConfig, breaker_state
 from supervisor.model import Decision, Status
 
 pytestmark = pytest.mark.anyio

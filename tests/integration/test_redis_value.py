@@ -10,11 +10,11 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.config import RedisSection, RedisValueConfig
+from supervisor.config.sections import RedisSection
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.redis_value import RedisValue
+from supervisor.watchdogs.redis_value import RedisValue, RedisValueConfig
 
 pytestmark = pytest.mark.anyio
 

@@ -11,11 +11,11 @@ import pytest
 from pydantic import SecretStr
 
 from supervisor.components import build, resources_for
-from supervisor.config import Settings, SqlValueConfig
+from supervisor.config.settings import Settings
 from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.sql_value import SqlValue
+from supervisor.watchdogs.sql_value import SqlValue, SqlValueConfig
 from tests.servers import PostgresServer
 
 pytestmark = pytest.mark.anyio

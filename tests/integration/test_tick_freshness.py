@@ -9,11 +9,10 @@ from typing import Any
 import pytest
 from redis.asyncio import Redis
 
-from supervisor.config import TickFreshnessConfig
 from supervisor.model import Status, Verdict
 from supervisor.sessions import Session
 from supervisor.watchdogs.base import evaluate
-from supervisor.watchdogs.tick_freshness import TickFreshness
+from supervisor.watchdogs.tick_freshness import TickFreshness, TickFreshnessConfig
 
 pytestmark = pytest.mark.anyio
 
@@ -153,7 +152,7 @@ async def test_age_counts_from_session_open(redis: Redis) -> None:
 
 
 async def test_closed_session_is_ok_without_reading(redis: Redis) -> None:
-    from supervisor.config import SessionConfig
+    from supervisor.config.sections import SessionConfig
 
     never: Session = SessionConfig.model_validate(
         {"timezone": "UTC", "days": ["mon"], "open": "00:00", "close": "00:01", "holidays": []}
@@ -165,7 +164,7 @@ async def test_closed_session_is_ok_without_reading(redis: Redis) -> None:
 
 
 async def test_unreachable_redis_is_unknown_with_a_reason() -> None:
-    from supervisor.config import RedisSection
+    from supervisor.config.sections import RedisSection
     from supervisor.sources.redis import connect
 
     section = RedisSection.model_validate({"url": "redis://127.0.0.1:1/0", "timeout": 0.5})

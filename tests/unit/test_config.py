@@ -8,17 +8,12 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import components
-from supervisor.components import unimplemented
-from supervisor.config import (
-    RedisValueConfig,
-    Settings,
-    TickFreshnessConfig,
-    find_config,
-    load_config,
-    redacted,
-)
+from supervisor.components import unmet_needs
+from supervisor.config.loading import find_config, load_config, redacted
+from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
+from supervisor.watchdogs.redis_value import RedisValueConfig
+from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
 
 BASE = """
 [supervisor]
@@ -303,7 +298,7 @@ def test_unreadable_and_invalid_files(tmp_path: Path) -> None:
 
 def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     system, local = tmp_path / "etc.toml", tmp_path / "local.toml"
-    monkeypatch.setattr("supervisor.config.CONFIG_PATHS", (str(system), str(local)))
+    monkeypatch.setattr("supervisor.config.loading.CONFIG_PATHS", (str(system), str(local)))
     assert find_config(None) == system  # nothing exists: the system path, for the error
     local.touch()
     assert find_config(None) == local
@@ -314,24 +309,25 @@ def test_find_config_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> N
     assert find_config(str(tmp_path / "cli.toml")) == tmp_path / "cli.toml"
 
 
-def test_a_kind_without_an_implementation_is_named_by_path(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.delitem(components.WATCHDOG_FACTORIES, "tick_freshness")
-    monkeypatch.delitem(components.ACTUATOR_FACTORIES, "redis_breaker")
-    lines = unimplemented(load(tmp_path, BREAKER, SPX))
-    assert [line.split(":")[0] for line in lines] == [
-        "watchdogs[0] (spx).kind",
-        "actuators.breaker.kind",
+def test_an_unknown_kind_is_named_by_path_with_the_registered_ones(tmp_path: Path) -> None:
+    unknown = SPX.replace('"tick_freshness"', '"tick_age"') + BREAKER.replace(
+        '"redis_breaker"', '"breaker"'
+    )
+    assert problems(tmp_path, unknown) == [
+        "actuators.breaker: Input tag 'breaker' found using 'kind' does not match any of the"
+        " expected tags: 'redis_breaker', 'redis_flag', 'http', 'command', 'deadman'",
+        "watchdogs[0] (spx): Input tag 'tick_age' found using 'kind' does not match any of the"
+        " expected tags: 'tick_freshness', 'lock_ttl', 'margin', 'poison_queue',"
+        " 'cb_staleness', 'http_health', 'redis_value', 'sql_value', 'http_value',"
+        " 'prometheus_query'",
     ]
-    assert "'tick_freshness' is not implemented" in lines[0]
 
 
 def test_a_postgres_kind_needs_a_dsn(tmp_path: Path) -> None:
     poison = (
         '[[watchdogs]]\nname = "poison"\nkind = "poison_queue"\nquery = "SELECT 1"\nbreach = 10'
     )
-    assert unimplemented(load(tmp_path, poison)) == ["watchdogs[0] (poison): needs [postgres] dsn"]
+    assert unmet_needs(load(tmp_path, poison)) == ["watchdogs[0] (poison): needs [postgres] dsn"]
 
 
 def test_a_mistyped_environment_override_is_refused(

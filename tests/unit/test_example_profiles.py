@@ -15,7 +15,8 @@ from pathlib import Path
 import pytest
 
 from supervisor import components
-from supervisor.config import Settings, load_config
+from supervisor.config.loading import load_config
+from supervisor.config.settings import Settings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "config" / "examples"
@@ -59,7 +60,7 @@ def test_the_contract_lists_every_allowed_port() -> None:
 @pytest.mark.parametrize("name", PROFILES)
 def test_profile_loads_and_every_kind_is_implemented(name: str) -> None:
     settings = load(name)
-    assert components.unimplemented(settings) == []
+    assert components.unmet_needs(settings) == []
     assert settings.watchdogs, "a profile without watchdogs protects nothing"
     assert settings.actuators, "a profile without actuators cannot act toward safety"
     assert settings.supervisor.namespace != "supervisor", "namespace names the system"

@@ -14,19 +14,13 @@ import httpx
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.config import (
-    HttpHealthConfig,
-    HttpValueConfig,
-    MarginConfig,
-    PrometheusQueryConfig,
-)
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply
-from supervisor.watchdogs.http_health import HttpHealth
+from supervisor.watchdogs.http_health import HttpHealth, HttpHealthConfig
 from supervisor.watchdogs.http_json import document_of
-from supervisor.watchdogs.http_value import HttpValue
-from supervisor.watchdogs.margin import Margin
-from supervisor.watchdogs.prometheus_query import PrometheusQuery
+from supervisor.watchdogs.http_value import HttpValue, HttpValueConfig
+from supervisor.watchdogs.margin import Margin, MarginConfig
+from supervisor.watchdogs.prometheus_query import PrometheusQuery, PrometheusQueryConfig
 
 URL = "http://127.0.0.1:1/api"
 CLIENT = httpx.AsyncClient()  # never used for I/O here: the judging half is pure

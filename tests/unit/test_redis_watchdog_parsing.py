@@ -11,11 +11,10 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from supervisor.config import CbStalenessConfig, LockTtlConfig, RedisValueConfig
 from supervisor.model import Status, Verdict
-from supervisor.watchdogs.cb_staleness import CbStaleness
-from supervisor.watchdogs.lock_ttl import LockTtl, show_owner
-from supervisor.watchdogs.redis_value import RedisValue
+from supervisor.watchdogs.cb_staleness import CbStaleness, CbStalenessConfig
+from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig, show_owner
+from supervisor.watchdogs.redis_value import RedisValue, RedisValueConfig
 
 # Constructing a client does no I/O; these tests never send a command.
 CLIENT = Redis.from_url("redis://127.0.0.1:1/0")

@@ -10,7 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.config import SessionConfig
+from supervisor.config.sections import SessionConfig
 from supervisor.sessions import Session
 
 NY = ZoneInfo("America/New_York")

@@ -12,11 +12,10 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.config import PoisonQueueConfig, SqlValueConfig
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
-from supervisor.watchdogs.poison_queue import PoisonQueue, to_count, to_epoch
-from supervisor.watchdogs.sql_value import Reading, SqlValue, first_value, to_number
+from supervisor.watchdogs.poison_queue import PoisonQueue, PoisonQueueConfig, to_count, to_epoch
+from supervisor.watchdogs.sql_value import Reading, SqlValue, SqlValueConfig, first_value, to_number
 from supervisor.watchdogs.thresholds import judge_above
 
 NOW = 1_795_000_000.0

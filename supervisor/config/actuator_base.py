@@ -1,0 +1,39 @@
+"""What every `[actuators.NAME]` action has (its level and what to engage when it fails), and
+the check of `{placeholder}` names in request body templates (http actions, the deadman).
+
+Each kind's own config class is next to its implementation (supervisor/actuators/<kind>.py).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from supervisor.config.types import Level, Strict
+
+
+class ActuatorBase(Strict):
+    kind: str
+    level: Level
+    on_failure: list[str] = []  # engaged at once when this one fails or cannot be verified
+
+
+def check_placeholders(node: Any, known: tuple[str, ...]) -> None:
+    """A `{name}` in a body template that we would not fill is a typo: refuse it here
+    rather than send it literally to a kill endpoint. Other braces ("{}", "{ x }") pass."""
+    found: set[str] = set()
+    stack = [node]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            found.update(re.findall(r"\{([A-Za-z_][A-Za-z0-9_]*)\}", item))
+        elif isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    unknown = sorted(found - set(known))
+    if unknown:
+        raise ValueError(
+            f"json: unknown placeholder(s) {', '.join('{' + n + '}' for n in unknown)};"
+            f" known: {', '.join('{' + n + '}' for n in known)}"
+        )

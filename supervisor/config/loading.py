@@ -1,0 +1,122 @@
+"""Finding, reading and validating the TOML file; readable errors; the redacted view.
+
+Every problem becomes a ConfigError with one "field.path: message" line per problem, and
+never shows the offending value (it may be a secret).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+from pydantic_settings import SettingsError
+
+from supervisor.config.settings import Settings
+from supervisor.config.types import mask_url
+from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
+from supervisor.errors import ConfigError
+
+
+def find_config(explicit: str | None) -> Path:
+    """--config, then $SUPERVISOR_CONFIG, then the system path, then ./config/."""
+    if explicit:
+        return Path(explicit)
+    if os.environ.get(CONFIG_ENV):
+        return Path(os.environ[CONFIG_ENV])
+    for candidate in CONFIG_PATHS:
+        if Path(candidate).is_file():
+            return Path(candidate)
+    return Path(CONFIG_PATHS[0])
+
+
+def load_config(path: Path) -> Settings:
+    """Read, parse and validate; every problem becomes a ConfigError naming its field."""
+    try:
+        data = tomllib.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    problems = unknown_environment_overrides(os.environ)
+    if problems:
+        raise ConfigError(problems, str(path))
+    try:
+        return Settings(**data)
+    except ValidationError as exc:
+        raise ConfigError(describe_errors(exc, data), str(path)) from None
+    except SettingsError as exc:  # an environment override that is not valid JSON
+        raise ConfigError([f"environment: {exc}"], str(path)) from None
+
+
+def unknown_environment_overrides(environ: Mapping[str, str]) -> list[str]:
+    """A mistyped override (SUPERVISOR_SUPERVISOR_DRY_RUN) must not be silently ignored."""
+    sections = set(Settings.model_fields)
+    problems = []
+    for name in sorted(environ):
+        if not name.startswith("SUPERVISOR_") or name == CONFIG_ENV:
+            continue
+        section = name.removeprefix("SUPERVISOR_").split("__", 1)[0].lower()
+        if section not in sections:
+            problems.append(
+                f"environment {name}: not a setting; use SUPERVISOR_<SECTION>__<KEY> with a"
+                f" section among {', '.join(sorted(sections))}"
+            )
+    return problems
+
+
+def describe_errors(exc: ValidationError, data: dict[str, Any] | None = None) -> list[str]:
+    """One line per problem, "field.path: message"; never the offending value (may be secret)."""
+    lines = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = _field_path(error["loc"], data or {})
+        message = error["msg"].removeprefix("Value error, ")
+        lines.append(f"{path}: {message}" if path else message)
+    return lines
+
+
+def _field_path(loc: tuple[int | str, ...], data: dict[str, Any]) -> str:
+    """("watchdogs", 1, "tick_freshness", "breach") -> "watchdogs[1] (spx_ticks).breach"."""
+    parts = list(loc)
+    if len(parts) > 2 and parts[0] in ("watchdogs", "actuators"):
+        del parts[2]  # pydantic's discriminator tag: not a key the user wrote
+    path = ""
+    for part in parts:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    if len(parts) > 1 and parts[0] == "watchdogs" and isinstance(parts[1], int):
+        name = _watchdog_name(data, parts[1])
+        path = path.replace(f"[{parts[1]}]", f"[{parts[1]}] ({name})", 1) if name else path
+    return path
+
+
+def _watchdog_name(data: dict[str, Any], index: int) -> str | None:
+    watchdogs = data.get("watchdogs")
+    if (
+        isinstance(watchdogs, list)
+        and index < len(watchdogs)
+        and isinstance(watchdogs[index], dict)
+    ):
+        name = watchdogs[index].get("name")
+        return name if isinstance(name, str) else None
+    return None
+
+
+def redacted(settings: Settings) -> dict[str, Any]:
+    """The effective config as plain data, secrets masked, for `config show`."""
+    data: dict[str, Any] = _mask_urls(settings.model_dump(mode="json", by_alias=True))
+    return data
+
+
+def _mask_urls(node: Any) -> Any:
+    """Every `url` anywhere in the config may carry credentials: mask them all."""
+    if isinstance(node, dict):
+        return {
+            k: mask_url(v) if k == "url" and isinstance(v, str) else _mask_urls(v)
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_mask_urls(item) for item in node]
+    return node

@@ -1,0 +1,79 @@
+"""The whole file as one model: its sections, sessions, actuators and watchdogs, and the
+cross-references between them (actuator and session names), checked once everything is read.
+
+SUPERVISOR_<SECTION>__<KEY> environment variables override the file. Which kinds may appear
+under [[watchdogs]] and [actuators] is supervisor/kinds.py's list.
+"""
+
+from __future__ import annotations
+
+from pydantic import model_validator
+from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
+
+from supervisor.actuators.deadman import DeadmanConfig
+from supervisor.config.sections import (
+    HaSection,
+    MetricsSection,
+    PostgresSection,
+    RedisSection,
+    SessionConfig,
+    SupervisorSection,
+)
+from supervisor.config.types import Name
+from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.kinds import ActuatorConfig, WatchdogConfig
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="SUPERVISOR_", env_nested_delimiter="__", extra="forbid", frozen=True
+    )
+
+    supervisor: SupervisorSection = SupervisorSection()
+    redis: RedisSection = RedisSection()
+    postgres: PostgresSection = PostgresSection()
+    metrics: MetricsSection = MetricsSection()
+    ha: HaSection = HaSection()
+    sessions: dict[Name, SessionConfig] = {}
+    actuators: dict[Name, ActuatorConfig] = {}
+    watchdogs: list[WatchdogConfig] = []
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # The TOML file arrives as init kwargs; SUPERVISOR_<SECTION>__<KEY> overrides it.
+        return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _references(self) -> Settings:
+        names = [w.name for w in self.watchdogs]
+        duplicates = sorted({n for n in names if names.count(n) > 1})
+        if duplicates:
+            raise ValueError(f"watchdog names must be unique; repeated: {', '.join(duplicates)}")
+        for index, watchdog in enumerate(self.watchdogs):
+            _check_watchdog_refs(index, watchdog, self)
+        for name, actuator in self.actuators.items():
+            for ref in getattr(actuator, "on_failure", []):  # a deadman has none
+                if ref not in self.actuators or ref == name:
+                    problem = f"no other actuator named {ref!r}"
+                    raise ValueError(f"actuators.{name}.on_failure: {problem}")
+        return self
+
+
+def _check_watchdog_refs(index: int, watchdog: WatchdogBase, settings: Settings) -> None:
+    where = f"watchdogs[{index}] ({watchdog.name})"
+    if watchdog.session and watchdog.session not in settings.sessions:
+        raise ValueError(f"{where}.session: no session named {watchdog.session!r}")
+    for field_name, refs in watchdog.actuator_refs().items():
+        for ref in refs:
+            actuator = settings.actuators.get(ref)
+            if actuator is None:
+                raise ValueError(f"{where}.{field_name}: no actuator named {ref!r}")
+            if isinstance(actuator, DeadmanConfig):
+                raise ValueError(f"{where}.{field_name}: {ref!r} is a deadman, not an action")

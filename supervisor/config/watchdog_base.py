@@ -1,0 +1,78 @@
+"""What every `[[watchdogs]]` entry has (name, schedule, hysteresis, actions), and the two
+threshold shapes kinds share: ages (in seconds) and values (in either direction).
+
+Each kind's own config class extends these next to its implementation
+(supervisor/watchdogs/<kind>.py).
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from supervisor.config.types import Duration, Name, Strict
+
+
+class WatchdogBase(Strict):
+    name: Name
+    kind: str
+    interval_s: Duration = Field(1.0, alias="interval", gt=0)
+    timeout_s: Duration | None = Field(None, alias="timeout", gt=0)
+    session: str | None = None
+    trip_after: int = Field(1, ge=1)
+    clear_after: int = Field(3, ge=1)
+    fail_closed: bool = False
+    unknown_grace_s: Duration = Field(10.0, alias="unknown_grace")
+    on_warn: list[str] = []
+    on_breach: list[str] = []
+    on_critical: list[str] = []
+
+    @property
+    def check_timeout_s(self) -> float:
+        """Each check is cut off after this; by default its interval, at most 2 s."""
+        return self.timeout_s if self.timeout_s is not None else min(self.interval_s, 2.0)
+
+    def actuator_refs(self) -> dict[str, list[str]]:
+        return {
+            "on_warn": self.on_warn,
+            "on_breach": self.on_breach,
+            "on_critical": self.on_critical,
+        }
+
+
+class AgeThresholds(Strict):
+    warn_s: Duration | None = Field(None, alias="warn")
+    breach_s: Duration = Field(alias="breach", gt=0)
+    critical_s: Duration | None = Field(None, alias="critical")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> AgeThresholds:
+        check_order(self.warn_s, self.breach_s, self.critical_s, "above")
+        return self
+
+
+class ValueThresholds(Strict):
+    warn: float | None = None
+    breach: float | None = None
+    critical: float | None = None
+    direction: Literal["above", "below"] = "above"
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ValueThresholds:
+        if self.warn is None and self.breach is None and self.critical is None:
+            raise ValueError("set at least one of 'warn', 'breach', 'critical'")
+        check_order(self.warn, self.breach, self.critical, self.direction)
+        return self
+
+
+def check_order(warn: float | None, breach: float | None, crit: float | None, way: str) -> None:
+    """Thresholds that are set must get strictly worse in the direction `way`."""
+    levels = [
+        (n, v) for n, v in (("warn", warn), ("breach", breach), ("critical", crit)) if v is not None
+    ]
+    for (low_name, low), (high_name, high) in itertools.pairwise(levels):
+        if (way == "above" and low >= high) or (way == "below" and low <= high):
+            word = "below" if way == "above" else "above"
+            raise ValueError(f"'{low_name}' ({low:g}) must be {word} '{high_name}' ({high:g})")

@@ -1,0 +1,136 @@
+"""The kind registry (supervisor/kinds.py) and everything derived from it agree: the config
+unions Settings validates against, the kind modules' declarations, the example profiles and
+the gauges Metrics registers."""
+
+from __future__ import annotations
+
+import importlib
+import inspect
+import tomllib
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import pytest
+from prometheus_client import CollectorRegistry
+from pydantic import BaseModel
+
+from supervisor import kinds
+from supervisor.actuators.base import Actuator
+from supervisor.config.settings import Settings
+from supervisor.declarations import ActuatorKind, DeadmanKind, Need, kind_name
+from supervisor.publish.metrics import Metrics
+from supervisor.watchdogs.base import Watchdog
+
+ROOT = Path(__file__).resolve().parents[2]
+EXAMPLES = sorted((ROOT / "config" / "examples").glob("*.toml"))
+KIND_MODULES = sorted(
+    f"supervisor.{path.parent.name}.{path.stem}"
+    for folder in ("watchdogs", "actuators")
+    for path in (ROOT / "supervisor" / folder).glob("*.py")
+    if path.stem != "__init__"
+)
+ACTUATOR_DECLARATIONS: tuple[ActuatorKind[Any] | DeadmanKind, ...] = (  # all of [actuators]
+    *kinds.ACTUATOR_KINDS,
+    kinds.DEADMAN_KIND,
+)
+
+
+def union_members(field: str) -> tuple[type, ...]:
+    """The config classes Settings accepts in `field` (list or dict values)."""
+    item = get_args(Settings.model_fields[field].annotation)[-1]  # Annotated[A | B, Field]
+    union = get_args(item)[0]
+    return get_args(union)
+
+
+def literal_of(config: type[BaseModel]) -> tuple[Any, ...]:
+    annotation = config.model_fields["kind"].annotation
+    assert get_origin(annotation) is Literal, f"{config.__name__}.kind is not a Literal"
+    return get_args(annotation)
+
+
+def test_each_name_is_the_literal_of_its_config_class() -> None:
+    for kind in (*kinds.WATCHDOG_KINDS, *ACTUATOR_DECLARATIONS):
+        assert literal_of(kind.config) == (kind.name,)
+
+
+def test_names_are_unique() -> None:
+    watchdogs = [kind.name for kind in kinds.WATCHDOG_KINDS]
+    actuators = [kind.name for kind in ACTUATOR_DECLARATIONS]
+    assert len(set(watchdogs)) == len(watchdogs)
+    assert len(set(actuators)) == len(actuators)
+
+
+def test_the_config_unions_are_exactly_the_registered_config_classes() -> None:
+    assert union_members("watchdogs") == tuple(kind.config for kind in kinds.WATCHDOG_KINDS)
+    assert union_members("actuators") == tuple(kind.config for kind in ACTUATOR_DECLARATIONS)
+
+
+def test_the_deadman_is_not_an_action() -> None:
+    assert kinds.DEADMAN_KIND.name == "deadman"
+    assert "deadman" not in [kind.name for kind in kinds.ACTUATOR_KINDS]
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda path: path.stem)
+def test_every_kind_in_the_example_profiles_is_registered(path: Path) -> None:
+    data = tomllib.loads(path.read_text(encoding="utf-8"))
+    watchdogs = {kind.name for kind in kinds.WATCHDOG_KINDS}
+    actuators = {kind.name for kind in ACTUATOR_DECLARATIONS}
+    assert {w["kind"] for w in data.get("watchdogs", [])} <= watchdogs
+    assert {a["kind"] for a in data.get("actuators", {}).values()} <= actuators
+
+
+@pytest.mark.parametrize("module_name", KIND_MODULES)
+def test_a_kind_module_is_registered_by_its_declaration(module_name: str) -> None:
+    """A module's KIND counts only once supervisor/kinds.py lists it; a module implementing a
+    watchdog or an actuator without a KIND would never be built."""
+    module = importlib.import_module(module_name)
+    declaration = getattr(module, "KIND", None)
+    implements = [
+        value
+        for value in vars(module).values()
+        if isinstance(value, type)
+        and value.__module__ == module_name
+        and issubclass(value, Watchdog | Actuator)
+        and not inspect.isabstract(value)
+    ]
+    if declaration is None:
+        assert implements == [], f"{module_name} implements {implements} but has no KIND"
+        return
+    registered = (*kinds.WATCHDOG_KINDS, *ACTUATOR_DECLARATIONS)
+    assert any(declaration is kind for kind in registered), f"{module_name}.KIND is not listed"
+
+
+def test_the_registered_gauges_are_what_metrics_registers() -> None:
+    def names(metrics: Metrics) -> set[str]:
+        return {metric.name for metric in metrics.registry.collect()}
+
+    gauges = kinds.kind_gauges()
+    plain = names(Metrics(CollectorRegistry(), kind_gauges={}))
+    full = Metrics(CollectorRegistry(), kind_gauges=gauges)
+    assert names(full) - plain == {gauge.name for gauge in gauges.values()}
+    assert {kind: spec for kind, (spec, _gauge) in full.kind_gauges.items()} == gauges
+    assert set(gauges) == {
+        "tick_freshness",
+        "lock_ttl",
+        "margin",
+        "poison_queue",
+        "cb_staleness",
+    }
+
+
+def test_only_watchdogs_need_postgres() -> None:
+    """components.unmet_needs checks watchdogs only: an action needing PostgreSQL would be
+    built without it and fail at run time instead of at `config validate`."""
+    assert all(Need.POSTGRES not in kind.needs for kind in ACTUATOR_DECLARATIONS)
+
+
+def test_a_config_class_without_one_kind_literal_is_refused() -> None:
+    class Loose(BaseModel):
+        kind: str
+
+    class Two(BaseModel):
+        kind: Literal["a", "b"]
+
+    for config in (Loose, Two):
+        with pytest.raises(TypeError, match="must be annotated Literal"):
+            kind_name(config)
