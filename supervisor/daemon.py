@@ -41,7 +41,7 @@ from supervisor.constants import (
     SHUTDOWN_GRACE_S,
     WATCHDOG_LATE_FACTOR,
 )
-from supervisor.errors import ConfigError
+from supervisor.errors import ConfigError, first_line
 from supervisor.latch import Latch, LatchStore, merge, reset_key, without_reset
 from supervisor.model import Decision, Status, TradingState, Verdict, WatchdogRun
 from supervisor.policy import PolicyState, action_failed, step
@@ -49,7 +49,6 @@ from supervisor.publish.audit import AuditEvent, AuditTrail, action_event, decis
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.redis_state import StatePublisher, StateSnapshot
 from supervisor.publish.systemd import Notifier
-from supervisor.sources.redis import describe_redis_error
 from supervisor.summary import Engagement, Summary, summarize
 from supervisor.watchdogs.base import evaluate
 
@@ -425,7 +424,7 @@ class Supervisor:
 
     def _action_failed(self, decision: Decision, actuator: Actuator, exc: Exception) -> None:
         self.metrics.actions.labels(actuator.name, "failed").inc()
-        detail = describe_redis_error(exc) if isinstance(exc, RedisError | OSError) else repr(exc)
+        detail = first_line(exc) if isinstance(exc, RedisError | OSError) else repr(exc)
         log.error(
             "action actuator=%s outcome=failed watchdog=%s incident=%s: %s (retrying next cycle)",
             actuator.name,
@@ -670,7 +669,7 @@ class Supervisor:
             log.warning("redis: reachable again")
 
     def _note_problem(self, component: str, exc: BaseException) -> None:
-        detail = describe_redis_error(exc) if not isinstance(exc, TimeoutError) else "timed out"
+        detail = first_line(exc) if not isinstance(exc, TimeoutError) else "timed out"
         if component not in self.runtime.problems:
             log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
         self.runtime.problems[component] = detail

@@ -46,6 +46,7 @@ from supervisor.constants import (
     EVENTS_KEY,
     EVENTS_STREAM_MAXLEN,
 )
+from supervisor.errors import first_line
 from supervisor.model import Decision
 from supervisor.publish.outbox import Outbox, append_durably
 
@@ -356,9 +357,8 @@ class _Writer:
         """Postgres did not answer: drop the connection and back off."""
         if not self._away:
             log.warning(
-                "audit: postgres unavailable (%s: %s); events go to the outbox until it returns",
-                type(exc).__name__,
-                first_line_of(exc),
+                "audit: postgres unavailable (%s); events go to the outbox until it returns",
+                first_line(exc),
             )
         self._away = True
         self._retry_at = self._clock() + self._backoff_s
@@ -501,7 +501,7 @@ class AuditTrail:
                 )
         except (RedisError, OSError, TimeoutError) as exc:
             if not self._redis_failing:
-                log.warning("audit: cannot add to %s: %s", self._stream, first_line_of(exc))
+                log.warning("audit: cannot add to %s: %s", self._stream, first_line(exc))
             self._redis_failing = True
             return
         if self._redis_failing:
@@ -526,7 +526,7 @@ class AuditTrail:
         try:
             return await writer.insert([_row(e) for e in events])
         except _POISON as exc:
-            log.warning("audit: postgres refused event(s): %s", first_line_of(exc))
+            log.warning("audit: postgres refused event(s): %s", first_line(exc))
             return False
         except POSTGRES_AWAY as exc:
             writer.failed(exc)
@@ -599,7 +599,7 @@ class AuditTrail:
             try:
                 await writer.insert([_row(event)])
             except _POISON as exc:
-                log.warning("audit: postgres refused event id=%s: %s", event.id, first_line_of(exc))
+                log.warning("audit: postgres refused event id=%s: %s", event.id, first_line(exc))
                 refused.append(line)
         return refused
 
@@ -626,8 +626,3 @@ def parse_lines(lines: list[bytes]) -> tuple[list[tuple[AuditEvent, bytes]], lis
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
-
-
-def first_line_of(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else type(exc).__name__

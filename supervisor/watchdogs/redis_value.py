@@ -34,8 +34,9 @@ import jmespath
 from redis.asyncio import Redis
 
 from supervisor.config import RedisValueConfig
+from supervisor.errors import first_line
 from supervisor.model import Status, Verdict
-from supervisor.sources.redis import Command, batch, describe_redis_error
+from supervisor.sources.redis import Command, batch
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.json_field import NoField, json_field
@@ -72,7 +73,7 @@ class RedisValue(Watchdog):
     def judge(self, reply: object) -> Verdict:
         """The verdict for one GET / HGET reply. Never raises."""
         if isinstance(reply, Exception):
-            return self.unknown(f"redis error: {describe_redis_error(reply)}")
+            return self.unknown(f"redis error: {first_line(reply)}")
         try:
             value = self.number(reply)
         except ValueError as exc:
