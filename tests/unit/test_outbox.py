@@ -26,7 +26,7 @@ from supervisor.publish.audit import (
     event_from_stream,
     stream_fields,
 )
-from supervisor.publish.audit_read import parse_since
+from supervisor.publish.audit.read import parse_since
 from supervisor.publish.outbox import Outbox
 
 

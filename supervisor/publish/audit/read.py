@@ -26,17 +26,14 @@ from supervisor.constants import (
     EVENTS_READ_LIMIT,
 )
 from supervisor.errors import first_line
-from supervisor.publish.audit import (
-    NIL_UUID,
-    POSTGRES_AWAY,
-    SELECT_PAGE,
+from supervisor.publish.audit.event import (
     AuditEvent,
     describe,
     event_from_stream,
     events_key,
-    from_row,
     parse_lines,
 )
+from supervisor.publish.audit.postgres import NIL_UUID, POSTGRES_AWAY, SELECT_PAGE, from_row
 from supervisor.publish.outbox import Outbox
 from supervisor.units import parse_duration
 
