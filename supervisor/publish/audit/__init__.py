@@ -2,14 +2,15 @@
 
 `AuditTrail.record(event)` never raises. It logs one journal line (logger "supervisor.audit"),
 XADDs the event to `{ns}:events` (capped, best effort: a Redis failure is logged once), and
-stores it durably: in the `supervisor_events` table, or, when Postgres is not configured, away,
-or the outbox still holds older events (order), as one fsync'd line of the outbox file in
-`state_dir` (supervisor/publish/outbox.py). `replay()`, called every housekeeping cycle, moves
-the outbox into Postgres in order, in batches of `INSERT ... ON CONFLICT (id) DO NOTHING`, then
-removes exactly the lines it inserted. Every event carries a UUID primary key, so an event
-inserted twice (a crash between INSERT and the outbox rewrite, a timeout after a commit, two
-trails replaying copies of one outbox) is stored once. How long Postgres was away does not
-matter to the mechanism: only the outbox's contents do.
+stores it durably: in the `supervisor_events` table (constants.AUDIT_TABLE), or, when Postgres
+is not configured, away, or the outbox still holds older events (order), as one fsync'd line of
+the outbox file in `state_dir` (supervisor/publish/outbox.py). `replay()`, called every
+housekeeping cycle, moves the outbox into Postgres in order, in batches of
+`INSERT ... ON CONFLICT (id) DO NOTHING`, then removes exactly the lines it inserted. Every
+event carries a UUID primary key, so an event inserted twice (a crash between INSERT and the
+outbox rewrite, a timeout after a commit, two trails replaying copies of one outbox) is stored
+once. How long Postgres was away does not matter to the mechanism: only the outbox's contents
+do.
 
 - event.py: `AuditEvent`, its builders, checks, journal line, stream fields and outbox lines
 - postgres.py: the table, its SQL, events as rows, the writer (one connection, a backoff)

@@ -26,6 +26,9 @@ log = logging.getLogger("supervisor.audit")
 
 NIL_UUID = uuid.UUID(int=0)
 
+# Every statement names the table through AUDIT_TABLE, built once here at import. Formatting
+# it into SQL is safe: it is a constant of this code, never configuration or input (a table
+# name cannot be a bind parameter).
 CREATE_TABLE = f"""
 CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
     id uuid PRIMARY KEY,
@@ -43,15 +46,15 @@ CREATE TABLE IF NOT EXISTS {AUDIT_TABLE} (
     detail jsonb
 )"""
 CREATE_INDEX = f"CREATE INDEX IF NOT EXISTS {AUDIT_TABLE}_at_idx ON {AUDIT_TABLE} (at)"
-INSERT = """
-INSERT INTO supervisor_events (id, at, kind, actor, instance, watchdog, actuator, incident_id,
-                               reason, outcome, duration_ms, response_code, detail)
+INSERT = f"""
+INSERT INTO {AUDIT_TABLE} (id, at, kind, actor, instance, watchdog, actuator, incident_id,
+                           reason, outcome, duration_ms, response_code, detail)
 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)
-ON CONFLICT (id) DO NOTHING"""
-SELECT_PAGE = """
+ON CONFLICT (id) DO NOTHING"""  # noqa: S608 (a constant table name, see above)
+SELECT_PAGE = f"""
 SELECT id, at, kind, actor, instance, watchdog, actuator, incident_id, reason, outcome,
        duration_ms, response_code, detail
-FROM supervisor_events WHERE (at, id) > ($1, $2) ORDER BY at, id LIMIT $3"""
+FROM {AUDIT_TABLE} WHERE (at, id) > ($1, $2) ORDER BY at, id LIMIT $3"""  # noqa: S608 (likewise)
 
 # A row Postgres refuses for its content: it is set aside, it must not block the outbox.
 POISON = (asyncpg.exceptions.DataError, asyncpg.exceptions._base.DataError)
@@ -185,7 +188,7 @@ class Writer:
 
 
 async def ensure_table(connection: asyncpg.Connection) -> None:
-    """Create `supervisor_events` and its index if missing. Safe with concurrent supervisors
+    """Create the AUDIT_TABLE table and its index if missing. Safe with concurrent supervisors
     (an advisory lock), and needs no CREATE privilege when a DBA created the table."""
     if await connection.fetchval("SELECT to_regclass($1)", AUDIT_TABLE) is not None:
         return
