@@ -45,7 +45,14 @@ from supervisor.errors import ConfigError, first_line
 from supervisor.latch import Latch, LatchStore, merge, reset_key, without_reset
 from supervisor.model import Decision, Status, TradingState, Verdict, WatchdogRun
 from supervisor.policy import PolicyState, action_failed, step
-from supervisor.publish.audit import AuditEvent, AuditTrail, action_event, decision_event
+from supervisor.publish.audit import (
+    AuditEvent,
+    AuditKind,
+    AuditOutcome,
+    AuditTrail,
+    action_event,
+    decision_event,
+)
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.redis_state import StatePublisher, StateSnapshot
 from supervisor.publish.systemd import Notifier
@@ -156,7 +163,9 @@ class Supervisor:
         )
         self.notifier.status(f"{summary.trading_state.name} (restored): {summary.reason}")
         restored_reason = f"restored {summary.trading_state.name} from {' and '.join(sources)}"
-        self._audit(AuditEvent.new("state", reason=restored_reason, outcome="restored"))
+        self._audit(
+            AuditEvent.new(AuditKind.STATE, reason=restored_reason, outcome=AuditOutcome.RESTORED)
+        )
 
     def _start(self) -> None:
         self._serve_metrics()
@@ -217,12 +226,18 @@ class Supervisor:
             new_components = build(new_settings, self.resources)
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc)
-            self._audit(AuditEvent.new("config", reason=str(exc), outcome="refused"))
+            self._audit(
+                AuditEvent.new(AuditKind.CONFIG, reason=str(exc), outcome=AuditOutcome.REFUSED)
+            )
             self.notifier.notify("READY=1")
             return
         self.settings, self.components = new_settings, new_components
         self.deadmen = build_deadmen(new_settings, self.resources)
-        self._audit(AuditEvent.new("config", reason=f"reloaded {self.config_path}", outcome="ok"))
+        self._audit(
+            AuditEvent.new(
+                AuditKind.CONFIG, reason=f"reloaded {self.config_path}", outcome=AuditOutcome.OK
+            )
+        )
         self._schedule_jobs()
         log.info(
             "reloaded config from %s: %d watchdogs", self.config_path, len(new_components.watchdogs)
@@ -372,7 +387,9 @@ class Supervisor:
                 decision.reason,
             )
             self.metrics.actions.labels(actuator.name, "dry_run").inc()
-            self._audit(action_event(decision, actuator.name, "dry_run", detail={"would": verb}))
+            self._audit(
+                action_event(decision, actuator.name, AuditOutcome.DRY_RUN, detail={"would": verb})
+            )
             return
         context = ActionContext(self.settings.supervisor.instance_id, self.clock())
         started = time.perf_counter()
@@ -385,7 +402,7 @@ class Supervisor:
                 action_event(
                     decision,
                     actuator.name,
-                    "failed",
+                    AuditOutcome.FAILED,
                     duration_ms=took_ms,
                     detail={"error": str(exc)},
                 )
@@ -397,7 +414,7 @@ class Supervisor:
             action_event(
                 decision,
                 actuator.name,
-                "ok" if outcome.changed else "unchanged",
+                AuditOutcome.OK if outcome.changed else AuditOutcome.UNCHANGED,
                 duration_ms=took_ms,
                 response_code=outcome.response_code,
                 detail={"detail": outcome.detail},
@@ -569,7 +586,11 @@ class Supervisor:
             del self.runtime.engaged[name]
             self.latches.save_file(self.runtime.engaged)
             reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
-            self._audit(AuditEvent.new("state", actuator=name, reason=reason, outcome="released"))
+            self._audit(
+                AuditEvent.new(
+                    AuditKind.STATE, actuator=name, reason=reason, outcome=AuditOutcome.RELEASED
+                )
+            )
             log.warning(
                 "audit auto_reset actuator=%s after %.0fs: watchdog=%s OK for clear_after",
                 name,

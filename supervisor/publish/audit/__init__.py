@@ -12,6 +12,7 @@ outbox rewrite, a timeout after a commit, two trails replaying copies of one out
 once. How long Postgres was away does not matter to the mechanism: only the outbox's contents
 do.
 
+- kinds.py: `AuditKind` and `AuditOutcome`, what an event's `kind` and `outcome` say
 - event.py: `AuditEvent`, its builders, checks, journal line, stream fields and outbox lines
 - postgres.py: the table, its SQL, events as rows, the writer (one connection, a backoff)
 - trail.py: `AuditTrail`: record, store, replay
@@ -27,10 +28,13 @@ from supervisor.publish.audit.event import (
     events_key,
     stream_fields,
 )
+from supervisor.publish.audit.kinds import AuditKind, AuditOutcome
 from supervisor.publish.audit.trail import AuditTrail
 
 __all__ = [
     "AuditEvent",
+    "AuditKind",
+    "AuditOutcome",
     "AuditTrail",
     "action_event",
     "decision_event",

@@ -18,9 +18,15 @@ from typing import Any
 
 from supervisor.constants import EVENTS_KEY
 from supervisor.model import Decision
+from supervisor.publish.audit.kinds import (
+    FAILED_OUTCOMES,
+    SEVERITY_OUTCOMES,
+    AuditKind,
+    AuditOutcome,
+    as_kind,
+    as_outcome,
+)
 
-# Outcomes logged at WARNING (with every "manual" event); anything else at INFO.
-FAILED_OUTCOMES = frozenset({"failed", "error", "timeout", "refused", "unverified", "escalated"})
 TEXT_FIELDS = ("actor", "instance", "watchdog", "actuator", "incident_id", "reason", "outcome")
 _MAX_EPOCH_S = 1e11  # year 5138: anything later is a unit mistake
 
@@ -35,26 +41,34 @@ class AuditEvent:
 
     id: str
     at: float  # epoch seconds
-    kind: str  # "decision", "action", "manual", "state", "config", ...
+    kind: AuditKind | str  # a plain str only when read back and unknown to this version
     actor: str | None = None  # instance id or operator
     instance: str | None = None
     watchdog: str | None = None
     actuator: str | None = None
     incident_id: str | None = None
     reason: str | None = None
-    outcome: str | None = None  # "ok", "unchanged", "failed", "dry_run", ...
+    outcome: AuditOutcome | str | None = None  # likewise (kinds.py)
     duration_ms: float | None = None
     response_code: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
-    def new(cls, kind: str, *, at: float | None = None, **fields: Any) -> AuditEvent:
+    def new(
+        cls,
+        kind: AuditKind,
+        *,
+        at: float | None = None,
+        outcome: AuditOutcome | None = None,
+        **fields: Any,
+    ) -> AuditEvent:
         """A new event with a fresh uuid4 and the current time (unless `at` is given)."""
-        return cls(id=str(uuid.uuid4()), at=time.time() if at is None else at, kind=kind, **fields)
+        at = time.time() if at is None else at
+        return cls(id=str(uuid.uuid4()), at=at, kind=kind, outcome=outcome, **fields)
 
     @property
     def is_warning(self) -> bool:
-        return self.kind == "manual" or (self.outcome or "").lower() in FAILED_OUTCOMES
+        return self.kind == AuditKind.MANUAL or (self.outcome or "").lower() in FAILED_OUTCOMES
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -72,11 +86,13 @@ class AuditEvent:
         if not isinstance(data, dict):
             raise ValueError("an audit event must be a JSON object")
         try:
+            texts = {name: _optional_str(data.get(name), name) for name in TEXT_FIELDS}
+            texts["outcome"] = as_outcome(texts["outcome"])
             return cls(
                 id=str(uuid.UUID(str(data["id"]))),
                 at=_epoch(data["at"]),
-                kind=_kind(data["kind"]),
-                **{name: _optional_str(data.get(name), name) for name in TEXT_FIELDS},
+                kind=as_kind(_kind(data["kind"])),
+                **texts,
                 duration_ms=_optional_float(data.get("duration_ms")),
                 response_code=_optional_int(data.get("response_code")),
                 detail=_detail(data.get("detail")),
@@ -88,24 +104,26 @@ class AuditEvent:
 
 
 def decision_event(decision: Decision, **fields: Any) -> AuditEvent:
-    """The audit event of a policy decision."""
+    """The audit event of a policy decision (at WARN, BREACH or CRITICAL: policy.SEVERITIES)."""
     return AuditEvent.new(
-        "decision",
+        AuditKind.DECISION,
         at=decision.at,
         watchdog=decision.watchdog,
         incident_id=decision.incident_id,
         reason=decision.reason,
-        outcome=decision.severity.name.lower(),
+        outcome=SEVERITY_OUTCOMES[decision.severity],
         detail={"actuators": list(decision.actuators)},
         **fields,
     )
 
 
-def action_event(decision: Decision, actuator: str, outcome: str, **fields: Any) -> AuditEvent:
+def action_event(
+    decision: Decision, actuator: str, outcome: AuditOutcome, **fields: Any
+) -> AuditEvent:
     """The audit event of one actuator's action on a decision (`duration_ms`, `response_code`,
     `detail` as keywords)."""
     return AuditEvent.new(
-        "action",
+        AuditKind.ACTION,
         watchdog=decision.watchdog,
         actuator=actuator,
         incident_id=decision.incident_id,

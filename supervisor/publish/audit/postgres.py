@@ -21,6 +21,7 @@ from supervisor.constants import (
 )
 from supervisor.errors import first_line
 from supervisor.publish.audit.event import TEXT_FIELDS, AuditEvent
+from supervisor.publish.audit.kinds import as_kind, as_outcome
 
 log = logging.getLogger("supervisor.audit")
 
@@ -96,11 +97,13 @@ def _scrub(value: Any) -> Any:
 
 def from_row(row: Mapping[str, Any]) -> AuditEvent:
     detail = row["detail"]
+    texts = {name: row[name] for name in TEXT_FIELDS}
+    texts["outcome"] = as_outcome(texts["outcome"])
     return AuditEvent(
         id=str(row["id"]),
         at=row["at"].timestamp(),
-        kind=row["kind"],
-        **{name: row[name] for name in TEXT_FIELDS},
+        kind=as_kind(row["kind"]),
+        **texts,
         duration_ms=row["duration_ms"],
         response_code=row["response_code"],
         detail=json.loads(detail) if isinstance(detail, str) else {},
