@@ -37,7 +37,7 @@ from supervisor.constants import (
 from supervisor.errors import ConfigError
 from supervisor.inspect import evaluate_all, read_published
 from supervisor.model import Status, Verdict
-from supervisor.publish import audit_read
+from supervisor.publish.audit import read as audit_read
 from supervisor.publish.logging import setup_logging
 from supervisor.report import render_status, render_verdicts
 from supervisor.sources.redis import connect

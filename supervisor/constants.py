@@ -30,7 +30,7 @@ MISFIRE_GRACE_S = 1
 CONFIG_ENV = "SUPERVISOR_CONFIG"
 CONFIG_PATHS = ("/etc/trading-supervisor/supervisor.toml", "config/supervisor.toml")
 
-# The audit trail (supervisor/publish/audit.py): f"{ns}:{EVENTS_KEY}" stream, outbox files.
+# The audit trail (supervisor/publish/audit/): f"{ns}:{EVENTS_KEY}" stream, outbox files.
 EVENTS_KEY = "events"
 EVENTS_STREAM_MAXLEN = 10_000  # XADD MAXLEN ~
 AUDIT_OUTBOX_FILE = "audit-outbox.jsonl"

@@ -1,4 +1,9 @@
-"""The supervisor's own exceptions: each subclasses the nearest builtin, data as attributes."""
+"""The supervisor's own exceptions (each subclasses the nearest builtin, data as attributes),
+and `first_line`, the one way an exception is shown in a log line, a reason or a note."""
+
+# Exception texts can carry data from outside (a venue's reply, a server's message): one line,
+# this long at most, is what a log line, a verdict reason or an audit note holds of them.
+FIRST_LINE_MAX_CHARS = 200
 
 
 class SupervisorError(Exception):
@@ -21,3 +26,12 @@ class SourceError(SupervisorError, OSError):
 
 class ActuatorError(SupervisorError, RuntimeError):
     """An actuator could not carry out or confirm its action."""
+
+
+def first_line(exc: BaseException) -> str:
+    """`ExcType: first line of the message`, or `ExcType` when the message is blank (a bare
+    TimeoutError), cut to FIRST_LINE_MAX_CHARS."""
+    name = type(exc).__name__
+    lines = str(exc).strip().splitlines()
+    text = f"{name}: {lines[0].strip()}" if lines else name
+    return text[:FIRST_LINE_MAX_CHARS]

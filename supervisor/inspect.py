@@ -8,9 +8,10 @@ from redis.exceptions import RedisError
 
 from supervisor.components import build, close_resources, resources_for
 from supervisor.config.settings import Settings
+from supervisor.errors import first_line
 from supervisor.model import Verdict
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
-from supervisor.sources.redis import connect, describe_redis_error
+from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate
 
 
@@ -47,7 +48,7 @@ async def read_published(settings: Settings) -> dict[str, object]:
                 pipe.hgetall(watchdog_key(ns, watchdog.name))
             state, heartbeat, *watchdogs = await pipe.execute()
     except (RedisError, OSError) as exc:
-        return {"alive": False, "error": f"redis: {describe_redis_error(exc)}"}
+        return {"alive": False, "error": f"redis: {first_line(exc)}"}
     finally:
         await redis.aclose()
     return {

@@ -27,12 +27,23 @@ from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError
 from supervisor.latch import Latch, LatchStore, engaged_key, reset_key
 from supervisor.model import Decision, Origin, Status, TradingState
-from supervisor.publish.audit import AuditEvent, AuditTrail
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
 
 MIN_REASON_LENGTH = 20
 RESET_INTERVAL_S = 60
 Group = Literal["breaker", "kill"]
+# What a manual event's outcome says: the command run (for a reset: and whether it was forced).
+ENGAGE_OUTCOMES: dict[Group, AuditOutcome] = {
+    "breaker": AuditOutcome.ENGAGE_BREAKER,
+    "kill": AuditOutcome.ENGAGE_KILL,
+}
+RESET_OUTCOMES: dict[tuple[Group, bool], AuditOutcome] = {
+    ("breaker", False): AuditOutcome.RESET_BREAKER,
+    ("kill", False): AuditOutcome.RESET_KILL,
+    ("breaker", True): AuditOutcome.RESET_BREAKER_FORCED,
+    ("kill", True): AuditOutcome.RESET_KILL_FORCED,
+}
 
 
 class Refused(SupervisorError, PermissionError):
@@ -87,7 +98,7 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
                 continue
             await store.save_redis(actuator.name, Latch(actuator.level, why, now))
             lines.append(f"{actuator.name}: {'engaged' if result.changed else 'already engaged'}")
-        await _record(settings, resources, "engage " + group, operator, reason, lines)
+        await _record(settings, resources, ENGAGE_OUTCOMES[group], operator, reason, lines)
         if any("FAILED" in line for line in lines):
             raise Refused("\n".join(lines))
         return Done("\n".join(lines))
@@ -117,8 +128,8 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         await redis.hdel(engaged_key(ns), *names)
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", now)
         lines = [await _release(a, context) for a in targets]
-        forced = " (forced during a breach)" if breaching else ""
-        await _record(settings, resources, f"reset {group}{forced}", operator, reason, lines)
+        command = RESET_OUTCOMES[group, bool(breaching)]
+        await _record(settings, resources, command, operator, reason, lines)
         return Done("\n".join(lines))
     finally:
         await close_resources(resources)
@@ -127,7 +138,7 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
 async def _record(
     settings: Settings,
     resources: Resources,
-    what: str,
+    command: AuditOutcome,
     operator: str,
     reason: str,
     lines: list[str],
@@ -141,7 +152,7 @@ async def _record(
         settings.supervisor.instance_id,
     )
     event = AuditEvent.new(
-        "manual", actor=operator, reason=reason, outcome=what, detail={"result": lines}
+        AuditKind.MANUAL, actor=operator, reason=reason, outcome=command, detail={"result": lines}
     )
     await trail.record(event)
     await trail.close()

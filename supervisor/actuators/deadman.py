@@ -23,11 +23,11 @@ import httpx
 from pydantic import Field, model_validator
 
 from supervisor.actuators.base import Outcome
-from supervisor.actuators.http import encode_json, first_line, plain_headers, render
+from supervisor.actuators.http import encode_json, plain_headers, render
 from supervisor.config.actuator_base import check_placeholders
 from supervisor.config.types import Duration, Secret, Strict, mask_url
 from supervisor.declarations import DeadmanKind, Need
-from supervisor.errors import ActuatorError
+from supervisor.errors import ActuatorError, first_line
 from supervisor.units import format_duration
 
 if TYPE_CHECKING:
@@ -111,9 +111,7 @@ class Deadman:
                 f" {format_duration(self.config.timeout_s)}"
             ) from None
         except httpx.HTTPError as exc:
-            raise ActuatorError(
-                f"deadman {self.name}: {self.where}: {type(exc).__name__}: {first_line(exc)}"
-            ) from None
+            raise ActuatorError(f"deadman {self.name}: {self.where}: {first_line(exc)}") from None
         if not 200 <= status < 300:
             raise ActuatorError(f"deadman {self.name}: {self.where} answered HTTP {status}")
         return status

@@ -40,7 +40,7 @@ from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase, check_placeholders
 from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
 from supervisor.declarations import ActuatorKind, Need
-from supervisor.errors import ActuatorError, SourceError
+from supervisor.errors import ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
 from supervisor.sources import http as http_source
 from supervisor.units import format_duration
@@ -293,7 +293,7 @@ class HttpActuator(Actuator):
         except httpx.TimeoutException:
             return None, f"no answer within {format_duration(self.config.timeout_s)}"
         except httpx.HTTPError as exc:
-            return None, f"{type(exc).__name__}: {first_line(exc)}"
+            return None, first_line(exc)
 
     async def is_engaged(self) -> bool:
         """With `verify`: what the venue says (raises when it cannot say). Without: only
@@ -306,11 +306,6 @@ class HttpActuator(Actuator):
         if self.client is None:
             raise ActuatorError(f"{self.name}: no HTTP client (built without resources)")
         return self.client
-
-
-def first_line(exc: Exception) -> str:
-    lines = str(exc).strip().splitlines()
-    return lines[0][:200] if lines else ""
 
 
 KIND = ActuatorKind(

@@ -12,15 +12,14 @@ import time
 from dataclasses import replace
 
 import anyio
-from redis.exceptions import RedisError
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
+from supervisor.errors import first_line
 from supervisor.latch import Latch
 from supervisor.model import Decision
 from supervisor.policy import action_failed
-from supervisor.publish.audit import action_event
-from supervisor.sources.redis import describe_redis_error
+from supervisor.publish.audit import AuditOutcome, action_event
 
 log = logging.getLogger("supervisor")
 
@@ -61,7 +60,9 @@ class Acting:
             "dry_run: would engage %s for watchdog=%s: %s", verb, decision.source, decision.reason
         )
         self.context.metrics.actions.labels(actuator.name, "dry_run").inc()
-        self.context.audit(action_event(decision, actuator.name, "dry_run", detail={"would": verb}))
+        self.context.audit(
+            action_event(decision, actuator.name, AuditOutcome.DRY_RUN, detail={"would": verb})
+        )
 
     async def _succeeded(
         self, decision: Decision, actuator: Actuator, outcome: Outcome, took_ms: float
@@ -72,7 +73,7 @@ class Acting:
             action_event(
                 decision,
                 actuator.name,
-                "ok" if outcome.changed else "unchanged",
+                AuditOutcome.OK if outcome.changed else AuditOutcome.UNCHANGED,
                 duration_ms=took_ms,
                 response_code=outcome.response_code,
                 detail={"detail": outcome.detail},
@@ -102,10 +103,14 @@ class Acting:
         context = self.context
         context.audit(
             action_event(
-                decision, actuator.name, "failed", duration_ms=took_ms, detail={"error": str(exc)}
+                decision,
+                actuator.name,
+                AuditOutcome.FAILED,
+                duration_ms=took_ms,
+                detail={"error": first_line(exc)},
             )
         )
-        detail = describe_redis_error(exc) if isinstance(exc, RedisError | OSError) else repr(exc)
+        detail = first_line(exc)
         context.metrics.actions.labels(actuator.name, "failed").inc()
         log.error(
             "action actuator=%s outcome=failed watchdog=%s incident=%s: %s (retrying next cycle)",

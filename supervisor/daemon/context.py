@@ -18,11 +18,10 @@ from redis.exceptions import RedisError
 
 from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.runtime import Runtime
-from supervisor.errors import SupervisorError
+from supervisor.errors import SupervisorError, first_line
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.systemd import Notifier
-from supervisor.sources.redis import describe_redis_error
 from supervisor.summary import Summary
 
 log = logging.getLogger("supervisor")
@@ -98,7 +97,7 @@ class Context:
 
     def note_problem(self, component: str, exc: BaseException) -> None:
         """Say once what is wrong with one of the supervisor's own dependencies."""
-        detail = "timed out" if isinstance(exc, TimeoutError) else describe_redis_error(exc)
+        detail = "timed out" if isinstance(exc, TimeoutError) else first_line(exc)
         if component not in self.runtime.problems:
             log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
         self.runtime.problems[component] = detail

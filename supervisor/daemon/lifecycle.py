@@ -29,7 +29,7 @@ from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.schedule import Schedule
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges
-from supervisor.publish.audit import AuditEvent
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.systemd import Notifier
 
@@ -129,12 +129,18 @@ class Supervisor:
             assembly = context.assembly.reloaded(load_config(self.config_path))
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc)
-            context.audit(AuditEvent.new("config", reason=str(exc), outcome="refused"))
+            context.audit(
+                AuditEvent.new(AuditKind.CONFIG, reason=str(exc), outcome=AuditOutcome.REFUSED)
+            )
             context.notifier.notify("READY=1")
             return False
         self.apply(assembly)
         log.info("reloaded config from %s: %d watchdogs", self.config_path, len(assembly.watchdogs))
-        context.audit(AuditEvent.new("config", reason=f"reloaded {self.config_path}", outcome="ok"))
+        context.audit(
+            AuditEvent.new(
+                AuditKind.CONFIG, reason=f"reloaded {self.config_path}", outcome=AuditOutcome.OK
+            )
+        )
         context.notifier.notify("READY=1")
         return True
 

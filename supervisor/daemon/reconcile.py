@@ -14,7 +14,7 @@ from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.latch import Latch, merge, reset_key, without_reset
 from supervisor.model import Decision, Origin, Status
-from supervisor.publish.audit import AuditEvent
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 
 log = logging.getLogger("supervisor")
 
@@ -44,7 +44,7 @@ class Reconciler:
         )
         context.notifier.status(f"{summary.trading_state.name} (restored): {summary.reason}")
         reason = f"restored {summary.trading_state.name} from {sources}"
-        context.audit(AuditEvent.new("state", reason=reason, outcome="restored"))
+        context.audit(AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED))
 
     async def refresh(self) -> None:
         """One pass: resets, engagements made elsewhere, real state, auto-reset."""
@@ -163,7 +163,12 @@ class Reconciler:
         assembly.latches.save_file(context.runtime.engaged)
         reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
         context.audit(
-            AuditEvent.new("state", actuator=actuator.name, reason=reason, outcome="released")
+            AuditEvent.new(
+                AuditKind.STATE,
+                actuator=actuator.name,
+                reason=reason,
+                outcome=AuditOutcome.RELEASED,
+            )
         )
         log.warning(
             "audit auto_reset actuator=%s after %.0fs: watchdog=%s OK for clear_after",

@@ -1,7 +1,7 @@
 """The audit outbox: an append-only, fsync'd JSON Lines file of events Postgres has not taken.
 
 One event per line, in the order they happened. Bytes only: what a line means is the audit
-trail's business (supervisor/publish/audit.py).
+trail's business (supervisor/publish/audit/).
 
 - `append` writes one line with a single write() and fsyncs it (and the directory when it
   creates the file). If the file ends in a torn line (a crash mid-write), a newline is written

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 from pydantic import SecretStr
 
-from supervisor.errors import SourceError
+from supervisor.errors import SourceError, first_line
 from supervisor.units import format_duration
 
 MAX_BODY_BYTES = 1 << 20  # a health or account answer larger than 1 MiB is not one
@@ -48,7 +48,7 @@ async def get(
     except httpx.TimeoutException:
         raise SourceError(f"http: no answer within {format_duration(timeout_s)}") from None
     except httpx.HTTPError as exc:
-        raise SourceError(f"http: {type(exc).__name__}: {_short(exc)}") from None
+        raise SourceError(f"http: {first_line(exc)}") from None
     return HttpReply(response.status_code, time.perf_counter() - started, body)
 
 
@@ -61,8 +61,3 @@ async def _read_bounded(response: httpx.Response) -> bytes:
             raise SourceError(f"http: response larger than {MAX_BODY_BYTES} bytes")
         chunks.append(chunk)
     return b"".join(chunks)
-
-
-def _short(exc: Exception) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

@@ -14,7 +14,7 @@ import logging
 import asyncpg
 from pydantic import SecretStr
 
-from supervisor.errors import SourceError
+from supervisor.errors import SourceError, first_line
 from supervisor.units import format_duration
 
 log = logging.getLogger(__name__)
@@ -38,7 +38,7 @@ class Postgres:
         except TimeoutError:
             raise SourceError(f"postgres: no answer within {format_duration(timeout_s)}") from None
         except (asyncpg.PostgresError, asyncpg.InterfaceError, OSError) as exc:
-            raise SourceError(f"postgres: {type(exc).__name__}: {_short(exc)}") from None
+            raise SourceError(f"postgres: {first_line(exc)}") from None
 
     async def _get_pool(self) -> asyncpg.Pool:
         async with self._lock:
@@ -64,8 +64,3 @@ class Postgres:
                 await asyncio.wait_for(pool.close(), timeout=2)
             except TimeoutError:
                 pool.terminate()
-
-
-def _short(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
-    return text[0][:200] if text else ""

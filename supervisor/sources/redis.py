@@ -8,7 +8,7 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
 from supervisor.config.sections import RedisSection
-from supervisor.errors import SourceError
+from supervisor.errors import SourceError, first_line
 
 Command = tuple[str | bytes | int | float, ...]
 
@@ -43,9 +43,4 @@ async def batch(client: Redis, commands: list[Command]) -> list[object]:
                 pipe.execute_command(*command)
             return list(await pipe.execute(raise_on_error=False))
     except (RedisError, OSError) as exc:
-        raise SourceError(f"redis: {describe_redis_error(exc)}") from exc
-
-
-def describe_redis_error(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    return f"{type(exc).__name__}: {text}"[:200] if text else type(exc).__name__
+        raise SourceError(f"redis: {first_line(exc)}") from exc

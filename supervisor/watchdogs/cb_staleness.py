@@ -40,9 +40,10 @@ from supervisor.config.types import Duration, JmesPath
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
+from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
-from supervisor.sources.redis import Command, batch, describe_redis_error
+from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_timestamp
 from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
@@ -106,7 +107,7 @@ class CbStaleness(Watchdog):
         key = self.config.key
         for answer in (exists, reply):
             if isinstance(answer, Exception):
-                return self._verdict(Status.UNKNOWN, f"redis error: {describe_redis_error(answer)}")
+                return self._verdict(Status.UNKNOWN, f"redis error: {first_line(answer)}")
         if exists == 0:
             return self._verdict(Status.BREACH, "breaker state missing: its owner is not running")
         try:

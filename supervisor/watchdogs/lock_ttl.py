@@ -57,9 +57,10 @@ from supervisor.config.types import Duration
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
+from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
-from supervisor.sources.redis import Command, batch, describe_redis_error
+from supervisor.sources.redis import Command, batch
 from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
 
@@ -111,11 +112,11 @@ class Held:
 def observe(pttl_reply: object, owner_reply: object) -> Observation | None:
     """The key as read, None when it is absent; ValueError when the replies make no sense."""
     if isinstance(pttl_reply, Exception):
-        raise ValueError(f"redis error: {describe_redis_error(pttl_reply)}")
+        raise ValueError(f"redis error: {first_line(pttl_reply)}")
     if isinstance(pttl_reply, bool) or not isinstance(pttl_reply, int) or pttl_reply < -2:
         raise ValueError(f"unexpected PTTL reply {shorten(repr(pttl_reply))}")
     if isinstance(owner_reply, Exception):
-        raise ValueError(f"owner unreadable: {describe_redis_error(owner_reply)}")
+        raise ValueError(f"owner unreadable: {first_line(owner_reply)}")
     if pttl_reply == -2 or owner_reply is None:
         return None  # absent (or expired between the two reads: absent by now)
     if isinstance(owner_reply, str):
@@ -300,7 +301,7 @@ class LockTtl(Watchdog):
             reply = await self._release(keys=[key], args=[owner])
             outcome = reply.decode() if isinstance(reply, bytes) else str(reply)
         except (RedisError, OSError) as exc:
-            outcome = f"failed: {describe_redis_error(exc)}"
+            outcome = f"failed: {first_line(exc)}"
         log.warning(
             "audit: watchdog=%s release_orphans key=%s owner=%s outcome=%s",
             self.name,

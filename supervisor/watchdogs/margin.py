@@ -50,10 +50,10 @@ from redis.asyncio import Redis
 from supervisor.config.types import Secret, check_jmespath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
-from supervisor.errors import SourceError
+from supervisor.errors import SourceError, first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
-from supervisor.sources.redis import batch, describe_redis_error
+from supervisor.sources.redis import batch
 from supervisor.units import format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
@@ -148,7 +148,7 @@ class Margin(Watchdog):
         key = self.config.redis_key
         [reply] = await batch(self.redis, [("HMGET", key, *self.sources.values())])
         if isinstance(reply, Exception):
-            raise ValueError(f"redis error on {key!r}: {describe_redis_error(reply)}")
+            raise ValueError(f"redis error on {key!r}: {first_line(reply)}")
         if not isinstance(reply, list) or all(value is None for value in reply):
             raise ValueError(f"hash {key!r} is missing or has none of the fields")
         return dict(zip(self.sources, reply, strict=True))

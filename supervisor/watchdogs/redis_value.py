@@ -37,8 +37,9 @@ from redis.asyncio import Redis
 from supervisor.config.types import JmesPath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
+from supervisor.errors import first_line
 from supervisor.model import Status, Verdict
-from supervisor.sources.redis import Command, batch, describe_redis_error
+from supervisor.sources.redis import Command, batch
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.json_field import NoField, json_field
@@ -88,7 +89,7 @@ class RedisValue(Watchdog):
     def judge(self, reply: object) -> Verdict:
         """The verdict for one GET / HGET reply. Never raises."""
         if isinstance(reply, Exception):
-            return self.unknown(f"redis error: {describe_redis_error(reply)}")
+            return self.unknown(f"redis error: {first_line(reply)}")
         try:
             value = self.number(reply)
         except ValueError as exc:

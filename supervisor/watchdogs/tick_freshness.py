@@ -20,9 +20,10 @@ from supervisor.config.types import Duration, JmesPath
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
+from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
-from supervisor.sources.redis import Command, batch, describe_redis_error
+from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
 from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
@@ -86,7 +87,7 @@ class TickFreshness(Watchdog):
 
     def judge(self, instrument: str, reply: object, now: float, opened_at: float | None) -> Verdict:
         if isinstance(reply, Exception):
-            reason = f"{instrument}: redis error: {describe_redis_error(reply)}"
+            reason = f"{instrument}: redis error: {first_line(reply)}"
             return Verdict(self.name, instrument, Status.UNKNOWN, reason)
         try:
             tick_at = self.tick_time(reply)

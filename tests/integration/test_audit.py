@@ -13,6 +13,7 @@ import json
 import logging
 import shutil
 import time
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from functools import partial
 from pathlib import Path
@@ -28,8 +29,8 @@ from redis.asyncio import Redis
 from supervisor.cli import main
 from supervisor.constants import AUDIT_OUTBOX_FILE, AUDIT_REJECTED_FILE
 from supervisor.kinds import kind_gauges
-from supervisor.publish.audit import AuditEvent, AuditTrail, events_key
-from supervisor.publish.audit_read import SourcedEvent, TrailReader, show_events
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail, events_key
+from supervisor.publish.audit.read import SourcedEvent, TrailReader, show_events
 from supervisor.publish.metrics import Metrics
 from tests.servers import PostgresServer, RedisServer, free_port
 
@@ -70,12 +71,12 @@ def event(n: int, **fields: Any) -> AuditEvent:
         "actuator": "breaker",
         "incident_id": f"inc-{n}",
         "reason": f"event {n}",
-        "outcome": "ok",
+        "outcome": AuditOutcome.OK,
         "duration_ms": 1.5,
         "response_code": 200,
         "detail": {"n": n},
     }
-    return AuditEvent.new("action", **{**defaults, **fields})
+    return AuditEvent.new(AuditKind.ACTION, **{**defaults, **fields})
 
 
 async def replay_until_empty(trail: AuditTrail, timeout_s: float) -> tuple[int, float]:
@@ -306,6 +307,34 @@ async def test_without_a_database_the_outbox_keeps_everything(tmp_path: Path, re
     assert await redis.xlen(events_key(NS)) == 5
 
 
+async def test_rows_of_kinds_and_outcomes_this_version_does_not_know_are_read(
+    trail: AuditTrail, redis: Redis, pg: str
+) -> None:
+    """A row written by another version of the supervisor still shows, as its plain strings."""
+    known = event(1, at=time.time() - 1)
+    await trail.record(known)  # creates the table
+    connection = await asyncpg.connect(pg, timeout=5)
+    try:
+        await connection.execute(
+            "INSERT INTO supervisor_events (id, at, kind, outcome)"
+            " VALUES ($1, now(), 'heartbeat', 'lost')",
+            uuid.uuid4(),
+        )
+    finally:
+        await connection.close()
+    reader = TrailReader(trail.outbox.path.parent, redis, SecretStr(pg), NS)
+    try:
+        found = await reader.read(time.time() - 60)
+    finally:
+        await reader.close()
+    assert [(s.source, s.event.kind, s.event.outcome) for s in found] == [
+        ("postgres", "action", "ok"),
+        ("postgres", "heartbeat", "lost"),
+    ]
+    assert found[0].event.kind is AuditKind.ACTION and found[0].event.outcome is AuditOutcome.OK
+    assert reader.notes == []
+
+
 # --- the `events` command -------------------------------------------------------------------
 
 
@@ -327,11 +356,16 @@ async def seed(directory: Path, redis_url: str, dsn: str) -> list[AuditEvent]:
     await drop_table(dsn)
     made = AuditTrail(directory / "state", redis, SecretStr(dsn), NS, "sup-a")
     now = time.time()
-    events = [AuditEvent.new("decision", at=now - 60, watchdog="spx_ticks", reason="SPX stale")]
-    events.append(AuditEvent.new("action", at=now - 59, actuator="breaker", outcome="ok"))
+    decision = AuditEvent.new(
+        AuditKind.DECISION, at=now - 60, watchdog="spx_ticks", reason="SPX stale"
+    )
+    action = AuditEvent.new(
+        AuditKind.ACTION, at=now - 59, actuator="breaker", outcome=AuditOutcome.OK
+    )
+    events = [decision, action]
     for item in events:
         await made.record(item)
-    pending = AuditEvent.new("manual", at=now - 1, actor="alice", reason="kill by hand")
+    pending = AuditEvent.new(AuditKind.MANUAL, at=now - 1, actor="alice", reason="kill by hand")
     made.outbox.append(pending.to_json())  # as if Postgres had been away for it
     await made.close()
     await redis.aclose()

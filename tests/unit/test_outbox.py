@@ -19,6 +19,8 @@ from supervisor.constants import AUDIT_OUTBOX_FILE
 from supervisor.model import Decision, Status
 from supervisor.publish.audit import (
     AuditEvent,
+    AuditKind,
+    AuditOutcome,
     AuditTrail,
     action_event,
     decision_event,
@@ -26,7 +28,7 @@ from supervisor.publish.audit import (
     event_from_stream,
     stream_fields,
 )
-from supervisor.publish.audit_read import parse_since
+from supervisor.publish.audit.read import parse_since
 from supervisor.publish.outbox import Outbox
 
 
@@ -35,7 +37,7 @@ def outbox_in(directory: Path) -> Outbox:
 
 
 def event(n: int = 0, **fields: Any) -> AuditEvent:
-    return AuditEvent.new("action", at=1_700_000_000.0 + n, actuator="breaker", **fields)
+    return AuditEvent.new(AuditKind.ACTION, at=1_700_000_000.0 + n, actuator="breaker", **fields)
 
 
 def test_append_creates_a_private_dir_and_file(tmp_path: Path) -> None:
@@ -131,7 +133,9 @@ def test_decision_and_action_events() -> None:
         "inc-1",
         "breach",
     )
-    action = action_event(decision, "breaker", "failed", duration_ms=3.5, response_code=503)
+    action = action_event(
+        decision, "breaker", AuditOutcome.FAILED, duration_ms=3.5, response_code=503
+    )
     assert action.is_warning and not made.is_warning
     assert "actuator=breaker" in describe(action) and "code=503" in describe(action)
     assert uuid.UUID(action.id).version == 4
@@ -173,9 +177,9 @@ async def test_record_never_raises(tmp_path: Path, caplog: pytest.LogCaptureFixt
 async def test_journal_levels(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     trail = AuditTrail(tmp_path, None, None, "ns", "sup-a")
     with caplog.at_level(logging.INFO, logger="supervisor.audit"):
-        await trail.record(event(outcome="ok"))
-        await trail.record(event(outcome="failed"))
-        await trail.record(AuditEvent.new("manual", actor="alice", reason="reset"))
+        await trail.record(event(outcome=AuditOutcome.OK))
+        await trail.record(event(outcome=AuditOutcome.FAILED))
+        await trail.record(AuditEvent.new(AuditKind.MANUAL, actor="alice", reason="reset"))
     audit = [r for r in caplog.records if r.name == "supervisor.audit"]
     assert [r.levelno for r in audit] == [logging.INFO, logging.WARNING, logging.WARNING]
     assert "actor=alice" in audit[2].getMessage()
@@ -186,10 +190,10 @@ async def test_journal_levels(tmp_path: Path, caplog: pytest.LogCaptureFixture) 
 texts = st.none() | st.text(max_size=30)
 events = st.builds(
     AuditEvent.new,
-    kind=st.sampled_from(["decision", "action", "manual", "state"]),
+    kind=st.sampled_from(AuditKind),
     at=st.floats(min_value=0, max_value=4e9),
     reason=texts,
-    outcome=texts,
+    outcome=st.none() | st.sampled_from(AuditOutcome) | st.text(max_size=30),
     watchdog=texts,
     response_code=st.none() | st.integers(100, 599),
     duration_ms=st.none() | st.floats(0, 1e6),

@@ -25,18 +25,15 @@ from supervisor.constants import (
     EVENTS_POLL_S,
     EVENTS_READ_LIMIT,
 )
-from supervisor.publish.audit import (
-    NIL_UUID,
-    POSTGRES_AWAY,
-    SELECT_PAGE,
+from supervisor.errors import first_line
+from supervisor.publish.audit.event import (
     AuditEvent,
     describe,
     event_from_stream,
     events_key,
-    first_line_of,
-    from_row,
     parse_lines,
 )
+from supervisor.publish.audit.postgres import NIL_UUID, POSTGRES_AWAY, SELECT_PAGE, from_row
 from supervisor.publish.outbox import Outbox
 from supervisor.units import parse_duration
 
@@ -101,7 +98,7 @@ class TrailReader:
                 f"postgres has no {AUDIT_TABLE} table yet: reading the {self._stream} stream"
             )
         except POSTGRES_AWAY as exc:
-            self._note(f"postgres: {first_line_of(exc)}: reading the {self._stream} stream")
+            self._note(f"postgres: {first_line(exc)}: reading the {self._stream} stream")
         await self.close()
         return None
 
@@ -126,7 +123,7 @@ class TrailReader:
                 self._stream, min=f"{int(since * 1000)}-0", max="+", count=EVENTS_READ_LIMIT
             )
         except (RedisError, OSError) as exc:
-            self._note(f"redis: {first_line_of(exc)}: the {self._stream} stream cannot be read")
+            self._note(f"redis: {first_line(exc)}: the {self._stream} stream cannot be read")
             return []
         found = []
         for _entry_id, fields in entries or []:

@@ -1,0 +1,32 @@
+"""first_line: the one way an exception is shown in a log line, a reason or a note."""
+
+from __future__ import annotations
+
+import pytest
+
+from supervisor.errors import FIRST_LINE_MAX_CHARS, SourceError, first_line
+
+
+@pytest.mark.parametrize(
+    ("exc", "shown"),
+    [
+        (
+            ConnectionError("Error 111 connecting to 127.0.0.1:1. Connection refused."),
+            "ConnectionError: Error 111 connecting to 127.0.0.1:1. Connection refused.",
+        ),
+        (ValueError("  first\nsecond\nthird  "), "ValueError: first"),
+        (SourceError("\n\n  redis: down  \r\nmore"), "SourceError: redis: down"),
+        (TimeoutError(), "TimeoutError"),
+        (RuntimeError("   \n  "), "RuntimeError"),
+    ],
+)
+def test_first_line_is_the_type_and_the_first_line_of_the_message(
+    exc: BaseException, shown: str
+) -> None:
+    assert first_line(exc) == shown
+
+
+def test_first_line_is_capped_whatever_the_exception_carries() -> None:
+    shown = first_line(ValueError("x" * 10_000 + "\nsecret second line"))
+    assert len(shown) == FIRST_LINE_MAX_CHARS
+    assert shown.startswith("ValueError: xxx") and "secret" not in shown
