@@ -54,8 +54,6 @@ def build(settings: Settings, resources: Resources) -> Components:
     if problems:
         raise ConfigError(problems)
     watchdogs = {w.name: watchdog_kind(w.kind).build(w, resources) for w in settings.watchdogs}
-    for watchdog in watchdogs.values():
-        watchdog.remediate = not settings.supervisor.dry_run
     return Components(
         watchdogs=watchdogs,
         actuators={

@@ -28,7 +28,6 @@ async def evaluate_all(
         for name, watchdog in components.watchdogs.items():
             if only and name not in only:
                 continue
-            watchdog.remediate = False  # check never acts
             session = components.sessions.get(watchdog.config.session or "")
             verdicts.extend(await evaluate(watchdog, session, clock()))
         return verdicts

@@ -85,6 +85,17 @@ class Decision:
         return self.watchdog if self.origin is Origin.WATCHDOG else self.origin.value
 
 
+@dataclass(frozen=True, slots=True)
+class Remedy:
+    """A repair a watchdog proposes (lock_ttl: release an orphaned lock). The daemon applies
+    it, never `check` or dry_run (supervisor/remedies.py)."""
+
+    watchdog: str
+    action: str  # "release_orphan"
+    subject: str  # the key
+    token: bytes  # what must still be there for the repair to apply (the owner value seen)
+
+
 @dataclass(slots=True)
 class WatchdogRun:
     """The outcome of one evaluation of a watchdog, as published."""

@@ -62,6 +62,8 @@ class Cycle:
         for decision in decisions:
             context.audit(decision_event(decision))
             self.acting.start(decision)
+        for remedy in watchdog.remedies():
+            self.acting.repair(remedy)
         next_run = self.schedule.rearm(name, verdicts, now)
         run = WatchdogRun(
             name, state.status, verdicts, now, duration_s, state.streak, next_run, state.reason

@@ -14,7 +14,7 @@ import anyio
 
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.errors import SourceError
-from supervisor.model import Status, Verdict
+from supervisor.model import Remedy, Status, Verdict
 from supervisor.sessions import Session
 from supervisor.units import format_duration
 
@@ -25,9 +25,6 @@ class Watchdog(abc.ABC):
     def __init__(self, config: WatchdogBase) -> None:
         self.config = config
         self.name = config.name
-        # May this watchdog change what it watches (lock_ttl's release_orphans)? Off for
-        # `check` and in dry_run: those never act.
-        self.remediate = True
 
     @property
     def kind(self) -> str:
@@ -42,6 +39,10 @@ class Watchdog(abc.ABC):
     @abc.abstractmethod
     async def check(self, now: float, session_opened_at: float | None) -> list[Verdict]:
         """Read and judge. May raise; `evaluate` turns exceptions into UNKNOWN."""
+
+    def remedies(self) -> list[Remedy]:
+        """Repairs the last check proposes; the daemon decides whether to apply them."""
+        return []
 
     def all_subjects(self, status: Status, reason: str) -> list[Verdict]:
         return [Verdict(self.name, subject, status, reason) for subject in self.subjects]

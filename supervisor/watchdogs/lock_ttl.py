@@ -33,12 +33,12 @@ longer than the owner's renewal period and the watchdog's `interval`. A lock re-
 with a fresh owner value each time resets the memory and is not caught by it (that is a
 new owner, not a stuck one; `max_ttl` still applies).
 
-Remediation (`release_orphans = true`, off by default). A key with no expiry is deleted by
-a Lua compare-and-delete that only deletes while the owner value is still the one observed
-and the key still has no expiry, so a lock legitimately re-acquired in between is never
-touched. Each attempt is logged at WARNING with `audit` in the line: key, owner (shortened)
-and outcome. The verdict stays BREACH for that cycle, its reason saying what happened; the
-next check sees the key gone (OK, or BREACH if an owner is required and none took over).
+Remediation (`release_orphans = true`, off by default). The watchdog never changes what it
+watches: for a key with no expiry it proposes a remedy, which the daemon applies (never in
+`check` or dry_run) with a compare-and-delete that only deletes while the owner value is
+still the one observed and the key still has no expiry (supervisor/remedies.py), and
+audits. The next check sees the key gone (OK, or BREACH if an owner is required and none
+took over).
 
 Owner values may be tokens: they are shown shortened, never whole.
 """
@@ -46,12 +46,11 @@ Owner values may be tokens: they are shown shortened, never whole.
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
 from supervisor.config.types import Duration
 from supervisor.config.watchdog_base import WatchdogBase
@@ -59,7 +58,8 @@ from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
-from supervisor.model import Status, Verdict
+from supervisor.model import Remedy, Status, Verdict
+from supervisor.remedies import OWNER_SHOWN_CHARS, RELEASE_ORPHAN, show_owner
 from supervisor.sources.redis import Command, batch
 from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
@@ -69,18 +69,6 @@ log = logging.getLogger(__name__)
 # How far the expiry instant (now + PTTL) may wander between two checks without a renewal:
 # scheduling delay between `now` and the read, and round-trip jitter. PTTL itself is in ms.
 EXPIRY_JITTER_S = 0.25
-OWNER_SHOWN_CHARS = 12
-
-# KEYS[1]: the lock. ARGV[1]: the owner value observed. Deletes only an unchanged orphan.
-RELEASE_SCRIPT = """
-local kind = redis.call('TYPE', KEYS[1])['ok']
-if kind == 'none' then return 'already gone' end
-if kind ~= 'string' then return 'skipped: not a string' end
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 'skipped: owner changed' end
-if redis.call('PTTL', KEYS[1]) ~= -1 then return 'skipped: expiry now set' end
-redis.call('DEL', KEYS[1])
-return 'released'
-"""
 
 
 @dataclass(frozen=True)
@@ -130,13 +118,6 @@ def shorten(text: str) -> str:
     return text if len(text) <= OWNER_SHOWN_CHARS else text[:OWNER_SHOWN_CHARS] + "…"
 
 
-def show_owner(owner: bytes) -> str:
-    """An owner value fit for a log line or a reason: quoted, escaped, shortened."""
-    text = owner.decode("utf-8", "replace")
-    shown = repr(text[:OWNER_SHOWN_CHARS])
-    return shown + "…" if len(text) > OWNER_SHOWN_CHARS else shown
-
-
 class LockTtlConfig(WatchdogBase):
     """What each limit means: see the module docstring above."""
 
@@ -162,13 +143,11 @@ class LockTtlConfig(WatchdogBase):
 class LockTtl(Watchdog):
     config: LockTtlConfig
 
-    def __init__(self, config: LockTtlConfig, redis: Redis, remediate: bool = True) -> None:
+    def __init__(self, config: LockTtlConfig, redis: Redis) -> None:
         super().__init__(config)
         self.redis = redis
-        # False: never release orphans, whatever the config says (for dry runs and `check`).
-        self.remediate = remediate
-        self._release = redis.register_script(RELEASE_SCRIPT)
         self._held: dict[str, Held] = {}
+        self._orphans: dict[str, bytes] = {}  # key -> owner, from the last check
 
     @property
     def subjects(self) -> list[str]:
@@ -180,11 +159,21 @@ class LockTtl(Watchdog):
             commands += [("PTTL", key), ("GET", key)]
         replies = await batch(self.redis, commands)
         verdicts = []
+        self._orphans = {}
         for index, key in enumerate(self.subjects):
             pttl_reply, owner_reply = replies[2 * index], replies[2 * index + 1]
-            verdict = self.judge(key, pttl_reply, owner_reply, now)
-            verdicts.append(await self._maybe_release(verdict, pttl_reply, owner_reply))
+            verdicts.append(self.judge(key, pttl_reply, owner_reply, now))
+            if pttl_reply == -1 and isinstance(owner_reply, bytes):
+                self._orphans[key] = owner_reply
         return verdicts
+
+    def remedies(self) -> list[Remedy]:
+        """With `release_orphans`: release each lock seen without an expiry."""
+        if not self.config.release_orphans:
+            return []
+        return [
+            Remedy(self.name, RELEASE_ORPHAN, key, owner) for key, owner in self._orphans.items()
+        ]
 
     def judge(self, key: str, pttl_reply: object, owner_reply: object, now: float) -> Verdict:
         """One key's verdict from its PTTL and GET replies; updates the key's memory."""
@@ -284,34 +273,6 @@ class LockTtl(Watchdog):
         if cfg.min_ttl_progress_s is not None and held.renewing_since is not None:
             candidates.append(held.renewing_since + cfg.min_ttl_progress_s)
         return min(candidates) + DEADLINE_EPSILON_S if candidates else None
-
-    async def _maybe_release(
-        self, verdict: Verdict, pttl_reply: object, owner_reply: object
-    ) -> Verdict:
-        if not (self.config.release_orphans and self.remediate) or pttl_reply != -1:
-            return verdict
-        if not isinstance(owner_reply, bytes):
-            return verdict
-        outcome = await self.release(verdict.subject, owner_reply)
-        return replace(verdict, reason=f"{verdict.reason}; release_orphans: {outcome}")
-
-    async def release(self, key: str, owner: bytes) -> str:
-        """Compare-and-delete an orphan lock, audited; returns the outcome, never raises."""
-        try:
-            reply = await self._release(keys=[key], args=[owner])
-            outcome = reply.decode() if isinstance(reply, bytes) else str(reply)
-        except (RedisError, OSError) as exc:
-            outcome = f"failed: {first_line(exc)}"
-        log.warning(
-            "audit: watchdog=%s release_orphans key=%s owner=%s outcome=%s",
-            self.name,
-            key,
-            show_owner(owner),
-            outcome,
-        )
-        if outcome == "released":
-            self._held.pop(key, None)
-        return outcome
 
 
 KIND = WatchdogKind(

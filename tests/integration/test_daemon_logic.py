@@ -56,6 +56,7 @@ breach = "10s"
 interval = "1s"
 clear_after = 2
 on_breach = ["breaker"]
+{extra}
 """
 
 
@@ -76,6 +77,7 @@ def write(
     watchdog: str = "w1",
     dry_run: bool = False,
     breaker_extra: str = "",
+    extra: str = "",
 ) -> Path:
     text = CONFIG.format(
         namespace=namespace,
@@ -84,6 +86,7 @@ def write(
         watchdog=watchdog,
         dry_run=str(dry_run).lower(),
         breaker_extra=breaker_extra,
+        extra=extra,
     )
     path.write_text(text, encoding="utf-8")
     return path
@@ -339,3 +342,40 @@ async def test_keepalive_does_not_wait_for_redis(
             await supervisor.housekeeping.run()
     assert sent == ["WATCHDOG=1"] * 3
     hang.set()
+
+
+ORPHAN_LOCKS = """
+[[watchdogs]]
+name = "locks"
+kind = "lock_ttl"
+keys = ["stream:lock"]
+release_orphans = true
+"""
+
+
+@pytest.mark.config(extra=ORPHAN_LOCKS)
+async def test_an_orphaned_lock_is_released_by_the_daemon_and_audited(
+    supervisor: Supervisor, redis: Redis
+) -> None:
+    await redis.set("stream:lock", "owner-0123456789")  # no expiry: an orphan
+    run = await supervisor.cycle.run("locks")
+    await settle(supervisor)
+    assert run is not None and run.status is Status.BREACH
+    assert not await redis.exists("stream:lock")
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await redis.xrange("sup:events")  # type: ignore[assignment]
+    (released,) = [e for _id, e in entries if e.get(b"actuator") == b"release_orphan"]
+    assert released[b"outcome"] == b"released"
+    assert released[b"watchdog"] == b"locks"
+    assert b"owner-01234" in released[b"reason"]
+    assert b"owner-0123456789" not in released[b"reason"]  # shortened: owners may be tokens
+
+
+@pytest.mark.config(extra=ORPHAN_LOCKS, dry_run=True)
+async def test_dry_run_never_releases_an_orphaned_lock(
+    supervisor: Supervisor, redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    await redis.set("stream:lock", "owner-0123456789")
+    await supervisor.cycle.run("locks")
+    await settle(supervisor)
+    assert await redis.exists("stream:lock")
+    assert "dry_run: would release_orphan key=stream:lock" in caplog.text

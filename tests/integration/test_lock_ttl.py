@@ -2,21 +2,15 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from typing import Any
 
 import pytest
-from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
-from supervisor.kinds import kind_gauges
-from supervisor.model import Status, Verdict, WatchdogRun
-from supervisor.publish.metrics import Metrics
-from supervisor.sources.redis import connect
-from supervisor.watchdogs.base import evaluate
+from supervisor.model import Remedy, Status, Verdict
+from supervisor.remedies import RELEASE_ORPHAN, release_orphan
 from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig
 
 pytestmark = pytest.mark.anyio
@@ -26,7 +20,7 @@ SNAPSHOT = "spx_command_center:snapshot:build:lock:v1"
 TOKEN = "sup-a-0123456789abcdef-token"
 
 
-def watchdog(redis: Redis, remediate: bool = True, **overrides: Any) -> LockTtl:
+def watchdog(redis: Redis, **overrides: Any) -> LockTtl:
     fields: dict[str, Any] = {
         "name": "stream_locks",
         "kind": "lock_ttl",
@@ -36,7 +30,7 @@ def watchdog(redis: Redis, remediate: bool = True, **overrides: Any) -> LockTtl:
         "require_owner": [STREAM],
     }
     config = LockTtlConfig.model_validate({**fields, **overrides})
-    return LockTtl(config, redis, remediate=remediate)
+    return LockTtl(config, redis)
 
 
 def by_subject(verdicts: list[Verdict]) -> dict[str, Verdict]:
@@ -144,85 +138,32 @@ async def test_ttl_counting_down_between_renewals_is_healthy(redis: Redis) -> No
         assert verdict.status is Status.OK, verdict.reason
 
 
-async def test_release_orphans_compare_and_delete_is_audited(
-    redis: Redis, caplog: pytest.LogCaptureFixture
-) -> None:
+async def test_check_proposes_releasing_an_orphan_and_never_releases_it(redis: Redis) -> None:
     await redis.set(STREAM, TOKEN)
     await redis.set(SNAPSHOT, "builder-1", px=30_000)
-    with caplog.at_level(logging.WARNING, logger="supervisor.watchdogs.lock_ttl"):
-        verdicts = by_subject(await watchdog(redis, release_orphans=True).check(time.time(), None))
-    assert verdicts[STREAM].status is Status.BREACH  # for this cycle, still
-    assert verdicts[STREAM].reason.endswith("; release_orphans: released")
-    assert await redis.exists(STREAM) == 0
-    assert await redis.get(SNAPSHOT) == b"builder-1"  # has a TTL: never touched
-    (record,) = caplog.records
-    assert record.levelno == logging.WARNING
-    assert record.getMessage() == (
-        f"audit: watchdog=stream_locks release_orphans key={STREAM}"
-        " owner='sup-a-012345'… outcome=released"
-    )
+    dog = watchdog(redis, release_orphans=True)
+    verdicts = by_subject(await dog.check(time.time(), None))
+    assert verdicts[STREAM].status is Status.BREACH
+    assert await redis.get(STREAM) == TOKEN.encode()  # a watchdog judges, it does not act
+    assert dog.remedies() == [Remedy("stream_locks", RELEASE_ORPHAN, STREAM, TOKEN.encode())]
+
+
+async def test_no_remedy_unless_release_orphans_is_set(redis: Redis) -> None:
+    await redis.set(STREAM, TOKEN)
+    dog = watchdog(redis)
+    await dog.check(time.time(), None)
+    assert dog.remedies() == []
 
 
 async def test_release_never_deletes_a_lock_that_changed(redis: Redis) -> None:
-    dog = watchdog(redis, release_orphans=True)
+    owner = TOKEN.encode()
     await redis.set(STREAM, "someone-else")
-    assert await dog.release(STREAM, TOKEN.encode()) == "skipped: owner changed"
+    assert await release_orphan(redis, STREAM, owner) == "skipped: owner changed"
     await redis.set(STREAM, TOKEN, px=30_000)
-    assert await dog.release(STREAM, TOKEN.encode()) == "skipped: expiry now set"
-    assert await redis.get(STREAM) == TOKEN.encode()
+    assert await release_orphan(redis, STREAM, owner) == "skipped: expiry now set"
+    assert await redis.get(STREAM) == owner
     await redis.delete(STREAM)
-    assert await dog.release(STREAM, TOKEN.encode()) == "already gone"
-
-
-async def test_no_release_when_remediation_is_off(redis: Redis) -> None:
+    assert await release_orphan(redis, STREAM, owner) == "already gone"
     await redis.set(STREAM, TOKEN)
-    dog = watchdog(redis, remediate=False, release_orphans=True)
-    verdict = by_subject(await dog.check(time.time(), None))[STREAM]
-    assert verdict.status is Status.BREACH
-    assert "release_orphans" not in verdict.reason
-    assert await redis.exists(STREAM) == 1
-
-
-async def test_non_string_lock_is_unknown_for_that_key_only(redis: Redis) -> None:
-    await redis.hset(STREAM, mapping={"owner": TOKEN})
-    await redis.set(SNAPSHOT, "builder-1", px=30_000)
-    verdicts = by_subject(await watchdog(redis).check(time.time(), None))
-    assert verdicts[STREAM].status is Status.UNKNOWN
-    assert verdicts[STREAM].reason.startswith(
-        f"{STREAM}: owner unreadable: ResponseError: WRONGTYPE"
-    )
-    assert verdicts[SNAPSHOT].status is Status.OK
-
-
-async def test_unreachable_redis_is_unknown_for_every_key() -> None:
-    client = connect(RedisSection.model_validate({"url": "redis://127.0.0.1:1/0"}), "test")
-    try:
-        verdicts = await evaluate(watchdog(client), None, time.time())
-    finally:
-        await client.aclose()
-    assert [v.status for v in verdicts] == [Status.UNKNOWN, Status.UNKNOWN]
-    assert verdicts[0].reason.startswith("redis: ConnectionError")
-
-
-async def test_gauge_is_the_remaining_ttl_per_key(redis: Redis) -> None:
-    await redis.set(STREAM, TOKEN)
-    await redis.set(SNAPSHOT, "builder-1", px=20_000)
-    now = time.time()
-    verdicts = await watchdog(redis).check(now, None)
-    metrics = Metrics(kind_gauges=kind_gauges())
-    metrics.observe_run("lock_ttl", WatchdogRun("stream_locks", Status.BREACH, verdicts, now, 0.01))
-    sample = metrics.registry.get_sample_value
-    assert sample("supervisor_lock_ttl_seconds", {"key": STREAM}) == -1.0
-    ttl = sample("supervisor_lock_ttl_seconds", {"key": SNAPSHOT})
-    assert ttl == pytest.approx(20.0, abs=0.5)
-
-
-def test_config_refuses_require_owner_outside_keys() -> None:
-    with pytest.raises(ValidationError, match="'require_owner' names keys not in 'keys'"):
-        LockTtlConfig.model_validate(
-            {"name": "l", "kind": "lock_ttl", "keys": ["a"], "require_owner": ["b"]}
-        )
-    config = LockTtlConfig.model_validate(
-        {"name": "l", "kind": "lock_ttl", "keys": ["a"], "min_ttl_progress": "30s"}
-    )
-    assert config.min_ttl_progress_s == 30.0
+    assert await release_orphan(redis, STREAM, owner) == "released"
+    assert await redis.exists(STREAM) == 0

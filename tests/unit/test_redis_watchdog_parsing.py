@@ -12,8 +12,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from supervisor.model import Status, Verdict
+from supervisor.remedies import show_owner
 from supervisor.watchdogs.cb_staleness import CbStaleness, CbStalenessConfig
-from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig, show_owner
+from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig
 from supervisor.watchdogs.redis_value import RedisValue, RedisValueConfig
 
 # Constructing a client does no I/O; these tests never send a command.
