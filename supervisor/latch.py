@@ -4,8 +4,13 @@ What is engaged (actuator -> level, reason, when) is written to `state_dir/engag
 (atomically: temp file, fsync, rename) and to the `{ns}:engaged` hash. On start both are read
 and merged, the most restrictive entry winning, so neither a crash, a lost state_dir nor a
 flushed Redis silently re-arms trading. Only a manual reset removes an engagement: it writes
-`{ns}:reset` (actuator -> epoch of the reset) before deleting the hash entry, and an
-engagement older than its actuator's last reset is void.
+`{ns}:reset` (actuator -> sequence number of the reset) before deleting the hash entry, and
+an engagement older than its actuator's last reset is void.
+
+Older is decided by one counter, `{ns}:seq` in Redis (INCR), never by a clock: an operator
+whose laptop runs ten minutes ahead must not void the kill switch engaged after their reset.
+An engagement takes its number when it is first written to Redis; until then (Redis away)
+it has none and counts as newer than every reset, so it can only err toward staying engaged.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 import json
 import logging
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from redis.asyncio import Redis
@@ -29,8 +34,9 @@ ENGAGED_FILE = "engaged.json"
 class Latch:
     level: TradingState
     reason: str
-    at: float
-    watchdog: str = ""  # what triggered it ("manual", "latch" or a watchdog name)
+    at: float  # wall-clock time, for people and auto_reset_after; never for ordering
+    watchdog: str = ""  # the watchdog whose incident engaged it; "" for manual or restored
+    seq: int | None = None  # its place in `{ns}:seq`; None: not yet written to Redis
 
     def to_json(self) -> str:
         return json.dumps({**asdict(self), "level": self.level.name})
@@ -39,7 +45,14 @@ class Latch:
     def from_json(cls, text: str | bytes) -> Latch:
         data = json.loads(text)
         level, reason, at = TradingState[data["level"]], str(data["reason"]), float(data["at"])
-        return cls(level, reason, at, str(data.get("watchdog", "")))
+        seq = data.get("seq")
+        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
+            raise ValueError(f"seq must be an integer, not {type(seq).__name__}")
+        return cls(level, reason, at, str(data.get("watchdog", "")), seq)
+
+    def voided_by(self, reset_seq: int | None) -> bool:
+        """True when a reset numbered `reset_seq` came after this engagement."""
+        return reset_seq is not None and self.seq is not None and self.seq < reset_seq
 
 
 def engaged_key(namespace: str) -> str:
@@ -50,20 +63,30 @@ def reset_key(namespace: str) -> str:
     return f"{namespace}:reset"
 
 
+def seq_key(namespace: str) -> str:
+    return f"{namespace}:seq"
+
+
 def merge(*sources: dict[str, Latch]) -> dict[str, Latch]:
-    """Per actuator, the most restrictive latch (the earliest at equal level)."""
+    """Per actuator, the most restrictive latch (the earliest at equal level). A latch not yet
+    numbered takes the number another source knows for the same actuator: Redis holding a
+    numbered entry means no reset came after it, and a reset after it must be able to void it."""
     merged: dict[str, Latch] = {}
     for source in sources:
         for name, latch in source.items():
             current = merged.get(name)
-            if current is None or (latch.level, -latch.at) > (current.level, -current.at):
+            if current is None:
                 merged[name] = latch
+                continue
+            wins = (latch.level, -latch.at) > (current.level, -current.at)
+            winner, loser = (latch, current) if wins else (current, latch)
+            merged[name] = winner if winner.seq is not None else replace(winner, seq=loser.seq)
     return merged
 
 
-def without_reset(latches: dict[str, Latch], resets: dict[str, float]) -> dict[str, Latch]:
+def without_reset(latches: dict[str, Latch], resets: dict[str, int]) -> dict[str, Latch]:
     """Drop latches that a later manual reset voided."""
-    return {n: latch for n, latch in latches.items() if latch.at > resets.get(n, float("-inf"))}
+    return {n: latch for n, latch in latches.items() if not latch.voided_by(resets.get(n))}
 
 
 class LatchStore:
@@ -94,7 +117,7 @@ class LatchStore:
             os.fsync(handle.fileno())
         os.replace(temporary, self.path)
 
-    async def load_redis(self) -> tuple[dict[str, Latch], dict[str, float]]:
+    async def load_redis(self) -> tuple[dict[str, Latch], dict[str, int]]:
         """(latches, resets) as published in Redis; raises if Redis cannot answer."""
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(engaged_key(self.namespace))
@@ -109,10 +132,22 @@ class LatchStore:
         resets = {}
         for name, value in raw_resets.items():
             try:
-                resets[name.decode()] = float(value)
-            except ValueError:
+                resets[name.decode()] = int(value)
+            except ValueError:  # an epoch from an older version: it orders nothing now
                 continue
         return latches, resets
 
-    async def save_redis(self, name: str, latch: Latch) -> None:
+    async def save_redis(self, name: str, latch: Latch) -> Latch:
+        """Write `latch`, numbering it first if it has no number yet; return it as written."""
+        if latch.seq is None:
+            latch = replace(latch, seq=await self.redis.incr(seq_key(self.namespace)))
         await self.redis.hset(engaged_key(self.namespace), name, latch.to_json())
+        return latch
+
+    async def record_reset(self, names: list[str]) -> int:
+        """Mark `names` reset (before anything is released) and drop their entries; return
+        the reset's number. Every engagement numbered below it is void from now on."""
+        seq: int = await self.redis.incr(seq_key(self.namespace))
+        await self.redis.hset(reset_key(self.namespace), mapping=dict.fromkeys(names, str(seq)))
+        await self.redis.hdel(engaged_key(self.namespace), *names)
+        return seq

@@ -25,7 +25,7 @@ from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.components import Components, Resources, build, close_resources, resources_for
 from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError
-from supervisor.latch import Latch, LatchStore, engaged_key, reset_key
+from supervisor.latch import Latch, LatchStore
 from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
@@ -122,11 +122,9 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         if not await redis.set(f"{ns}:reset_lock", operator, nx=True, ex=RESET_INTERVAL_S):
             wait_s = await redis.ttl(f"{ns}:reset_lock")
             raise Refused(f"refused: at most one reset a minute (next in {max(wait_s, 1)}s)")
-        now = time.time()
-        names = [a.name for a in targets]
-        await redis.hset(reset_key(ns), mapping=dict.fromkeys(names, f"{now:.6f}"))
-        await redis.hdel(engaged_key(ns), *names)
-        context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", now)
+        store = LatchStore(settings.supervisor.state_dir, redis, ns)
+        await store.record_reset([a.name for a in targets])  # before anything is released
+        context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", time.time())
         lines = [await _release(a, context) for a in targets]
         command = RESET_OUTCOMES[group, bool(breaching)]
         await _record(settings, resources, command, operator, reason, lines)

@@ -15,7 +15,7 @@ import anyio
 
 from supervisor import remedies
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
+from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.errors import first_line
 from supervisor.latch import Latch
 from supervisor.model import Decision, Remedy
@@ -179,11 +179,29 @@ class Acting:
         """Hold `latch` for actuator `name`: in memory, in state_dir and in Redis."""
         context = self.context
         context.runtime.engaged[name] = latch
+        self._save_file()
+        context.refresh()
+        context.spawn(self.write_to_redis(name, latch))
+
+    def _save_file(self) -> None:
+        context = self.context
         store = context.assembly.latches
         try:
             store.save_file(context.runtime.engaged)
         except OSError as exc:
             log.error("cannot persist engagements in %s: %s", store.path, exc)
-            context.runtime.problems["state_dir"] = f"cannot write: {exc.strerror}"
-        context.refresh()
-        context.spawn(context.publish(store.save_redis(name, latch)))
+            context.runtime.problems["state_dir"] = f"cannot write {store.path}: {exc.strerror}"
+
+    async def write_to_redis(self, name: str, latch: Latch) -> None:
+        """Write a latch to Redis; once it has its number, keep that in memory and the file."""
+        context = self.context
+        store = context.assembly.latches
+        try:
+            with anyio.fail_after(context.assembly.redis_timeout_s * 2):
+                written = await store.save_redis(name, latch)
+        except REDIS_TROUBLE as exc:
+            context.note_problem("redis", exc)  # written again by the next reconcile pass
+            return
+        if written != latch and context.runtime.engaged.get(name) == latch:
+            context.runtime.engaged[name] = written
+            self._save_file()

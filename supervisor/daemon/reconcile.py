@@ -12,7 +12,7 @@ import anyio
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
-from supervisor.latch import Latch, merge, reset_key, without_reset
+from supervisor.latch import Latch, merge, without_reset
 from supervisor.model import Decision, Origin, Status
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 
@@ -79,9 +79,9 @@ class Reconciler:
                 "%s lost %s: writing it back", assembly.latches.key, ", ".join(sorted(lost))
             )
         for name, latch in lost.items():
-            self.context.spawn(self.context.publish(assembly.latches.save_redis(name, latch)))
+            self.context.spawn(self.acting.write_to_redis(name, latch))
 
-    async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, float]] | None:
+    async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, int]] | None:
         """(latches, resets) as published in Redis, or None when Redis cannot answer."""
         try:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
@@ -90,7 +90,7 @@ class Reconciler:
             self.context.note_problem("redis", exc)
             return None
 
-    def _apply_resets(self, resets: dict[str, float]) -> None:
+    def _apply_resets(self, resets: dict[str, int]) -> None:
         runtime = self.context.runtime
         kept = without_reset(runtime.engaged, resets)
         if len(kept) == len(runtime.engaged):
@@ -153,8 +153,7 @@ class Reconciler:
         assembly = context.assembly
         now = context.clock()
         try:  # the reset marker first: the release must never look like a lost breaker
-            redis = assembly.clients.redis
-            await redis.hset(reset_key(assembly.namespace), actuator.name, f"{now}")
+            await assembly.latches.record_reset([actuator.name])
             await actuator.disengage(ActionContext(assembly.instance_id, now))
         except ACTUATOR_TROUBLE as exc:
             context.note_problem("redis", exc)

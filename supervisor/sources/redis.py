@@ -28,8 +28,14 @@ def connect(config: RedisSection, client_name: str) -> Redis:
         socket_timeout=config.timeout_s,
         socket_connect_timeout=config.timeout_s,
         retry=Retry(NoBackoff(), 1),
-        client_name=client_name,
+        client_name=redis_client_name(client_name),
     )
+
+
+def redis_client_name(text: str) -> str:
+    """CLIENT SETNAME refuses spaces and anything unprintable ("Jane Doe", "José"): every
+    such character becomes "_", so an operator's name never stops a manual command."""
+    return "".join(c if "!" <= c <= "~" else "_" for c in text)[:128]
 
 
 async def batch(client: Redis, commands: list[Command]) -> list[object]:

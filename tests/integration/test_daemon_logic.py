@@ -185,8 +185,7 @@ async def test_reconcile_applies_a_reset_and_relatches_a_lost_breaker(
     assert breaker["watchdog"] == "latch"
 
     # A recorded reset releases it for good.
-    clock.now += 1
-    await redis.hset(reset_key("sup"), "breaker", f"{clock.now:.6f}")
+    await supervisor.context.assembly.latches.record_reset(["breaker"])
     await redis.set("circuit_breaker:state", json.dumps({"state": "OPEN"}))
     await supervisor.reconciler.refresh()
     await settle(supervisor)
@@ -379,3 +378,28 @@ async def test_dry_run_never_releases_an_orphaned_lock(
     await settle(supervisor)
     assert await redis.exists("stream:lock")
     assert "dry_run: would release_orphan key=stream:lock" in caplog.text
+
+
+async def test_a_reset_from_a_clock_ahead_never_voids_a_later_engagement(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """Resets and engagements are ordered by Redis' counter, not by anybody's clock."""
+    store = supervisor.context.assembly.latches
+    clock.now += 600  # as if the operator's reset came from a laptop 10 minutes ahead...
+    await store.record_reset(["breaker"])
+    clock.now -= 600  # ...and the daemon's clock is right
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    for _ in range(3):
+        await supervisor.reconciler.refresh()
+        await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+    assert supervisor.context.refresh().trading_state is TradingState.REDUCE_ONLY
+
+    # A reset after the engagement releases it, whatever the clocks say.
+    clock.now -= 3600
+    await store.record_reset(["breaker"])
+    await redis.set("circuit_breaker:state", json.dumps({"state": "OPEN"}))
+    await supervisor.reconciler.refresh()
+    assert "breaker" not in supervisor.context.runtime.engaged

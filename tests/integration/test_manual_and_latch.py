@@ -7,6 +7,7 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
 from redis import Redis
 
 from tests.integration.daemon_helpers import TickFeed, cli, write_config
@@ -28,6 +29,23 @@ def test_reset_needs_a_real_reason(
     assert result.returncode == 1
     assert "at least 20 characters" in result.stderr
     assert cli("trip", "--reason", "short", "--config", str(config)).returncode == 1
+
+
+@pytest.mark.parametrize("operator", ["Jane Doe", "José", "ops\nWATCHDOG=1"])
+def test_any_operator_name_can_trip_and_reset(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, operator: str
+) -> None:
+    """The name goes into Redis CLIENT SETNAME, which refuses spaces: it must not matter."""
+    config, _ = write_config(tmp_path, redis_server.url)
+    tripped = cli("trip", "--reason", REASON, "--operator", operator, "--config", str(config))
+    assert tripped.returncode == 0, tripped.stderr
+    assert breaker_state(sync_redis) == "TRIPPED"
+    reset = cli(
+        "reset", "breaker", "--reason", REASON, "--operator", operator, "--config", str(config)
+    )
+    assert reset.returncode == 0, reset.stderr
+    assert "Traceback" not in reset.stderr
+    assert breaker_state(sync_redis) == "OPEN"
 
 
 def test_trip_then_reset_then_a_second_reset_is_refused(
