@@ -15,13 +15,9 @@ from typing import Any
 import anyio
 
 from supervisor import __version__, manual
-from supervisor.components import (
-    Components,
-    build,
-    close_resources,
-    resources_for,
-    unmet_needs,
-)
+from supervisor.check_once import evaluate_all
+from supervisor.cli_tables import render_status, render_verdicts
+from supervisor.clients import close_clients, open_clients
 from supervisor.config.loading import find_config, load_config, redacted
 from supervisor.config.settings import Settings
 from supervisor.constants import (
@@ -35,11 +31,11 @@ from supervisor.constants import (
     STATUS_NO_LIVE_SUPERVISOR,
 )
 from supervisor.errors import ConfigError
-from supervisor.inspect import evaluate_all, read_published
 from supervisor.model import Status, Verdict
+from supervisor.protection import Protection, build_protection, unmet_needs
 from supervisor.publish.audit import read as audit_read
 from supervisor.publish.logging import setup_logging
-from supervisor.report import render_status, render_verdicts
+from supervisor.publish.published import read_published
 from supervisor.sources.redis import connect
 
 
@@ -261,21 +257,21 @@ async def _show_events(
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path, settings = _load(args)
-    components = anyio.run(_build_and_close, settings)
+    protection = anyio.run(_build_and_close, settings)
     print(
-        f"{path}: OK ({len(components.watchdogs)} watchdogs, {len(components.actuators)} actuators,"
-        f" {len(components.sessions)} sessions)"
+        f"{path}: OK ({len(protection.watchdogs)} watchdogs, {len(protection.actuators)} actuators,"
+        f" {len(protection.sessions)} sessions)"
     )
     return EX_OK
 
 
-async def _build_and_close(settings: Settings) -> Components:
+async def _build_and_close(settings: Settings) -> Protection:
     """Build exactly what `run` builds (no I/O: every client connects lazily), then close."""
-    resources = resources_for(settings, "config-validate")
+    clients = open_clients(settings, "config-validate")
     try:
-        return build(settings, resources)
+        return build_protection(settings, clients)
     finally:
-        await close_resources(resources)
+        await close_clients(clients)
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:

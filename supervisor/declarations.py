@@ -18,11 +18,11 @@ from typing import Generic, Literal, TypeVar, get_args, get_origin
 from pydantic import BaseModel
 
 from supervisor.actuators.base import Actuator
+from supervisor.clients import Clients
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Strict
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.gauges import KindGauge
-from supervisor.resources import Resources
 from supervisor.watchdogs.base import Watchdog
 
 W = TypeVar("W", bound=WatchdogBase)
@@ -30,7 +30,7 @@ A = TypeVar("A", bound=ActuatorBase)
 
 
 class Need(enum.Enum):
-    """A shared client a kind reads or acts through (the fields of Resources)."""
+    """A shared client a kind reads or acts through (the fields of Clients)."""
 
     REDIS = "redis"
     HTTP = "http"
@@ -63,7 +63,7 @@ class Named:
 @dataclass(frozen=True, kw_only=True)
 class WatchdogKind(Named, Generic[W]):
     config: type[W]
-    build: Callable[[W, Resources], Watchdog]
+    build: Callable[[W, Clients], Watchdog]
     needs: frozenset[Need]
     gauge: KindGauge | None = None
 
@@ -73,7 +73,7 @@ class ActuatorKind(Named, Generic[A]):
     """An action: engaged by decisions, built once per `[actuators.NAME]`."""
 
     config: type[A]
-    build: Callable[[str, A, Resources], Actuator]  # (name, config, clients)
+    build: Callable[[str, A, Clients], Actuator]  # (name, config, clients)
     needs: frozenset[Need]
 
 
@@ -81,7 +81,7 @@ class ActuatorKind(Named, Generic[A]):
 class DeadmanKind(Named):
     """Configured under [actuators] but not an action (never engaged by a decision, no level),
     so it has no `build` here: build_deadmen() in supervisor/actuators/deadman.py makes them,
-    and components.build leaves them out of the actuators."""
+    and protection.build leaves them out of the actuators."""
 
     config: type[Strict]
     needs: frozenset[Need]

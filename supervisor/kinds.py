@@ -2,7 +2,7 @@
 points, no scanning): a kind module's `KIND` counts only once it is listed here.
 
 From these lists come the config unions Settings validates `[[watchdogs]]` and `[actuators]`
-against, the builders components.build uses, the needs `config validate` checks, and the
+against, the builders protection.build uses, the needs `config validate` checks, and the
 kind gauges Metrics registers. The order shows in one place: a config naming an unknown kind
 is told the expected ones in this order.
 """

@@ -22,11 +22,12 @@ from typing import Literal
 from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator
-from supervisor.components import Components, Resources, build, close_resources, resources_for
+from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError
 from supervisor.latch import Latch, LatchStore
 from supervisor.model import Decision, Origin, Status, TradingState
+from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
 
@@ -73,10 +74,10 @@ def check_reason(reason: str) -> None:
 
 async def engage(settings: Settings, group: Group, reason: str, operator: str) -> Done:
     check_reason(reason)
-    resources = resources_for(settings, f"trading-supervisor-manual:{operator}")
+    clients = open_clients(settings, f"trading-supervisor-manual:{operator}")
     try:
-        components = build(settings, resources)
-        targets = _targets(components, group)
+        protection = build_protection(settings, clients)
+        targets = _targets(protection, group)
         now = time.time()
         why = f"manual {'trip' if group == 'breaker' else 'kill'} by {operator}: {reason}"
         severity = Status.BREACH if group == "breaker" else Status.CRITICAL
@@ -89,7 +90,7 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
             *(a.engage(decision, context) for a in targets), return_exceptions=True
         )
         store = LatchStore(
-            settings.supervisor.state_dir, resources.redis, settings.supervisor.namespace
+            settings.supervisor.state_dir, clients.redis, settings.supervisor.namespace
         )
         lines = []
         for actuator, result in zip(targets, results, strict=True):
@@ -98,22 +99,22 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
                 continue
             await store.save_redis(actuator.name, Latch(actuator.level, why, now))
             lines.append(f"{actuator.name}: {'engaged' if result.changed else 'already engaged'}")
-        await _record(settings, resources, ENGAGE_OUTCOMES[group], operator, reason, lines)
+        await _record(settings, clients, ENGAGE_OUTCOMES[group], operator, reason, lines)
         if any("FAILED" in line for line in lines):
             raise Refused("\n".join(lines))
         return Done("\n".join(lines))
     finally:
-        await close_resources(resources)
+        await close_clients(clients)
 
 
 async def reset(settings: Settings, group: Group, reason: str, operator: str, force: bool) -> Done:
     check_reason(reason)
     ns = settings.supervisor.namespace
-    resources = resources_for(settings, f"trading-supervisor-manual:{operator}")
-    redis = resources.redis
+    clients = open_clients(settings, f"trading-supervisor-manual:{operator}")
+    redis = clients.redis
     try:
-        components = build(settings, resources)
-        targets = _targets(components, group)
+        protection = build_protection(settings, clients)
+        targets = _targets(protection, group)
         breaching = await _breaching_watchdogs(settings, redis)
         if breaching and not force:
             raise Refused(
@@ -127,15 +128,15 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", time.time())
         lines = [await _release(a, context) for a in targets]
         command = RESET_OUTCOMES[group, bool(breaching)]
-        await _record(settings, resources, command, operator, reason, lines)
+        await _record(settings, clients, command, operator, reason, lines)
         return Done("\n".join(lines))
     finally:
-        await close_resources(resources)
+        await close_clients(clients)
 
 
 async def _record(
     settings: Settings,
-    resources: Resources,
+    clients: Clients,
     command: AuditOutcome,
     operator: str,
     reason: str,
@@ -144,7 +145,7 @@ async def _record(
     """Audit a manual command: journal, `{ns}:events`, Postgres or the outbox."""
     trail = AuditTrail(
         settings.supervisor.state_dir,
-        resources.redis,
+        clients.redis,
         settings.postgres.dsn,
         settings.supervisor.namespace,
         settings.supervisor.instance_id,
@@ -156,8 +157,8 @@ async def _record(
     await trail.close()
 
 
-def _targets(components: Components, group: Group) -> list[Actuator]:
-    targets = [a for a in components.actuators.values() if in_group(group)(a)]
+def _targets(protection: Protection, group: Group) -> list[Actuator]:
+    targets = [a for a in protection.actuators.values() if in_group(group)(a)]
     if not targets:
         raise Refused(f"no {group} actuator is configured")
     return targets

@@ -17,7 +17,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 
 from supervisor.model import Decision, Status, Verdict, worst
-from supervisor.units import format_duration
+from supervisor.quantities import format_duration
 
 SEVERITIES = (Status.WARN, Status.BREACH, Status.CRITICAL)
 

@@ -27,7 +27,7 @@ from supervisor.config.types import Duration
 from supervisor.declarations import ActuatorKind
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
-from supervisor.units import format_duration
+from supervisor.quantities import format_duration
 
 TAIL_BYTES = 4096
 KILL_WAIT_S = 5.0

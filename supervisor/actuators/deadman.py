@@ -28,11 +28,11 @@ from supervisor.config.actuator_base import check_placeholders
 from supervisor.config.types import Duration, Secret, Strict, mask_url
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
-from supervisor.units import format_duration
+from supervisor.quantities import format_duration
 
 if TYPE_CHECKING:
+    from supervisor.clients import Clients
     from supervisor.config.settings import Settings
-    from supervisor.resources import Resources
 
 
 class DeadmanConfig(Strict):
@@ -89,7 +89,7 @@ class Deadman:
 
     async def _send(self, now: float) -> int:
         if self.client is None:
-            raise ActuatorError(f"deadman {self.name}: no HTTP client (built without resources)")
+            raise ActuatorError(f"deadman {self.name}: no HTTP client (built without clients)")
         headers = plain_headers(self.config.headers)
         body = None
         if self.config.json_body is not None:
@@ -117,10 +117,10 @@ class Deadman:
         return status
 
 
-def build_deadmen(settings: Settings, resources: Resources) -> dict[str, Deadman]:
+def build_deadmen(settings: Settings, clients: Clients) -> dict[str, Deadman]:
     """Every `kind = "deadman"` entry of [actuators], by name. No I/O."""
     return {
-        name: Deadman(name, config, resources.http, settings.supervisor.instance_id)
+        name: Deadman(name, config, clients.http, settings.supervisor.instance_id)
         for name, config in settings.actuators.items()
         if isinstance(config, DeadmanConfig)
     }

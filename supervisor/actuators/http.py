@@ -42,8 +42,8 @@ from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
+from supervisor.quantities import format_duration
 from supervisor.sources import http as http_source
-from supervisor.units import format_duration
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
@@ -304,7 +304,7 @@ class HttpActuator(Actuator):
 
     def _client(self) -> httpx.AsyncClient:
         if self.client is None:
-            raise ActuatorError(f"{self.name}: no HTTP client (built without resources)")
+            raise ActuatorError(f"{self.name}: no HTTP client (built without clients)")
         return self.client
 
 

@@ -14,8 +14,8 @@ import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
 
+from supervisor.quantities import parse_duration
 from supervisor.secrets import resolve_secret
-from supervisor.units import parse_duration
 
 
 def check_jmespath(expression: str) -> str:

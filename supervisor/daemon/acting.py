@@ -131,7 +131,7 @@ class Acting:
     def _escalate(self, decision: Decision, failed: Actuator, detail: str) -> None:
         """Engage the failed actuator's `on_failure` list (never one already in the chain)."""
         chain = (*decision.escalated_from, failed.name)
-        escalations = self.context.assembly.components.escalations
+        escalations = self.context.assembly.protection.escalations
         targets = tuple(name for name in escalations.get(failed.name, ()) if name not in chain)
         if not targets:
             return

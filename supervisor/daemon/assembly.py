@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 
 from supervisor.actuators.base import Actuator
 from supervisor.actuators.deadman import Deadman, build_deadmen
-from supervisor.components import Components, Resources, build, close_resources, resources_for
+from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.latch import LatchStore
+from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditTrail
 from supervisor.publish.redis_state import StatePublisher
 from supervisor.sessions import Session
@@ -32,8 +33,8 @@ RESTART_ONLY_FIELDS = ("instance_id", "namespace", "state_dir")  # of [superviso
 @dataclass(frozen=True)
 class Assembly:
     settings: Settings
-    clients: Resources
-    components: Components  # watchdogs, actuators, sessions, rules, escalations
+    clients: Clients
+    protection: Protection  # watchdogs, actuators, sessions, rules, escalations
     deadmen: dict[str, Deadman]
     publisher: StatePublisher
     latches: LatchStore
@@ -43,7 +44,7 @@ class Assembly:
     def build(cls, settings: Settings, outbox_gauge: Callable[[float], None]) -> Assembly:
         """No I/O: every client connects lazily."""
         own = settings.supervisor
-        clients = resources_for(settings, f"trading-supervisor:{own.instance_id}")
+        clients = open_clients(settings, f"trading-supervisor:{own.instance_id}")
         audit = AuditTrail(
             own.state_dir,
             clients.redis,
@@ -55,7 +56,7 @@ class Assembly:
         return cls(
             settings=settings,
             clients=clients,
-            components=build(settings, clients),
+            protection=build_protection(settings, clients),
             deadmen=build_deadmen(settings, clients),
             publisher=StatePublisher(clients.redis, own.namespace),
             latches=LatchStore(own.state_dir, clients.redis, own.namespace),
@@ -70,25 +71,25 @@ class Assembly:
         return replace(
             self,
             settings=settings,
-            components=build(settings, self.clients),
+            protection=build_protection(settings, self.clients),
             deadmen=build_deadmen(settings, self.clients),
         )
 
     async def close(self) -> None:
         await self.audit.close()
-        await close_resources(self.clients)
+        await close_clients(self.clients)
 
     @property
     def watchdogs(self) -> dict[str, Watchdog]:
-        return self.components.watchdogs
+        return self.protection.watchdogs
 
     @property
     def actuators(self) -> dict[str, Actuator]:
-        return self.components.actuators
+        return self.protection.actuators
 
     def session_of(self, watchdog: Watchdog) -> Session | None:
         name = watchdog.config.session
-        return self.components.sessions.get(name) if name else None
+        return self.protection.sessions.get(name) if name else None
 
     @property
     def namespace(self) -> str:

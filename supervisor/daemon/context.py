@@ -19,10 +19,10 @@ from redis.exceptions import RedisError
 from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.runtime import Runtime
 from supervisor.errors import SupervisorError, first_line
+from supervisor.global_state import GlobalState
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.systemd import Notifier
-from supervisor.summary import Summary
 
 log = logging.getLogger("supervisor")
 
@@ -102,10 +102,10 @@ class Context:
             log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
         self.runtime.problems[component] = detail
 
-    def refresh(self) -> Summary:
+    def refresh(self) -> GlobalState:
         """Derive the global answer again and show it: metrics, STATUS, a log line on change."""
         runtime = self.runtime
-        summary = runtime.summarize(self.assembly.watchdogs)
+        summary = runtime.derive_global_state(self.assembly.watchdogs)
         previous = runtime.summary
         if previous is None or previous.trading_state != summary.trading_state:
             runtime.trading_since = self.clock()

@@ -56,7 +56,7 @@ class Cycle:
         if context.assembly is not assembly:  # reloaded meanwhile: these verdicts are stale
             return None
         previous = context.runtime.policy.get(name, PolicyState())
-        rules = assembly.components.rules[name]
+        rules = assembly.protection.rules[name]
         state, decisions = step(rules, previous, name, verdicts, now, lambda: uuid.uuid4().hex)
         context.runtime.policy[name] = state
         for decision in decisions:

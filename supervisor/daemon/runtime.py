@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from supervisor import __version__
+from supervisor.global_state import Engagement, GlobalState, derive_global_state
 from supervisor.latch import Latch
 from supervisor.model import TradingState, WatchdogRun
 from supervisor.policy import PolicyState
 from supervisor.publish.redis_state import StateSnapshot
-from supervisor.summary import Engagement, Summary, summarize
 
 
 @dataclass
@@ -20,7 +20,7 @@ class Runtime:
     runs: dict[str, WatchdogRun] = field(default_factory=dict)  # the last run per watchdog
     engaged: dict[str, Latch] = field(default_factory=dict)  # only a reset removes one
     problems: dict[str, str] = field(default_factory=dict)  # "redis", "metrics"... -> what
-    summary: Summary | None = None
+    summary: GlobalState | None = None
 
     def forget_watchdogs_except(self, kept: Iterable[str]) -> list[str]:
         """Drop what is known of watchdogs a reload removed; return their names."""
@@ -31,14 +31,14 @@ class Runtime:
             self.runs.pop(name, None)
         return gone
 
-    def summarize(self, watchdogs: Iterable[str]) -> Summary:
+    def derive_global_state(self, watchdogs: Iterable[str]) -> GlobalState:
         """The trading state, health and reason; `watchdogs` are the configured ones, in order
         (one that has not run yet is "starting", not counted as OK)."""
         states = {name: self.policy.get(name) for name in watchdogs}
         verdicts = {n: (s.status, s.reason) for n, s in states.items() if s is not None}
         engaged = {n: Engagement(latch.level, latch.reason) for n, latch in self.engaged.items()}
         problems = [f"{k}: {v}" for k, v in self.problems.items()]
-        return summarize(engaged, verdicts, problems)
+        return derive_global_state(engaged, verdicts, problems)
 
     @property
     def levels(self) -> set[TradingState]:
@@ -52,7 +52,7 @@ class Runtime:
     def kill_engaged(self) -> bool:
         return bool(self.levels & {TradingState.HALTED, TradingState.FLATTEN})
 
-    def snapshot(self, summary: Summary, instance: str, now: float) -> StateSnapshot:
+    def snapshot(self, summary: GlobalState, instance: str, now: float) -> StateSnapshot:
         return StateSnapshot(
             trading_state=summary.trading_state.name,
             health=summary.health.name,

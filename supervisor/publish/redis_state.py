@@ -19,7 +19,7 @@ from supervisor.constants import (
     WATCHDOG_KEY,
 )
 from supervisor.model import WatchdogRun
-from supervisor.units import format_value
+from supervisor.quantities import format_value
 
 
 @dataclass(frozen=True)

@@ -11,7 +11,7 @@ import httpx
 from pydantic import SecretStr
 
 from supervisor.errors import SourceError, first_line
-from supervisor.units import format_duration
+from supervisor.quantities import format_duration
 
 MAX_BODY_BYTES = 1 << 20  # a health or account answer larger than 1 MiB is not one
 

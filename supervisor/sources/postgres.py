@@ -15,7 +15,7 @@ import asyncpg
 from pydantic import SecretStr
 
 from supervisor.errors import SourceError, first_line
-from supervisor.units import format_duration
+from supervisor.quantities import format_duration
 
 log = logging.getLogger(__name__)
 

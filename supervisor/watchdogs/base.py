@@ -15,8 +15,8 @@ import anyio
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.errors import SourceError
 from supervisor.model import Remedy, Status, Verdict
+from supervisor.quantities import format_duration
 from supervisor.sessions import Session
-from supervisor.units import format_duration
 
 log = logging.getLogger(__name__)
 

@@ -48,8 +48,8 @@ from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
+from supervisor.quantities import format_duration
 from supervisor.sources.http import HttpReply, get
-from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.http_json import require_http, search, url_path
 

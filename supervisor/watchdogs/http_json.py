@@ -19,7 +19,7 @@ from supervisor.sources.http import HttpReply, get
 
 
 def require_http(client: httpx.AsyncClient | None) -> httpx.AsyncClient:
-    """The shared HTTP client; `resources_for` always creates one."""
+    """The shared HTTP client; `open_clients` always creates one."""
     if client is None:
         raise ConfigError(["this watchdog kind needs an HTTP client"])
     return client

@@ -59,9 +59,9 @@ from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Remedy, Status, Verdict
+from supervisor.quantities import format_duration
 from supervisor.remedies import OWNER_SHOWN_CHARS, RELEASE_ORPHAN, show_owner
 from supervisor.sources.redis import Command, batch
-from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
 
 log = logging.getLogger(__name__)

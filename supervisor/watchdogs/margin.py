@@ -53,8 +53,8 @@ from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError, first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
+from supervisor.quantities import format_value
 from supervisor.sources.redis import batch
-from supervisor.units import format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.http_json import fetch_json, require_http, search

@@ -53,8 +53,8 @@ from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
+from supervisor.quantities import format_duration, format_value
 from supervisor.timestamps import parse_timestamp
-from supervisor.units import format_duration, format_value
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.sql_value import (

@@ -53,7 +53,7 @@ class RowSource(Protocol):
 
 
 def require_postgres(postgres: Postgres | None) -> Postgres:
-    """The configured pool; components.unmet_needs refuses such a config before this."""
+    """The configured pool; protection.unmet_needs refuses such a config before this."""
     if postgres is None:
         raise ConfigError(["this watchdog kind needs [postgres] dsn"])
     return postgres

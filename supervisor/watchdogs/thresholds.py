@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from supervisor.model import Status, Verdict
-from supervisor.units import format_value
+from supervisor.quantities import format_value
 
 
 @dataclass(frozen=True)

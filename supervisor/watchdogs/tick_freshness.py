@@ -23,9 +23,9 @@ from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
+from supervisor.quantities import format_duration
 from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
-from supervisor.units import format_duration
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.thresholds import judge_above
 

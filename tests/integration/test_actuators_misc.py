@@ -1,5 +1,5 @@
 """redis_flag against a real redis-server, command with real processes, deadman against a real
-HTTP server, and how components build them."""
+HTTP server, and how protection build them."""
 
 from __future__ import annotations
 
@@ -19,10 +19,11 @@ from supervisor.actuators.command import TAIL_BYTES, CommandActuator, CommandAct
 from supervisor.actuators.deadman import Deadman, DeadmanConfig, build_deadmen
 from supervisor.actuators.http import HttpActuator
 from supervisor.actuators.redis_flag import RedisFlag, RedisFlagConfig
-from supervisor.components import Resources, build
+from supervisor.clients import Clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status, TradingState
+from supervisor.protection import build_protection
 from supervisor.sources import http as http_source
 from tests.killswitch_server import KillSwitchServer
 from tests.servers import wait_until
@@ -238,7 +239,7 @@ async def test_components_build_the_new_kinds(redis: Redis, client: httpx.AsyncC
             "flatten": {"kind": "command", "level": "flatten", "argv": ["true"]},
         }
     )
-    built = build(settings, Resources(redis, client)).actuators
+    built = build_protection(settings, Clients(redis, client)).actuators
     assert isinstance(built["kill_flag"], RedisFlag)
     assert isinstance(built["kill_api"], HttpActuator)
     assert isinstance(built["flatten"], CommandActuator)
@@ -253,7 +254,7 @@ async def test_build_deadmen_picks_the_deadman_entries(
             "venue_cod": {"kind": "deadman", "url": "http://127.0.0.1:1/cod"},
         }
     )
-    deadmen = build_deadmen(settings, Resources(redis, client))
+    deadmen = build_deadmen(settings, Clients(redis, client))
     assert list(deadmen) == ["venue_cod"]
     assert deadmen["venue_cod"].instance_id == settings.supervisor.instance_id
 

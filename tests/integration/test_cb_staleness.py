@@ -12,11 +12,11 @@ from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext
 from supervisor.actuators.redis_breaker import RedisBreaker, RedisBreakerConfig
-from supervisor.components import rules_for
 from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.kinds import kind_gauges
 from supervisor.model import Decision, Status, Verdict, WatchdogRun
+from supervisor.protection import rules_for
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import evaluate

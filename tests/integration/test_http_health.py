@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from supervisor.components import Resources
+from supervisor.clients import Clients
 from supervisor.kinds import watchdog_kind
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
@@ -149,7 +149,7 @@ async def test_registered(http_server: HttpServer, http_client: httpx.AsyncClien
         {"name": "h", "kind": "http_health", "url": http_server.url("/readyz")}
     )
     redis = Redis.from_url("redis://127.0.0.1:1/0")  # never used by this kind
-    watchdog = watchdog_kind("http_health").build(cfg, Resources(redis, http_client))
+    watchdog = watchdog_kind("http_health").build(cfg, Clients(redis, http_client))
     [verdict] = await evaluate(watchdog, None, time.time())
     assert verdict.status is Status.OK
     await redis.aclose()

@@ -12,11 +12,12 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.components import Resources, unmet_needs
+from supervisor.clients import Clients
 from supervisor.config.loading import load_config, redacted
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges, watchdog_kind
 from supervisor.model import Status, Verdict, WatchdogRun
+from supervisor.protection import unmet_needs
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.margin import Margin, MarginConfig
@@ -234,7 +235,7 @@ async def test_registered_and_feeds_its_gauge(
 ) -> None:
     http_server.answer_json(PATH, account("4200", "10000"))
     cfg = config(url=http_server.url(PATH))
-    watchdog = watchdog_kind("margin").build(cfg, Resources(redis, http_client))
+    watchdog = watchdog_kind("margin").build(cfg, Clients(redis, http_client))
     verdicts = await evaluate(watchdog, None, time.time())
     metrics = Metrics(kind_gauges=kind_gauges())
     metrics.observe_run("margin", WatchdogRun("margin", Status.BREACH, verdicts, time.time(), 0.01))

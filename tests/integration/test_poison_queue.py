@@ -11,11 +11,12 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from supervisor.components import build, resources_for
+from supervisor.clients import open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges
 from supervisor.model import Status, Verdict, WatchdogRun
+from supervisor.protection import build_protection
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
@@ -296,16 +297,16 @@ def design_settings(dsn: str | None) -> Settings:
 
 async def test_design_example_builds_and_needs_a_dsn(postgres_server: PostgresServer) -> None:
     settings = design_settings(postgres_server.dsn)
-    resources = resources_for(settings, "supervisor-test")
+    clients = open_clients(settings, "supervisor-test")
     try:
-        components = build(settings, resources)
-        assert isinstance(components.watchdogs["alert_poison_queue"], PoisonQueue)
+        protection = build_protection(settings, clients)
+        assert isinstance(protection.watchdogs["alert_poison_queue"], PoisonQueue)
     finally:
-        await resources.redis.aclose()
-        if resources.http is not None:
-            await resources.http.aclose()
+        await clients.redis.aclose()
+        if clients.http is not None:
+            await clients.http.aclose()
     with pytest.raises(ConfigError, match=r"alert_poison_queue\): needs \[postgres\] dsn"):
-        build(design_settings(None), resources)
+        build_protection(design_settings(None), clients)
 
 
 @pytest.mark.parametrize(

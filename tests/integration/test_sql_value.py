@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from supervisor.components import build, resources_for
+from supervisor.clients import open_clients
 from supervisor.config.settings import Settings
 from supervisor.model import Status, Verdict
+from supervisor.protection import build_protection
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.sql_value import SqlValue, SqlValueConfig
@@ -130,14 +131,14 @@ async def test_registered_as_a_component(postgres_server: PostgresServer) -> Non
     settings = Settings.model_validate(
         {"postgres": {"dsn": postgres_server.dsn}, "watchdogs": [config]}
     )
-    resources = resources_for(settings, "supervisor-test")
+    clients = open_clients(settings, "supervisor-test")
     try:
-        dog = build(settings, resources).watchdogs["lag"]
+        dog = build_protection(settings, clients).watchdogs["lag"]
         assert isinstance(dog, SqlValue)
         assert (await judge(dog)).status is Status.OK
     finally:
-        await resources.redis.aclose()
-        if resources.http is not None:
-            await resources.http.aclose()
-        if resources.postgres is not None:
-            await resources.postgres.close()
+        await clients.redis.aclose()
+        if clients.http is not None:
+            await clients.http.aclose()
+        if clients.postgres is not None:
+            await clients.postgres.close()

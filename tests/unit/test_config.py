@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.components import unmet_needs
 from supervisor.config.loading import find_config, load_config, redacted
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
+from supervisor.protection import unmet_needs
 from supervisor.watchdogs.redis_value import RedisValueConfig
 from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
 

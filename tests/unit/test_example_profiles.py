@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import components
+from supervisor import clients, protection
 from supervisor.config.loading import load_config
 from supervisor.config.settings import Settings
 
@@ -60,7 +60,7 @@ def test_the_contract_lists_every_allowed_port() -> None:
 @pytest.mark.parametrize("name", PROFILES)
 def test_profile_loads_and_every_kind_is_implemented(name: str) -> None:
     settings = load(name)
-    assert components.unmet_needs(settings) == []
+    assert protection.unmet_needs(settings) == []
     assert settings.watchdogs, "a profile without watchdogs protects nothing"
     assert settings.actuators, "a profile without actuators cannot act toward safety"
     assert settings.supervisor.namespace != "supervisor", "namespace names the system"
@@ -72,11 +72,11 @@ def test_profile_loads_and_every_kind_is_implemented(name: str) -> None:
 @pytest.mark.parametrize("name", PROFILES)
 async def test_profile_builds(name: str) -> None:
     settings = load(name)
-    resources = components.resources_for(settings, "test")  # connects lazily: no I/O here
+    opened = clients.open_clients(settings, "test")  # connects lazily: no I/O here
     try:
-        built = components.build(settings, resources)
+        built = protection.build_protection(settings, opened)
     finally:
-        await components.close_resources(resources)
+        await clients.close_clients(opened)
     assert set(built.watchdogs) == {w.name for w in settings.watchdogs}
     assert set(built.actuators) == set(settings.actuators)
     assert set(built.sessions) == set(settings.sessions)

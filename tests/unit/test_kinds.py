@@ -119,7 +119,7 @@ def test_the_registered_gauges_are_what_metrics_registers() -> None:
 
 
 def test_only_watchdogs_need_postgres() -> None:
-    """components.unmet_needs checks watchdogs only: an action needing PostgreSQL would be
+    """protection.unmet_needs checks watchdogs only: an action needing PostgreSQL would be
     built without it and fail at run time instead of at `config validate`."""
     assert all(Need.POSTGRES not in kind.needs for kind in ACTUATOR_DECLARATIONS)
 

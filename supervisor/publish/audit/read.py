@@ -35,7 +35,7 @@ from supervisor.publish.audit.event import (
 )
 from supervisor.publish.audit.postgres import NIL_UUID, POSTGRES_AWAY, SELECT_PAGE, from_row
 from supervisor.publish.outbox import Outbox
-from supervisor.units import parse_duration
+from supervisor.quantities import parse_duration
 
 log = logging.getLogger("supervisor.audit")
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from supervisor.actuators.base import Actuator
+from supervisor.clients import Clients as Clients  # moved; still importable from here
 from supervisor.config.settings import Settings
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.declarations import Need
@@ -17,16 +18,12 @@ from supervisor.errors import ConfigError
 from supervisor.kinds import DEADMAN_KIND, actuator_kind, watchdog_kind
 from supervisor.model import Status
 from supervisor.policy import Rules
-from supervisor.resources import Resources as Resources  # moved; still importable from here
 from supervisor.sessions import Session
-from supervisor.sources import http
-from supervisor.sources.postgres import Postgres
-from supervisor.sources.redis import connect
 from supervisor.watchdogs.base import Watchdog
 
 
 @dataclass
-class Components:
+class Protection:
     watchdogs: dict[str, Watchdog]
     actuators: dict[str, Actuator]
     sessions: dict[str, Session]
@@ -49,15 +46,15 @@ def unmet_needs(settings: Settings) -> list[str]:
     ]
 
 
-def build(settings: Settings, resources: Resources) -> Components:
+def build_protection(settings: Settings, clients: Clients) -> Protection:
     problems = unmet_needs(settings)
     if problems:
         raise ConfigError(problems)
-    watchdogs = {w.name: watchdog_kind(w.kind).build(w, resources) for w in settings.watchdogs}
-    return Components(
+    watchdogs = {w.name: watchdog_kind(w.kind).build(w, clients) for w in settings.watchdogs}
+    return Protection(
         watchdogs=watchdogs,
         actuators={
-            name: actuator_kind(a.kind).build(name, a, resources)
+            name: actuator_kind(a.kind).build(name, a, clients)
             for name, a in settings.actuators.items()
             if a.kind != DEADMAN_KIND.name  # not an action: see supervisor/actuators/deadman.py
         },
@@ -67,22 +64,6 @@ def build(settings: Settings, resources: Resources) -> Components:
             name: tuple(getattr(a, "on_failure", ())) for name, a in settings.actuators.items()
         },
     )
-
-
-def resources_for(settings: Settings, client_name: str) -> Resources:
-    """The shared clients for `settings`; all connect lazily."""
-    postgres = None
-    if settings.postgres.dsn is not None:
-        postgres = Postgres(settings.postgres.dsn, settings.postgres.timeout_s, client_name)
-    return Resources(connect(settings.redis, client_name), http.client(), postgres)
-
-
-async def close_resources(resources: Resources) -> None:
-    await resources.redis.aclose()
-    if resources.http is not None:
-        await resources.http.aclose()
-    if resources.postgres is not None:
-        await resources.postgres.close()
 
 
 def rules_for(config: WatchdogBase) -> Rules:

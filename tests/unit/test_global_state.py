@@ -1,4 +1,4 @@
-"""summarize: trading state, health and the one-line reason."""
+"""derive_global_state: trading state, health and the one-line reason."""
 
 from __future__ import annotations
 
@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from supervisor.global_state import Engagement, derive_global_state
 from supervisor.model import Health, Status, TradingState
-from supervisor.summary import Engagement, summarize
 
 REASON = "breaker tripped by spx_ticks — SPX age 17.2s > 15s"
 
@@ -21,7 +21,7 @@ def engaged(*levels: TradingState) -> dict[str, Engagement]:
 @settings(max_examples=100)
 @given(st.lists(st.sampled_from(list(TradingState)), max_size=4))
 def test_trading_state_is_the_most_restrictive_engaged_level(levels: list[TradingState]) -> None:
-    summary = summarize(engaged(*levels), {}, [])
+    summary = derive_global_state(engaged(*levels), {}, [])
     assert summary.trading_state == max(levels, default=TradingState.ACTIVE)
 
 
@@ -39,12 +39,14 @@ def test_trading_state_is_the_most_restrictive_engaged_level(levels: list[Tradin
 )
 def test_health(level: TradingState, problems: list[str], status: Status, health: Health) -> None:
     active = engaged(level) if level is not TradingState.ACTIVE else {}
-    summary = summarize(active, {"spx": (status, "why")}, problems)
+    summary = derive_global_state(active, {"spx": (status, "why")}, problems)
     assert summary.health is health
 
 
 def test_an_unknown_watchdog_is_named_in_the_reason_not_a_supervisor_problem() -> None:
-    summary = summarize({}, {"spx": (Status.UNKNOWN, "source down"), "es": (Status.OK, "")}, [])
+    summary = derive_global_state(
+        {}, {"spx": (Status.UNKNOWN, "source down"), "es": (Status.OK, "")}, []
+    )
     assert summary.problems == ()
     assert summary.reason == "1 of 2 watchdogs OK; spx UNKNOWN — source down"
 
@@ -54,29 +56,32 @@ def test_reason_names_the_engagement_at_the_trading_level() -> None:
         "breaker": Engagement(TradingState.HALTED, REASON),
         "flag": Engagement(TradingState.REDUCE_ONLY, "reduce only by flag"),
     }
-    summary = summarize(active, {}, [])
+    summary = derive_global_state(active, {}, [])
     assert summary.reason == REASON
 
 
 def test_reason_lists_failing_watchdogs_when_trading_is_active() -> None:
     watchdogs = {"spx": (Status.BREACH, "SPX age 17.2s > 15s"), "es": (Status.OK, "fine")}
     assert (
-        summarize({}, watchdogs, []).reason
+        derive_global_state({}, watchdogs, []).reason
         == "1 of 2 watchdogs OK; spx BREACH — SPX age 17.2s > 15s"
     )
-    assert summarize({}, {"spx": watchdogs["spx"]}, []).reason == "spx BREACH — SPX age 17.2s > 15s"
-    assert summarize({}, {"es": (Status.OK, "fine")}, []).reason == "1 of 1 watchdogs OK"
+    assert (
+        derive_global_state({}, {"spx": watchdogs["spx"]}, []).reason
+        == "spx BREACH — SPX age 17.2s > 15s"
+    )
+    assert derive_global_state({}, {"es": (Status.OK, "fine")}, []).reason == "1 of 1 watchdogs OK"
 
 
 def test_status_line_has_the_reason_and_survives_non_ascii() -> None:
-    summary = summarize({"breaker": Engagement(TradingState.HALTED, REASON)}, {}, [])
+    summary = derive_global_state({"breaker": Engagement(TradingState.HALTED, REASON)}, {}, [])
     line = summary.status_line()
     assert line == f"HALTED: {REASON}"
     assert line.encode("utf-8").decode("utf-8") == line
 
 
 def test_status_line_shows_problems_when_degraded() -> None:
-    summary = summarize({}, {"spx": (Status.UNKNOWN, "no verdicts — é")}, ["redis down"])
+    summary = derive_global_state({}, {"spx": (Status.UNKNOWN, "no verdicts — é")}, ["redis down"])
     line = summary.status_line()
     assert line == "ACTIVE: spx UNKNOWN — no verdicts — é | DEGRADED: redis down"
-    assert len(summarize({}, {}, ["x" * 1000]).status_line()) == 400
+    assert len(derive_global_state({}, {}, ["x" * 1000]).status_line()) == 400

@@ -6,7 +6,7 @@ import time
 from collections.abc import Mapping, Sequence
 
 from supervisor.model import Verdict
-from supervisor.units import format_duration, format_value
+from supervisor.quantities import format_duration, format_value
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:

@@ -1,38 +1,13 @@
-"""What `check` and `status` read: one evaluation of the watchdogs, or the published state."""
+"""`status`: read back what the daemon publishes in Redis (supervisor/publish/redis_state.py)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from redis.exceptions import RedisError
 
-from supervisor.components import build, close_resources, resources_for
 from supervisor.config.settings import Settings
 from supervisor.errors import first_line
-from supervisor.model import Verdict
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.sources.redis import connect
-from supervisor.watchdogs.base import evaluate
-
-
-async def evaluate_all(
-    settings: Settings, only: set[str], clock: Callable[[], float]
-) -> list[Verdict]:
-    """Evaluate each watchdog once (in `only`, if given). Never applies policy, never acts."""
-    resources = resources_for(
-        settings, f"trading-supervisor-check:{settings.supervisor.instance_id}"
-    )
-    try:
-        components = build(settings, resources)
-        verdicts: list[Verdict] = []
-        for name, watchdog in components.watchdogs.items():
-            if only and name not in only:
-                continue
-            session = components.sessions.get(watchdog.config.session or "")
-            verdicts.extend(await evaluate(watchdog, session, clock()))
-        return verdicts
-    finally:
-        await close_resources(resources)
 
 
 async def read_published(settings: Settings) -> dict[str, object]:

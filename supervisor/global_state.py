@@ -22,7 +22,7 @@ class Engagement:
 
 
 @dataclass(frozen=True)
-class Summary:
+class GlobalState:
     trading_state: TradingState
     health: Health
     reason: str
@@ -36,18 +36,18 @@ class Summary:
         return line[:400]
 
 
-def summarize(
+def derive_global_state(
     engaged: Mapping[str, Engagement],
     watchdogs: Mapping[str, tuple[Status, str]],
     problems: list[str],
-) -> Summary:
+) -> GlobalState:
     """`engaged`: actuator -> engagement; `watchdogs`: name -> (status, reason)."""
     trading = max((e.level for e in engaged.values()), default=TradingState.ACTIVE)
     if trading >= TradingState.HALTED:
         health = Health.HALTED
     else:
         health = Health.DEGRADED if problems else Health.OK
-    return Summary(trading, health, _reason(trading, engaged, watchdogs), tuple(problems))
+    return GlobalState(trading, health, _reason(trading, engaged, watchdogs), tuple(problems))
 
 
 def _reason(
