@@ -19,8 +19,8 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.integration.daemon_helpers import TickFeed, write_config
-from tests.servers import Daemon, RedisServer, running_redis, wait_until
+from testbed.daemon_process import TickFeed, write_config
+from testbed.servers import Daemon, RedisServer, running_redis, wait_until
 
 BREACH_S, INTERVAL_S = 1.0, 1.0
 

@@ -35,7 +35,7 @@ sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
 import simstack  # noqa: E402
 from redis import Redis  # noqa: E402
 
-from tests.servers import Daemon, PostgresServer, RedisServer, free_port, wait_until  # noqa: E402
+from testbed.servers import Daemon, PostgresServer, RedisServer, free_port, wait_until  # noqa: E402
 
 TOKENS = {name: "demo-token" for name in simstack.TOKEN_ENV}
 FAULTS_BY_PROFILE = {

@@ -11,8 +11,8 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from supervisor.sources import http as http_source
-from tests.httpserver import HttpServer
-from tests.servers import (
+from testbed.http_server import HttpServer
+from testbed.servers import (
     NotifySocket,
     PostgresServer,
     RedisServer,
@@ -79,7 +79,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def http_server() -> Iterator[HttpServer]:
-    """A real HTTP server on 127.0.0.1 with programmable answers (tests/httpserver.py)."""
+    """A real HTTP server on 127.0.0.1 with programmable answers (testbed/http_server.py)."""
     server = HttpServer()
     yield server
     server.close()

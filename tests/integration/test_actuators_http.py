@@ -27,7 +27,7 @@ from supervisor.config import HttpActuatorConfig, RedisFlagConfig
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status
 from supervisor.sources import http as http_source
-from tests.killswitch_server import Behaviour, KillSwitchServer
+from testbed.killswitch_server import Behaviour, KillSwitchServer
 
 pytestmark = pytest.mark.anyio
 

@@ -24,8 +24,8 @@ from supervisor.config import CommandActuatorConfig, DeadmanConfig, RedisFlagCon
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status, TradingState
 from supervisor.sources import http as http_source
-from tests.killswitch_server import KillSwitchServer
-from tests.servers import wait_until
+from testbed.killswitch_server import KillSwitchServer
+from testbed.servers import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -15,8 +15,8 @@ import httpx
 import pytest
 from redis import Redis
 
-from tests.integration.daemon_helpers import TickFeed, cli, write_config
-from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
+from testbed.daemon_process import TickFeed, cli, write_config
+from testbed.servers import Daemon, NotifySocket, RedisServer, wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.integration.daemon_helpers import write_config
-from tests.killswitch_server import Behaviour, KillSwitchServer
-from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
+from testbed.daemon_process import write_config
+from testbed.killswitch_server import Behaviour, KillSwitchServer
+from testbed.servers import Daemon, NotifySocket, RedisServer, wait_until
 
 pytestmark = pytest.mark.slow
 

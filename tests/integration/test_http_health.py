@@ -13,8 +13,8 @@ from supervisor.config import HttpHealthConfig
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.http_health import HttpHealth
-from tests.httpserver import Answer, HttpServer
-from tests.servers import free_port
+from testbed.http_server import Answer, HttpServer
+from testbed.servers import free_port
 
 pytestmark = pytest.mark.anyio
 

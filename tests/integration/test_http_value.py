@@ -12,8 +12,8 @@ from supervisor.config import HttpValueConfig
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.http_value import HttpValue
-from tests.httpserver import HttpServer
-from tests.servers import free_port
+from testbed.http_server import HttpServer
+from testbed.servers import free_port
 
 pytestmark = pytest.mark.anyio
 

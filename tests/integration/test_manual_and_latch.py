@@ -9,8 +9,8 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.integration.daemon_helpers import TickFeed, cli, write_config
-from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
+from testbed.daemon_process import TickFeed, cli, write_config
+from testbed.servers import Daemon, NotifySocket, RedisServer, wait_until
 
 REASON = "operator drill: testing the breaker reset path"
 

@@ -19,8 +19,8 @@ from supervisor.model import Status, Verdict, WatchdogRun
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.margin import Margin
-from tests.httpserver import HttpServer
-from tests.servers import free_port
+from testbed.http_server import HttpServer
+from testbed.servers import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -19,7 +19,7 @@ from supervisor.publish.metrics import Metrics
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.poison_queue import PoisonQueue
-from tests.servers import PostgresServer
+from testbed.servers import PostgresServer
 
 pytestmark = pytest.mark.anyio
 

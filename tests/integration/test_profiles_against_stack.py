@@ -13,7 +13,7 @@ import sys
 
 import pytest
 
-from tests.servers import REPO_ROOT
+from testbed.servers import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -12,8 +12,8 @@ from supervisor.config import PrometheusQueryConfig
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.prometheus_query import NO_DATA, PrometheusQuery, render_labels
-from tests.httpserver import HttpServer
-from tests.servers import free_port
+from testbed.http_server import HttpServer
+from testbed.servers import free_port
 
 pytestmark = pytest.mark.anyio
 

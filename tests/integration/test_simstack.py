@@ -23,7 +23,7 @@ import asyncpg
 import pytest
 from redis import Redis
 
-from tests.servers import REPO_ROOT, PostgresServer, RedisServer, free_port, wait_until
+from testbed.servers import REPO_ROOT, PostgresServer, RedisServer, free_port, wait_until
 
 SIMSTACK = REPO_ROOT / "scripts" / "simstack.py"
 TOKEN = "sim-token"

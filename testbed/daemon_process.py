@@ -10,7 +10,7 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.servers import REPO_ROOT, free_port
+from testbed.servers import REPO_ROOT, free_port
 
 BASE_CONFIG = """
 [supervisor]
