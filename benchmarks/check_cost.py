@@ -17,7 +17,7 @@ from redis.asyncio import Redis
 
 from supervisor.config import TickFreshnessConfig
 from supervisor.watchdogs.tick_freshness import TickFreshness
-from testbed.servers import running_redis
+from testbed.redis_server import running_redis
 
 REPEATS = 200
 

@@ -31,8 +31,11 @@ from types import FrameType
 
 from redis import Redis
 
-from testbed import simstack
-from testbed.servers import REPO_ROOT, Daemon, PostgresServer, RedisServer, free_port, wait_until
+from testbed import REPO_ROOT, simstack
+from testbed.daemon_process import Daemon
+from testbed.postgres_server import PostgresServer
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port, wait_until
 
 TOKENS = {name: "demo-token" for name in simstack.TOKEN_ENV}
 FAULTS_BY_PROFILE = {

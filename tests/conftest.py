@@ -12,13 +12,9 @@ from redis.asyncio import Redis
 
 from supervisor.sources import http as http_source
 from testbed.http_server import HttpServer
-from testbed.servers import (
-    NotifySocket,
-    PostgresServer,
-    RedisServer,
-    running_postgres,
-    running_redis,
-)
+from testbed.notify_socket import NotifySocket
+from testbed.postgres_server import PostgresServer, running_postgres
+from testbed.redis_server import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,7 @@ from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status, TradingState
 from supervisor.sources import http as http_source
 from testbed.killswitch_server import KillSwitchServer
-from testbed.servers import wait_until
+from testbed.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 

@@ -30,7 +30,9 @@ from supervisor.constants import AUDIT_OUTBOX_FILE, AUDIT_REJECTED_FILE
 from supervisor.publish.audit import AuditEvent, AuditTrail, events_key
 from supervisor.publish.audit_read import SourcedEvent, TrailReader, show_events
 from supervisor.publish.metrics import Metrics
-from testbed.servers import PostgresServer, RedisServer, free_port
+from testbed.postgres_server import PostgresServer
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port
 
 NS = "audit-test"
 

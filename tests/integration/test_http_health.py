@@ -14,7 +14,7 @@ from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.http_health import HttpHealth
 from testbed.http_server import Answer, HttpServer
-from testbed.servers import free_port
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -9,8 +9,11 @@ from pathlib import Path
 
 from redis import Redis
 
-from testbed.daemon_process import TickFeed, cli, write_config
-from testbed.servers import Daemon, NotifySocket, RedisServer, wait_until
+from testbed.daemon_process import Daemon, cli, write_config
+from testbed.notify_socket import NotifySocket
+from testbed.redis_server import RedisServer
+from testbed.tick_feed import TickFeed
+from testbed.waiting import wait_until
 
 REASON = "operator drill: testing the breaker reset path"
 

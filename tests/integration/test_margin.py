@@ -20,7 +20,7 @@ from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.margin import Margin
 from testbed.http_server import HttpServer
-from testbed.servers import free_port
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -14,7 +14,7 @@ import sys
 
 import pytest
 
-from testbed.servers import REPO_ROOT
+from testbed import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 

@@ -13,7 +13,7 @@ from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.prometheus_query import NO_DATA, PrometheusQuery, render_labels
 from testbed.http_server import HttpServer
-from testbed.servers import free_port
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -21,8 +21,10 @@ import asyncpg
 import pytest
 from redis import Redis
 
-from testbed import demo, simstack
-from testbed.servers import REPO_ROOT, PostgresServer, RedisServer, free_port, wait_until
+from testbed import REPO_ROOT, demo, simstack
+from testbed.postgres_server import PostgresServer
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port, wait_until
 
 TOKEN = "sim-token"
 

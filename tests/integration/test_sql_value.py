@@ -16,7 +16,7 @@ from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.sql_value import SqlValue
-from testbed.servers import PostgresServer
+from testbed.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.anyio
 
