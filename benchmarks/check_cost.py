@@ -16,7 +16,7 @@ from pathlib import Path
 from redis.asyncio import Redis
 
 from supervisor.watchdogs.tick_freshness import TickFreshness, TickFreshnessConfig
-from tests.servers import running_redis
+from testbed.redis_server import running_redis
 
 REPEATS = 200
 

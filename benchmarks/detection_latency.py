@@ -19,8 +19,10 @@ from pathlib import Path
 
 from redis import Redis
 
-from tests.integration.daemon_helpers import TickFeed, write_config
-from tests.servers import Daemon, RedisServer, running_redis, wait_until
+from testbed.daemon_process import Daemon, write_config
+from testbed.redis_server import RedisServer, running_redis
+from testbed.tick_feed import TickFeed
+from testbed.waiting import wait_until
 
 BREACH_S, INTERVAL_S = 1.0, 1.0
 

@@ -11,14 +11,10 @@ from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
 from supervisor.sources import http as http_source
-from tests.httpserver import HttpServer
-from tests.servers import (
-    NotifySocket,
-    PostgresServer,
-    RedisServer,
-    running_postgres,
-    running_redis,
-)
+from testbed.http_server import HttpServer
+from testbed.notify_socket import NotifySocket
+from testbed.postgres_server import PostgresServer, running_postgres
+from testbed.redis_server import RedisServer, running_redis
 
 
 @pytest.fixture(scope="session")
@@ -79,7 +75,7 @@ def private_postgres() -> Iterator[PostgresServer]:
 
 @pytest.fixture
 def http_server() -> Iterator[HttpServer]:
-    """A real HTTP server on 127.0.0.1 with programmable answers (tests/httpserver.py)."""
+    """A real HTTP server on 127.0.0.1 with programmable answers (testbed/http_server.py)."""
     server = HttpServer()
     yield server
     server.close()

@@ -26,7 +26,7 @@ from supervisor.actuators.redis_flag import RedisFlag, RedisFlagConfig
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status
 from supervisor.sources import http as http_source
-from tests.killswitch_server import Behaviour, KillSwitchServer
+from testbed.killswitch_server import Behaviour, KillSwitchServer
 
 pytestmark = pytest.mark.anyio
 

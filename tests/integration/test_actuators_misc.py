@@ -25,8 +25,8 @@ from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status, TradingState
 from supervisor.protection import build_protection
 from supervisor.sources import http as http_source
-from tests.killswitch_server import KillSwitchServer
-from tests.servers import wait_until
+from testbed.killswitch_server import KillSwitchServer
+from testbed.waiting import wait_until
 
 pytestmark = pytest.mark.anyio
 

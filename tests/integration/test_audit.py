@@ -32,7 +32,9 @@ from supervisor.kinds import kind_gauges
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail, events_key
 from supervisor.publish.audit.read import SourcedEvent, TrailReader, show_events
 from supervisor.publish.metrics import Metrics
-from tests.servers import PostgresServer, RedisServer, free_port
+from testbed.postgres_server import PostgresServer
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port
 
 NS = "audit-test"
 

@@ -8,9 +8,11 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.integration.daemon_helpers import write_config
-from tests.killswitch_server import Behaviour, KillSwitchServer
-from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
+from testbed.daemon_process import Daemon, write_config
+from testbed.killswitch_server import Behaviour, KillSwitchServer
+from testbed.notify_socket import NotifySocket
+from testbed.redis_server import RedisServer
+from testbed.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 

@@ -23,7 +23,7 @@ from supervisor.kinds import kind_gauges
 from supervisor.latch import engaged_key, reset_key
 from supervisor.model import Health, Status, TradingState
 from supervisor.publish.metrics import Metrics
-from tests.servers import RedisServer
+from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 

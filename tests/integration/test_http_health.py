@@ -13,8 +13,8 @@ from supervisor.kinds import watchdog_kind
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.http_health import HttpHealth, HttpHealthConfig
-from tests.httpserver import Answer, HttpServer
-from tests.servers import free_port
+from testbed.http_server import Answer, HttpServer
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

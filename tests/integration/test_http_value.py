@@ -11,8 +11,8 @@ import pytest
 from supervisor.model import Status, Verdict
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.http_value import HttpValue, HttpValueConfig
-from tests.httpserver import HttpServer
-from tests.servers import free_port
+from testbed.http_server import HttpServer
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

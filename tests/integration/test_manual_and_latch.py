@@ -10,8 +10,11 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
-from tests.integration.daemon_helpers import TickFeed, cli, write_config
-from tests.servers import Daemon, NotifySocket, RedisServer, wait_until
+from testbed.daemon_process import Daemon, cli, write_config
+from testbed.notify_socket import NotifySocket
+from testbed.redis_server import RedisServer
+from testbed.tick_feed import TickFeed
+from testbed.waiting import wait_until
 
 REASON = "operator drill: testing the breaker reset path"
 

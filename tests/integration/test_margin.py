@@ -21,8 +21,8 @@ from supervisor.protection import unmet_needs
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.margin import Margin, MarginConfig
-from tests.httpserver import HttpServer
-from tests.servers import free_port
+from testbed.http_server import HttpServer
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

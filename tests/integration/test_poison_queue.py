@@ -21,7 +21,7 @@ from supervisor.publish.metrics import Metrics
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.poison_queue import PoisonQueue, PoisonQueueConfig
-from tests.servers import PostgresServer
+from testbed.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.anyio
 

@@ -1,9 +1,10 @@
 """Each example profile protects its system: run it against the simulated stack, inject the
 fault its runbook describes, and see the action the runbook calls for happen.
 
-Runs `scripts/demo.py` (the README's first command) once per profile: private Redis and
-PostgreSQL, the simulator, the supervisor with the real profile (addresses rewritten to the
-simulator, session calendars lifted so it fires at any hour), then the fault.
+Runs `testbed/demo.py` (what `scripts/demo`, the README's first command, runs) once per
+profile: private Redis and PostgreSQL, the simulator, the supervisor with the real profile
+(addresses rewritten to the simulator, session calendars lifted so it fires at any hour), then
+the fault.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import sys
 
 import pytest
 
-from tests.servers import REPO_ROOT
+from testbed import REPO_ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -32,7 +33,7 @@ CASES = {
 def test_profile_acts_on_its_runbook_fault(profile: str) -> None:
     fault, actuator, state_line = CASES[profile]
     demo = subprocess.run(
-        [sys.executable, "scripts/demo.py", "--profile", profile, "--faults", fault],
+        [sys.executable, "-m", "testbed.demo", "--profile", profile, "--faults", fault],
         capture_output=True,
         text=True,
         timeout=140,

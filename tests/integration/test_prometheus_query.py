@@ -16,8 +16,8 @@ from supervisor.watchdogs.prometheus_query import (
     PrometheusQueryConfig,
     render_labels,
 )
-from tests.httpserver import HttpServer
-from tests.servers import free_port
+from testbed.http_server import HttpServer
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 

@@ -1,9 +1,8 @@
-"""The simulated trading stack (scripts/simstack.py) as a real subprocess, and the demo."""
+"""The simulated trading stack (testbed/simstack.py) as a real subprocess, and the demo."""
 
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import re
 import signal
@@ -16,32 +15,18 @@ import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import asyncpg
 import pytest
 from redis import Redis
 
-from tests.servers import REPO_ROOT, PostgresServer, RedisServer, free_port, wait_until
+from testbed import REPO_ROOT, demo, simstack
+from testbed.postgres_server import PostgresServer
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port, wait_until
 
-SIMSTACK = REPO_ROOT / "scripts" / "simstack.py"
 TOKEN = "sim-token"
-
-
-def load_script(name: str) -> ModuleType:
-    """A module of scripts/ (not a package), registered under its own name."""
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "scripts" / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-simstack = load_script("simstack")
 
 
 @dataclass
@@ -78,10 +63,10 @@ def call(
 def start_simstack(redis_url: str, dsn: str) -> tuple[subprocess.Popen[str], dict[int, int], int]:
     ports: dict[int, int] = simstack.allocate_ports()
     control_port = free_port()
-    argv = [sys.executable, str(SIMSTACK), "--redis", redis_url, "--postgres", dsn]
+    argv = [sys.executable, "-m", "testbed.simstack", "--redis", redis_url, "--postgres", dsn]
     argv += ["--ports", json.dumps(ports), "--control-port", str(control_port)]
     argv += ["--tokens", json.dumps({"SAFETY_API_TOKEN": TOKEN})]
-    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True)
+    process = subprocess.Popen(argv, stdout=subprocess.PIPE, text=True, cwd=REPO_ROOT)
     assert process.stdout is not None
     first_line = process.stdout.readline().strip()
     if first_line != "simstack ready":
@@ -385,7 +370,6 @@ def test_stops_on_control_shutdown(sim_servers: tuple[RedisServer, str]) -> None
 
 
 def test_demo_sets_keys_in_sections() -> None:
-    demo = load_script("demo")
     text = '[supervisor]\nstate_dir = "/var/lib/x"\n\n[metrics]\n\n[[watchdogs]]\nname = "a"\n'
     text = demo.set_key(text, "supervisor", "state_dir", '"/tmp/s"')
     text = demo.set_key(text, "metrics", "listen", '"127.0.0.1:1"')
@@ -440,10 +424,10 @@ on_breach = ["breaker"]
 def test_demo_detects_acts_and_leaves_nothing_running(tmp_path: Path) -> None:
     profile = tmp_path / "locks.toml"
     profile.write_text(DEMO_PROFILE, encoding="utf-8")
-    demo = [sys.executable, str(REPO_ROOT / "scripts" / "demo.py"), "--profile-file", str(profile)]
+    argv = [sys.executable, "-m", "testbed.demo", "--profile-file", str(profile)]
     started = time.monotonic()
     result = subprocess.run(
-        [*demo, "--faults", "orphan_lock"],
+        [*argv, "--faults", "orphan_lock"],
         capture_output=True,
         text=True,
         timeout=110,

@@ -17,7 +17,7 @@ from supervisor.protection import build_protection
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.sql_value import SqlValue, SqlValueConfig
-from tests.servers import PostgresServer
+from testbed.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.anyio
 

@@ -1,16 +1,17 @@
-"""Config files and tick feeders for daemon-level tests and benchmarks."""
+"""`python -m supervisor` as a real subprocess: the daemon, one-shot CLI calls, and a small
+config for them."""
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
-from redis import Redis
-
-from tests.servers import REPO_ROOT, free_port
+from testbed import REPO_ROOT
+from testbed.notify_socket import NotifySocket
+from testbed.waiting import free_port
 
 BASE_CONFIG = """
 [supervisor]
@@ -69,40 +70,42 @@ def write_config(
     return path, metrics_port
 
 
-class TickFeed:
-    """Writes a fresh epoch-ms tick for each instrument every `period_s`, in a thread."""
+class Daemon:
+    """`python -m supervisor run` as a real subprocess, its stderr captured to a file."""
 
     def __init__(
-        self, redis_url: str, instruments: tuple[str, ...] = ("SPX", "ES"), period_s: float = 0.1
-    ):
-        self.client = Redis.from_url(redis_url)
-        self.instruments = instruments
-        self.period_s = period_s
-        self.last_tick_at = 0.0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._run, daemon=True)
+        self, config: Path, notify: NotifySocket | None, extra_env: dict[str, str] | None = None
+    ) -> None:
+        self.config = config
+        self.log_path = config.with_suffix(".log")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        env.pop("JOURNAL_STREAM", None)
+        if notify is not None:
+            env["NOTIFY_SOCKET"] = notify.path
+        self._log = self.log_path.open("wb")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=REPO_ROOT,
+        )
 
-    def start(self) -> TickFeed:
-        self.write()
-        self._thread.start()
-        return self
+    def log(self) -> str:
+        return self.log_path.read_text(encoding="utf-8", errors="replace")
 
-    def write(self) -> None:
-        now = time.time()
-        for instrument in self.instruments:
-            self.client.set(f"ticks:last:{instrument}", str(int(now * 1000)))
-        self.last_tick_at = int(now * 1000) / 1000
+    def terminate(self, timeout_s: float = 10.0) -> int:
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+        code = self.process.wait(timeout=timeout_s)
+        self._log.close()
+        return code
 
-    def _run(self) -> None:
-        while not self._stop.wait(self.period_s):
-            self.write()
-
-    def stop(self) -> float:
-        """Stop feeding; return the timestamp of the last tick written."""
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.client.close()
-        return self.last_tick_at
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+        self._log.close()
 
 
 def cli(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:

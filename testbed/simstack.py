@@ -1,6 +1,6 @@
 """A simulated trading stack for the demo and the tests (config/examples/STACK_CONTRACT.md).
 
-    python scripts/simstack.py --redis URL --postgres DSN --ports JSON --control-port N
+    python -m testbed.simstack --redis URL --postgres DSN --ports JSON --control-port N
 
 One asyncio program: a tick feed, lock owners and a breaker owner writing to Redis, an
 `alert_deliveries` table in PostgreSQL, and the HTTP endpoints of the five runbook systems on

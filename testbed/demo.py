@@ -3,7 +3,7 @@
     scripts/demo [--profile NAME] [--keep]
 
 Starts a private Redis and PostgreSQL in a temporary directory, the simulated stack
-(scripts/simstack.py) and `trading-supervisor run` with config/examples/<NAME>.toml pointed at
+(testbed/simstack.py) and `trading-supervisor run` with config/examples/<NAME>.toml pointed at
 them; injects the faults that profile's runbook cares about and prints each detection and
 action as it happens, with its latency since the injection; prints `trading-supervisor
 status`; stops everything it started (also on Ctrl-C) unless --keep.
@@ -29,13 +29,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from types import FrameType
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(REPO_ROOT), str(REPO_ROOT / "scripts")]
+from redis import Redis
 
-import simstack  # noqa: E402
-from redis import Redis  # noqa: E402
-
-from tests.servers import Daemon, PostgresServer, RedisServer, free_port, wait_until  # noqa: E402
+from testbed import REPO_ROOT, simstack
+from testbed.daemon_process import Daemon
+from testbed.postgres_server import PostgresServer
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port, wait_until
 
 TOKENS = {name: "demo-token" for name in simstack.TOKEN_ENV}
 FAULTS_BY_PROFILE = {
@@ -125,12 +125,12 @@ def start_servers(directory: Path) -> Stack:
 
 def start_simstack(stack: Stack) -> None:
     log_path = stack.directory / "simstack.log"
-    argv = [sys.executable, str(REPO_ROOT / "scripts" / "simstack.py")]
+    argv = [sys.executable, "-m", "testbed.simstack"]
     argv += ["--redis", stack.redis.url, "--postgres", stack.postgres.dsn]
     argv += ["--ports", json.dumps(stack.ports), "--control-port", str(stack.control_port)]
     argv += ["--tokens", json.dumps(TOKENS)]
     with log_path.open("wb") as log:
-        stack.simstack = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT)
+        stack.simstack = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT, cwd=REPO_ROOT)
     wait_until(lambda: ready(stack, log_path), 20, "the simulated stack")
     say("simulated stack ready: control on port", str(stack.control_port))
 

@@ -1,0 +1,44 @@
+"""Fresh ticks written to Redis in a thread, as a market-data feed does."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+from redis import Redis
+
+
+class TickFeed:
+    """Writes a fresh epoch-ms tick for each instrument every `period_s`, in a thread."""
+
+    def __init__(
+        self, redis_url: str, instruments: tuple[str, ...] = ("SPX", "ES"), period_s: float = 0.1
+    ):
+        self.client = Redis.from_url(redis_url)
+        self.instruments = instruments
+        self.period_s = period_s
+        self.last_tick_at = 0.0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> TickFeed:
+        self.write()
+        self._thread.start()
+        return self
+
+    def write(self) -> None:
+        now = time.time()
+        for instrument in self.instruments:
+            self.client.set(f"ticks:last:{instrument}", str(int(now * 1000)))
+        self.last_tick_at = int(now * 1000) / 1000
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.period_s):
+            self.write()
+
+    def stop(self) -> float:
+        """Stop feeding; return the timestamp of the last tick written."""
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.client.close()
+        return self.last_tick_at
