@@ -14,9 +14,12 @@ from supervisor.daemon.schedule import Schedule
 from supervisor.model import Status, WatchdogRun
 from supervisor.policy import PolicyState, step
 from supervisor.publish.audit import decision_event
-from supervisor.watchdogs.base import evaluate
+from supervisor.quantities import format_duration
+from supervisor.watchdogs.base import run_check
 
 log = logging.getLogger("supervisor")
+
+CUT_OFFS_BEFORE_DEGRADED = 3
 
 
 class Cycle:
@@ -51,10 +54,12 @@ class Cycle:
             return None
         now = context.clock()
         started = time.perf_counter()
-        verdicts = await evaluate(watchdog, assembly.session_of(watchdog), now)
+        evaluation = await run_check(watchdog, assembly.session_of(watchdog), now)
         duration_s = time.perf_counter() - started
         if context.assembly is not assembly:  # reloaded meanwhile: these verdicts are stale
             return None
+        verdicts = evaluation.verdicts
+        self._count_cut_offs(name, evaluation.cut_off, watchdog.config.check_timeout_s)
         previous = context.runtime.policy.get(name, PolicyState())
         rules = assembly.protection.rules[name]
         state, decisions = step(rules, previous, name, verdicts, now, lambda: uuid.uuid4().hex)
@@ -73,6 +78,30 @@ class Cycle:
         context.metrics.observe_run(watchdog.kind, run)
         context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run
+
+    def _count_cut_offs(self, name: str, cut_off: bool, timeout_s: float) -> None:
+        """A check cut off by its timeout run after run leaves the supervisor blind to what
+        it watches: that is its own ill health (DEGRADED, named in STATUS), never a quiet
+        UNKNOWN forever."""
+        runtime = self.context.runtime
+        problem = f"watchdog {name}"
+        if not cut_off:
+            runtime.cut_offs.pop(name, None)
+            if runtime.problems.pop(problem, None) is not None:
+                log.warning("watchdog=%s checks finish within their timeout again", name)
+            return
+        self.context.metrics.check_cut_offs.labels(name).inc()
+        count = runtime.cut_offs[name] = runtime.cut_offs.get(name, 0) + 1
+        if count >= CUT_OFFS_BEFORE_DEGRADED:
+            if problem not in runtime.problems:
+                log.error(
+                    "watchdog=%s: %d checks in a row cut off after %s: it cannot keep up"
+                    " (too much to read, or its source hangs)",
+                    name,
+                    count,
+                    format_duration(timeout_s),
+                )
+            runtime.problems[problem] = f"checks cut off after {format_duration(timeout_s)}"
 
 
 def log_transition(before: PolicyState, after: PolicyState, name: str) -> None:

@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 import anyio
 
 from supervisor import __version__
+from supervisor.clock import SteadyClock
 from supervisor.config.loading import load_config
 from supervisor.config.settings import Settings
 from supervisor.constants import SHUTDOWN_GRACE_S
@@ -45,12 +45,12 @@ class Supervisor:
         config_path: Path | None = None,
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
-        clock: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
     ) -> None:
         self.config_path = config_path
         metrics = metrics or Metrics(kind_gauges=kind_gauges())
         assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
-        self.context = Context(assembly, metrics, notifier or Notifier(), clock)
+        self.context = Context(assembly, metrics, notifier or Notifier(), clock or SteadyClock())
         self.schedule = Schedule(metrics)
         self.acting = Acting(self.context)
         self.cycle = Cycle(self.context, self.acting, self.schedule)
@@ -63,9 +63,13 @@ class Supervisor:
             await self.reconciler.restore()
             await self.housekeeping.check_state_dir()
             self.start()
+            clock_steps = asyncio.get_running_loop().create_task(
+                self.schedule.follow_clock_steps(self._replan)
+            )
             try:
                 await self._serve_signals(signals)
             finally:
+                clock_steps.cancel()
                 await self.shutdown()
 
     def start(self) -> None:
@@ -153,8 +157,11 @@ class Supervisor:
             log.info("reload removed watchdogs: %s", ", ".join(gone))
             context.metrics.forget_watchdogs(gone)
             context.spawn(context.publish(assembly.publisher.forget(gone)))
-        self.schedule.replace_jobs(self._intervals(), self.cycle.run_job, self.housekeeping.run)
+        self._replan()
         context.refresh()
+
+    def _replan(self) -> None:
+        self.schedule.replace_jobs(self._intervals(), self.cycle.run_job, self.housekeeping.run)
 
     def _intervals(self) -> dict[str, float]:
         watchdogs = self.context.assembly.watchdogs

@@ -20,6 +20,7 @@ class Runtime:
     runs: dict[str, WatchdogRun] = field(default_factory=dict)  # the last run per watchdog
     engaged: dict[str, Latch] = field(default_factory=dict)  # only a reset removes one
     problems: dict[str, str] = field(default_factory=dict)  # "redis", "metrics"... -> what
+    cut_offs: dict[str, int] = field(default_factory=dict)  # watchdog -> checks cut off in a row
     summary: GlobalState | None = None
 
     def forget_watchdogs_except(self, kept: Iterable[str]) -> list[str]:
@@ -29,6 +30,8 @@ class Runtime:
         for name in gone:
             self.policy.pop(name, None)
             self.runs.pop(name, None)
+            self.cut_offs.pop(name, None)
+            self.problems.pop(f"watchdog {name}", None)
         return gone
 
     def derive_global_state(self, watchdogs: Iterable[str]) -> GlobalState:

@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_JOB_MISSED
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
+from supervisor.clock import STEP_S
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, MISFIRE_GRACE_S
 from supervisor.model import Verdict
 from supervisor.publish.metrics import Metrics
@@ -26,6 +28,7 @@ log = logging.getLogger("supervisor")
 
 HOUSEKEEPING_JOB = "_housekeeping"
 MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have finished first
+CLOCK_WATCH_S = 0.5
 
 WatchdogJob = Callable[[str], Awaitable[None]]
 HousekeepingJob = Callable[[], Awaitable[None]]
@@ -88,18 +91,35 @@ class Schedule:
 
     def rearm(self, name: str, verdicts: list[Verdict], now: float) -> float | None:
         """Move the next run to the earliest deadline if it comes before the next interval;
-        return when the watchdog runs next (None if it is not scheduled)."""
+        return when the watchdog runs next (None if it is not scheduled). `now` and the
+        deadlines are on the daemon's clock; APScheduler plans on the system clock, so only
+        the delay from now crosses over."""
         job = self.scheduler.get_job(name) if self.scheduler else None
         if job is None or job.next_run_time is None:
             return None
-        next_run: float = job.next_run_time.timestamp()
+        system_now = datetime.now(UTC)
+        next_in_s: float = (job.next_run_time - system_now).total_seconds()
         deadlines = [v.deadline for v in verdicts if v.deadline is not None]
         if deadlines:
-            deadline = max(min(deadlines), now + MIN_RESCHEDULE_S)
-            if deadline < next_run:
-                job.modify(next_run_time=datetime.fromtimestamp(deadline, UTC))
-                next_run = deadline
-        return next_run
+            deadline_in_s = max(min(deadlines) - now, MIN_RESCHEDULE_S)
+            if deadline_in_s < next_in_s:
+                job.modify(next_run_time=system_now + timedelta(seconds=deadline_in_s))
+                next_in_s = deadline_in_s
+        return now + next_in_s
+
+    async def follow_clock_steps(self, replan: Callable[[], None]) -> None:
+        """APScheduler plans on the system clock: stepped back an hour, it would sleep until
+        the old time comes round again (an hour without checks); stepped forward, it skips
+        runs. Re-plan every job from now whenever the system clock steps."""
+        last_wall, last_mono = time.time(), time.monotonic()
+        while True:
+            await asyncio.sleep(CLOCK_WATCH_S)
+            wall, mono = time.time(), time.monotonic()
+            step_s = (wall - last_wall) - (mono - last_mono)
+            if abs(step_s) > STEP_S:
+                log.warning("system clock stepped by %+.1fs: re-planning every job", step_s)
+                replan()
+            last_wall, last_mono = wall, mono
 
     def pause(self) -> None:
         """No new runs from now on; runs in flight go on (the shutdown's first phase)."""

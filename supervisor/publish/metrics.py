@@ -79,6 +79,12 @@ class Metrics:
             ["actuator", "outcome"],
             registry=r,
         )
+        self.check_cut_offs = Counter(
+            "supervisor_watchdog_check_cut_offs",
+            "Checks cut off by their timeout (all subjects UNKNOWN): the watchdog cannot keep up.",
+            ["watchdog"],
+            registry=r,
+        )
         self.scheduler_events = Counter(
             "supervisor_scheduler_events",
             "Scheduler trouble: job errors, missed runs, runs skipped for max_instances.",
@@ -136,6 +142,7 @@ class Metrics:
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
         per_watchdog = [self.watchdog_status, self.watchdog_value, self.last_run, self.duration]
+        per_watchdog.append(self.check_cut_offs)
         per_watchdog += [gauge for spec, gauge in self.kind_gauges.values() if spec.watchdog_label]
         for name in names:
             for metric in per_watchdog:

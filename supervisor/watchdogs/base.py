@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import abc
 import logging
+from dataclasses import dataclass
 
 import anyio
 
@@ -48,22 +49,34 @@ class Watchdog(abc.ABC):
         return [Verdict(self.name, subject, status, reason) for subject in self.subjects]
 
 
+@dataclass(frozen=True)
+class Evaluation:
+    verdicts: list[Verdict]
+    cut_off: bool = False  # the check did not finish within its timeout
+
+
 async def evaluate(watchdog: Watchdog, session: Session | None, now: float) -> list[Verdict]:
+    """One evaluation's verdicts (for `check` and tests); see `run_check`."""
+    return (await run_check(watchdog, session, now)).verdicts
+
+
+async def run_check(watchdog: Watchdog, session: Session | None, now: float) -> Evaluation:
+    """Check once under the session gate and the timeout; a failure becomes UNKNOWN."""
     opened_at = None
     if session is not None:
         opened_at = session.opened_at(now)
         if opened_at is None:
-            return watchdog.all_subjects(Status.OK, f"session closed ({session.name})")
+            return Evaluation(watchdog.all_subjects(Status.OK, f"session closed ({session.name})"))
     timeout_s = watchdog.config.check_timeout_s
     try:
         with anyio.fail_after(timeout_s):
-            return await watchdog.check(now, opened_at)
+            return Evaluation(await watchdog.check(now, opened_at))
     except TimeoutError:
-        return watchdog.all_subjects(
-            Status.UNKNOWN, f"check timed out after {format_duration(timeout_s)}"
-        )
+        reason = f"check timed out after {format_duration(timeout_s)}"
+        return Evaluation(watchdog.all_subjects(Status.UNKNOWN, reason), cut_off=True)
     except SourceError as exc:
-        return watchdog.all_subjects(Status.UNKNOWN, str(exc))
+        return Evaluation(watchdog.all_subjects(Status.UNKNOWN, str(exc)))
     except Exception as exc:  # a bug in one watchdog must not take the daemon down
         log.exception("watchdog=%s check failed unexpectedly", watchdog.name)
-        return watchdog.all_subjects(Status.UNKNOWN, f"internal error: {type(exc).__name__}")
+        reason = f"internal error: {type(exc).__name__}"
+        return Evaluation(watchdog.all_subjects(Status.UNKNOWN, reason))

@@ -403,3 +403,43 @@ async def test_a_reset_from_a_clock_ahead_never_voids_a_later_engagement(
     await redis.set("circuit_breaker:state", json.dumps({"state": "OPEN"}))
     await supervisor.reconciler.refresh()
     assert "breaker" not in supervisor.context.runtime.engaged
+
+
+def too_many_to_read(count: int = 20_000) -> str:
+    """A watchdog that cannot read all it watches within its timeout."""
+    instruments = ", ".join(f'"I{index}"' for index in range(count))
+    return f"""
+[[watchdogs]]
+name = "slow"
+kind = "tick_freshness"
+key = "ticks:{{instrument}}"
+instruments = [{instruments}]
+breach = "10s"
+interval = "1s"
+timeout = "10ms"
+"""
+
+
+async def test_a_check_cut_off_run_after_run_degrades_health_and_says_so(
+    tmp_path: Path, redis_server: RedisServer, clock: Clock, redis: Redis
+) -> None:
+    path = write(tmp_path / "supervisor.toml", redis_server.url, extra=too_many_to_read())
+    metrics = Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
+    daemon = Supervisor(load_config(path), path, metrics=metrics, clock=clock)
+    try:
+        for _ in range(2):
+            await daemon.cycle.run("slow")
+        assert daemon.context.refresh().health is Health.OK  # two: not yet
+        run = await daemon.cycle.run("slow")
+        assert run is not None and run.status is Status.UNKNOWN
+        summary = daemon.context.refresh()
+        assert summary.health is Health.DEGRADED
+        assert "watchdog slow: checks cut off after 10ms" in summary.status_line()
+        cut_offs = metrics.registry.get_sample_value(
+            "supervisor_watchdog_check_cut_offs_total", {"watchdog": "slow"}
+        )
+        assert cut_offs == 3
+    finally:
+        await settle(daemon)
+        await daemon.context.assembly.close()
+        daemon.context.notifier.close()
