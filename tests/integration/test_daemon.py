@@ -16,6 +16,7 @@ import pytest
 from redis import Redis
 
 from testbed.daemon_process import Daemon, cli, write_config
+from testbed.http_server import Answer, HttpServer
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
 from testbed.tick_feed import TickFeed
@@ -253,3 +254,54 @@ def test_restart_finds_the_tripped_breaker(
         )
     finally:
         assert daemon.terminate() == 0
+
+
+def slow_health_watchdog(url: str, timeout: str) -> str:
+    return f"""
+[[watchdogs]]
+name = "slow_health"
+kind = "http_health"
+url = "{url}"
+interval = "10s"
+timeout = "{timeout}"
+"""
+
+
+@pytest.mark.parametrize(
+    ("delay_s", "timeout", "cancelled"),
+    [(0.8, "1s", 0), (6.0, "5s", 1)],
+    ids=["finishes-within-the-grace", "cancelled-after-the-grace"],
+)
+def test_sigterm_gives_in_flight_checks_their_grace_then_cancels_and_counts(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    sync_redis: Redis,
+    notify_socket: NotifySocket,
+    http_server: HttpServer,
+    delay_s: float,
+    timeout: str,
+    cancelled: int,
+) -> None:
+    http_server.answer("/ready", Answer(body=b"{}", delay_s=delay_s))
+    config, _ = write_config(tmp_path, redis_server.url)
+    with config.open("a", encoding="utf-8") as handle:
+        handle.write(slow_health_watchdog(http_server.url("/ready"), timeout))
+    daemon = Daemon(config, notify_socket)
+    try:
+        notify_socket.wait_for("READY=1")
+        wait_until(lambda: http_server.counts["/ready"] >= 1, 10, "the slow check to start")
+        sent_at = time.time()
+        code = daemon.terminate()
+        stopped_in = time.time() - sent_at
+    finally:
+        daemon.kill()
+    log = daemon.log()
+    assert code == 0
+    assert f"stopped ({cancelled} in-flight checks/actions cancelled)" in log
+    assert "Traceback" not in log
+    assert "CancelledError" not in log
+    if cancelled:
+        assert "watchdog=slow_health check cancelled by the shutdown" in log
+        assert stopped_in < delay_s  # the grace, not the whole check
+    else:
+        assert "slow_health" not in log.split("received SIGTERM")[1].split("stopped")[0]
