@@ -27,10 +27,12 @@ class GlobalState:
     health: Health
     reason: str
     problems: tuple[str, ...]
+    restored: bool = False  # the state was restored at start and has not changed since
 
     def status_line(self) -> str:
         """One line for `systemctl status`."""
-        line = f"{self.trading_state.name}: {self.reason}"
+        restored = " (restored)" if self.restored else ""
+        line = f"{self.trading_state.name}{restored}: {self.reason}"
         if self.health is Health.DEGRADED:
             line += " | DEGRADED: " + "; ".join(self.problems)
         return line[:400]
@@ -40,20 +42,26 @@ def derive_global_state(
     engaged: Mapping[str, Engagement],
     watchdogs: Mapping[str, tuple[Status, str]],
     problems: list[str],
+    *,
+    waiting: int = 0,
+    restored: bool = False,
 ) -> GlobalState:
-    """`engaged`: actuator -> engagement; `watchdogs`: name -> (status, reason)."""
+    """`engaged`: actuator -> engagement; `watchdogs`: name -> (status, reason) of those that
+    have run; `waiting`: how many configured watchdogs have not run yet."""
     trading = max((e.level for e in engaged.values()), default=TradingState.ACTIVE)
     if trading >= TradingState.HALTED:
         health = Health.HALTED
     else:
         health = Health.DEGRADED if problems else Health.OK
-    return GlobalState(trading, health, _reason(trading, engaged, watchdogs), tuple(problems))
+    reason = _reason(trading, engaged, watchdogs, waiting)
+    return GlobalState(trading, health, reason, tuple(problems), restored)
 
 
 def _reason(
     trading: TradingState,
     engaged: Mapping[str, Engagement],
     watchdogs: Mapping[str, tuple[Status, str]],
+    waiting: int,
 ) -> str:
     if trading is not TradingState.ACTIVE:
         top = [e.reason for e in engaged.values() if e.level == trading]
@@ -64,6 +72,9 @@ def _reason(
         for name, (status, why) in watchdogs.items()
         if status is not Status.OK
     ]
+    if waiting:  # "0 of 0 watchdogs OK" at start would read as nothing configured
+        total = len(watchdogs) + waiting
+        return "; ".join([f"starting: {len(watchdogs)} of {total} watchdogs have run", *not_ok])
     if not_ok and ok == 0:
         return "; ".join(not_ok)
     return "; ".join([f"{ok} of {len(watchdogs)} watchdogs OK", *not_ok])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import replace
 from typing import Any
 
 import anyio
@@ -105,11 +106,13 @@ class Context:
     def refresh(self) -> GlobalState:
         """Derive the global answer again and show it: metrics, STATUS, a log line on change."""
         runtime = self.runtime
-        summary = runtime.derive_global_state(self.assembly.watchdogs)
+        summary = runtime.global_state(self.assembly.watchdogs)
         previous = runtime.summary
         if previous is None or previous.trading_state != summary.trading_state:
             runtime.trading_since = self.clock()
             if previous is not None:
+                runtime.restored = False  # a new state is no longer the one restored
+                summary = replace(summary, restored=False)
                 log.warning(
                     "trading_state=%s (was %s): %s",
                     summary.trading_state.name,

@@ -33,6 +33,7 @@ class Reconciler:
         if not restored:
             return
         context.runtime.engaged.update(restored)
+        context.runtime.restored = True
         summary = context.refresh()
         found = [name for name, found in (("state_dir", from_file), ("redis", from_redis)) if found]
         sources = " and ".join(found)
@@ -42,7 +43,6 @@ class Reconciler:
             sources,
             "; ".join(f"{n} ({latch.reason})" for n, latch in restored.items()),
         )
-        context.notifier.status(f"{summary.trading_state.name} (restored): {summary.reason}")
         reason = f"restored {summary.trading_state.name} from {sources}"
         context.audit(AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED))
 

@@ -22,6 +22,7 @@ class Runtime:
     problems: dict[str, str] = field(default_factory=dict)  # "redis", "metrics"... -> what
     cut_offs: dict[str, int] = field(default_factory=dict)  # watchdog -> checks cut off in a row
     summary: GlobalState | None = None
+    restored: bool = False  # the trading state was restored at start and has not changed
 
     def forget_watchdogs_except(self, kept: Iterable[str]) -> list[str]:
         """Drop what is known of watchdogs a reload removed; return their names."""
@@ -34,14 +35,18 @@ class Runtime:
             self.problems.pop(f"watchdog {name}", None)
         return gone
 
-    def derive_global_state(self, watchdogs: Iterable[str]) -> GlobalState:
+    def global_state(self, watchdogs: Iterable[str]) -> GlobalState:
         """The trading state, health and reason; `watchdogs` are the configured ones, in order
         (one that has not run yet is "starting", not counted as OK)."""
-        states = {name: self.policy.get(name) for name in watchdogs}
-        verdicts = {n: (s.status, s.reason) for n, s in states.items() if s is not None}
+        configured = list(watchdogs)
+        states = {name: self.policy[name] for name in configured if name in self.policy}
+        verdicts = {name: (state.status, state.reason) for name, state in states.items()}
         engaged = {n: Engagement(latch.level, latch.reason) for n, latch in self.engaged.items()}
         problems = [f"{k}: {v}" for k, v in self.problems.items()]
-        return derive_global_state(engaged, verdicts, problems)
+        waiting = len(configured) - len(states)
+        return derive_global_state(
+            engaged, verdicts, problems, waiting=waiting, restored=self.restored
+        )
 
     @property
     def levels(self) -> set[TradingState]:

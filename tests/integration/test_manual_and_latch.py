@@ -98,7 +98,8 @@ def test_sigkill_after_a_trip_comes_back_reduce_only_even_if_redis_lost_it(
     restarted = Daemon(config, notify_socket)
     try:
         restarted_at = time.time()
-        notify_socket.wait_for("STATUS=REDUCE_ONLY (restored)", after=restarted_at)
+        # READY=1 carries the restored state: that is what `systemctl status` keeps showing.
+        notify_socket.wait_for("READY=1\nSTATUS=REDUCE_ONLY (restored)", after=restarted_at)
         wait_until(lambda: breaker_state(sync_redis) == "TRIPPED", 10, "the breaker re-engaged")
         assert "restored trading_state=REDUCE_ONLY from state_dir" in restarted.log()
     finally:

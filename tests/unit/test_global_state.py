@@ -85,3 +85,15 @@ def test_status_line_shows_problems_when_degraded() -> None:
     line = summary.status_line()
     assert line == "ACTIVE: spx UNKNOWN — no verdicts — é | DEGRADED: redis down"
     assert len(derive_global_state({}, {}, ["x" * 1000]).status_line()) == 400
+
+
+def test_a_watchdog_that_has_not_run_yet_is_starting_not_ok() -> None:
+    state = derive_global_state({}, {}, [], waiting=2)
+    assert state.reason == "starting: 0 of 2 watchdogs have run"
+    state = derive_global_state({}, {"spx": (Status.WARN, "SPX age 11s")}, [], waiting=1)
+    assert state.reason == "starting: 1 of 2 watchdogs have run; spx WARN — SPX age 11s"
+
+
+def test_a_restored_state_says_so_in_the_status_line() -> None:
+    state = derive_global_state(engaged(TradingState.REDUCE_ONLY), {}, [], restored=True)
+    assert state.status_line().startswith("REDUCE_ONLY (restored): ")
