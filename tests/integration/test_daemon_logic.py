@@ -128,6 +128,14 @@ async def stale_tick(redis: Redis, clock: Clock, age_s: float = 30.0) -> None:
     await redis.set("ticks:SPX", f"{clock.now - age_s:.3f}")
 
 
+async def trip_breaker(supervisor: Supervisor, redis: Redis, clock: Clock) -> None:
+    """A stale tick and one cycle: w1 breaches and the breaker is engaged."""
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+
+
 async def test_a_cycle_judges_decides_acts_and_publishes(
     supervisor: Supervisor, redis: Redis, clock: Clock
 ) -> None:
@@ -171,10 +179,7 @@ async def test_housekeeping_publishes_heartbeat_and_holds_keepalive_for_late_wat
 async def test_reconcile_applies_a_reset_and_relatches_a_lost_breaker(
     supervisor: Supervisor, redis: Redis, clock: Clock
 ) -> None:
-    await stale_tick(redis, clock)
-    await supervisor.cycle.run("w1")
-    await settle(supervisor)
-    assert "breaker" in supervisor.context.runtime.engaged
+    await trip_breaker(supervisor, redis, clock)
 
     # Lost without a reset (a flushed Redis): the latch engages it again.
     await redis.delete("circuit_breaker:state", engaged_key("sup"))
@@ -266,10 +271,7 @@ async def test_dry_run_says_would_and_never_acts(
 async def test_auto_reset_only_after_its_time_and_once_the_watchdog_cleared(
     supervisor: Supervisor, redis: Redis, clock: Clock
 ) -> None:
-    await stale_tick(redis, clock)
-    await supervisor.cycle.run("w1")
-    await settle(supervisor)
-    assert "breaker" in supervisor.context.runtime.engaged
+    await trip_breaker(supervisor, redis, clock)
 
     clock.now += 61  # its time has come, but the watchdog still breaches
     await stale_tick(redis, clock)
