@@ -179,11 +179,13 @@ class Acting:
         """Hold `latch` for actuator `name`: in memory, in state_dir and in Redis."""
         context = self.context
         context.runtime.engaged[name] = latch
-        self._save_file()
+        self.save_file()
         context.refresh()
         context.spawn(self.write_to_redis(name, latch))
 
-    def _save_file(self) -> None:
+    def save_file(self) -> None:
+        """Persist what is engaged in state_dir; a failure is said, never raised (disk full:
+        protection goes on, health says DEGRADED)."""
         context = self.context
         store = context.assembly.latches
         try:
@@ -204,4 +206,4 @@ class Acting:
             return
         if written != latch and context.runtime.engaged.get(name) == latch:
             context.runtime.engaged[name] = written
-            self._save_file()
+            self.save_file()

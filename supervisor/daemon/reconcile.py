@@ -98,7 +98,7 @@ class Reconciler:
         for name in set(runtime.engaged) - set(kept):
             log.warning("actuator=%s released by a manual reset", name)
         runtime.engaged = kept
-        self.context.assembly.latches.save_file(kept)
+        self.acting.save_file()
         self.context.refresh()
 
     async def _check_real_state(self, actuator: Actuator) -> None:
@@ -159,7 +159,7 @@ class Reconciler:
             context.note_problem("redis", exc)
             return
         del context.runtime.engaged[actuator.name]
-        assembly.latches.save_file(context.runtime.engaged)
+        self.acting.save_file()
         reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
         context.audit(
             AuditEvent.new(
