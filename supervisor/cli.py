@@ -14,7 +14,7 @@ from typing import Any
 
 import anyio
 
-from supervisor import __version__, manual
+from supervisor import __version__, manual, nagios
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
 from supervisor.clients import close_clients, open_clients
@@ -24,14 +24,11 @@ from supervisor.constants import (
     EX_CONFIG,
     EX_OK,
     EX_REFUSED,
-    NAGIOS_CRITICAL,
-    NAGIOS_OK,
     NAGIOS_UNKNOWN,
-    NAGIOS_WARNING,
     STATUS_NO_LIVE_SUPERVISOR,
 )
 from supervisor.errors import ConfigError
-from supervisor.model import Status, Verdict
+from supervisor.model import Verdict
 from supervisor.protection import Protection, build_protection, unmet_needs
 from supervisor.publish.audit import read as audit_read
 from supervisor.publish.logging import setup_logging
@@ -154,22 +151,10 @@ def cmd_check(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps([_verdict_json(v) for v in verdicts], indent=2))
     else:
+        limits = {w.name: nagios.thresholds(w) for w in settings.watchdogs}
+        print(nagios.plugin_output(verdicts, limits))
         print(render_verdicts(verdicts))
-    return nagios_code([v.status for v in verdicts])
-
-
-def nagios_code(statuses: list[Status]) -> int:
-    """2 if anything breaches, else 3 if anything is unknown, else 1 if anything warns, else 0.
-
-    UNKNOWN outranks WARN: for a safety check, not being able to see is worse than a warning.
-    """
-    if any(s.is_failing for s in statuses):
-        return NAGIOS_CRITICAL
-    if Status.UNKNOWN in statuses:
-        return NAGIOS_UNKNOWN
-    if Status.WARN in statuses:
-        return NAGIOS_WARNING
-    return NAGIOS_OK
+    return nagios.nagios_code([v.status for v in verdicts])
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, object]:

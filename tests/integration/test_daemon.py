@@ -21,6 +21,7 @@ from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
 from testbed.tick_feed import TickFeed
 from testbed.waiting import wait_until
+from tests.unit.test_nagios import parse as parse_plugin_line
 
 pytestmark = pytest.mark.slow
 
@@ -87,16 +88,22 @@ def test_check_returns_nagios_codes(
     tmp_path: Path, redis_server: RedisServer, sync_redis: Redis
 ) -> None:
     config, _ = write_config(tmp_path, redis_server.url, warn="10s", breach="20s")
-    now = time.time()
 
     def set_ages(spx: float, es: float) -> int:
+        now = time.time()
         sync_redis.set("ticks:last:SPX", str(now - spx))
         sync_redis.set("ticks:last:ES", str(now - es))
-        return cli("check", "--config", str(config)).returncode
+        result = cli("check", "--config", str(config))
+        code, _summary, perfdata = parse_plugin_line(result.stdout.splitlines()[0])
+        assert code == result.returncode  # the first line's state is the exit code
+        assert {label for label, *_ in perfdata} == {"spx_ticks/SPX", "spx_ticks/ES"}
+        assert all(item[2:] == ("10", "20") for item in perfdata)  # warn;crit = warn;breach
+        return result.returncode
 
     assert set_ages(1, 1) == 0
     assert set_ages(15, 1) == 1
     assert set_ages(15, 25) == 2
+    sync_redis.set("ticks:last:SPX", str(time.time() - 15))  # WARN, whatever time has passed
     sync_redis.set("ticks:last:ES", "garbage")
     assert cli("check", "--config", str(config)).returncode == 3
     result = cli("check", "--config", str(config), "--json", "--watchdog", "spx_ticks")
