@@ -18,7 +18,7 @@ from supervisor import __version__, manual, nagios
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
 from supervisor.clients import close_clients, open_clients
-from supervisor.config.loading import find_config, load_config, redacted
+from supervisor.config.loading import config_schema, find_config, load_config, redacted
 from supervisor.config.settings import Settings
 from supervisor.constants import (
     EX_CONFIG,
@@ -117,6 +117,10 @@ def _parser() -> argparse.ArgumentParser:
         "show", parents=[common], help="effective config, secrets masked"
     )
     show.set_defaults(handler=cmd_config_show)
+    schema = config_commands.add_parser(
+        "schema", help="the JSON Schema of the config file (for editors: taplo, Even Better TOML)"
+    )
+    schema.set_defaults(handler=cmd_config_schema)
     return parser
 
 
@@ -257,6 +261,11 @@ async def _build_and_close(settings: Settings) -> Protection:
         return build_protection(settings, clients)
     finally:
         await close_clients(clients)
+
+
+def cmd_config_schema(args: argparse.Namespace) -> int:
+    print(json.dumps(config_schema(), indent=2, sort_keys=True))
+    return EX_OK
 
 
 def cmd_config_show(args: argparse.Namespace) -> int:

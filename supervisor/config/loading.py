@@ -120,3 +120,14 @@ def _mask_urls(node: Any) -> Any:
     if isinstance(node, list):
         return [_mask_urls(item) for item in node]
     return node
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON Schema of the TOML file, as written (durations as "15s" or seconds, the keys
+    users write rather than the `*_s` field names)."""
+    schema = Settings.model_json_schema(by_alias=True, mode="validation")
+    return {
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "trading-supervisor configuration",
+        **schema,
+    }

@@ -12,7 +12,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
 from jmespath.exceptions import JMESPathError
-from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+)
 
 from supervisor.quantities import parse_duration
 from supervisor.secrets import resolve_secret
@@ -45,7 +53,11 @@ def check_redis_url(url: str) -> str:
     return url
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# What a duration may be written as, for the JSON Schema (`config schema`): "250ms", 15...
+DurationText = Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$")]
+Duration = Annotated[
+    float, BeforeValidator(parse_duration, json_schema_input_type=DurationText | float)
+]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 JmesPath = Annotated[str, AfterValidator(check_jmespath)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
