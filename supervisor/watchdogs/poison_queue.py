@@ -10,7 +10,7 @@ the watchdog's `timeout` as its deadline; a failing query makes only its own sub
 Thresholds mean what they mean everywhere else: `count > threshold` crosses it, equal does
 not. The Track 7 runbook's SLA is "poison queue size: target 0, page above 10". "Above 10"
 is `breach = 10`. "Target 0" means one poison row is already off target, which is
-`warn = 0`; DESIGN.md's example `warn = 1` is valid too and tolerates a single row. To
+`warn = 0`; the documented example `warn = 1` is valid too and tolerates a single row. To
 follow the runbook:
 
     [[watchdogs]]
