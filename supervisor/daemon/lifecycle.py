@@ -51,6 +51,7 @@ class Supervisor:
         metrics = metrics or Metrics(kind_gauges=kind_gauges())
         assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
         self.context = Context(assembly, metrics, notifier or Notifier(), clock or SteadyClock())
+        self._prepare_metrics(assembly)
         self.schedule = Schedule(metrics)
         self.acting = Acting(self.context)
         self.cycle = Cycle(self.context, self.acting, self.schedule)
@@ -157,8 +158,13 @@ class Supervisor:
             log.info("reload removed watchdogs: %s", ", ".join(gone))
             context.metrics.forget_watchdogs(gone)
             context.spawn(context.publish(assembly.publisher.forget(gone)))
+        self._prepare_metrics(assembly)
         self._replan()
         context.refresh()
+
+    def _prepare_metrics(self, assembly: Assembly) -> None:
+        actuators = [*assembly.actuators, *assembly.deadmen]
+        self.context.metrics.prepare(assembly.watchdogs, actuators)
 
     def _replan(self) -> None:
         self.schedule.replace_jobs(self._intervals(), self.cycle.run_job, self.housekeeping.run)

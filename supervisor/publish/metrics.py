@@ -11,7 +11,7 @@ The kinds' own gauges (tick age, lock TTL...) are declared with each kind and pa
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
@@ -105,11 +105,20 @@ class Metrics:
             "supervisor_build_info", "Build information.", ["version"], registry=r
         )
         self.build_info.labels(version=__version__).set(1)
+        self.is_leader = Gauge(
+            "supervisor_is_leader",
+            "1 while this instance leads. HA is not implemented yet ([ha] is validated, not"
+            " acted on): every instance leads itself, so this is always 1.",
+            registry=r,
+        )
+        self.is_leader.set(1)
         self.kind_gauges = {
             kind: (spec, Gauge(spec.name, spec.help, spec.labels, registry=r))
             for kind, spec in kind_gauges.items()
         }
         self._server: Any = None
+        # Per watchdog: its kind and the subjects it has series for, to drop them when gone.
+        self._published: dict[str, tuple[str, set[str]]] = {}
 
     def serve(self, host: str, port: int) -> None:
         self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
@@ -121,23 +130,63 @@ class Metrics:
             self._server.server_close()
             self._server = None
 
+    def prepare(self, watchdogs: Iterable[str], actuators: Iterable[str]) -> None:
+        """Create the failure counters of every configured watchdog and actuator at 0.
+
+        `increase()` needs a sample before the first failure: a counter series that first
+        appears at 1 shows no increase, and the alert on it would miss a one-off failure.
+        """
+        for watchdog in watchdogs:
+            self.check_cut_offs.labels(watchdog)
+        for actuator in actuators:
+            self.actions.labels(actuator, "failed")
+
     def observe_run(self, kind: str, run: WatchdogRun) -> None:
         self.watchdog_status.labels(run.watchdog).set(run.status)
         self.last_run.labels(run.watchdog).set(run.started_at)
         self.duration.labels(run.watchdog).observe(run.duration_s)
+        self._forget_gone_subjects(kind, run)
         for verdict in run.verdicts:
             value = verdict.value if verdict.value is not None else float("nan")
             self.watchdog_value.labels(run.watchdog, verdict.subject).set(value)
             self._observe_kind(kind, run.watchdog, verdict.subject, value)
 
+    def _forget_gone_subjects(self, kind: str, run: WatchdogRun) -> None:
+        """Drop the series of subjects this run no longer judges (all, if a reload changed
+        the watchdog's kind), so that the series published are the subjects judged now."""
+        subjects = {verdict.subject for verdict in run.verdicts}
+        old_kind, before = self._published.get(run.watchdog, (kind, set()))
+        self._published[run.watchdog] = (kind, subjects)
+        for subject in before if old_kind != kind else before - subjects:
+            self._forget_subject(old_kind, run.watchdog, subject)
+
     def _observe_kind(self, kind: str, watchdog: str, subject: str, value: float) -> None:
+        found = self._kind_series(kind, watchdog, subject)
+        if found is not None:
+            gauge, labels = found
+            gauge.labels(*labels).set(value)
+
+    def _forget_subject(self, kind: str, watchdog: str, subject: str) -> None:
+        """Drop a subject the watchdog no longer judges. Subjects are configured names, but
+        prometheus_query's are the labels of whatever series its query returns: without
+        this, every series that ever answered would stay published, frozen, for good."""
+        self.watchdog_value.remove(watchdog, subject)
+        found = self._kind_series(kind, watchdog, subject)
+        if found is not None and found[1]:
+            gauge, labels = found
+            gauge.remove(*labels)
+
+    def _kind_series(
+        self, kind: str, watchdog: str, subject: str
+    ) -> tuple[Gauge, list[str]] | None:
+        """The kind's own gauge and the label values a verdict about `subject` feeds."""
         if kind not in self.kind_gauges:
-            return
+            return None
         spec, gauge = self.kind_gauges[kind]
         if spec.subject is not None and subject != spec.subject:
-            return
+            return None
         labels = [watchdog] if spec.watchdog_label else []
-        gauge.labels(*labels, *([subject] if spec.subject_label else [])).set(value)
+        return gauge, labels + ([subject] if spec.subject_label else [])
 
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
@@ -145,6 +194,9 @@ class Metrics:
         per_watchdog.append(self.check_cut_offs)
         per_watchdog += [gauge for spec, gauge in self.kind_gauges.values() if spec.watchdog_label]
         for name in names:
+            kind, subjects = self._published.pop(name, ("", set()))
+            for subject in subjects:  # also the kind gauges without a watchdog label (lock TTL)
+                self._forget_subject(kind, name, subject)
             for metric in per_watchdog:
                 metric.remove_by_labels({"watchdog": name})
 

@@ -1,0 +1,95 @@
+"""deploy/prometheus/supervisor-rules.yml: promtool accepts the rules and their unit tests
+pass; every alert is unit-tested, pages or warns, says what is wrong and points to a runbook
+section that exists in README.md; the metrics it uses are the ones a live daemon exports."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from tests.deploy.promql import exported_names, metric_names
+
+REPO = Path(__file__).resolve().parents[2]
+RULES = REPO / "deploy" / "prometheus" / "supervisor-rules.yml"
+RULE_TESTS = REPO / "deploy" / "prometheus" / "supervisor-rules.test.yml"
+README = REPO / "README.md"
+SEVERITIES = {"page", "warning"}
+NAMING_LABEL = {  # a metric's label that says what is wrong: the summary must name it
+    "supervisor_watchdog_status": "watchdog",
+    "supervisor_watchdog_check_cut_offs_total": "watchdog",
+    "supervisor_actions_total": "actuator",
+}
+
+
+def alerts() -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+    return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
+
+
+def promtool_run(promtool: str, *args: str) -> str:
+    result = subprocess.run(
+        [promtool, *args], capture_output=True, text=True, timeout=60, check=False, cwd=RULES.parent
+    )
+    output = result.stdout + result.stderr
+    print(f"promtool {' '.join(args)}: exit {result.returncode}\n{output}")
+    assert result.returncode == 0, output
+    return output
+
+
+def github_anchor(heading: str) -> str:
+    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
+    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
+
+
+def readme_anchors() -> set[str]:
+    anchors, in_code = set(), False
+    for line in README.read_text(encoding="utf-8").splitlines():
+        if line.startswith("```"):
+            in_code = not in_code  # a `# comment` in a shell block is no heading
+        elif not in_code and (match := re.match(r"#{1,6} (.+)", line)):
+            anchors.add(github_anchor(match.group(1)))
+    return anchors
+
+
+def test_promtool_check_rules(promtool: str) -> None:
+    output = promtool_run(promtool, "check", "rules", RULES.name)
+    assert f"SUCCESS: {len(alerts())} rules found" in output
+
+
+def test_promtool_test_rules(promtool: str) -> None:
+    assert "SUCCESS" in promtool_run(promtool, "test", "rules", RULE_TESTS.name)
+
+
+def test_every_alert_has_unit_tests_that_fire_it_and_keep_it_quiet() -> None:
+    document = yaml.safe_load(RULE_TESTS.read_text(encoding="utf-8"))
+    cases = [case for test in document["tests"] for case in test["alert_rule_test"]]
+    for alert in alerts():
+        name = alert["alert"]
+        own = [case for case in cases if case["alertname"] == name]
+        assert any(case["exp_alerts"] for case in own), f"{name}: no case where it fires"
+        assert any(not case["exp_alerts"] for case in own), f"{name}: no case where it is quiet"
+
+
+@pytest.mark.parametrize("alert", alerts(), ids=lambda alert: str(alert["alert"]))
+def test_alert_says_how_bad_what_and_where_to_read(alert: dict[str, Any]) -> None:
+    assert alert["labels"]["severity"] in SEVERITIES
+    annotations = alert["annotations"]
+    assert annotations["summary"] and annotations["description"]
+    for metric in metric_names(alert["expr"]) & NAMING_LABEL.keys():
+        assert f"$labels.{NAMING_LABEL[metric]}" in annotations["summary"], metric
+    assert "$labels.instance" in annotations["summary"] or "absent(" in alert["expr"]
+    page, _, anchor = annotations["runbook_url"].partition("#")
+    assert page == "README.md"
+    assert anchor in readme_anchors(), f"README.md has no heading for #{anchor}"
+
+
+@pytest.mark.slow
+def test_the_rules_use_metrics_a_live_daemon_exports(live_metrics: str) -> None:
+    used = {name for alert in alerts() for name in metric_names(alert["expr"])}
+    assert used, "no supervisor_ metric found in the rules: is the tokenizer broken?"
+    assert used - exported_names(live_metrics) == set()
