@@ -29,11 +29,11 @@ class GlobalState:
     problems: tuple[str, ...]
 
     def status_line(self) -> str:
-        """One line for `systemctl status`."""
+        """The line for `systemctl status`; the notifier escapes and caps it (text.py)."""
         line = f"{self.trading_state.name}: {self.reason}"
         if self.health is Health.DEGRADED:
             line += " | DEGRADED: " + "; ".join(self.problems)
-        return line[:400]
+        return line
 
 
 def derive_global_state(
