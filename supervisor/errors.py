@@ -18,8 +18,11 @@ class ConfigError(SupervisorError, ValueError):
     def __init__(self, problems: list[str], source: str = "") -> None:
         self.problems = problems
         self.source = source
-        where = f" in {source}" if source else ""
-        super().__init__(f"invalid configuration{where}:\n  " + "\n  ".join(problems))
+        where = f" in {safe_line(source)}" if source else ""
+        # A problem names keys and values from the file (a quoted TOML key may hold a newline):
+        # one safe line each, so the message has exactly one line per problem.
+        shown = "\n  ".join(safe_line(problem) for problem in problems)
+        super().__init__(f"invalid configuration{where}:\n  {shown}")
 
 
 class SourceError(SupervisorError, OSError):

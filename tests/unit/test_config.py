@@ -416,3 +416,11 @@ def test_redis_urls_redis_py_cannot_open_are_refused(
     found = problems(tmp_path, f'[redis]\nurl = "{url}"')
     assert len(found) == 1
     assert found[0].startswith(problem)
+
+
+def test_a_config_error_has_one_line_per_problem_whatever_the_file_holds(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, '[metrics]\n"evil\\nWATCHDOG=1\\u001b]0;t\\u0007" = 1')
+    lines = str(caught.value).split("\n")
+    assert len(lines) == 1 + len(caught.value.problems)
+    assert lines[1] == "  metrics.evil\\x0aWATCHDOG=1\\x1b]0;t\\x07: Extra inputs are not permitted"
