@@ -1,12 +1,12 @@
-"""The `trading-supervisor` command. Exceptions become exit codes here and nowhere else.
+"""The `trading-supervisor` command. Exceptions become exit codes here and nowhere else."""
 
-Expected failures end a command with one line on stderr and its documented exit code: a bad
-config (78), Redis or PostgreSQL unreachable (CommandFailed: 1 for manual commands and
-`events`, 2 for `status`, 3 UNKNOWN for `check`). A reader that closes the pipe early
-(`status | head`) ends it quietly with 141, as a command killed by SIGPIPE would. Anything
-else is a bug and keeps its traceback. Every line printed that holds outside text is made
-safe first (supervisor/text.py).
-"""
+# (The docstring above is also `--help`'s description; the rest is said here.)
+# Expected failures end a command with one line on stderr and its documented exit code: a bad
+# config (78), Redis or PostgreSQL unreachable (CommandFailed: 1 for manual commands and
+# `events`, 2 for `status`, 3 UNKNOWN for `check`). A reader that closes the pipe early
+# (`status | head`) ends it quietly with 141, as a command killed by SIGPIPE would. Anything
+# else is a bug and keeps its traceback. Every line printed that holds outside text is made
+# safe first (supervisor/text.py).
 
 from __future__ import annotations
 
@@ -58,7 +58,7 @@ IO_FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceErro
 
 
 class CommandFailed(Exception):
-    """An expected failure: `message` is the one line to print, `exit_code` the command's."""
+    """An expected failure: its message is the one line to print, `exit_code` the command's."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
@@ -98,8 +98,8 @@ def complain(text: str) -> None:
 def stdout_closed() -> int:
     """The reader went away (`status | head -1`): nothing more to say, and no traceback when
     Python flushes stdout at exit (docs.python.org/3/library/signal.html#note-on-sigpipe)."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor (a test's)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
     return EX_PIPE
 
 
