@@ -48,7 +48,6 @@ def render_status(published: Mapping[str, object]) -> str:
         return f"cannot read the published state: {cell(published['error'])}"
     published_state = published.get("state")
     state = published_state if isinstance(published_state, dict) else {}
-
     heartbeat = published.get("heartbeat_at")
     now = time.time()
     alive = (
