@@ -1,18 +1,28 @@
 """The `trading-supervisor` command. Exceptions become exit codes here and nowhere else."""
 
+# (The docstring above is also `--help`'s description; the rest is said here.)
+# Expected failures end a command with one line on stderr and its documented exit code: a bad
+# config (78), Redis or PostgreSQL unreachable (CommandFailed: 1 for manual commands and
+# `events`, 2 for `status`, 3 UNKNOWN for `check`). A reader that closes the pipe early
+# (`status | head`) ends it quietly with 141, as a command killed by SIGPIPE would. Anything
+# else is a bug and keeps its traceback. Every line printed that holds outside text is made
+# safe first (supervisor/text.py).
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
-import logging
+import os
 import sys
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
+import asyncpg
+from redis.exceptions import RedisError
 
 from supervisor import __version__, manual, nagios
 from supervisor.check_once import evaluate_all
@@ -22,30 +32,96 @@ from supervisor.config.loading import config_schema, find_config, load_config, r
 from supervisor.config.settings import Settings
 from supervisor.constants import (
     EX_CONFIG,
+    EX_FAILED,
     EX_OK,
+    EX_PIPE,
     EX_REFUSED,
     NAGIOS_UNKNOWN,
     STATUS_NO_LIVE_SUPERVISOR,
 )
-from supervisor.errors import ConfigError
+from supervisor.errors import ConfigError, SupervisorError, first_line
 from supervisor.model import Verdict
 from supervisor.protection import Protection, build_protection, unmet_needs
 from supervisor.publish.audit import read as audit_read
-from supervisor.publish.logging import setup_logging
+from supervisor.publish.logging import setup_cli_logging, setup_logging
 from supervisor.publish.published import read_published
+from supervisor.secrets import mask_url
 from supervisor.sources.redis import connect
+from supervisor.text import safe_line, safe_lines
+
+# What an unreachable Redis or PostgreSQL raises (TimeoutError is an OSError); a full disk
+# under state_dir too.
+IO_FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class CommandFailed(Exception):
+    """An expected failure: its message is the one line to print, `exit_code` the command's."""
+
+    def __init__(self, message: str, exit_code: int) -> None:
+        super().__init__(message)
+        self.exit_code = exit_code
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler
+    if handler is not cmd_run:
+        setup_cli_logging()
     try:
-        return handler(args)
+        code = handler(args)
+        sys.stdout.flush()  # a closed pipe shows here, not at interpreter exit
+        return code
     except ConfigError as exc:
-        print(f"trading-supervisor: {exc}", file=sys.stderr)
+        complain(str(exc))
         return EX_CONFIG
+    except CommandFailed as exc:
+        complain(str(exc))
+        return exc.exit_code
+    except BrokenPipeError:
+        return stdout_closed()
     except KeyboardInterrupt:
         return 130
+
+
+def say(text: str) -> None:
+    """Print lines of ours that hold outside text: each made safe, none split or forged."""
+    print(safe_lines(text), flush=True)
+
+
+def complain(text: str) -> None:
+    print(f"trading-supervisor: {safe_lines(text)}", file=sys.stderr, flush=True)
+
+
+def stdout_closed() -> int:
+    """The reader went away (`status | head -1`): nothing more to say, and no traceback when
+    Python flushes stdout at exit (docs.python.org/3/library/signal.html#note-on-sigpipe)."""
+    with contextlib.suppress(OSError, ValueError):  # a stdout without a descriptor (a test's)
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return EX_PIPE
+
+
+@contextlib.contextmanager
+def failing_with(settings: Settings, exit_code: int) -> Iterator[None]:
+    """Redis or PostgreSQL unreachable ends the command: one line naming what failed, and
+    `exit_code`. A closed stdout is left to main(), our own errors (manual.Refused is an
+    OSError too) to their callers; anything else is a bug and keeps its traceback."""
+    try:
+        yield
+    except (BrokenPipeError, SupervisorError):
+        raise
+    except IO_FAILURES as exc:
+        raise CommandFailed(f"{what_failed(settings, exc)}: {first_line(exc)}", exit_code) from exc
+
+
+def what_failed(settings: Settings, exc: BaseException) -> str:
+    if isinstance(exc, RedisError):
+        return f"redis {settings.redis.display_url}"
+    if isinstance(exc, asyncpg.PostgresError | asyncpg.InterfaceError):
+        dsn = settings.postgres.dsn.get_secret_value() if settings.postgres.dsn else ""
+        return f"postgres {mask_url(dsn)}" if "://" in dsn else "postgres"
+    if isinstance(exc, OSError) and exc.filename is not None:
+        return str(exc.filename)
+    return "I/O"
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -144,14 +220,14 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 
 def cmd_check(args: argparse.Namespace) -> int:
-    logging.basicConfig(level=logging.WARNING)
     _path, settings = _load(args)
     names = set(args.watchdog or [])
     unknown_names = names - {w.name for w in settings.watchdogs}
     if unknown_names:
-        print(f"no such watchdog: {', '.join(sorted(unknown_names))}", file=sys.stderr)
+        complain(f"no such watchdog: {', '.join(sorted(unknown_names))}")
         return NAGIOS_UNKNOWN
-    verdicts = anyio.run(evaluate_all, settings, names, time.time)
+    with failing_with(settings, NAGIOS_UNKNOWN):
+        verdicts = anyio.run(evaluate_all, settings, names, time.time)
     if args.json:
         print(json.dumps([_verdict_json(v) for v in verdicts], indent=2))
     else:
@@ -175,7 +251,8 @@ def _verdict_json(verdict: Verdict) -> dict[str, object]:
 
 def cmd_status(args: argparse.Namespace) -> int:
     _path, settings = _load(args)
-    published = anyio.run(read_published, settings)
+    with failing_with(settings, STATUS_NO_LIVE_SUPERVISOR):
+        published = anyio.run(read_published, settings)
     if args.json:
         print(json.dumps(published, indent=2, sort_keys=True))
     else:
@@ -186,25 +263,26 @@ def cmd_status(args: argparse.Namespace) -> int:
 def cmd_engage(args: argparse.Namespace) -> int:
     _path, settings = _load(args)
     operator = manual.operator_name(args.operator)
-    return _manual(manual.engage(settings, args.group, args.reason, operator))
+    return _manual(settings, manual.engage(settings, args.group, args.reason, operator))
 
 
 def cmd_reset(args: argparse.Namespace) -> int:
     _path, settings = _load(args)
     operator = manual.operator_name(args.operator)
-    return _manual(manual.reset(settings, args.group, args.reason, operator, args.force))
+    return _manual(settings, manual.reset(settings, args.group, args.reason, operator, args.force))
 
 
-def _manual(action: Coroutine[Any, Any, manual.Done]) -> int:
+def _manual(settings: Settings, action: Coroutine[Any, Any, manual.Done]) -> int:
     async def run() -> manual.Done:
         return await action
 
     try:
-        done = anyio.run(run)
+        with failing_with(settings, EX_FAILED):
+            done = anyio.run(run)
     except manual.Refused as exc:
-        print(f"trading-supervisor: {exc}", file=sys.stderr)
+        complain(str(exc))
         return EX_REFUSED
-    print(done.message)
+    say(done.message)
     return EX_OK
 
 
@@ -219,7 +297,7 @@ def cmd_events(args: argparse.Namespace) -> int:
     """The audit trail: Postgres (plus outbox lines not replayed yet), else the events stream."""
     _path, settings = _load(args)
     render = audit_read.event_json if args.json else audit_read.format_event
-    with contextlib.suppress(KeyboardInterrupt):  # the way out of --follow
+    with contextlib.suppress(KeyboardInterrupt), failing_with(settings, EX_FAILED):
         anyio.run(_show_events, settings, args.since, args.follow, render)
     return EX_OK
 
@@ -235,8 +313,8 @@ async def _show_events(
         await audit_read.show_events(
             reader,
             since,
-            emit=lambda item: print(render(item), flush=True),
-            note=lambda text: print(f"note: {text}", file=sys.stderr, flush=True),
+            emit=lambda item: print(render(item), flush=True),  # each rendering is one safe line
+            note=lambda text: print(f"note: {safe_line(text)}", file=sys.stderr, flush=True),
             follow=follow,
         )
     finally:
@@ -247,7 +325,7 @@ async def _show_events(
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path, settings = _load(args)
     protection = anyio.run(_build_and_close, settings)
-    print(
+    say(
         f"{path}: OK ({len(protection.watchdogs)} watchdogs, {len(protection.actuators)} actuators,"
         f" {len(protection.sessions)} sessions)"
     )

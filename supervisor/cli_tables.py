@@ -1,4 +1,9 @@
-"""Plain-text tables for `check` and `status`, readable at 03:00 in a terminal."""
+"""Plain-text tables for `check` and `status`, readable at 03:00 in a terminal.
+
+Every cell and field is outside text (a reason, a value read back from Redis): each is one
+safe line (supervisor/text.py), so no escape sequence reaches the terminal, no newline breaks
+the table, and a 10 kB reason does not bury it.
+"""
 
 from __future__ import annotations
 
@@ -7,14 +12,20 @@ from collections.abc import Mapping, Sequence
 
 from supervisor.model import Verdict
 from supervisor.quantities import format_duration, format_value
+from supervisor.text import CELL_MAX_CHARS, STATUS_LINE_MAX_CHARS, safe_line
 
 
-def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
-    widths = [max([len(h), *(len(r[i]) for r in rows)]) for i, h in enumerate(headers)]
+def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
+    cells = [[cell(c) for c in row] for row in rows]
+    widths = [max([len(h), *(len(r[i]) for r in cells)]) for i, h in enumerate(headers)]
     lines = ["  ".join(h.ljust(w) for h, w in zip(headers, widths, strict=True)).rstrip()]
-    for row in rows:
+    for row in cells:
         lines.append("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     return "\n".join(lines)
+
+
+def cell(value: object) -> str:
+    return safe_line(str(value), CELL_MAX_CHARS)
 
 
 def render_verdicts(verdicts: Sequence[Verdict]) -> str:
@@ -34,9 +45,9 @@ def render_verdicts(verdicts: Sequence[Verdict]) -> str:
 
 def render_status(published: Mapping[str, object]) -> str:
     if "error" in published:
-        return f"cannot read the published state: {published['error']}"
-    state = published.get("state")
-    state = state if isinstance(state, dict) else {}
+        return f"cannot read the published state: {cell(published['error'])}"
+    published_state = published.get("state")
+    state = published_state if isinstance(published_state, dict) else {}
     heartbeat = published.get("heartbeat_at")
     now = time.time()
     alive = (
@@ -46,13 +57,13 @@ def render_status(published: Mapping[str, object]) -> str:
     )
     lines = [
         f"supervisor:    {alive}",
-        f"trading state: {state.get('trading_state', '?')} since {_ago(state.get('since'), now)}",
-        f"health:        {state.get('health', '?')}",
-        f"breaker:       {state.get('breaker', '?')}",
-        f"kill switch:   {state.get('kill_switch', '?')}",
-        f"reason:        {state.get('reason', '')}",
-        f"instance:      {state.get('instance', '?')} (leader {state.get('leader', '?')}, "
-        f"version {state.get('version', '?')})",
+        f"trading state: {_field(state, 'trading_state')} since {_ago(state.get('since'), now)}",
+        f"health:        {_field(state, 'health')}",
+        f"breaker:       {_field(state, 'breaker')}",
+        f"kill switch:   {_field(state, 'kill_switch')}",
+        f"reason:        {safe_line(str(state.get('reason', '')), STATUS_LINE_MAX_CHARS)}",
+        f"instance:      {_field(state, 'instance')} (leader {_field(state, 'leader')}, "
+        f"version {_field(state, 'version')})",
         "",
     ]
     watchdogs = published.get("watchdogs")
@@ -69,6 +80,10 @@ def render_status(published: Mapping[str, object]) -> str:
     ]
     lines.append(table(["WATCHDOG", "STATUS", "VALUE", "LAST RUN", "STREAK", "REASON"], rows))
     return "\n".join(lines)
+
+
+def _field(state: Mapping[str, object], name: str) -> str:
+    return cell(state.get(name, "?"))
 
 
 def _ago(epoch: object, now: float) -> str:

@@ -1,6 +1,8 @@
 """The supervisor's own exceptions (each subclasses the nearest builtin, data as attributes),
 and `first_line`, the one way an exception is shown in a log line, a reason or a note."""
 
+from supervisor.text import safe_line
+
 # Exception texts can carry data from outside (a venue's reply, a server's message): one line,
 # this long at most, is what a log line, a verdict reason or an audit note holds of them.
 FIRST_LINE_MAX_CHARS = 200
@@ -16,8 +18,11 @@ class ConfigError(SupervisorError, ValueError):
     def __init__(self, problems: list[str], source: str = "") -> None:
         self.problems = problems
         self.source = source
-        where = f" in {source}" if source else ""
-        super().__init__(f"invalid configuration{where}:\n  " + "\n  ".join(problems))
+        where = f" in {safe_line(source)}" if source else ""
+        # A problem names keys and values from the file (a quoted TOML key may hold a newline):
+        # one safe line each, so the message has exactly one line per problem.
+        shown = "\n  ".join(safe_line(problem) for problem in problems)
+        super().__init__(f"invalid configuration{where}:\n  {shown}")
 
 
 class SourceError(SupervisorError, OSError):
@@ -30,8 +35,8 @@ class ActuatorError(SupervisorError, RuntimeError):
 
 def first_line(exc: BaseException) -> str:
     """`ExcType: first line of the message`, or `ExcType` when the message is blank (a bare
-    TimeoutError), cut to FIRST_LINE_MAX_CHARS."""
+    TimeoutError), made safe (text.py) and cut to FIRST_LINE_MAX_CHARS."""
     name = type(exc).__name__
     lines = str(exc).strip().splitlines()
     text = f"{name}: {lines[0].strip()}" if lines else name
-    return text[:FIRST_LINE_MAX_CHARS]
+    return safe_line(text, FIRST_LINE_MAX_CHARS)

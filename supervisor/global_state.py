@@ -30,12 +30,12 @@ class GlobalState:
     restored: bool = False  # the state was restored at start and has not changed since
 
     def status_line(self) -> str:
-        """One line for `systemctl status`."""
+        """The line for `systemctl status`; the notifier escapes and caps it (text.py)."""
         restored = " (restored)" if self.restored else ""
         line = f"{self.trading_state.name}{restored}: {self.reason}"
         if self.health is Health.DEGRADED:
             line += " | DEGRADED: " + "; ".join(self.problems)
-        return line[:400]
+        return line
 
 
 def derive_global_state(

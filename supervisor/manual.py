@@ -6,6 +6,10 @@ daemon picks them up from `{ns}:engaged`). `reset` is the only way to release: a
 key), refused while a watchdog still breaches unless forced. A reset writes its marker to
 `{ns}:reset` before releasing anything, so a running daemon never mistakes it for a breaker
 that was lost (which it would re-engage).
+
+The result lines (printed, and kept in the audit event) hold outside text, an exception's or
+a venue's: each is one safe line (supervisor/text.py), so the lines are exactly one per
+actuator.
 """
 
 from __future__ import annotations
@@ -24,12 +28,13 @@ from redis.asyncio import Redis
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
-from supervisor.errors import SupervisorError
+from supervisor.errors import SupervisorError, first_line
 from supervisor.latch import Latch, LatchStore
 from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
+from supervisor.text import safe_line
 
 MIN_REASON_LENGTH = 20
 RESET_INTERVAL_S = 60
@@ -95,12 +100,12 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
         lines = []
         for actuator, result in zip(targets, results, strict=True):
             if isinstance(result, BaseException):
-                lines.append(f"{actuator.name}: FAILED: {result}")
+                lines.append(safe_line(f"{actuator.name}: FAILED: {first_line(result)}"))
                 continue
             await store.save_redis(actuator.name, Latch(actuator.level, why, now))
             lines.append(f"{actuator.name}: {'engaged' if result.changed else 'already engaged'}")
         await _record(settings, clients, ENGAGE_OUTCOMES[group], operator, reason, lines)
-        if any("FAILED" in line for line in lines):
+        if any(isinstance(result, BaseException) for result in results):
             raise Refused("\n".join(lines))
         return Done("\n".join(lines))
     finally:
@@ -177,5 +182,5 @@ async def _release(actuator: Actuator, context: ActionContext) -> str:
     try:
         outcome = await actuator.disengage(context)
     except SupervisorError as exc:
-        return f"{actuator.name}: latch cleared; {exc} (release it at the venue)"
-    return f"{actuator.name}: released ({outcome.detail})"
+        return safe_line(f"{actuator.name}: latch cleared; {exc} (release it at the venue)")
+    return safe_line(f"{actuator.name}: released ({outcome.detail})")

@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from supervisor.config.watchdog_base import AgeThresholds, ValueThresholds
 from supervisor.constants import NAGIOS_CRITICAL, NAGIOS_OK, NAGIOS_UNKNOWN, NAGIOS_WARNING
 from supervisor.model import Status, Verdict
+from supervisor.text import safe_line
 
 PLUGIN = "TRADING-SUPERVISOR"
 STATE_NAMES = {NAGIOS_OK: "OK", NAGIOS_WARNING: "WARNING", NAGIOS_CRITICAL: "CRITICAL"}
@@ -94,8 +95,9 @@ def _quote(label: str) -> str:
 
 
 def _printable(text: str) -> str:
-    """One line, and no "|" (it starts the perfdata): anything else becomes "_"."""
-    return "".join(c if c.isprintable() and c != "|" else "_" for c in text)
+    """One line (text from outside escaped, supervisor/text.py) with no "|": it would start
+    the perfdata."""
+    return safe_line(text).replace("|", "/")
 
 
 def _number(value: float | None) -> str:

@@ -25,10 +25,11 @@ from pydantic import Field, model_validator
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
 from supervisor.config.actuator_base import check_placeholders
-from supervisor.config.types import Duration, Secret, Strict, mask_url
+from supervisor.config.types import Duration, Secret, Strict
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
 from supervisor.quantities import format_duration
+from supervisor.secrets import mask_url
 
 if TYPE_CHECKING:
     from supervisor.clients import Clients

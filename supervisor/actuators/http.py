@@ -38,11 +38,12 @@ from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase, check_placeholders
-from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
+from supervisor.config.types import Duration, JmesPath, Secret, Strict
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
 from supervisor.quantities import format_duration
+from supervisor.secrets import mask_url
 from supervisor.sources import http as http_source
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")

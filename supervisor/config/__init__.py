@@ -1,6 +1,6 @@
 """The TOML configuration, one concern per module:
 
-- types.py: shared field types (Duration, Secret, JmesPath, Name, Level), Strict, mask_url
+- types.py: shared field types (Duration, Secret, JmesPath, Name, Level), Strict
 - sections.py: [supervisor], [redis], [postgres], [metrics], [ha], [sessions.NAME]
 - watchdog_base.py: what every watchdog entry has, and the threshold shapes kinds share
 - actuator_base.py: what every action entry has, and the body template placeholder check

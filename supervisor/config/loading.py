@@ -16,9 +16,9 @@ from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
 from supervisor.config.settings import Settings
-from supervisor.config.types import mask_url
 from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
 from supervisor.errors import ConfigError
+from supervisor.secrets import mask_urls
 
 
 def find_config(explicit: str | None) -> Path:
@@ -111,14 +111,13 @@ def redacted(settings: Settings) -> dict[str, Any]:
 
 
 def _mask_urls(node: Any) -> Any:
-    """Every `url` anywhere in the config may carry credentials: mask them all."""
+    """A URL with credentials may sit in any string (a `url`, a command's argv): mask them."""
     if isinstance(node, dict):
-        return {
-            k: mask_url(v) if k == "url" and isinstance(v, str) else _mask_urls(v)
-            for k, v in node.items()
-        }
+        return {k: _mask_urls(v) for k, v in node.items()}
     if isinstance(node, list):
         return [_mask_urls(item) for item in node]
+    if isinstance(node, str):
+        return mask_urls(node)
     return node
 
 

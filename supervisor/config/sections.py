@@ -18,8 +18,8 @@ from supervisor.config.types import (
     Strict,
     check_redis_url,
     check_timezone,
-    mask_url,
 )
+from supervisor.secrets import mask_url
 from supervisor.sessions import WEEKDAYS, Session
 
 

@@ -7,7 +7,6 @@ suffix). Secrets become SecretStr. `Strict` models refuse unknown keys and are f
 from __future__ import annotations
 
 from typing import Annotated, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jmespath
@@ -66,16 +65,3 @@ Level = Literal["reduce_only", "halted", "flatten"]
 
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
-
-
-def mask_url(url: str) -> str:
-    """`url` with any password masked: in the userinfo and in a `password=` query parameter."""
-    parts = urlsplit(url)
-    netloc = parts.netloc
-    if parts.password is not None:
-        netloc = netloc.replace(f":{parts.password}@", ":**********@", 1)
-    query = [
-        (k, "**********" if k.lower() in ("password", "pass", "pwd") else v)
-        for k, v in parse_qsl(parts.query, keep_blank_values=True)
-    ]
-    return urlunsplit(parts._replace(netloc=netloc, query=urlencode(query, safe="*")))

@@ -4,6 +4,10 @@ Written here rather than with the sdnotify package, which encodes as latin-1 (a 
 "—" never arrives), swallows every error (a NOTIFY_SOCKET pointing nowhere goes unnoticed)
 and leaks its socket when NOTIFY_SOCKET is unset. This one sends UTF-8, says once that the
 socket cannot be reached, and closes what it opened.
+
+A STATUS value carries reasons from outside (a Redis value, an exception's message): a newline
+in it would start another assignment (`WATCHDOG=trigger`, `STOPPING=1`), so every STATUS is
+made one safe line of at most STATUS_LINE_MAX_CHARS first.
 """
 
 from __future__ import annotations
@@ -11,6 +15,8 @@ from __future__ import annotations
 import logging
 import os
 import socket
+
+from supervisor.text import STATUS_LINE_MAX_CHARS, safe_line
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +55,29 @@ class Notifier:
             self._failing = False
 
     def ready(self, status: str) -> None:
-        self.notify(f"READY=1\nSTATUS={status}")
-        self._last_status = status
+        line = status_value(status)
+        self.notify(f"READY=1\nSTATUS={line}")
+        self._last_status = line
 
     def status(self, status: str) -> None:
         """Send STATUS= only when the line changed."""
-        if status != self._last_status:
-            self.notify(f"STATUS={status}")
-            self._last_status = status
+        line = status_value(status)
+        if line != self._last_status:
+            self.notify(f"STATUS={line}")
+            self._last_status = line
 
     def watchdog(self) -> None:
         self.notify("WATCHDOG=1")
 
     def stopping(self, status: str) -> None:
-        self.notify(f"STOPPING=1\nSTATUS={status}")
+        self.notify(f"STOPPING=1\nSTATUS={status_value(status)}")
 
     def close(self) -> None:
         if self.socket is not None:
             self.socket.close()
             self.socket = None
+
+
+def status_value(status: str) -> str:
+    """What follows `STATUS=`: one line, nothing that sd_notify or a terminal interprets."""
+    return safe_line(status, STATUS_LINE_MAX_CHARS)

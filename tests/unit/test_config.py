@@ -357,6 +357,31 @@ url = "https://ops:s3cret@venue.example/cancel-after?password=s3cret&x=1"
     assert "x=1" in shown
 
 
+def test_redacted_masks_token_and_api_key_parameters_anywhere(tmp_path: Path) -> None:
+    parts = """
+[actuators.venue]
+kind = "http"
+level = "halted"
+url = "https://oms.example/halt?token=SECRET123&desk=7"
+
+[actuators.script]
+kind = "command"
+level = "flatten"
+argv = ["curl", "https://oms.example/flatten?api_key=SECRET789"]
+
+[[watchdogs]]
+name = "prom"
+kind = "prometheus_query"
+url = "http://user:SECRET456@127.0.0.1:9090"
+query = "up"
+breach = 1
+"""
+    shown = json.dumps(redacted(load(tmp_path, parts)))
+    for secret in ("SECRET123", "SECRET456", "SECRET789"):
+        assert secret not in shown
+    assert "desk=7" in shown
+
+
 def test_auto_reset_is_only_for_a_reduce_only_breaker(tmp_path: Path) -> None:
     halted = 'kind = "redis_breaker"\nlevel = "halted"\nauto_reset_after = "5m"'
     found = problems(tmp_path, "[actuators.breaker]\n" + halted)
@@ -391,3 +416,11 @@ def test_redis_urls_redis_py_cannot_open_are_refused(
     found = problems(tmp_path, f'[redis]\nurl = "{url}"')
     assert len(found) == 1
     assert found[0].startswith(problem)
+
+
+def test_a_config_error_has_one_line_per_problem_whatever_the_file_holds(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load(tmp_path, '[metrics]\n"evil\\nWATCHDOG=1\\u001b]0;t\\u0007" = 1')
+    lines = str(caught.value).split("\n")
+    assert len(lines) == 1 + len(caught.value.problems)
+    assert lines[1] == "  metrics.evil\\x0aWATCHDOG=1\\x1b]0;t\\x07: Extra inputs are not permitted"

@@ -30,3 +30,8 @@ def test_first_line_is_capped_whatever_the_exception_carries() -> None:
     shown = first_line(ValueError("x" * 10_000 + "\nsecret second line"))
     assert len(shown) == FIRST_LINE_MAX_CHARS
     assert shown.startswith("ValueError: xxx") and "secret" not in shown
+
+
+def test_first_line_escapes_what_a_terminal_or_systemd_would_interpret() -> None:
+    shown = first_line(ValueError("bad \x1b]0;evil\x07 \u202edesrever\rSTOPPING=1"))
+    assert shown == "ValueError: bad \\x1b]0;evil\\x07 \\u202edesrever"

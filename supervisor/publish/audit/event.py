@@ -26,7 +26,12 @@ from supervisor.publish.audit.kinds import (
     as_kind,
     as_outcome,
 )
+from supervisor.text import CELL_MAX_CHARS, safe_line
 
+# The journal line and `events` show outside text (an operator's reason, a venue's reply in
+# `detail`, anything read back from Postgres): each part one safe line, this long at most.
+REASON_SHOWN_MAX_CHARS = 400
+DETAIL_SHOWN_MAX_CHARS = 600
 TEXT_FIELDS = ("actor", "instance", "watchdog", "actuator", "incident_id", "reason", "outcome")
 _MAX_EPOCH_S = 1e11  # year 5138: anything later is a unit mistake
 
@@ -187,8 +192,9 @@ def _detail(value: object) -> dict[str, Any]:
 
 
 def describe(event: AuditEvent) -> str:
-    """The one-line journal form: `decision watchdog=spx_ticks incident=... reason="..."`."""
-    parts = [event.kind]
+    """The one-line journal form: `decision watchdog=spx_ticks incident=... reason="..."`, every
+    part made safe (supervisor/text.py): whatever an event holds, it is one line."""
+    parts = [safe_line(event.kind, CELL_MAX_CHARS)]
     labels = (
         ("actor", event.actor),
         ("watchdog", event.watchdog),
@@ -198,11 +204,17 @@ def describe(event: AuditEvent) -> str:
         ("code", event.response_code),
         ("duration_ms", None if event.duration_ms is None else f"{event.duration_ms:.1f}"),
     )
-    parts += [f"{label}={value}" for label, value in labels if value is not None]
+    parts += [
+        f"{label}={safe_line(str(value), CELL_MAX_CHARS)}"
+        for label, value in labels
+        if value is not None
+    ]
     if event.reason is not None:
-        parts.append(f"reason={json.dumps(event.reason, ensure_ascii=False)}")
+        reason = json.dumps(event.reason, ensure_ascii=False)
+        parts.append(f"reason={safe_line(reason, REASON_SHOWN_MAX_CHARS)}")
     if event.detail:
-        parts.append(f"detail={json.dumps(event.detail, ensure_ascii=False, default=str)}")
+        detail = json.dumps(event.detail, ensure_ascii=False, default=str)
+        parts.append(f"detail={safe_line(detail, DETAIL_SHOWN_MAX_CHARS)}")
     parts.append(f"id={event.id}")
     return " ".join(parts)
 
