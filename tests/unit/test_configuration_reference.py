@@ -33,6 +33,7 @@ it (a renamed field) fails too, as does a heading for a kind or section that doe
 
 from __future__ import annotations
 
+import inspect
 import os
 import re
 import tomllib
@@ -156,7 +157,7 @@ def read_reference(text: str) -> Reference:
 
 def declaring_class(model: type[BaseModel], name: str) -> type:
     """The first class in the MRO whose own body declares the field `name`."""
-    return next(cls for cls in model.__mro__ if name in vars(cls).get("__annotations__", {}))
+    return next(cls for cls in model.__mro__ if name in inspect.get_annotations(cls))
 
 
 def nested_model(annotation: Any) -> type[BaseModel] | None:
