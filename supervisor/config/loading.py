@@ -57,9 +57,11 @@ def unknown_environment_overrides(environ: Mapping[str, str]) -> list[str]:
     sections = set(Settings.model_fields)
     problems = []
     for name in sorted(environ):
-        if not name.startswith("SUPERVISOR_") or name == CONFIG_ENV:
+        # pydantic-settings matches names case-insensitively: so must this check.
+        upper = name.upper()
+        if not upper.startswith("SUPERVISOR_") or upper == CONFIG_ENV:
             continue
-        section = name.removeprefix("SUPERVISOR_").split("__", 1)[0].lower()
+        section = upper.removeprefix("SUPERVISOR_").split("__", 1)[0].lower()
         if section not in sections:
             problems.append(
                 f"environment {name}: not a setting; use SUPERVISOR_<SECTION>__<KEY> with a"

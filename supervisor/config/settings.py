@@ -11,6 +11,7 @@ from pydantic import model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
 from supervisor.actuators.deadman import DeadmanConfig
+from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.sections import (
     HaSection,
     MetricsSection,
@@ -59,11 +60,18 @@ class Settings(BaseSettings):
         for index, watchdog in enumerate(self.watchdogs):
             _check_watchdog_refs(index, watchdog, self)
         for name, actuator in self.actuators.items():
-            for ref in getattr(actuator, "on_failure", []):  # a deadman has none
-                if ref not in self.actuators or ref == name:
-                    problem = f"no other actuator named {ref!r}"
-                    raise ValueError(f"actuators.{name}.on_failure: {problem}")
+            if isinstance(actuator, ActuatorBase):  # a deadman is not an action: no on_failure
+                _check_escalation_refs(name, actuator, self)
         return self
+
+
+def _check_escalation_refs(name: str, actuator: ActuatorBase, settings: Settings) -> None:
+    for ref in actuator.on_failure:
+        target = settings.actuators.get(ref)
+        if target is None or ref == name:
+            raise ValueError(f"actuators.{name}.on_failure: no other actuator named {ref!r}")
+        if isinstance(target, DeadmanConfig):
+            raise ValueError(f"actuators.{name}.on_failure: {ref!r} is a deadman, not an action")
 
 
 def _check_watchdog_refs(index: int, watchdog: WatchdogBase, settings: Settings) -> None:

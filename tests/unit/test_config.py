@@ -339,6 +339,16 @@ def test_a_mistyped_environment_override_is_refused(
     assert found[0].startswith("environment SUPERVISOR_SUPERVISOR_DRY_RUN: not a setting")
 
 
+def test_a_mistyped_lower_case_override_is_refused_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """pydantic-settings reads overrides whatever their case; so does the check."""
+    monkeypatch.setenv("supervisor_supervisor_dry_run", "true")
+    found = problems(tmp_path)
+    assert len(found) == 1
+    assert found[0].startswith("environment supervisor_supervisor_dry_run: not a setting")
+
+
 def test_the_config_path_variable_is_not_an_override(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -395,6 +405,15 @@ def test_on_failure_must_name_another_actuator(tmp_path: Path) -> None:
     kill = '[actuators.kill]\nkind = "command"\nlevel = "flatten"\nargv = ["true"]\n'
     kill += 'on_failure = ["nope"]'
     assert problems(tmp_path, kill) == ["actuators.kill.on_failure: no other actuator named 'nope'"]
+
+
+def test_on_failure_cannot_name_a_deadman(tmp_path: Path) -> None:
+    kill = '[actuators.kill]\nkind = "command"\nlevel = "flatten"\nargv = ["true"]\n'
+    kill += 'on_failure = ["cod"]'
+    deadman = '[actuators.cod]\nkind = "deadman"\nurl = "http://127.0.0.1:1/cod"'
+    assert problems(tmp_path, kill, deadman) == [
+        "actuators.kill.on_failure: 'cod' is a deadman, not an action"
+    ]
 
 
 def test_every_action_actuator_may_escalate(tmp_path: Path) -> None:
