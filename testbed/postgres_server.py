@@ -13,9 +13,12 @@ import subprocess
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from testbed.certificates import Certificates
 from testbed.waiting import free_port
+
+if TYPE_CHECKING:  # trustme (a test dependency) is loaded only by callers that use TLS
+    from testbed.certificates import Certificates
 
 
 def postgres_bin(name: str) -> str:

@@ -13,9 +13,12 @@ import ssl
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from testbed.certificates import Certificates
 from testbed.waiting import free_port, wait_until
+
+if TYPE_CHECKING:  # trustme (a test dependency) is loaded only by callers that use TLS
+    from testbed.certificates import Certificates
 
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
