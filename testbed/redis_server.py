@@ -27,7 +27,12 @@ class RedisServer:
     """A private redis-server; stop() and start() again keep the same port (outage tests)."""
 
     def __init__(
-        self, directory: Path, *, acl_file: Path | None = None, tls: Certificates | None = None
+        self,
+        directory: Path,
+        *,
+        acl_file: Path | None = None,
+        tls: Certificates | None = None,
+        client_certificates: bool = False,
     ) -> None:
         if not Path(REDIS_SERVER).exists():
             raise RuntimeError("redis-server is not installed: run scripts/test, which installs it")
@@ -35,6 +40,7 @@ class RedisServer:
         self.port = free_port()
         self.acl_file = acl_file
         self.tls = tls
+        self.client_certificates = client_certificates  # TLS clients must present one
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -43,7 +49,11 @@ class RedisServer:
         `ssl_ca_certs` query parameter, as the supervisor's own config does)."""
         if self.tls is None:
             return f"redis://127.0.0.1:{self.port}/0"
-        return f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca_file}"
+        url = f"rediss://127.0.0.1:{self.port}/0?ssl_ca_certs={self.tls.ca_file}"
+        if self.client_certificates:
+            url += f"&ssl_certfile={self.tls.client_cert_file}"
+            url += f"&ssl_keyfile={self.tls.client_key_file}"
+        return url
 
     def start(self) -> None:
         argv = [REDIS_SERVER, *self._listen_args(), "--bind", "127.0.0.1"]
@@ -69,7 +79,7 @@ class RedisServer:
             "--tls-ca-cert-file",
             str(self.tls.ca_file),
             "--tls-auth-clients",
-            "no",  # server authentication only; clients prove who they are with ACL users
+            "yes" if self.client_certificates else "no",
         ]
 
     def stop(self) -> None:
@@ -91,6 +101,7 @@ class RedisServer:
         if self.tls is None:
             return sock
         context = ssl.create_default_context(cafile=str(self.tls.ca_file))
+        context.load_cert_chain(self.tls.client_cert_file, self.tls.client_key_file)
         try:
             return context.wrap_socket(sock, server_hostname="127.0.0.1")
         except OSError:
@@ -100,10 +111,16 @@ class RedisServer:
 
 @contextlib.contextmanager
 def running_redis(
-    directory: Path, *, acl_file: Path | None = None, tls: Certificates | None = None
+    directory: Path,
+    *,
+    acl_file: Path | None = None,
+    tls: Certificates | None = None,
+    client_certificates: bool = False,
 ) -> Iterator[RedisServer]:
     """A started redis-server, stopped afterwards (also when starting it failed halfway)."""
-    server = RedisServer(directory, acl_file=acl_file, tls=tls)
+    server = RedisServer(
+        directory, acl_file=acl_file, tls=tls, client_certificates=client_certificates
+    )
     try:
         server.start()
         yield server

@@ -176,6 +176,25 @@ async def test_redis_with_a_wrong_ca_is_unknown_with_the_reason(
     assert CERTIFICATE_REFUSED in verdict.reason
 
 
+async def test_redis_client_certificate_from_the_url(
+    tmp_path: Path, certificates: Certificates
+) -> None:
+    """Mutual TLS: a Redis that requires a client certificate accepts the one named by the
+    URL's `ssl_certfile` / `ssl_keyfile`, and refuses a client without one."""
+    with running_redis(tmp_path, tls=certificates, client_certificates=True) as server:
+        with_certificate = connect(RedisSection(url=server.url), "mtls")
+        without = connect(RedisSection(url=server.url.partition("&ssl_certfile")[0]), "no-cert")
+        try:
+            # An empty Redis, read: "no tick" is a BREACH, not the UNKNOWN of "cannot read".
+            assert (await judge(tick_watchdog(with_certificate))).status is Status.BREACH
+            refused = await judge(tick_watchdog(without))
+        finally:
+            await with_certificate.aclose()
+            await without.aclose()
+    assert refused.status is Status.UNKNOWN
+    assert "redis: ConnectionError" in refused.reason
+
+
 # --- PostgreSQL -----------------------------------------------------------------------------
 
 
