@@ -16,13 +16,14 @@ from testbed.waiting import free_port
 BASE_CONFIG = """
 [supervisor]
 instance_id = "sup-test"
-namespace = "sup"
+namespace = "{namespace}"
 state_dir = "{state_dir}"
 dry_run = {dry_run}
 
 [redis]
 url = "{redis_url}"
 timeout = "300ms"
+{redis_extra}
 
 [metrics]
 listen = "127.0.0.1:{metrics_port}"
@@ -41,6 +42,7 @@ breach = "{breach}"
 interval = "{interval}"
 trip_after = {trip_after}
 on_breach = ["breaker"]
+{extra}
 """
 
 
@@ -53,7 +55,12 @@ def write_config(
     interval: str = "500ms",
     dry_run: bool = False,
     trip_after: int = 2,
+    namespace: str = "sup",
+    redis_extra: str = "",
+    extra: str = "",
 ) -> tuple[Path, int]:
+    """The base config; `redis_extra` is TOML inside [redis] (credentials), `extra` is TOML
+    appended at the end (more tables: [postgres], actuators, watchdogs)."""
     metrics_port = free_port()
     text = BASE_CONFIG.format(
         state_dir=directory / "state",
@@ -64,6 +71,9 @@ def write_config(
         breach=breach,
         interval=interval,
         trip_after=trip_after,
+        namespace=namespace,
+        redis_extra=redis_extra,
+        extra=extra,
     )
     path = directory / "supervisor.toml"
     path.write_text(text, encoding="utf-8")
@@ -108,7 +118,10 @@ class Daemon:
         self._log.close()
 
 
-def cli(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout_s: float = 30, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
+    """One CLI command; `extra_env` adds variables (the secrets a config names as ${ENV})."""
     return subprocess.run(
         [sys.executable, "-m", "supervisor", *args],
         capture_output=True,
@@ -116,4 +129,5 @@ def cli(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
         timeout=timeout_s,
         cwd=REPO_ROOT,
         check=False,
+        env={**os.environ, **(extra_env or {})},
     )
