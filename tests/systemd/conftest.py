@@ -33,6 +33,9 @@ STATE_DIR = "/var/lib/trading-supervisor"  # its StateDirectory=
 SYSTEM_PYTHON = "/usr/bin/python3"
 REDIS_UNIT = "testbed-redis.service"
 SOURCE_PARTS = ("pyproject.toml", "README.md", "supervisor")
+# Per test, setup included: whichever test runs first also builds the session's venv (10-30 s;
+# longer where pip has to download). Every wait inside a test has its own, shorter bound.
+TIMEOUT_S = 150
 TRIP = "REDUCE_ONLY: breaker tripped by spx_ticks — SPX: no tick (key missing)"  # its STATUS=
 
 REDIS_UNIT_TEXT = """[Unit]

@@ -8,9 +8,9 @@ import time
 
 import pytest
 
-from tests.systemd.conftest import CONFIG, UNIT_NAME, Stack, supervisor_config
+from tests.systemd.conftest import CONFIG, TIMEOUT_S, UNIT_NAME, Stack, supervisor_config
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S)]
 
 RESTART_SEC = 2  # the shipped unit's RestartSec=
 

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.systemd.conftest import CONFIG, STATE_DIR, UNIT_NAME, VENV, Stack
+from tests.systemd.conftest import CONFIG, STATE_DIR, TIMEOUT_S, UNIT_NAME, VENV, Stack
 from tests.test_systemd_unit import MAX_EXPOSURE
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S)]
 
 CREDENTIALS = f"/run/credentials/{UNIT_NAME}"  # $CREDENTIALS_DIRECTORY of the service
 DYNAMIC_UIDS = range(61184, 65520)  # systemd's range for DynamicUser= (systemd.exec(5))

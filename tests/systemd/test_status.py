@@ -8,9 +8,9 @@ import json
 
 import pytest
 
-from tests.systemd.conftest import REDIS_UNIT, TRIP, UNIT_NAME, Stack
+from tests.systemd.conftest import REDIS_UNIT, TIMEOUT_S, TRIP, UNIT_NAME, Stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S)]
 
 OUTAGE = "(watchdogs that need it go UNKNOWN; retrying)"  # logged as an error
 

@@ -7,15 +7,14 @@ import time
 
 import pytest
 
-from tests.systemd.conftest import TRIP, UNIT_NAME, Stack
+from tests.systemd.conftest import TIMEOUT_S, TRIP, UNIT_NAME, Stack
 
-pytestmark = pytest.mark.slow
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(TIMEOUT_S)]
 
 WATCHDOG_SEC = 10  # the shipped unit's WatchdogSec=
 RESTART_SEC = 2  # its RestartSec=
 
 
-@pytest.mark.timeout(90)
 def test_a_frozen_daemon_is_killed_by_the_watchdog_and_comes_back_latched(stack: Stack) -> None:
     stack.start_and_trip()
     frozen_pid = stack.unit("MainPID")["MainPID"]
