@@ -40,6 +40,7 @@ from supervisor.constants import (
     STATUS_NO_LIVE_SUPERVISOR,
 )
 from supervisor.errors import ConfigError, SupervisorError, first_line
+from supervisor.install_check import protect_home_warnings
 from supervisor.model import Verdict
 from supervisor.protection import Protection, build_protection, unmet_needs
 from supervisor.publish.audit import read as audit_read
@@ -323,6 +324,8 @@ async def _show_events(
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
+    for warning in protect_home_warnings():  # before the config: an install problem is worse
+        print(f"trading-supervisor: warning: {warning}", file=sys.stderr)
     path, settings = _load(args)
     protection = anyio.run(_build_and_close, settings)
     say(
