@@ -17,14 +17,14 @@ Body template strings may hold `{instance_id}` and `{now}` (epoch seconds, as gi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
 import httpx
 from pydantic import Field, model_validator
 
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
-from supervisor.config.actuator_base import check_placeholders
+from supervisor.config.actuator_base import JsonBody, check_placeholders
 from supervisor.config.types import Duration, Secret, Strict, mask_url
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
@@ -40,7 +40,7 @@ class DeadmanConfig(Strict):
     method: Literal["POST", "PUT", "GET"] = "POST"
     url: str
     headers: dict[str, Secret] = {}
-    json_body: dict[str, Any] | None = Field(None, alias="json")
+    json_body: JsonBody | None = Field(None, alias="json")
     timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
 
     @model_validator(mode="after")

@@ -37,7 +37,7 @@ import jmespath
 from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config.actuator_base import ActuatorBase, check_placeholders
+from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
 from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError, first_line
@@ -101,7 +101,7 @@ class HttpActuatorConfig(ActuatorBase):
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
     url: str
     headers: dict[str, Secret] = {}
-    json_body: dict[str, Any] | None = Field(None, alias="json")
+    json_body: JsonBody | None = Field(None, alias="json")
     idempotency_header: str | None = "Idempotency-Key"
     verify: VerifyConfig | None = None
     timeout_s: Duration = Field(2.0, alias="timeout", gt=0)

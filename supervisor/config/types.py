@@ -53,7 +53,11 @@ Level = Literal["reduce_only", "halted", "flatten"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: TOML has `nan` and `inf`, and every comparison with NaN is false,
+    # so a `breach = nan` would never trip. No threshold, limit or amount may be either.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )
 
 
 def mask_url(url: str) -> str:
