@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
 from supervisor.config.actuator_base import JsonBody, check_placeholders
-from supervisor.config.types import Duration, Secret, Strict, mask_url
+from supervisor.config.types import Duration, HttpUrl, Secret, Strict, mask_url
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
 from supervisor.quantities import format_duration
@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 class DeadmanConfig(Strict):
     kind: Literal["deadman"]
     method: Literal["POST", "PUT", "GET"] = "POST"
-    url: str
+    url: HttpUrl
     headers: dict[str, Secret] = {}
     json_body: JsonBody | None = Field(None, alias="json")
     timeout_s: Duration = Field(1.0, alias="timeout", gt=0)

@@ -38,7 +38,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
-from supervisor.config.types import Duration, JmesPath, Secret, Strict, mask_url
+from supervisor.config.types import Duration, HttpUrl, JmesPath, Secret, Strict, mask_url
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
@@ -91,7 +91,7 @@ def backoff_s(attempt: int) -> float:
 
 
 class VerifyConfig(Strict):
-    url: str
+    url: HttpUrl
     expect: JmesPath
     headers: dict[str, Secret] = {}
 
@@ -99,7 +99,7 @@ class VerifyConfig(Strict):
 class HttpActuatorConfig(ActuatorBase):
     kind: Literal["http"]
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
-    url: str
+    url: HttpUrl
     headers: dict[str, Secret] = {}
     json_body: JsonBody | None = Field(None, alias="json")
     idempotency_header: str | None = "Idempotency-Key"

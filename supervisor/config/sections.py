@@ -13,6 +13,7 @@ from pydantic import AfterValidator, Field
 
 from supervisor.config.types import (
     Duration,
+    Listen,
     Name,
     Secret,
     Strict,
@@ -49,7 +50,7 @@ class PostgresSection(Strict):
 
 class MetricsSection(Strict):
     enabled: bool = True
-    listen: str = Field("127.0.0.1:9464", pattern=r"^[^:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+    listen: Listen = "127.0.0.1:9464"
 
     @property
     def host_port(self) -> tuple[str, int]:

@@ -6,13 +6,17 @@ suffix). Secrets become SecretStr. `Strict` models refuse unknown keys and are f
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from typing import Annotated, Literal
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, SecretStr
+from redis.asyncio import ConnectionPool
 
 from supervisor.quantities import parse_duration
 from supervisor.secrets import resolve_secret
@@ -34,6 +38,75 @@ def check_timezone(name: str) -> str:
     return name
 
 
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # "_": compose names
+_LISTEN = re.compile(r"^(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def check_port(port: int) -> int:
+    """A TCP port something can listen on or connect to: 1-65535 (0 means "any" to bind)."""
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 1-65535")
+    return port
+
+
+def check_host(host: str) -> str:
+    """An IPv4 or IPv6 address, or a DNS name (RFC 1123 labels)."""
+    if re.fullmatch(r"[\d.]+", host):  # looks like IPv4: must be one ("999.1.1.1" is not)
+        _address(host, ipaddress.IPv4Address)
+    elif ":" in host:
+        _address(host, ipaddress.IPv6Address)
+    elif len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
+        raise ValueError(f"{host[:60]!r} is not a host name or an IP address")
+    return host
+
+
+def _address(text: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> None:
+    try:
+        kind(text)
+    except ValueError:
+        raise ValueError(f"{text[:60]!r} is not a valid {kind.__name__[:4]} address") from None
+
+
+def check_listen(listen: str) -> str:
+    """ "host:port" or "[ipv6]:port", checked here: `run` would otherwise die in bind()."""
+    match = _LISTEN.match(listen)
+    if not match:
+        raise ValueError("use 'host:port' or '[ipv6]:port', e.g. '127.0.0.1:9464'")
+    if match["ipv6"] is not None:
+        _address(match["ipv6"], ipaddress.IPv6Address)
+    else:
+        check_host(match["host"])
+    check_port(int(match["port"]))
+    return listen
+
+
+def _url_port(parts: SplitResult) -> None:
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        raise ValueError("the port is not a number in 1-65535") from None
+    if port is not None:
+        check_port(port)
+
+
+def check_http_url(url: str) -> str:
+    """An http(s) URL with a host and a usable port, that httpx can send to. Checked at
+    load time so that a kill switch or a health check does not fail at its first call."""
+    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
+        raise ValueError("a URL cannot contain spaces or control characters")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must start with http:// or https:// and name a host")
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    _url_port(parts)
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    return url
+
+
 def check_redis_url(url: str) -> str:
     scheme = url.partition("://")[0]
     if scheme == "redis+sentinel":
@@ -42,12 +115,20 @@ def check_redis_url(url: str) -> str:
         )
     if scheme not in ("redis", "rediss", "unix") or "://" not in url:
         raise ValueError("must start with redis://, rediss:// or unix://")
+    if scheme != "unix":
+        _url_port(urlsplit(url))
+    try:
+        ConnectionPool.from_url(url)  # redis-py's own parser; builds a pool, opens nothing
+    except ValueError as exc:  # its messages name the part, never the password
+        raise ValueError(f"not a usable Redis URL: {exc}") from None
     return url
 
 
 Duration = Annotated[float, BeforeValidator(parse_duration)]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 JmesPath = Annotated[str, AfterValidator(check_jmespath)]
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+Listen = Annotated[str, AfterValidator(check_listen)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 Level = Literal["reduce_only", "halted", "flatten"]
 

@@ -43,7 +43,7 @@ import httpx
 import jmespath
 from pydantic import Field
 
-from supervisor.config.types import Duration, JmesPath, Secret
+from supervisor.config.types import Duration, HttpUrl, JmesPath, Secret
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
@@ -58,7 +58,7 @@ ANSWER_SHARE_OF_TIMEOUT = 0.9
 
 class HttpHealthConfig(WatchdogBase):
     kind: Literal["http_health"]
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     headers: dict[str, Secret] = {}
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
     max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)

@@ -35,7 +35,7 @@ import httpx
 import jmespath
 from pydantic import Field
 
-from supervisor.config.types import JmesPath, Secret
+from supervisor.config.types import HttpUrl, JmesPath, Secret
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
@@ -48,7 +48,7 @@ from supervisor.watchdogs.thresholds import value_verdict
 
 class HttpValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["http_value"]
-    url: str = Field(pattern=r"^https?://")
+    url: HttpUrl
     headers: dict[str, Secret] = {}
     path: JmesPath  # where the number is in the JSON answer
     label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: path

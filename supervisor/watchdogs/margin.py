@@ -47,7 +47,7 @@ import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Secret, check_jmespath
+from supervisor.config.types import HttpUrl, Secret, check_jmespath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError, first_line
@@ -75,7 +75,7 @@ class MarginConfig(WatchdogBase, ValueThresholds):
     both `used` and `equity` (ratio = used / equity)."""
 
     kind: Literal["margin"]
-    url: str | None = Field(None, pattern=r"^https?://")
+    url: HttpUrl | None = None
     headers: dict[str, Secret] = {}
     redis_key: str | None = Field(None, min_length=1)
     used: str | None = Field(None, min_length=1)

@@ -76,3 +76,81 @@ def test_a_json_body_of_plain_values_still_loads(tmp_path: Path) -> None:
     kill = '[actuators.kill]\nkind = "http"\nlevel = "halted"\nurl = "http://h/k"\n'
     kill += 'json = { reason = "{reason}", n = 1, x = 0.5, ok = true, l = [1, "a", { y = 2 }] }'
     assert load(tmp_path, kill, BREAKER, SPX).actuators["kill"].kind == "http"
+
+
+# --- addresses: listen, URLs ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("listen", "problem"),
+    [
+        ("127.0.0.1:99999", "port 99999 is out of range 1-65535"),
+        ("127.0.0.1:0", "port 0 is out of range 1-65535"),
+        ("999.1.1.1:9464", "'999.1.1.1' is not a valid IPv4 address"),
+        ("[fe80::zz]:9464", "'fe80::zz' is not a valid IPv6 address"),
+        ("metrics host:9464", "'metrics host' is not a host name or an IP address"),
+        ("9464", "use 'host:port' or '[ipv6]:port', e.g. '127.0.0.1:9464'"),
+    ],
+)
+def test_a_metrics_address_that_cannot_be_bound_is_refused(
+    tmp_path: Path, listen: str, problem: str
+) -> None:
+    # Before: "127.0.0.1:99999" validated, then `run` died in bind() with an OverflowError.
+    assert problems(tmp_path, SPX, f'[metrics]\nlisten = "{listen}"') == [
+        f"metrics.listen: {problem}"
+    ]
+
+
+@pytest.mark.parametrize("listen", ["127.0.0.1:9464", "0.0.0.0:1", "[::1]:65535", "mon-1:9464"])
+def test_usable_metrics_addresses_load(tmp_path: Path, listen: str) -> None:
+    assert load(tmp_path, SPX, f'[metrics]\nlisten = "{listen}"').metrics.listen == listen
+
+
+BAD_HTTP_URLS = [
+    ("http://venue.example:99999/kill", "the port is not a number in 1-65535"),
+    ("http://venue.example:0/kill", "port 0 is out of range 1-65535"),
+    ("venue.example/kill", "must start with http:// or https:// and name a host"),
+    ("ftp://venue.example/kill", "must start with http:// or https:// and name a host"),
+    ("http:///kill", "must start with http:// or https:// and name a host"),
+    ("http://venue.example/kill now", "a URL cannot contain spaces or control characters"),
+]
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_HTTP_URLS)
+def test_an_actuator_url_httpx_cannot_call_is_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    # Before: any string was accepted and the kill switch failed at its first call (port
+    # 99999 even raised past httpx's own errors).
+    kill = f'[actuators.kill]\nkind = "http"\nlevel = "halted"\nurl = "{url}"'
+    assert problems(tmp_path, kill, SPX) == [f"actuators.kill.url: {problem}"]
+    cod = f'[actuators.cod]\nkind = "deadman"\nurl = "{url}"'
+    assert problems(tmp_path, cod, SPX) == [f"actuators.cod.url: {problem}"]
+    verify = kill.replace(url, "http://h/k") + f'\nverify = {{ url = "{url}", expect = "ok" }}'
+    assert problems(tmp_path, verify, SPX) == [f"actuators.kill.verify.url: {problem}"]
+
+
+@pytest.mark.parametrize(("url", "problem"), BAD_HTTP_URLS[:2])
+def test_a_watchdog_url_with_an_impossible_port_is_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    health = f'[[watchdogs]]\nname = "h"\nkind = "http_health"\nurl = "{url}"'
+    assert problems(tmp_path, health) == [f"watchdogs[0] (h).url: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("url", "problem"),
+    [
+        ("redis://127.0.0.1:99999/0", "the port is not a number in 1-65535"),
+        ("redis://127.0.0.1:0/0", "port 0 is out of range 1-65535"),
+        (
+            "redis://127.0.0.1:6379/0?socket_timeout=soon",
+            "not a usable Redis URL: Invalid value for 'socket_timeout' in connection URL.",
+        ),
+    ],
+)
+def test_a_redis_url_redis_py_would_refuse_at_start_is_refused(
+    tmp_path: Path, url: str, problem: str
+) -> None:
+    # Before: `config validate` crashed with a traceback in redis-py's URL parser.
+    assert problems(tmp_path, SPX, f'[redis]\nurl = "{url}"') == [f"redis.url: {problem}"]
