@@ -23,7 +23,7 @@ from pydantic import Field
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
-from supervisor.config.types import Duration
+from supervisor.config.types import Timeout
 from supervisor.declarations import ActuatorKind
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
@@ -71,7 +71,7 @@ def kill_group(process: asyncio.subprocess.Process) -> None:
 class CommandActuatorConfig(ActuatorBase):
     kind: Literal["command"]
     argv: list[str] = Field(min_length=1)
-    timeout_s: Duration = Field(30.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(30.0, alias="timeout")
 
 
 class CommandActuator(Actuator):

@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
 from supervisor.config.actuator_base import JsonBody, check_placeholders
-from supervisor.config.types import Duration, HttpUrl, Secret, Strict, mask_url
+from supervisor.config.types import HttpUrl, Secret, Strict, Timeout, mask_url
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
 from supervisor.quantities import format_duration
@@ -41,7 +41,7 @@ class DeadmanConfig(Strict):
     url: HttpUrl
     headers: dict[str, Secret] = {}
     json_body: JsonBody | None = Field(None, alias="json")
-    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(1.0, alias="timeout")
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> DeadmanConfig:

@@ -38,7 +38,7 @@ from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
-from supervisor.config.types import Duration, HttpUrl, JmesPath, Secret, Strict, mask_url
+from supervisor.config.types import Duration, HttpUrl, JmesPath, Secret, Strict, Timeout, mask_url
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
@@ -104,7 +104,7 @@ class HttpActuatorConfig(ActuatorBase):
     json_body: JsonBody | None = Field(None, alias="json")
     idempotency_header: str | None = "Idempotency-Key"
     verify: VerifyConfig | None = None
-    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(2.0, alias="timeout")
     retry_for_s: Duration = Field(60.0, alias="retry_for")
 
     @model_validator(mode="after")

@@ -53,7 +53,7 @@ class RedisBreakerConfig(ActuatorBase):
     tripped_value: str = "TRIPPED"
     clear_value: str = "OPEN"
     format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
-    history_max: int = Field(10_000, ge=1)
+    history_max: int = Field(10_000, ge=1, le=1_000_000)  # a ZSET entry per trip, capped
     # Only a reduce-only breaker may release itself, and only after its watchdog cleared.
     auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after", gt=0)
 

@@ -17,6 +17,8 @@ from supervisor.config.types import (
     Name,
     Secret,
     Strict,
+    Timeout,
+    between,
     check_redis_url,
     check_timezone,
     mask_url,
@@ -35,7 +37,7 @@ class RedisSection(Strict):
     url: Annotated[str, AfterValidator(check_redis_url)] = "redis://127.0.0.1:6379/0"
     username: str | None = None
     password: Secret | None = None
-    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(1.0, alias="timeout")
 
     @property
     def display_url(self) -> str:
@@ -45,7 +47,7 @@ class RedisSection(Strict):
 
 class PostgresSection(Strict):
     dsn: Secret | None = None
-    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(2.0, alias="timeout")
 
 
 class MetricsSection(Strict):
@@ -60,7 +62,9 @@ class MetricsSection(Strict):
 
 class HaSection(Strict):
     enabled: bool = False
-    lease_ttl_s: Duration = Field(5.0, alias="lease_ttl", gt=0)
+    # The lease must outlive a missed renewal (renewed every housekeeping cycle, 1 s); longer
+    # than 5 minutes is a standby that waits that long to take over from a dead leader.
+    lease_ttl_s: Annotated[Duration, between(2.0, 300.0)] = Field(5.0, alias="lease_ttl")
 
 
 class SessionConfig(Strict):

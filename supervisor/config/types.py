@@ -124,7 +124,41 @@ def check_redis_url(url: str) -> str:
     return url
 
 
-Duration = Annotated[float, BeforeValidator(parse_duration)]
+# Bounds on durations. Every duration: at most a year, far below where the scheduler's and
+# datetime's arithmetic overflow (an interval of 1e12 s crashed `run`), and longer than any
+# threshold a live trading stack can mean. An interval or a timeout below 10 ms is a typo:
+# the event loop cannot keep such a schedule, and Postgres reads a statement_timeout that
+# rounds to 0 ms as "no timeout at all".
+MAX_DURATION_S = 366 * 86400.0
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.01, 86400.0
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.01, 600.0
+
+
+def between(low: float, high: float) -> AfterValidator:
+    """A duration check whose message shows the bounds as one would write them in the file
+    ("at least 10ms", "at most 24h"), not as pydantic's seconds."""
+
+    def check(seconds: float) -> float:
+        if seconds < low:
+            raise ValueError(f"must be at least {as_written(low)}")
+        if seconds > high:
+            raise ValueError(f"must be at most {as_written(high)}")
+        return seconds
+
+    return AfterValidator(check)
+
+
+def as_written(seconds: float) -> str:
+    """A round bound in the config's own duration syntax: 0.01 -> "10ms", 86400 -> "24h"."""
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms"
+
+
+Duration = Annotated[float, BeforeValidator(parse_duration), between(0.0, MAX_DURATION_S)]
+Interval = Annotated[Duration, between(MIN_INTERVAL_S, MAX_INTERVAL_S)]
+Timeout = Annotated[Duration, between(MIN_TIMEOUT_S, MAX_TIMEOUT_S)]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 JmesPath = Annotated[str, AfterValidator(check_jmespath)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]

@@ -65,7 +65,7 @@ class CbStalenessConfig(WatchdogBase, AgeThresholds):
     json_field: JmesPath | None = None
     timestamp_key: str | None = Field(None, min_length=1)
     unit: TimestampUnit = "auto"
-    warn_s: Duration | None = Field(5.0, alias="warn")  # the runbook's SLA: <= 5 s
+    warn_s: Duration | None = Field(5.0, alias="warn", gt=0)  # the runbook's SLA: <= 5 s
     breach_s: Duration = Field(10.0, alias="breach", gt=0)  # page above 10 s
     max_future_s: Duration = Field(2.0, alias="max_future")
     fail_closed: bool = True

@@ -139,6 +139,18 @@ class LockTtlConfig(WatchdogBase):
             raise ValueError(f"'require_owner' names keys not in 'keys': {', '.join(unknown)}")
         return self
 
+    @model_validator(mode="after")
+    def _progress_window_spans_checks(self) -> LockTtlConfig:
+        # Two checks are `interval` apart: with a shorter window, one ordinary renewal
+        # between two checks already reads as "renewed between every check" and breaches.
+        window = self.min_ttl_progress_s
+        if window is not None and window <= self.interval_s:
+            raise ValueError(
+                "'min_ttl_progress' must be longer than 'interval': one renewal between two"
+                " checks would already breach"
+            )
+        return self
+
 
 class LockTtl(Watchdog):
     config: LockTtlConfig

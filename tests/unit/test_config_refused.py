@@ -154,3 +154,73 @@ def test_a_redis_url_redis_py_would_refuse_at_start_is_refused(
 ) -> None:
     # Before: `config validate` crashed with a traceback in redis-py's URL parser.
     assert problems(tmp_path, SPX, f'[redis]\nurl = "{url}"') == [f"redis.url: {problem}"]
+
+
+# --- durations and counts -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("setting", "problem"),
+    [
+        ('interval = "0.0001ms"', "interval: must be at least 10ms"),
+        ('interval = "9ms"', "interval: must be at least 10ms"),
+        ('interval = "25h"', "interval: must be at most 24h"),
+        ("interval = 1e12", "interval: must be at most 8784h"),  # crashed `run` in APScheduler
+        ('timeout = "1ms"', "timeout: must be at least 10ms"),
+        ('timeout = "11m"', "timeout: must be at most 10m"),
+        ("unknown_grace = 1e12", "unknown_grace: must be at most 8784h"),
+        ('warn = "0s"', "warn: Input should be greater than 0"),
+        ('critical = "0s"', "critical: Input should be greater than 0"),
+        ("trip_after = 101", "trip_after: Input should be less than or equal to 100"),
+        ("clear_after = 1000000", "clear_after: Input should be less than or equal to 100"),
+    ],
+)
+def test_a_watchdog_duration_or_count_out_of_bounds_is_refused(
+    tmp_path: Path, setting: str, problem: str
+) -> None:
+    assert problems(tmp_path, SPX + setting) == [f"watchdogs[0] (spx).{problem}"]
+
+
+@pytest.mark.parametrize(
+    ("section", "problem"),
+    [
+        ('[redis]\ntimeout = "1ms"', "redis.timeout: must be at least 10ms"),
+        # Postgres reads a statement_timeout that rounds to 0 ms as "no timeout at all".
+        ('[postgres]\ntimeout = "0.5ms"', "postgres.timeout: must be at least 10ms"),
+        ('[postgres]\ntimeout = "1h"', "postgres.timeout: must be at most 10m"),
+        ('[ha]\nlease_ttl = "1s"', "ha.lease_ttl: must be at least 2s"),
+        ('[ha]\nlease_ttl = "1h"', "ha.lease_ttl: must be at most 5m"),
+        (BREAKER + "history_max = 10000000", "actuators.breaker.history_max: Input should be"),
+        (
+            '[actuators.flat]\nkind = "command"\nlevel = "flatten"\nargv = ["x"]\ntimeout = 0',
+            "actuators.flat.timeout: must be at least 10ms",
+        ),
+        (
+            '[actuators.k]\nkind = "http"\nlevel = "halted"\nurl = "http://h/"\ntimeout = "5ms"',
+            "actuators.k.timeout: must be at least 10ms",
+        ),
+        (
+            '[actuators.cod]\nkind = "deadman"\nurl = "http://h/"\ntimeout = "1h"',
+            "actuators.cod.timeout: must be at most 10m",
+        ),
+    ],
+)
+def test_section_and_actuator_limits(tmp_path: Path, section: str, problem: str) -> None:
+    [found] = problems(tmp_path, SPX, section)
+    assert found.startswith(problem)
+
+
+def test_lock_progress_window_must_span_more_than_one_interval(tmp_path: Path) -> None:
+    # One ordinary renewal between two checks would already read as "renewed at every check".
+    lock = '[[watchdogs]]\nname = "l"\nkind = "lock_ttl"\nkeys = ["lock"]\ninterval = "5s"\n'
+    assert problems(tmp_path, lock + 'min_ttl_progress = "5s"') == [
+        "watchdogs[0] (l): 'min_ttl_progress' must be longer than 'interval': one renewal"
+        " between two checks would already breach"
+    ]
+    assert load(tmp_path, lock + 'min_ttl_progress = "6s"').watchdogs[0].name == "l"
+
+
+def test_durations_at_their_bounds_load(tmp_path: Path) -> None:
+    bounds = 'interval = "10ms"\ntimeout = "10m"\ntrip_after = 100\nclear_after = 100'
+    watchdog = load(tmp_path, SPX + bounds, '[ha]\nlease_ttl = "2s"').watchdogs[0]
+    assert (watchdog.interval_s, watchdog.timeout_s, watchdog.trip_after) == (0.01, 600.0, 100)
