@@ -224,3 +224,60 @@ def test_durations_at_their_bounds_load(tmp_path: Path) -> None:
     bounds = 'interval = "10ms"\ntimeout = "10m"\ntrip_after = 100\nclear_after = 100'
     watchdog = load(tmp_path, SPX + bounds, '[ha]\nlease_ttl = "2s"').watchdogs[0]
     assert (watchdog.interval_s, watchdog.timeout_s, watchdog.trip_after) == (0.01, 600.0, 100)
+
+
+# --- session calendars ----------------------------------------------------------------------
+
+CALENDAR = '[sessions.rth]\ntimezone = "America/New_York"\ndays = ["mon"]\n'
+
+
+@pytest.mark.parametrize(
+    ("open_", "problem"),
+    [
+        ("930", "a time of day is a TOML local time (09:30:00) or a string 'HH:MM[:SS]'"),
+        ("9.5", "a time of day is a TOML local time (09:30:00) or a string 'HH:MM[:SS]'"),
+        ('"9:30"', "a time of day is a TOML local time (09:30:00) or a string 'HH:MM[:SS]'"),
+        ('"24:00"', "a time of day is a TOML local time (09:30:00) or a string 'HH:MM[:SS]'"),
+        ('"09:30pm"', "a time of day is a TOML local time (09:30:00) or a string 'HH:MM[:SS]'"),
+        ("2026-01-02T09:30:00", "a time of day is a TOML local time (09:30:00) or a string"),
+    ],
+)
+def test_a_session_time_that_is_not_a_time_of_day_is_refused(
+    tmp_path: Path, open_: str, problem: str
+) -> None:
+    # Before: `open = 930` loaded as 00:15:30 (930 seconds after midnight).
+    [found] = problems(tmp_path, SPX, CALENDAR + f'open = {open_}\nclose = "16:00"')
+    assert found.startswith(f"sessions.rth.open: {problem}")
+
+
+@pytest.mark.parametrize(("open_", "expected"), [('"09:30"', "09:30:00"), ("09:30:15", "09:30:15")])
+def test_session_times_as_strings_or_toml_times_load(
+    tmp_path: Path, open_: str, expected: str
+) -> None:
+    session = load(tmp_path, SPX, CALENDAR + f'open = {open_}\nclose = "16:00"').sessions["rth"]
+    assert session.open.isoformat() == expected
+
+
+@pytest.mark.parametrize(
+    ("holiday", "problem"),
+    [
+        ("86400", "a holiday is a TOML date (2026-12-25) or a string 'YYYY-MM-DD'"),
+        ('"12/25/2026"', "a holiday is a TOML date (2026-12-25) or a string 'YYYY-MM-DD'"),
+        ('"2026-02-30"', "'2026-02-30' is not a calendar date"),
+        ("2026-12-25T00:00:00", "a holiday is a date, without a time of day"),
+        ("2205-12-25", "2205-12-25 is outside 2000-2100: a typo?"),
+        ('"1970-01-02"', "1970-01-02 is outside 2000-2100: a typo?"),
+    ],
+)
+def test_a_holiday_that_is_not_a_plausible_date_is_refused(
+    tmp_path: Path, holiday: str, problem: str
+) -> None:
+    # Before: `holidays = [86400]` loaded as 1970-01-02 (epoch seconds).
+    calendar = CALENDAR + f'open = "09:30"\nclose = "16:00"\nholidays = ["2026-12-24", {holiday}]'
+    assert problems(tmp_path, SPX, calendar) == [f"sessions.rth.holidays[1]: {problem}"]
+
+
+def test_holidays_as_strings_or_toml_dates_load(tmp_path: Path) -> None:
+    calendar = CALENDAR + 'open = "09:30"\nclose = "16:00"\nholidays = ["2026-12-24", 2026-12-25]'
+    session = load(tmp_path, SPX, calendar).sessions["rth"]
+    assert [day.isoformat() for day in session.holidays] == ["2026-12-24", "2026-12-25"]
