@@ -25,7 +25,7 @@ from pydantic import Field, model_validator
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
 from supervisor.config.actuator_base import JsonBody, check_placeholders
-from supervisor.config.types import HttpUrl, Secret, Strict, Timeout, mask_url
+from supervisor.config.types import Headers, HttpUrl, Strict, Timeout, mask_url
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
 from supervisor.quantities import format_duration
@@ -39,7 +39,7 @@ class DeadmanConfig(Strict):
     kind: Literal["deadman"]
     method: Literal["POST", "PUT", "GET"] = "POST"
     url: HttpUrl
-    headers: dict[str, Secret] = {}
+    headers: Headers = {}
     json_body: JsonBody | None = Field(None, alias="json")
     timeout_s: Timeout = Field(1.0, alias="timeout")
 

@@ -38,7 +38,16 @@ from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
-from supervisor.config.types import Duration, HttpUrl, JmesPath, Secret, Strict, Timeout, mask_url
+from supervisor.config.types import (
+    Duration,
+    HeaderName,
+    Headers,
+    HttpUrl,
+    JmesPath,
+    Strict,
+    Timeout,
+    mask_url,
+)
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.errors import ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
@@ -93,16 +102,16 @@ def backoff_s(attempt: int) -> float:
 class VerifyConfig(Strict):
     url: HttpUrl
     expect: JmesPath
-    headers: dict[str, Secret] = {}
+    headers: Headers = {}
 
 
 class HttpActuatorConfig(ActuatorBase):
     kind: Literal["http"]
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
     url: HttpUrl
-    headers: dict[str, Secret] = {}
+    headers: Headers = {}
     json_body: JsonBody | None = Field(None, alias="json")
-    idempotency_header: str | None = "Idempotency-Key"
+    idempotency_header: HeaderName | None = "Idempotency-Key"
     verify: VerifyConfig | None = None
     timeout_s: Timeout = Field(2.0, alias="timeout")
     retry_for_s: Duration = Field(60.0, alias="retry_for")

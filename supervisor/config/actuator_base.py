@@ -24,7 +24,7 @@ class ActuatorBase(Strict):
 def check_json_values(body: dict[str, Any]) -> dict[str, Any]:
     """A body template must be sendable as JSON: TOML dates and times have no JSON form (the
     request would fail when it matters most) and NaN/inf are not JSON numbers, so both are
-    refused here, naming where they are."""
+    refused here, naming where they are. (null only comes from a JSON environment override.)"""
     stack: list[tuple[str, Any]] = [("", body)]
     while stack:
         where, item = stack.pop()
@@ -34,7 +34,7 @@ def check_json_values(body: dict[str, Any]) -> dict[str, Any]:
             stack.extend((f"{where}[{index}]", value) for index, value in enumerate(item))
         elif isinstance(item, float) and not math.isfinite(item):
             raise ValueError(f"{where}: NaN and infinity are not JSON numbers")
-        elif not isinstance(item, str | int | float | bool):
+        elif item is not None and not isinstance(item, str | int | float | bool):
             raise ValueError(
                 f"{where}: a TOML {type(item).__name__} has no JSON form; write it as a string"
             )

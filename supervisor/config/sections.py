@@ -18,6 +18,7 @@ from supervisor.config.types import (
     Name,
     Secret,
     Strict,
+    Text,
     Timeout,
     between,
     check_redis_url,
@@ -36,7 +37,7 @@ class SupervisorSection(Strict):
 
 class RedisSection(Strict):
     url: Annotated[str, AfterValidator(check_redis_url)] = "redis://127.0.0.1:6379/0"
-    username: str | None = None
+    username: Text | None = None
     password: Secret | None = None
     timeout_s: Timeout = Field(1.0, alias="timeout")
 

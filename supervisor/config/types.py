@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import unicodedata
+from collections.abc import Mapping
 from typing import Annotated, Literal
 from urllib.parse import SplitResult, parse_qsl, urlencode, urlsplit, urlunsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -156,10 +158,66 @@ def as_written(seconds: float) -> str:
     return f"{seconds * 1000:g}ms"
 
 
+_INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (zero-width...), lone surrogates (env)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+
+
+def _first_invisible(text: str, allowed: str = "") -> str | None:
+    return next(
+        (c for c in text if c not in allowed and unicodedata.category(c) in _INVISIBLE), None
+    )
+
+
+def check_text(text: str) -> str:
+    """A name in another system (Redis key, hash field, instrument, flag value, label): what
+    is written in the file must be what is looked up, so nothing invisible. A blank one, or
+    one with spaces around it, is a typo that would watch (or set) the wrong thing."""
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    if text != text.strip():
+        raise ValueError("has leading or trailing whitespace (invisible in the file: a typo?)")
+    if (char := _first_invisible(text)) is not None:
+        raise ValueError(f"contains the invisible character U+{ord(char):04X}")
+    return text
+
+
+def check_query(text: str) -> str:
+    """A query (SQL, PromQL): multi-line is fine; blank or other control characters are not."""
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    if (char := _first_invisible(text, allowed="\t\n\r")) is not None:
+        raise ValueError(f"contains the invisible character U+{ord(char):04X}")
+    return text
+
+
+def check_header_name(name: str) -> str:
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"{name[:40]!r} is not an HTTP header name")
+    return name
+
+
+def check_headers(headers: Mapping[str, SecretStr]) -> Mapping[str, SecretStr]:
+    """Names are tokens; values (secrets: never shown) are printable ASCII on one line, what
+    httpx can send. Otherwise the request fails when it is sent: for a kill switch, when it
+    matters most."""
+    for name, value in headers.items():
+        check_header_name(name)
+        if not all(char == "\t" or " " <= char <= "~" for char in value.get_secret_value()):
+            raise ValueError(
+                f"{name}: the value holds a character an HTTP header cannot carry"
+                " (only printable ASCII on one line)"
+            )
+    return headers
+
+
 Duration = Annotated[float, BeforeValidator(parse_duration), between(0.0, MAX_DURATION_S)]
 Interval = Annotated[Duration, between(MIN_INTERVAL_S, MAX_INTERVAL_S)]
 Timeout = Annotated[Duration, between(MIN_TIMEOUT_S, MAX_TIMEOUT_S)]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
+Headers = Annotated[dict[str, Secret], AfterValidator(check_headers)]
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+Text = Annotated[str, AfterValidator(check_text)]
+Query = Annotated[str, AfterValidator(check_query)]
 JmesPath = Annotated[str, AfterValidator(check_jmespath)]
 HttpUrl = Annotated[str, AfterValidator(check_http_url)]
 Listen = Annotated[str, AfterValidator(check_listen)]

@@ -36,7 +36,7 @@ import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration, JmesPath
+from supervisor.config.types import Duration, JmesPath, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -60,10 +60,10 @@ class CbStalenessConfig(WatchdogBase, AgeThresholds):
     `field` (of the key's hash) or `timestamp_key` (a separate key holding the timestamp)."""
 
     kind: Literal["cb_staleness"]
-    key: str = Field(min_length=1)
-    field: str | None = Field(None, min_length=1)
+    key: Text
+    field: Text | None = None
     json_field: JmesPath | None = None
-    timestamp_key: str | None = Field(None, min_length=1)
+    timestamp_key: Text | None = None
     unit: TimestampUnit = "auto"
     warn_s: Duration | None = Field(5.0, alias="warn", gt=0)  # the runbook's SLA: <= 5 s
     breach_s: Duration = Field(10.0, alias="breach", gt=0)  # page above 10 s

@@ -43,7 +43,7 @@ import httpx
 import jmespath
 from pydantic import Field
 
-from supervisor.config.types import Duration, HttpUrl, JmesPath, Secret
+from supervisor.config.types import Duration, Headers, HttpUrl, JmesPath
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
@@ -59,7 +59,7 @@ ANSWER_SHARE_OF_TIMEOUT = 0.9
 class HttpHealthConfig(WatchdogBase):
     kind: Literal["http_health"]
     url: HttpUrl
-    headers: dict[str, Secret] = {}
+    headers: Headers = {}
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
     max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)
     expect: JmesPath | None = None  # must evaluate to boolean true, e.g. "ok == `true`"

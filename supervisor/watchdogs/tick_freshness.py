@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Annotated, Literal
+from typing import Literal
 
 import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration, JmesPath
+from supervisor.config.types import Duration, JmesPath, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -36,9 +36,9 @@ class Missing(LookupError):
 
 class TickFreshnessConfig(WatchdogBase, AgeThresholds):
     kind: Literal["tick_freshness"]
-    key: str = Field(min_length=1)
-    instruments: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    field: str | None = None  # a hash field
+    key: Text
+    instruments: list[Text] = Field(min_length=1)
+    field: Text | None = None  # a hash field
     json_field: JmesPath | None = None  # a field of a JSON value
     stream: bool = False  # the key is a stream: the last entry's id (or its `field`)
     unit: TimestampUnit = "auto"
@@ -50,7 +50,9 @@ class TickFreshnessConfig(WatchdogBase, AgeThresholds):
             raise ValueError("set at most one of 'field' and 'json_field'")
         if self.stream and self.json_field:
             raise ValueError("'json_field' does not apply to a 'stream'")
-        if len(set(self.instruments)) > 1 and "{instrument}" not in self.key:
+        if len(set(self.instruments)) != len(self.instruments):
+            raise ValueError("'instruments' lists an instrument twice")
+        if len(self.instruments) > 1 and "{instrument}" not in self.key:
             raise ValueError("with several instruments, 'key' must contain '{instrument}'")
         return self
 

@@ -281,3 +281,133 @@ def test_holidays_as_strings_or_toml_dates_load(tmp_path: Path) -> None:
     calendar = CALENDAR + 'open = "09:30"\nclose = "16:00"\nholidays = ["2026-12-24", 2026-12-25]'
     session = load(tmp_path, SPX, calendar).sessions["rth"]
     assert [day.isoformat() for day in session.holidays] == ["2026-12-24", "2026-12-25"]
+
+
+# --- names of things elsewhere: keys, fields, instruments, values, headers, argv -----------
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('""', "must not be empty or only whitespace"),
+        ('"   "', "must not be empty or only whitespace"),
+        ('"ticks:SPX "', "has leading or trailing whitespace (invisible in the file: a typo?)"),
+        ('"ticks:SPX\\n"', "has leading or trailing whitespace (invisible in the file: a typo?)"),
+        ('"ticks:\\u0000SPX"', "contains the invisible character U+0000"),
+        ('"ticks:\\u200bSPX"', "contains the invisible character U+200B"),
+        ('"ticks:\\u001bSPX"', "contains the invisible character U+001B"),
+    ],
+)
+@pytest.mark.parametrize("where", ["key", "field", "instruments"])
+def test_a_redis_name_with_invisible_characters_or_blank_is_refused(
+    tmp_path: Path, where: str, text: str, problem: str
+) -> None:
+    watchdog = f'[[watchdogs]]\nname = "t"\nkind = "tick_freshness"\nbreach = "15s"\n{where} = '
+    watchdog += f"[{text}]" if where == "instruments" else text
+    watchdog += '\nkey = "ticks:SPX"' if where != "key" else ""
+    watchdog += '\ninstruments = ["SPX"]' if where != "instruments" else ""
+    path = f"{where}[0]" if where == "instruments" else where
+    assert problems(tmp_path, watchdog) == [f"watchdogs[0] (t).{path}: {problem}"]
+
+
+TICKS = '[[watchdogs]]\nname = "t"\nkind = "tick_freshness"\nkey = "ticks:{instrument}"\n'
+TICKS += 'breach = "15s"\n'
+
+
+@pytest.mark.parametrize(
+    ("fragment", "problem"),
+    [
+        # `field = ""` was taken as "no field" and read the key itself.
+        ('instruments = ["SPX"]\nfield = ""', "watchdogs[0] (t).field: must not be empty"),
+        ('instruments = ["SPX", "SPX"]', "watchdogs[0] (t): 'instruments' lists an instrument"),
+    ],
+)
+def test_tick_freshness_names_that_were_silently_accepted(
+    tmp_path: Path, fragment: str, problem: str
+) -> None:
+    [found] = problems(tmp_path, TICKS + fragment)
+    assert found.startswith(problem)
+
+
+@pytest.mark.parametrize(
+    ("actuator", "problem"),
+    [
+        (
+            '[actuators.flag]\nkind = "redis_flag"\nlevel = "halted"\nkey = "kill"\nvalue = ""',
+            "actuators.flag.value: must not be empty or only whitespace",
+        ),
+        (
+            BREAKER + 'key = "circuit_breaker:state\\t"',
+            "actuators.breaker.key: has leading or trailing whitespace",
+        ),
+        (
+            '[actuators.flat]\nkind = "command"\nlevel = "flatten"\nargv = [" "]',
+            "actuators.flat.argv: must not be empty or only whitespace",
+        ),
+        (
+            '[actuators.flat]\nkind = "command"\nlevel = "flatten"\nargv = ["flatten", "a\\u0000"]',
+            "actuators.flat.argv: argument 1 contains a NUL character",
+        ),
+    ],
+)
+def test_actuator_names_and_values_that_would_fail_or_mislead_are_refused(
+    tmp_path: Path, actuator: str, problem: str
+) -> None:
+    [found] = problems(tmp_path, actuator, SPX)
+    assert found.startswith(problem)
+
+
+KILL = '[actuators.kill]\nkind = "http"\nlevel = "halted"\nurl = "http://venue/kill"\n'
+
+
+@pytest.mark.parametrize(
+    ("headers", "problem"),
+    [
+        ('{ "X Key" = "v" }', "'X Key' is not an HTTP header name"),
+        ('{ "" = "v" }', "'' is not an HTTP header name"),
+        (
+            '{ X-Key = "caf\\u00e9" }',
+            "X-Key: the value holds a character an HTTP header cannot carry",
+        ),
+        (
+            '{ X-Key = "a\\r\\nX-Injected: 1" }',
+            "X-Key: the value holds a character an HTTP header cannot carry",
+        ),
+    ],
+)
+def test_headers_httpx_cannot_send_are_refused(tmp_path: Path, headers: str, problem: str) -> None:
+    # A non-ASCII value raised UnicodeEncodeError inside httpx at the first call.
+    [found] = problems(tmp_path, KILL + f"headers = {headers}", SPX)
+    assert found.startswith(f"actuators.kill.headers: {problem}")
+
+
+def test_a_bad_header_value_from_a_secret_is_refused_without_showing_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TOKEN", "s3cr\u00e9t\n")
+    [found] = problems(tmp_path, KILL + 'headers = { Authorization = "Bearer ${TOKEN}" }', SPX)
+    assert found.startswith("actuators.kill.headers: Authorization: the value holds")
+    assert "s3cr" not in found
+
+
+def test_an_idempotency_header_must_be_a_header_name(tmp_path: Path) -> None:
+    [found] = problems(tmp_path, KILL + 'idempotency_header = "Idempotency Key"', SPX)
+    assert (
+        found == "actuators.kill.idempotency_header: 'Idempotency Key' is not an HTTP header name"
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "problem"),
+    [('"  "', "must not be empty or only whitespace"), ('"SELECT\\u0000 1"', "U+0000")],
+)
+def test_a_blank_or_binary_query_is_refused(tmp_path: Path, query: str, problem: str) -> None:
+    sql = f'[[watchdogs]]\nname = "q"\nkind = "sql_value"\nbreach = 1\nquery = {query}'
+    [found] = problems(tmp_path, sql)
+    assert found.startswith("watchdogs[0] (q).query: ") and problem in found
+
+
+def test_a_multi_line_query_still_loads(tmp_path: Path) -> None:
+    sql = '[[watchdogs]]\nname = "q"\nkind = "sql_value"\nbreach = 1\n'
+    sql += 'query = """\nSELECT count(*)\n\tFROM orders\n"""'
+    assert load(tmp_path, sql).watchdogs[0].name == "q"
