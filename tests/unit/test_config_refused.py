@@ -11,10 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from supervisor.config.loading import load_config
+from supervisor.errors import ConfigError
 from tests.unit.test_config import BREAKER, SPX, clean_environment, load, problems
 
 __all__ = ["clean_environment"]  # the autouse fixture, shared with test_config.py
 
+NO_WATCHDOGS = "no watchdogs configured: a supervisor that watches nothing protects nothing"
 VALUE = '[[watchdogs]]\nname = "v"\nkind = "redis_value"\nkey = "k"\n'
 
 
@@ -411,3 +414,17 @@ def test_a_multi_line_query_still_loads(tmp_path: Path) -> None:
     sql = '[[watchdogs]]\nname = "q"\nkind = "sql_value"\nbreach = 1\n'
     sql += 'query = """\nSELECT count(*)\n\tFROM orders\n"""'
     assert load(tmp_path, sql).watchdogs[0].name == "q"
+
+
+# --- a config that watches nothing ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("extra", ["", BREAKER])
+def test_a_config_without_watchdogs_is_refused(tmp_path: Path, extra: str) -> None:
+    # Before: it validated ("0 watchdogs") and `check` said OK.
+    assert problems(tmp_path, extra) == [NO_WATCHDOGS]
+    empty_list = tmp_path / "empty-list.toml"
+    empty_list.write_text("watchdogs = []\n" + extra, encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(empty_list)
+    assert caught.value.problems == [NO_WATCHDOGS]
