@@ -7,13 +7,14 @@ The helpers and fragments are those of test_config.py.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
 
 from supervisor.config.loading import load_config
 from supervisor.errors import ConfigError
-from tests.unit.test_config import BREAKER, SPX, clean_environment, load, problems
+from tests.unit.test_config import BREAKER, SPX, clean_environment, load, problems, write
 
 __all__ = ["clean_environment"]  # the autouse fixture, shared with test_config.py
 
@@ -428,3 +429,50 @@ def test_a_config_without_watchdogs_is_refused(tmp_path: Path, extra: str) -> No
     with pytest.raises(ConfigError) as caught:
         load_config(empty_list)
     assert caught.value.problems == [NO_WATCHDOGS]
+
+
+# --- the file itself ------------------------------------------------------------------------
+
+
+def refused_file(path: Path) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    return caught.value.problems
+
+
+def test_a_character_device_is_refused_at_once() -> None:
+    # Before: `--config /dev/zero` read forever (and would have filled memory).
+    assert refused_file(Path("/dev/zero")) == ["not a regular file (a character device)"]
+
+
+def test_a_fifo_is_refused_without_waiting_for_a_writer(tmp_path: Path) -> None:
+    fifo = tmp_path / "supervisor.toml"
+    os.mkfifo(fifo)
+    assert refused_file(fifo) == ["not a regular file (a pipe)"]
+
+
+def test_a_directory_is_refused(tmp_path: Path) -> None:
+    assert refused_file(tmp_path) == ["not a regular file (a directory)"]
+
+
+def test_a_file_over_one_mib_is_refused(tmp_path: Path) -> None:
+    big = write(tmp_path, SPX)
+    with big.open("a", encoding="utf-8") as file:
+        file.write("#" * (1 << 20))
+    assert refused_file(big) == ["larger than 1 MiB: not a config file"]
+
+
+def test_a_file_just_under_one_mib_loads(tmp_path: Path) -> None:
+    path = write(tmp_path, SPX)
+    padding = (1 << 20) - path.stat().st_size - 1
+    with path.open("a", encoding="utf-8") as file:
+        file.write("#" * padding + "\n")
+    assert path.stat().st_size == 1 << 20
+    assert load_config(path).watchdogs[0].name == "spx"
+
+
+def test_toml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
+    # Before: tomllib's RecursionError escaped load_config (a traceback, exit 1).
+    path = tmp_path / "deep.toml"
+    path.write_text("x = " + "[" * 100_000, encoding="utf-8")
+    assert refused_file(path) == ["not valid TOML: nested too deeply"]
