@@ -49,7 +49,7 @@ from supervisor.config.types import (
     mask_url,
 )
 from supervisor.declarations import ActuatorKind, Need
-from supervisor.errors import ActuatorError, SourceError, first_line
+from supervisor.errors import EXPRESSION_FAILURES, ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
 from supervisor.quantities import format_duration
 from supervisor.sources import http as http_source
@@ -170,7 +170,17 @@ class Verifier:
             document = reply.json()
         except ValueError as exc:
             raise ActuatorError(f"verify {self.where}: {exc}") from None
-        return bool(self.expression.search(document))
+        return self.holds(document)
+
+    def holds(self, document: object) -> bool:
+        """Whether `expect` is truthy on the answer; ActuatorError when it cannot say."""
+        try:
+            return bool(self.expression.search(document))
+        except EXPRESSION_FAILURES as exc:  # the answer is not what `expect` was written for
+            raise ActuatorError(
+                f"verify {self.where}: {self.config.expect!r} failed on the answer:"
+                f" {type(exc).__name__}"
+            ) from None
 
     async def until(self, client: httpx.AsyncClient, deadline: Deadline, name: str) -> int:
         """Re-check until it holds (returns the number of checks) or the deadline passes."""

@@ -108,6 +108,11 @@ class CbStaleness(Watchdog):
         for answer in (exists, reply):
             if isinstance(answer, Exception):
                 return self._verdict(Status.UNKNOWN, f"redis error: {first_line(answer)}")
+        if isinstance(exists, bool) or not isinstance(exists, int):
+            # Only a real "0 keys" may say the owner is gone (a BREACH); anything else is odd.
+            return self._verdict(
+                Status.UNKNOWN, f"unexpected EXISTS reply: a {type(exists).__name__}"
+            )
         if exists == 0:
             return self._verdict(Status.BREACH, "breaker state missing: its owner is not running")
         try:

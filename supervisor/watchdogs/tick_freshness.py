@@ -8,7 +8,6 @@ session open, so yesterday's last tick does not breach the moment the market ope
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Literal
 
@@ -27,6 +26,7 @@ from supervisor.quantities import format_duration
 from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
 from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.json_field import json_field
 from supervisor.watchdogs.thresholds import judge_above
 
 
@@ -109,19 +109,10 @@ class TickFreshness(Watchdog):
             what = f"field {self.config.field!r}" if self.config.field else "key"
             raise Missing(f"{what} missing")
         if self._json_path is not None:
-            return parse_timestamp(self._json_value(reply), self.config.unit)
+            assert self.config.json_field is not None
+            value = json_field(self._json_path, self.config.json_field, reply)
+            return parse_timestamp(value, self.config.unit)
         return parse_timestamp(reply, self.config.unit)
-
-    def _json_value(self, reply: object) -> object:
-        try:
-            document = json.loads(reply)  # type: ignore[arg-type]
-        except (TypeError, ValueError, RecursionError):
-            raise ValueError("value is not valid JSON") from None
-        assert self._json_path is not None
-        value = self._json_path.search(document) if isinstance(document, dict | list) else None
-        if value is None:
-            raise ValueError(f"JSON has no {self.config.json_field!r}")
-        return value
 
     def _stream_time(self, reply: object) -> float:
         if not isinstance(reply, list) or not reply:
