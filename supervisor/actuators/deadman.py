@@ -19,6 +19,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Literal
 
+import anyio
 import httpx
 from pydantic import Field, model_validator
 
@@ -96,16 +97,17 @@ class Deadman:
             values = {"instance_id": self.instance_id, "now": f"{now:.3f}"}
             body = encode_json(render(self.config.json_body, values))
             headers.setdefault("Content-Type", "application/json")
-        try:
-            async with self.client.stream(
-                self.config.method,
-                self.config.url,
-                headers=headers,
-                content=body,
-                timeout=self.config.timeout_s,
-            ) as response:
-                status = response.status_code
-        except httpx.TimeoutException:
+        try:  # one deadline for the whole call (httpx's bounds each read); the body is not read
+            with anyio.fail_after(self.config.timeout_s):
+                async with self.client.stream(
+                    self.config.method,
+                    self.config.url,
+                    headers=headers,
+                    content=body,
+                    timeout=self.config.timeout_s,
+                ) as response:
+                    status = response.status_code
+        except (TimeoutError, httpx.TimeoutException):
             raise ActuatorError(
                 f"deadman {self.name}: {self.where}: no answer within"
                 f" {format_duration(self.config.timeout_s)}"

@@ -32,6 +32,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
 import httpx
 import jmespath
 from pydantic import Field, SecretStr, model_validator
@@ -299,17 +300,23 @@ class HttpActuator(Actuator):
     async def _attempt(
         self, client: httpx.AsyncClient, headers: dict[str, str], body: bytes | None
     ) -> tuple[int | None, str]:
-        """One request: (status, description); status None when there was no HTTP answer."""
+        """One request: (status, description); status None when there was no HTTP answer.
+
+        Only the status line and headers are read (the body never is), all of it within one
+        deadline of `timeout`: httpx's own bounds each read, and a server dripping its
+        headers a byte at a time would keep the attempt, and the retries behind it, waiting.
+        """
         try:
-            async with client.stream(
-                self.config.method,
-                self.config.url,
-                headers=headers,
-                content=body,
-                timeout=self.config.timeout_s,
-            ) as response:
-                return response.status_code, f"HTTP {response.status_code}"
-        except httpx.TimeoutException:
+            with anyio.fail_after(self.config.timeout_s):
+                async with client.stream(
+                    self.config.method,
+                    self.config.url,
+                    headers=headers,
+                    content=body,
+                    timeout=self.config.timeout_s,
+                ) as response:
+                    return response.status_code, f"HTTP {response.status_code}"
+        except (TimeoutError, httpx.TimeoutException):
             return None, f"no answer within {format_duration(self.config.timeout_s)}"
         except httpx.HTTPError as exc:
             return None, first_line(exc)
