@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -476,3 +478,53 @@ def test_toml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "deep.toml"
     path.write_text("x = " + "[" * 100_000, encoding="utf-8")
     assert refused_file(path) == ["not valid TOML: nested too deeply"]
+
+
+# --- what the commands do with it: exit 78 and one clear line, `run` included ---------------
+
+LISTEN_99999 = '[metrics]\nlisten = "127.0.0.1:99999"'
+
+
+@pytest.mark.parametrize(
+    ("parts", "line"),
+    [
+        ((VALUE + "breach = nan",), "watchdogs[0] (v).breach: Input should be a finite number"),
+        ((SPX, LISTEN_99999), "metrics.listen: port 99999 is out of range 1-65535"),
+        ((BREAKER,), NO_WATCHDOGS),
+    ],
+)
+@pytest.mark.parametrize("command", [["config", "validate"], ["check"], ["run"]])
+def test_the_commands_refuse_it_with_exit_78(
+    tmp_path: Path, parts: tuple[str, ...], line: str, command: list[str]
+) -> None:
+    # Before: each validated (`check` said OK), and `run` with port 99999 died in bind()
+    # with an OverflowError: exit 1, which systemd restarts in a loop (78 it does not).
+    config = tmp_path / "supervisor.toml"
+    supervisor = f'[supervisor]\ninstance_id = "t"\nstate_dir = "{tmp_path / "state"}"\n'
+    nowhere = '[redis]\nurl = "redis://127.0.0.1:1/0"\n'  # should it start, it touches nothing
+    config.write_text("\n".join((supervisor, nowhere, *parts)), encoding="utf-8")
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", *command, "--config", str(config)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert (done.returncode, done.stdout) == (78, "")
+    assert f"  {line}\n" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+def test_config_validate_refuses_dev_zero_with_exit_78() -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "supervisor", "config", "validate", "/dev/zero"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert done.returncode == 78
+    assert done.stderr == (
+        "trading-supervisor: invalid configuration in /dev/zero:\n"
+        "  not a regular file (a character device)\n"
+    )
