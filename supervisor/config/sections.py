@@ -28,11 +28,23 @@ from supervisor.config.types import (
 from supervisor.sessions import WEEKDAYS, Session
 
 
+def check_state_dir(path: Path) -> Path:
+    """Latches are restored from here after a restart: a relative path would depend on the
+    working directory ("/" under systemd), and a restart elsewhere would forget them."""
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path (latches are restored from it)")
+    if "\0" in str(path):
+        raise ValueError("contains a NUL character")
+    return path
+
+
 class SupervisorSection(Strict):
     instance_id: Name = Field(default_factory=socket.gethostname)
     namespace: Name = "supervisor"
     dry_run: bool = False
-    state_dir: Path = Path("/var/lib/trading-supervisor")
+    state_dir: Annotated[Path, AfterValidator(check_state_dir)] = Path(
+        "/var/lib/trading-supervisor"
+    )
 
 
 class RedisSection(Strict):

@@ -528,3 +528,19 @@ def test_config_validate_refuses_dev_zero_with_exit_78() -> None:
         "trading-supervisor: invalid configuration in /dev/zero:\n"
         "  not a regular file (a character device)\n"
     )
+
+
+@pytest.mark.parametrize(
+    ("state_dir", "problem"),
+    [
+        ('""', "must be an absolute path (latches are restored from it)"),  # was the cwd
+        ('"state"', "must be an absolute path (latches are restored from it)"),
+        ('"/var/lib/x\\u0000y"', "contains a NUL character"),
+    ],
+)
+def test_a_state_dir_that_would_lose_latches_is_refused(
+    tmp_path: Path, state_dir: str, problem: str
+) -> None:
+    path = tmp_path / "supervisor.toml"
+    path.write_text(f"[supervisor]\nstate_dir = {state_dir}\n{SPX}", encoding="utf-8")
+    assert refused_file(path) == [f"supervisor.state_dir: {problem}"]
