@@ -40,6 +40,8 @@ def check_timezone(name: str) -> str:
     return name
 
 
+_INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (zero-width...), lone surrogates (env)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # "_": compose names
 _LISTEN = re.compile(r"^(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
 
@@ -91,11 +93,17 @@ def _url_port(parts: SplitResult) -> None:
         check_port(port)
 
 
+def _url_characters(url: str) -> None:
+    """No spaces, control characters or undecodable bytes (from the environment): clients
+    raise on them, at connect time, outside the errors they are expected to raise."""
+    if any(ord(c) <= 0x20 or unicodedata.category(c) in _INVISIBLE for c in url):
+        raise ValueError("a URL cannot contain spaces or control characters")
+
+
 def check_http_url(url: str) -> str:
     """An http(s) URL with a host and a usable port, that httpx can send to. Checked at
     load time so that a kill switch or a health check does not fail at its first call."""
-    if any(ord(char) <= 0x20 or ord(char) == 0x7F for char in url):
-        raise ValueError("a URL cannot contain spaces or control characters")
+    _url_characters(url)
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError("must start with http:// or https:// and name a host")
@@ -117,6 +125,7 @@ def check_redis_url(url: str) -> str:
         )
     if scheme not in ("redis", "rediss", "unix") or "://" not in url:
         raise ValueError("must start with redis://, rediss:// or unix://")
+    _url_characters(url)
     if scheme != "unix":
         _url_port(urlsplit(url))
     try:
@@ -156,10 +165,6 @@ def as_written(seconds: float) -> str:
         if seconds >= size and seconds % size == 0:
             return f"{seconds / size:g}{unit}"
     return f"{seconds * 1000:g}ms"
-
-
-_INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (zero-width...), lone surrogates (env)
-_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
 
 
 def _first_invisible(text: str, allowed: str = "") -> str | None:

@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from supervisor.config.loading import load_config
+from supervisor.config.types import check_http_url
 from supervisor.errors import ConfigError
 from tests.unit.test_config import BREAKER, SPX, clean_environment, load, problems, write
 
@@ -544,3 +545,29 @@ def test_a_state_dir_that_would_lose_latches_is_refused(
     path = tmp_path / "supervisor.toml"
     path.write_text(f"[supervisor]\nstate_dir = {state_dir}\n{SPX}", encoding="utf-8")
     assert refused_file(path) == [f"supervisor.state_dir: {problem}"]
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "problem"),
+    [
+        # os.environ holds undecodable bytes as lone surrogates: they reached redis-py and
+        # httpx, which raised on them at connect time outside the errors they document.
+        ("SUPERVISOR_REDIS__URL", "redis://h\udcff:6379/0", "redis.url: a URL cannot contain"),
+        ("SUPERVISOR_REDIS__PASSWORD", "pw\udcff", "redis.password: the secret holds bytes"),
+        ("SUPERVISOR_REDIS__USERNAME", "u\udcff", "redis.username: contains the invisible"),
+    ],
+)
+def test_undecodable_bytes_from_the_environment_are_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, variable: str, value: str, problem: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    [found] = problems(tmp_path, SPX)
+    assert found.startswith(problem)
+
+
+def test_an_http_url_with_undecodable_bytes_is_refused(tmp_path: Path) -> None:
+    health = '[[watchdogs]]\nname = "h"\nkind = "http_health"\nurl = "http://h/\\udcff"'
+    with pytest.raises(ConfigError):  # TOML itself cannot hold a lone surrogate
+        load(tmp_path, health)
+    with pytest.raises(ValueError, match="cannot contain spaces or control characters"):
+        check_http_url("http://h/\udcff")
