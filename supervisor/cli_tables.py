@@ -50,11 +50,12 @@ def render_status(published: Mapping[str, object]) -> str:
     state = published_state if isinstance(published_state, dict) else {}
     heartbeat = published.get("heartbeat_at")
     now = time.time()
-    alive = (
-        f"alive (heartbeat {format_duration(max(0.0, now - heartbeat))} ago)"
-        if isinstance(heartbeat, float)
-        else "NO LIVE SUPERVISOR (heartbeat missing)"
-    )
+    if isinstance(heartbeat, float):
+        alive = f"alive (heartbeat {format_duration(max(0.0, now - heartbeat))} ago)"
+    elif published.get("alive"):
+        alive = "alive? (a heartbeat is there, but it is not a time)"
+    else:
+        alive = "NO LIVE SUPERVISOR (heartbeat missing)"
     lines = [
         f"supervisor:    {alive}",
         f"trading state: {_field(state, 'trading_state')} since {_ago(state.get('since'), now)}",

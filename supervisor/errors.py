@@ -1,7 +1,15 @@
 """The supervisor's own exceptions (each subclasses the nearest builtin, data as attributes),
-and `first_line`, the one way an exception is shown in a log line, a reason or a note."""
+`first_line`, the one way an exception is shown in a log line, a reason or a note, and
+EXPRESSION_FAILURES, what a jmespath expression may raise on a hostile document."""
+
+from jmespath.exceptions import JMESPathError
 
 from supervisor.text import safe_line
+
+# What evaluating a jmespath expression on a document it was not written for may raise: a
+# function given the wrong type, absurd nesting, and arithmetic on JSON integers beyond any
+# float (`avg(@)` of a 400-digit integer raises OverflowError).
+EXPRESSION_FAILURES = (JMESPathError, ArithmeticError, RecursionError, TypeError, ValueError)
 
 # Exception texts can carry data from outside (a venue's reply, a server's message): one line,
 # this long at most, is what a log line, a verdict reason or an audit note holds of them.

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from redis.asyncio import Redis
+from redis.exceptions import RedisError
 
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.clients import Clients, close_clients, open_clients
@@ -36,6 +37,8 @@ from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditT
 from supervisor.publish.redis_state import watchdog_key
 from supervisor.text import safe_line
 
+# What Redis being away raises: a manual command says so and exits 1, never a traceback.
+REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
 MIN_REASON_LENGTH = 20
 RESET_INTERVAL_S = 60
 Group = Literal["breaker", "kill"]
@@ -102,8 +105,8 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
             if isinstance(result, BaseException):
                 lines.append(safe_line(f"{actuator.name}: FAILED: {first_line(result)}"))
                 continue
-            await store.save_redis(actuator.name, Latch(actuator.level, why, now))
-            lines.append(f"{actuator.name}: {'engaged' if result.changed else 'already engaged'}")
+            done = "engaged" if result.changed else "already engaged"
+            lines.append(f"{actuator.name}: {done}{await _latched(store, actuator, why, now)}")
         await _record(settings, clients, ENGAGE_OUTCOMES[group], operator, reason, lines)
         if any(isinstance(result, BaseException) for result in results):
             raise Refused("\n".join(lines))
@@ -120,23 +123,42 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
     try:
         protection = build_protection(settings, clients)
         targets = _targets(protection, group)
-        breaching = await _breaching_watchdogs(settings, redis)
-        if breaching and not force:
-            raise Refused(
-                f"refused: still breaching: {', '.join(breaching)} (use --force to override)"
-            )
-        if not await redis.set(f"{ns}:reset_lock", operator, nx=True, ex=RESET_INTERVAL_S):
-            wait_s = await redis.ttl(f"{ns}:reset_lock")
-            raise Refused(f"refused: at most one reset a minute (next in {max(wait_s, 1)}s)")
         store = LatchStore(settings.supervisor.state_dir, redis, ns)
-        await store.record_reset([a.name for a in targets])  # before anything is released
+        try:
+            breaching = await _reset_allowed(settings, redis, operator, force)
+            await store.record_reset([a.name for a in targets])  # before anything is released
+        except REDIS_TROUBLE as exc:
+            raise Refused(f"refused: Redis: {first_line(exc)}; nothing was released") from None
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", time.time())
         lines = [await _release(a, context) for a in targets]
         command = RESET_OUTCOMES[group, bool(breaching)]
         await _record(settings, clients, command, operator, reason, lines)
+        if any("FAILED" in line for line in lines):
+            raise Refused("\n".join(lines))
         return Done("\n".join(lines))
     finally:
         await close_clients(clients)
+
+
+async def _latched(store: LatchStore, actuator: Actuator, why: str, now: float) -> str:
+    """Record the engagement for the daemon; "" when done, else what went wrong."""
+    try:
+        await store.save_redis(actuator.name, Latch(actuator.level, why, now))
+    except REDIS_TROUBLE as exc:
+        return f"; FAILED to latch it in Redis (the daemon will not know): {first_line(exc)}"
+    return ""
+
+
+async def _reset_allowed(settings: Settings, redis: Redis, operator: str, force: bool) -> list[str]:
+    """The watchdogs still breaching; Refused when a reset may not happen now."""
+    ns = settings.supervisor.namespace
+    breaching = await _breaching_watchdogs(settings, redis)
+    if breaching and not force:
+        raise Refused(f"refused: still breaching: {', '.join(breaching)} (use --force to override)")
+    if not await redis.set(f"{ns}:reset_lock", operator, nx=True, ex=RESET_INTERVAL_S):
+        wait_s = await redis.ttl(f"{ns}:reset_lock")
+        raise Refused(f"refused: at most one reset a minute (next in {max(wait_s, 1)}s)")
+    return breaching
 
 
 async def _record(
@@ -183,4 +205,6 @@ async def _release(actuator: Actuator, context: ActionContext) -> str:
         outcome = await actuator.disengage(context)
     except SupervisorError as exc:
         return safe_line(f"{actuator.name}: latch cleared; {exc} (release it at the venue)")
+    except REDIS_TROUBLE as exc:
+        return safe_line(f"{actuator.name}: latch cleared; release FAILED: {first_line(exc)}")
     return safe_line(f"{actuator.name}: released ({outcome.detail})")

@@ -21,9 +21,14 @@ def resolve_secret(value: object) -> SecretStr:
         return value
     if not isinstance(value, str):
         raise ValueError("a secret must be a string such as '${ENV_NAME}' or 'cred:NAME'")
-    if value.startswith("cred:"):
-        return SecretStr(_read_credential(value.removeprefix("cred:")))
-    return SecretStr(_ENV_REF.sub(_env_value, value))
+    resolved = (
+        _read_credential(value.removeprefix("cred:"))
+        if value.startswith("cred:")
+        else _ENV_REF.sub(_env_value, value)
+    )
+    if any(0xD800 <= ord(char) <= 0xDFFF for char in resolved):  # undecodable environment bytes
+        raise ValueError("the secret holds bytes that are not valid UTF-8")
+    return SecretStr(resolved)
 
 
 def _env_value(match: re.Match[str]) -> str:

@@ -17,13 +17,13 @@ import asyncio
 import contextlib
 import os
 import signal
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import Field
+from pydantic import AfterValidator, Field
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
-from supervisor.config.types import Duration
+from supervisor.config.types import Timeout, check_text
 from supervisor.declarations import ActuatorKind
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
@@ -68,10 +68,20 @@ def kill_group(process: asyncio.subprocess.Process) -> None:
         os.killpg(process.pid, signal.SIGKILL)
 
 
+def check_argv(argv: list[str]) -> list[str]:
+    """What exec() can run: a program name, and no NUL anywhere (exec raises ValueError on
+    one, at the moment of the action)."""
+    check_text(argv[0])
+    for index, arg in enumerate(argv):
+        if "\0" in arg:
+            raise ValueError(f"argument {index} contains a NUL character")
+    return argv
+
+
 class CommandActuatorConfig(ActuatorBase):
     kind: Literal["command"]
-    argv: list[str] = Field(min_length=1)
-    timeout_s: Duration = Field(30.0, alias="timeout", gt=0)
+    argv: Annotated[list[str], Field(min_length=1), AfterValidator(check_argv)]
+    timeout_s: Timeout = Field(30.0, alias="timeout")
 
 
 class CommandActuator(Actuator):

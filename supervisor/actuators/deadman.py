@@ -17,15 +17,16 @@ Body template strings may hold `{instance_id}` and `{now}` (epoch seconds, as gi
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Literal
 
+import anyio
 import httpx
 from pydantic import Field, model_validator
 
 from supervisor.actuators.base import Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
-from supervisor.config.actuator_base import check_placeholders
-from supervisor.config.types import Duration, Secret, Strict
+from supervisor.config.actuator_base import JsonBody, check_placeholders
+from supervisor.config.types import Headers, HttpUrl, Strict, Timeout
 from supervisor.declarations import DeadmanKind, Need
 from supervisor.errors import ActuatorError, first_line
 from supervisor.quantities import format_duration
@@ -39,10 +40,10 @@ if TYPE_CHECKING:
 class DeadmanConfig(Strict):
     kind: Literal["deadman"]
     method: Literal["POST", "PUT", "GET"] = "POST"
-    url: str
-    headers: dict[str, Secret] = {}
-    json_body: dict[str, Any] | None = Field(None, alias="json")
-    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+    url: HttpUrl
+    headers: Headers = {}
+    json_body: JsonBody | None = Field(None, alias="json")
+    timeout_s: Timeout = Field(1.0, alias="timeout")
 
     @model_validator(mode="after")
     def _known_placeholders(self) -> DeadmanConfig:
@@ -97,16 +98,17 @@ class Deadman:
             values = {"instance_id": self.instance_id, "now": f"{now:.3f}"}
             body = encode_json(render(self.config.json_body, values))
             headers.setdefault("Content-Type", "application/json")
-        try:
-            async with self.client.stream(
-                self.config.method,
-                self.config.url,
-                headers=headers,
-                content=body,
-                timeout=self.config.timeout_s,
-            ) as response:
-                status = response.status_code
-        except httpx.TimeoutException:
+        try:  # one deadline for the whole call (httpx's bounds each read); the body is not read
+            with anyio.fail_after(self.config.timeout_s):
+                async with self.client.stream(
+                    self.config.method,
+                    self.config.url,
+                    headers=headers,
+                    content=body,
+                    timeout=self.config.timeout_s,
+                ) as response:
+                    status = response.status_code
+        except (TimeoutError, httpx.TimeoutException):
             raise ActuatorError(
                 f"deadman {self.name}: {self.where}: no answer within"
                 f" {format_duration(self.config.timeout_s)}"

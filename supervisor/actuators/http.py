@@ -32,15 +32,24 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import anyio
 import httpx
 import jmespath
 from pydantic import Field, SecretStr, model_validator
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
-from supervisor.config.actuator_base import ActuatorBase, check_placeholders
-from supervisor.config.types import Duration, JmesPath, Secret, Strict
+from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
+from supervisor.config.types import (
+    Duration,
+    HeaderName,
+    Headers,
+    HttpUrl,
+    JmesPath,
+    Strict,
+    Timeout,
+)
 from supervisor.declarations import ActuatorKind, Need
-from supervisor.errors import ActuatorError, SourceError, first_line
+from supervisor.errors import EXPRESSION_FAILURES, ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
 from supervisor.quantities import format_duration
 from supervisor.secrets import mask_url
@@ -92,20 +101,20 @@ def backoff_s(attempt: int) -> float:
 
 
 class VerifyConfig(Strict):
-    url: str
+    url: HttpUrl
     expect: JmesPath
-    headers: dict[str, Secret] = {}
+    headers: Headers = {}
 
 
 class HttpActuatorConfig(ActuatorBase):
     kind: Literal["http"]
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
-    url: str
-    headers: dict[str, Secret] = {}
-    json_body: dict[str, Any] | None = Field(None, alias="json")
-    idempotency_header: str | None = "Idempotency-Key"
+    url: HttpUrl
+    headers: Headers = {}
+    json_body: JsonBody | None = Field(None, alias="json")
+    idempotency_header: HeaderName | None = "Idempotency-Key"
     verify: VerifyConfig | None = None
-    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(2.0, alias="timeout")
     retry_for_s: Duration = Field(60.0, alias="retry_for")
 
     @model_validator(mode="after")
@@ -162,7 +171,17 @@ class Verifier:
             document = reply.json()
         except ValueError as exc:
             raise ActuatorError(f"verify {self.where}: {exc}") from None
-        return bool(self.expression.search(document))
+        return self.holds(document)
+
+    def holds(self, document: object) -> bool:
+        """Whether `expect` is truthy on the answer; ActuatorError when it cannot say."""
+        try:
+            return bool(self.expression.search(document))
+        except EXPRESSION_FAILURES as exc:  # the answer is not what `expect` was written for
+            raise ActuatorError(
+                f"verify {self.where}: {self.config.expect!r} failed on the answer:"
+                f" {type(exc).__name__}"
+            ) from None
 
     async def until(self, client: httpx.AsyncClient, deadline: Deadline, name: str) -> int:
         """Re-check until it holds (returns the number of checks) or the deadline passes."""
@@ -281,17 +300,23 @@ class HttpActuator(Actuator):
     async def _attempt(
         self, client: httpx.AsyncClient, headers: dict[str, str], body: bytes | None
     ) -> tuple[int | None, str]:
-        """One request: (status, description); status None when there was no HTTP answer."""
+        """One request: (status, description); status None when there was no HTTP answer.
+
+        Only the status line and headers are read (the body never is), all of it within one
+        deadline of `timeout`: httpx's own bounds each read, and a server dripping its
+        headers a byte at a time would keep the attempt, and the retries behind it, waiting.
+        """
         try:
-            async with client.stream(
-                self.config.method,
-                self.config.url,
-                headers=headers,
-                content=body,
-                timeout=self.config.timeout_s,
-            ) as response:
-                return response.status_code, f"HTTP {response.status_code}"
-        except httpx.TimeoutException:
+            with anyio.fail_after(self.config.timeout_s):
+                async with client.stream(
+                    self.config.method,
+                    self.config.url,
+                    headers=headers,
+                    content=body,
+                    timeout=self.config.timeout_s,
+                ) as response:
+                    return response.status_code, f"HTTP {response.status_code}"
+        except (TimeoutError, httpx.TimeoutException):
             return None, f"no answer within {format_duration(self.config.timeout_s)}"
         except httpx.HTTPError as exc:
             return None, first_line(exc)

@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
-from supervisor.config.types import Duration, Level
+from supervisor.config.types import Duration, Level, Text
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
@@ -47,13 +47,13 @@ return 1
 class RedisBreakerConfig(ActuatorBase):
     kind: Literal["redis_breaker"]
     level: Level = "reduce_only"
-    key: str = "circuit_breaker:state"
-    history_key: str = "circuit_breaker:history"
-    channel: str | None = None  # PUBLISH channel; default: the key
-    tripped_value: str = "TRIPPED"
-    clear_value: str = "OPEN"
+    key: Text = "circuit_breaker:state"
+    history_key: Text = "circuit_breaker:history"
+    channel: Text | None = None  # PUBLISH channel; default: the key
+    tripped_value: Text = "TRIPPED"
+    clear_value: Text = "OPEN"
     format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
-    history_max: int = Field(10_000, ge=1)
+    history_max: int = Field(10_000, ge=1, le=1_000_000)  # a ZSET entry per trip, capped
     # Only a reduce-only breaker may release itself, and only after its watchdog cleared.
     auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after", gt=0)
 

@@ -13,14 +13,15 @@ from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
+from supervisor.config.types import Text
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
 
 class RedisFlagConfig(ActuatorBase):
     kind: Literal["redis_flag"]
-    key: str
-    value: str = "1"
+    key: Text
+    value: Text = "1"  # blank could read as "not set" to the stack
 
 
 class RedisFlag(Actuator):

@@ -7,6 +7,7 @@ never shows the offending value (it may be a secret).
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from collections.abc import Mapping
 from pathlib import Path
@@ -19,6 +20,8 @@ from supervisor.config.settings import Settings
 from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
 from supervisor.errors import ConfigError
 from supervisor.secrets import mask_urls
+
+MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest example profile is under 10 KiB
 
 
 def find_config(explicit: str | None) -> Path:
@@ -36,11 +39,13 @@ def find_config(explicit: str | None) -> Path:
 def load_config(path: Path) -> Settings:
     """Read, parse and validate; every problem becomes a ConfigError naming its field."""
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        data = tomllib.loads(read_config_text(path))
     except OSError as exc:
         raise ConfigError([f"cannot read config file: {exc.strerror}"], str(path)) from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
+    except RecursionError:  # tomllib recurses once per nested array or inline table
+        raise ConfigError(["not valid TOML: nested too deeply"], str(path)) from None
     problems = unknown_environment_overrides(os.environ)
     if problems:
         raise ConfigError(problems, str(path))
@@ -50,6 +55,37 @@ def load_config(path: Path) -> Settings:
         raise ConfigError(describe_errors(exc, data), str(path)) from None
     except SettingsError as exc:  # an environment override that is not valid JSON
         raise ConfigError([f"environment: {exc}"], str(path)) from None
+
+
+def read_config_text(path: Path) -> str:
+    """The file's text, if it is a regular file of at most MAX_CONFIG_BYTES. Anything else
+    would hang or exhaust memory (`--config /dev/zero` read forever); a FIFO is opened
+    without blocking so that it is refused rather than waited on."""
+    descriptor = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
+    try:
+        mode = os.fstat(descriptor).st_mode
+        if not stat.S_ISREG(mode):
+            raise ConfigError([f"not a regular file ({_file_type(mode)})"], str(path))
+        file = os.fdopen(descriptor, "rb")  # owns the descriptor from here
+    except BaseException:
+        os.close(descriptor)
+        raise
+    with file:
+        data = file.read(MAX_CONFIG_BYTES + 1)
+    if len(data) > MAX_CONFIG_BYTES:
+        raise ConfigError(["larger than 1 MiB: not a config file"], str(path))
+    return data.decode("utf-8")
+
+
+def _file_type(mode: int) -> str:
+    kinds = {
+        stat.S_ISDIR: "a directory",
+        stat.S_ISCHR: "a character device",
+        stat.S_ISBLK: "a block device",
+        stat.S_ISFIFO: "a pipe",
+        stat.S_ISSOCK: "a socket",
+    }
+    return next((name for test, name in kinds.items() if test(mode)), "not a file")
 
 
 def unknown_environment_overrides(environ: Mapping[str, str]) -> list[str]:

@@ -3,19 +3,24 @@ the session calendars of [sessions.NAME]."""
 
 from __future__ import annotations
 
+import re
 import socket
-from datetime import date, time
+from datetime import date, datetime, time
 from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field
 
 from supervisor.config.types import (
     Duration,
+    Listen,
     Name,
     Secret,
     Strict,
+    Text,
+    Timeout,
+    between,
     check_redis_url,
     check_timezone,
 )
@@ -23,18 +28,30 @@ from supervisor.secrets import mask_url
 from supervisor.sessions import WEEKDAYS, Session
 
 
+def check_state_dir(path: Path) -> Path:
+    """Latches are restored from here after a restart: a relative path would depend on the
+    working directory ("/" under systemd), and a restart elsewhere would forget them."""
+    if not path.is_absolute():
+        raise ValueError("must be an absolute path (latches are restored from it)")
+    if "\0" in str(path):
+        raise ValueError("contains a NUL character")
+    return path
+
+
 class SupervisorSection(Strict):
     instance_id: Name = Field(default_factory=socket.gethostname)
     namespace: Name = "supervisor"
     dry_run: bool = False
-    state_dir: Path = Path("/var/lib/trading-supervisor")
+    state_dir: Annotated[Path, AfterValidator(check_state_dir)] = Path(
+        "/var/lib/trading-supervisor"
+    )
 
 
 class RedisSection(Strict):
     url: Annotated[str, AfterValidator(check_redis_url)] = "redis://127.0.0.1:6379/0"
-    username: str | None = None
+    username: Text | None = None
     password: Secret | None = None
-    timeout_s: Duration = Field(1.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(1.0, alias="timeout")
 
     @property
     def display_url(self) -> str:
@@ -44,12 +61,12 @@ class RedisSection(Strict):
 
 class PostgresSection(Strict):
     dsn: Secret | None = None
-    timeout_s: Duration = Field(2.0, alias="timeout", gt=0)
+    timeout_s: Timeout = Field(2.0, alias="timeout")
 
 
 class MetricsSection(Strict):
     enabled: bool = True
-    listen: str = Field("127.0.0.1:9464", pattern=r"^[^:]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$")
+    listen: Listen = "127.0.0.1:9464"
 
     @property
     def host_port(self) -> tuple[str, int]:
@@ -59,15 +76,58 @@ class MetricsSection(Strict):
 
 class HaSection(Strict):
     enabled: bool = False
-    lease_ttl_s: Duration = Field(5.0, alias="lease_ttl", gt=0)
+    # The lease must outlive a missed renewal (renewed every housekeeping cycle, 1 s); longer
+    # than 5 minutes is a standby that waits that long to take over from a dead leader.
+    lease_ttl_s: Annotated[Duration, between(2.0, 300.0)] = Field(5.0, alias="lease_ttl")
+
+
+_CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")
+_ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
+# A holiday outside these years can never cancel a session this daemon will see: it is a
+# typo of one that could (2205 for 2025), and the real holiday would be silently watched.
+HOLIDAY_YEARS = (2000, 2100)
+
+
+def parse_clock_time(value: object) -> time:
+    """A TOML local time (09:30:00) or "HH:MM" / "HH:MM:SS". Pydantic alone would also take
+    a number as seconds after midnight: `open = 930` meant 00:15:30."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, str) and _CLOCK_TIME.match(value):
+        return time.fromisoformat(value)
+    raise ValueError("a time of day is a TOML local time (09:30:00) or a string 'HH:MM[:SS]'")
+
+
+def parse_holiday(value: object) -> date:
+    """A TOML date (2026-12-25) or "YYYY-MM-DD", in HOLIDAY_YEARS. Pydantic alone would also
+    take a number as epoch seconds: `holidays = [86400]` meant 1970-01-02."""
+    if isinstance(value, datetime):  # a subclass of date: refuse it before the next test
+        raise ValueError("a holiday is a date, without a time of day")
+    if isinstance(value, date):
+        day = value
+    elif isinstance(value, str) and _ISO_DATE.match(value):
+        try:
+            day = date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a calendar date") from None
+    else:
+        raise ValueError("a holiday is a TOML date (2026-12-25) or a string 'YYYY-MM-DD'")
+    first, last = HOLIDAY_YEARS
+    if not first <= day.year <= last:
+        raise ValueError(f"{day.isoformat()} is outside {first}-{last}: a typo?")
+    return day
+
+
+ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
+Holiday = Annotated[date, BeforeValidator(parse_holiday)]
 
 
 class SessionConfig(Strict):
     timezone: Annotated[str, AfterValidator(check_timezone)]
     days: list[Literal["mon", "tue", "wed", "thu", "fri", "sat", "sun"]] = Field(min_length=1)
-    open: time
-    close: time
-    holidays: list[date] = []
+    open: ClockTime
+    close: ClockTime
+    holidays: list[Holiday] = []
 
     def build(self, name: str) -> Session:
         return Session(

@@ -24,6 +24,8 @@ from supervisor.config.types import Name
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.kinds import ActuatorConfig, WatchdogConfig
 
+NO_WATCHDOGS = "no watchdogs configured: a supervisor that watches nothing protects nothing"
+
 
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
@@ -50,6 +52,14 @@ class Settings(BaseSettings):
     ) -> tuple[PydanticBaseSettingsSource, ...]:
         # The TOML file arrives as init kwargs; SUPERVISOR_<SECTION>__<KEY> overrides it.
         return env_settings, init_settings
+
+    @model_validator(mode="after")
+    def _watches_something(self) -> Settings:
+        # An empty file (or one whose [[watchdogs]] were lost in an edit) validated and
+        # `check` said OK: a daemon that looks healthy and protects nothing.
+        if not self.watchdogs:
+            raise ValueError(NO_WATCHDOGS)
+        return self
 
     @model_validator(mode="after")
     def _references(self) -> Settings:

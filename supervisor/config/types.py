@@ -6,9 +6,15 @@ suffix). Secrets become SecretStr. `Strict` models refuse unknown keys and are f
 
 from __future__ import annotations
 
+import ipaddress
+import re
+import unicodedata
+from collections.abc import Mapping
 from typing import Annotated, Literal
+from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+import httpx
 import jmespath
 from jmespath.exceptions import JMESPathError
 from pydantic import (
@@ -20,6 +26,7 @@ from pydantic import (
     SecretStr,
     StringConstraints,
 )
+from redis.asyncio import ConnectionPool
 
 from supervisor.quantities import parse_duration
 from supervisor.secrets import resolve_secret
@@ -41,6 +48,83 @@ def check_timezone(name: str) -> str:
     return name
 
 
+_INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (zero-width...), lone surrogates (env)
+_HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # "_": compose names
+_LISTEN = re.compile(r"^(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
+
+
+def check_port(port: int) -> int:
+    """A TCP port something can listen on or connect to: 1-65535 (0 means "any" to bind)."""
+    if not 1 <= port <= 65535:
+        raise ValueError(f"port {port} is out of range 1-65535")
+    return port
+
+
+def check_host(host: str) -> str:
+    """An IPv4 or IPv6 address, or a DNS name (RFC 1123 labels)."""
+    if re.fullmatch(r"[\d.]+", host):  # looks like IPv4: must be one ("999.1.1.1" is not)
+        _address(host, ipaddress.IPv4Address)
+    elif ":" in host:
+        _address(host, ipaddress.IPv6Address)
+    elif len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
+        raise ValueError(f"{host[:60]!r} is not a host name or an IP address")
+    return host
+
+
+def _address(text: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> None:
+    try:
+        kind(text)
+    except ValueError:
+        raise ValueError(f"{text[:60]!r} is not a valid {kind.__name__[:4]} address") from None
+
+
+def check_listen(listen: str) -> str:
+    """ "host:port" or "[ipv6]:port", checked here: `run` would otherwise die in bind()."""
+    match = _LISTEN.match(listen)
+    if not match:
+        raise ValueError("use 'host:port' or '[ipv6]:port', e.g. '127.0.0.1:9464'")
+    if match["ipv6"] is not None:
+        _address(match["ipv6"], ipaddress.IPv6Address)
+    else:
+        check_host(match["host"])
+    check_port(int(match["port"]))
+    return listen
+
+
+def _url_port(parts: SplitResult) -> None:
+    try:
+        port = parts.port
+    except ValueError:  # not a number, or beyond 65535
+        raise ValueError("the port is not a number in 1-65535") from None
+    if port is not None:
+        check_port(port)
+
+
+def _url_characters(url: str) -> None:
+    """No spaces, control characters or undecodable bytes (from the environment): clients
+    raise on them, at connect time, outside the errors they are expected to raise."""
+    if any(ord(c) <= 0x20 or unicodedata.category(c) in _INVISIBLE for c in url):
+        raise ValueError("a URL cannot contain spaces or control characters")
+
+
+def check_http_url(url: str) -> str:
+    """An http(s) URL with a host and a usable port, that httpx can send to. Checked at
+    load time so that a kill switch or a health check does not fail at its first call."""
+    _url_characters(url)
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ValueError("must start with http:// or https:// and name a host")
+    if not parts.hostname:
+        raise ValueError("the URL names no host")
+    _url_port(parts)
+    try:
+        httpx.URL(url)
+    except httpx.InvalidURL as exc:
+        raise ValueError(f"not a usable URL: {exc}") from None
+    return url
+
+
 def check_redis_url(url: str) -> str:
     scheme = url.partition("://")[0]
     if scheme == "redis+sentinel":
@@ -49,19 +133,120 @@ def check_redis_url(url: str) -> str:
         )
     if scheme not in ("redis", "rediss", "unix") or "://" not in url:
         raise ValueError("must start with redis://, rediss:// or unix://")
+    _url_characters(url)
+    if scheme != "unix":
+        _url_port(urlsplit(url))
+    try:
+        ConnectionPool.from_url(url)  # redis-py's own parser; builds a pool, opens nothing
+    except ValueError as exc:  # its messages name the part, never the password
+        raise ValueError(f"not a usable Redis URL: {exc}") from None
     return url
+
+
+# Bounds on durations. Every duration: at most a year, far below where the scheduler's and
+# datetime's arithmetic overflow (an interval of 1e12 s crashed `run`), and longer than any
+# threshold a live trading stack can mean. An interval or a timeout below 10 ms is a typo:
+# the event loop cannot keep such a schedule, and Postgres reads a statement_timeout that
+# rounds to 0 ms as "no timeout at all".
+MAX_DURATION_S = 366 * 86400.0
+MIN_INTERVAL_S, MAX_INTERVAL_S = 0.01, 86400.0
+MIN_TIMEOUT_S, MAX_TIMEOUT_S = 0.01, 600.0
+
+
+def between(low: float, high: float) -> AfterValidator:
+    """A duration check whose message shows the bounds as one would write them in the file
+    ("at least 10ms", "at most 24h"), not as pydantic's seconds."""
+
+    def check(seconds: float) -> float:
+        if seconds < low:
+            raise ValueError(f"must be at least {as_written(low)}")
+        if seconds > high:
+            raise ValueError(f"must be at most {as_written(high)}")
+        return seconds
+
+    return AfterValidator(check)
+
+
+def as_written(seconds: float) -> str:
+    """A round bound in the config's own duration syntax: 0.01 -> "10ms", 86400 -> "24h"."""
+    for unit, size in (("h", 3600.0), ("m", 60.0), ("s", 1.0)):
+        if seconds >= size and seconds % size == 0:
+            return f"{seconds / size:g}{unit}"
+    return f"{seconds * 1000:g}ms"
+
+
+def _first_invisible(text: str, allowed: str = "") -> str | None:
+    return next(
+        (c for c in text if c not in allowed and unicodedata.category(c) in _INVISIBLE), None
+    )
+
+
+def check_text(text: str) -> str:
+    """A name in another system (Redis key, hash field, instrument, flag value, label): what
+    is written in the file must be what is looked up, so nothing invisible. A blank one, or
+    one with spaces around it, is a typo that would watch (or set) the wrong thing."""
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    if text != text.strip():
+        raise ValueError("has leading or trailing whitespace (invisible in the file: a typo?)")
+    if (char := _first_invisible(text)) is not None:
+        raise ValueError(f"contains the invisible character U+{ord(char):04X}")
+    return text
+
+
+def check_query(text: str) -> str:
+    """A query (SQL, PromQL): multi-line is fine; blank or other control characters are not."""
+    if not text.strip():
+        raise ValueError("must not be empty or only whitespace")
+    if (char := _first_invisible(text, allowed="\t\n\r")) is not None:
+        raise ValueError(f"contains the invisible character U+{ord(char):04X}")
+    return text
+
+
+def check_header_name(name: str) -> str:
+    if not _HEADER_NAME.match(name):
+        raise ValueError(f"{name[:40]!r} is not an HTTP header name")
+    return name
+
+
+def check_headers(headers: Mapping[str, SecretStr]) -> Mapping[str, SecretStr]:
+    """Names are tokens; values (secrets: never shown) are printable ASCII on one line, what
+    httpx can send. Otherwise the request fails when it is sent: for a kill switch, when it
+    matters most."""
+    for name, value in headers.items():
+        check_header_name(name)
+        if not all(char == "\t" or " " <= char <= "~" for char in value.get_secret_value()):
+            raise ValueError(
+                f"{name}: the value holds a character an HTTP header cannot carry"
+                " (only printable ASCII on one line)"
+            )
+    return headers
 
 
 # What a duration may be written as, for the JSON Schema (`config schema`): "250ms", 15...
 DurationText = Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$")]
 Duration = Annotated[
-    float, BeforeValidator(parse_duration, json_schema_input_type=DurationText | float)
+    float,
+    BeforeValidator(parse_duration, json_schema_input_type=DurationText | float),
+    between(0.0, MAX_DURATION_S),
 ]
+Interval = Annotated[Duration, between(MIN_INTERVAL_S, MAX_INTERVAL_S)]
+Timeout = Annotated[Duration, between(MIN_TIMEOUT_S, MAX_TIMEOUT_S)]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
+Headers = Annotated[dict[str, Secret], AfterValidator(check_headers)]
+HeaderName = Annotated[str, AfterValidator(check_header_name)]
+Text = Annotated[str, AfterValidator(check_text)]
+Query = Annotated[str, AfterValidator(check_query)]
 JmesPath = Annotated[str, AfterValidator(check_jmespath)]
+HttpUrl = Annotated[str, AfterValidator(check_http_url)]
+Listen = Annotated[str, AfterValidator(check_listen)]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 Level = Literal["reduce_only", "halted", "flatten"]
 
 
 class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+    # allow_inf_nan=False: TOML has `nan` and `inf`, and every comparison with NaN is false,
+    # so a `breach = nan` would never trip. No threshold, limit or amount may be either.
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, populate_by_name=True, allow_inf_nan=False
+    )

@@ -12,17 +12,21 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from supervisor.config.types import Duration, Name, Strict
+from supervisor.config.types import Duration, Interval, Name, Strict, Timeout
+
+# More consecutive observations than this before acting (or before ending an incident) is a
+# watchdog that in practice never acts: lengthen `interval` instead.
+MAX_CONSECUTIVE = 100
 
 
 class WatchdogBase(Strict):
     name: Name
     kind: str
-    interval_s: Duration = Field(1.0, alias="interval", gt=0)
-    timeout_s: Duration | None = Field(None, alias="timeout", gt=0)
+    interval_s: Interval = Field(1.0, alias="interval")
+    timeout_s: Timeout | None = Field(None, alias="timeout")
     session: str | None = None
-    trip_after: int = Field(1, ge=1)
-    clear_after: int = Field(3, ge=1)
+    trip_after: int = Field(1, ge=1, le=MAX_CONSECUTIVE)
+    clear_after: int = Field(3, ge=1, le=MAX_CONSECUTIVE)
     fail_closed: bool = False
     unknown_grace_s: Duration = Field(10.0, alias="unknown_grace")
     on_warn: list[str] = []
@@ -43,9 +47,10 @@ class WatchdogBase(Strict):
 
 
 class AgeThresholds(Strict):
-    warn_s: Duration | None = Field(None, alias="warn")
+    # An age is never below 0, so a 0 threshold would be crossed by every reading.
+    warn_s: Duration | None = Field(None, alias="warn", gt=0)
     breach_s: Duration = Field(alias="breach", gt=0)
-    critical_s: Duration | None = Field(None, alias="critical")
+    critical_s: Duration | None = Field(None, alias="critical", gt=0)
 
     @model_validator(mode="after")
     def _ordered(self) -> AgeThresholds:

@@ -8,6 +8,7 @@ from supervisor.config.settings import Settings
 from supervisor.errors import first_line
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.sources.redis import connect
+from supervisor.values import parse_number
 
 
 async def read_published(settings: Settings) -> dict[str, object]:
@@ -27,12 +28,21 @@ async def read_published(settings: Settings) -> dict[str, object]:
         await redis.aclose()
     return {
         "alive": heartbeat is not None,
-        "heartbeat_at": float(heartbeat) if heartbeat is not None else None,
+        "heartbeat_at": _epoch(heartbeat),
         "state": _decode(state),
         "watchdogs": {
             w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)
         },
     }
+
+
+def _epoch(raw: bytes | None) -> float | None:
+    """The heartbeat's time; None when absent or not a number (whatever wrote it, `status`
+    still shows the rest)."""
+    try:
+        return parse_number(raw)
+    except ValueError:
+        return None
 
 
 def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:

@@ -36,7 +36,7 @@ import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration, JmesPath
+from supervisor.config.types import Duration, JmesPath, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -60,12 +60,12 @@ class CbStalenessConfig(WatchdogBase, AgeThresholds):
     `field` (of the key's hash) or `timestamp_key` (a separate key holding the timestamp)."""
 
     kind: Literal["cb_staleness"]
-    key: str = Field(min_length=1)
-    field: str | None = Field(None, min_length=1)
+    key: Text
+    field: Text | None = None
     json_field: JmesPath | None = None
-    timestamp_key: str | None = Field(None, min_length=1)
+    timestamp_key: Text | None = None
     unit: TimestampUnit = "auto"
-    warn_s: Duration | None = Field(5.0, alias="warn")  # the runbook's SLA: <= 5 s
+    warn_s: Duration | None = Field(5.0, alias="warn", gt=0)  # the runbook's SLA: <= 5 s
     breach_s: Duration = Field(10.0, alias="breach", gt=0)  # page above 10 s
     max_future_s: Duration = Field(2.0, alias="max_future")
     fail_closed: bool = True
@@ -108,6 +108,11 @@ class CbStaleness(Watchdog):
         for answer in (exists, reply):
             if isinstance(answer, Exception):
                 return self._verdict(Status.UNKNOWN, f"redis error: {first_line(answer)}")
+        if isinstance(exists, bool) or not isinstance(exists, int):
+            # Only a real "0 keys" may say the owner is gone (a BREACH); anything else is odd.
+            return self._verdict(
+                Status.UNKNOWN, f"unexpected EXISTS reply: a {type(exists).__name__}"
+            )
         if exists == 0:
             return self._verdict(Status.BREACH, "breaker state missing: its owner is not running")
         try:

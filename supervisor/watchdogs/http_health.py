@@ -20,7 +20,8 @@ failure here: no answer at all is a BREACH, not UNKNOWN.
 | another status (redirects are not followed) | BREACH "/readyz: HTTP 503, expected 200" |
 | `expect` false, null or not a boolean | BREACH, saying what the expression gave |
 | `expect` set and the body is not JSON | BREACH "/readyz: response is not JSON ..." |
-| connection refused, reset, no answer within the timeout | BREACH "/readyz: no answer: ..." |
+| a body larger than 1 MiB | UNKNOWN "/readyz: http: response larger than 1 MiB" |
+| refused, reset, no whole answer (body too) in time | BREACH "/readyz: no answer: ..." |
 
 Slowness is a WARN, not a BREACH: an endpoint that answers "ready" slowly is degraded, not
 down, and the measured latency includes this host's scheduling and a cold connection, so one
@@ -38,18 +39,17 @@ from __future__ import annotations
 import json
 from typing import Annotated, Literal
 
-import anyio
 import httpx
 import jmespath
 from pydantic import Field
 
-from supervisor.config.types import Duration, JmesPath, Secret
+from supervisor.config.types import Duration, Headers, HttpUrl, JmesPath
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.quantities import format_duration
-from supervisor.sources.http import HttpReply, get
+from supervisor.sources.http import HttpReply, TooLarge, get
 from supervisor.watchdogs.base import Watchdog
 from supervisor.watchdogs.http_json import require_http, search, url_path
 
@@ -58,8 +58,8 @@ ANSWER_SHARE_OF_TIMEOUT = 0.9
 
 class HttpHealthConfig(WatchdogBase):
     kind: Literal["http_health"]
-    url: str = Field(pattern=r"^https?://")
-    headers: dict[str, Secret] = {}
+    url: HttpUrl
+    headers: Headers = {}
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
     max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)
     expect: JmesPath | None = None  # must evaluate to boolean true, e.g. "ok == `true`"
@@ -81,11 +81,10 @@ class HttpHealth(Watchdog):
     async def check(self, now: float, session_opened_at: float | None) -> list[Verdict]:
         budget = self.config.check_timeout_s * ANSWER_SHARE_OF_TIMEOUT
         try:
-            with anyio.fail_after(budget):
-                reply = await get(self.http, self.config.url, self.config.headers, budget)
-        except TimeoutError:
-            return [self.verdict(Status.BREACH, f"no answer within {format_duration(budget)}")]
-        except SourceError as exc:
+            reply = await get(self.http, self.config.url, self.config.headers, budget)
+        except TooLarge as exc:  # an answer, but not one that can be judged
+            return [self.verdict(Status.UNKNOWN, str(exc))]
+        except SourceError as exc:  # no answer within the budget (all of it, body included)
             return [self.verdict(Status.BREACH, f"no answer: {exc}")]
         return [self.judge(reply)]
 

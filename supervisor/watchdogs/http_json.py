@@ -10,11 +10,10 @@ from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 import httpx
-from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
 from pydantic import SecretStr
 
-from supervisor.errors import ConfigError
+from supervisor.errors import EXPRESSION_FAILURES, ConfigError
 from supervisor.sources.http import HttpReply, get
 
 
@@ -58,5 +57,5 @@ def search(expression: ParsedResult, document: object) -> object:
         return None
     try:
         return expression.search(document)
-    except (JMESPathError, RecursionError, TypeError, ValueError):
+    except EXPRESSION_FAILURES:
         return None

@@ -35,7 +35,7 @@ import httpx
 import jmespath
 from pydantic import Field
 
-from supervisor.config.types import JmesPath, Secret
+from supervisor.config.types import Headers, HttpUrl, JmesPath, Text
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
@@ -48,10 +48,10 @@ from supervisor.watchdogs.thresholds import value_verdict
 
 class HttpValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["http_value"]
-    url: str = Field(pattern=r"^https?://")
-    headers: dict[str, Secret] = {}
+    url: HttpUrl
+    headers: Headers = {}
     path: JmesPath  # where the number is in the JSON answer
-    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: path
+    label: Text | None = Field(None, max_length=64)  # the subject; default: path
     unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 
 

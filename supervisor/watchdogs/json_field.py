@@ -1,14 +1,15 @@
 """A field of a JSON value read from Redis, or a ValueError saying why not. Pure.
 
-Shared by the Redis kinds that read a `json_field` (cb_staleness, redis_value).
+Shared by the Redis kinds that read a `json_field` (tick_freshness, cb_staleness, redis_value).
 """
 
 from __future__ import annotations
 
 import json
 
-from jmespath.exceptions import JMESPathError
 from jmespath.parser import ParsedResult
+
+from supervisor.errors import EXPRESSION_FAILURES
 
 
 class NoField(ValueError):
@@ -29,7 +30,7 @@ def json_field(path: ParsedResult, expression: str, reply: object) -> object:
         raise ValueError(f"JSON is a {type(document).__name__}, not an object")
     try:
         value = path.search(document)
-    except (JMESPathError, RecursionError, TypeError, ValueError) as exc:
+    except EXPRESSION_FAILURES as exc:
         raise ValueError(f"jmespath {expression!r} failed: {type(exc).__name__}") from None
     if value is None:
         raise NoField(f"JSON has no {expression!r}")

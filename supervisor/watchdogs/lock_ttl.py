@@ -47,12 +47,12 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Literal
+from typing import Literal
 
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration
+from supervisor.config.types import Duration, Text
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -122,12 +122,12 @@ class LockTtlConfig(WatchdogBase):
     """What each limit means: see the module docstring above."""
 
     kind: Literal["lock_ttl"]
-    keys: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
+    keys: list[Text] = Field(min_length=1)
     max_ttl_s: Duration | None = Field(None, alias="max_ttl", gt=0)
     max_hold_s: Duration | None = Field(None, alias="max_hold", gt=0)
     # The TTL must be seen counting down (no renewal between two checks) at least this often.
     min_ttl_progress_s: Duration | None = Field(None, alias="min_ttl_progress", gt=0)
-    require_owner: list[str] = []
+    require_owner: list[Text] = []
     release_orphans: bool = False  # compare-and-delete a lock with no expiry (audited)
 
     @model_validator(mode="after")
@@ -137,6 +137,18 @@ class LockTtlConfig(WatchdogBase):
         unknown = [key for key in self.require_owner if key not in self.keys]
         if unknown:
             raise ValueError(f"'require_owner' names keys not in 'keys': {', '.join(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _progress_window_spans_checks(self) -> LockTtlConfig:
+        # Two checks are `interval` apart: with a shorter window, one ordinary renewal
+        # between two checks already reads as "renewed between every check" and breaches.
+        window = self.min_ttl_progress_s
+        if window is not None and window <= self.interval_s:
+            raise ValueError(
+                "'min_ttl_progress' must be longer than 'interval': one renewal between two"
+                " checks would already breach"
+            )
         return self
 
 

@@ -44,10 +44,10 @@ from typing import Literal
 
 import httpx
 import jmespath
-from pydantic import Field, model_validator
+from pydantic import model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Secret, check_jmespath
+from supervisor.config.types import Headers, HttpUrl, Text, check_jmespath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError, first_line
@@ -75,12 +75,12 @@ class MarginConfig(WatchdogBase, ValueThresholds):
     both `used` and `equity` (ratio = used / equity)."""
 
     kind: Literal["margin"]
-    url: str | None = Field(None, pattern=r"^https?://")
-    headers: dict[str, Secret] = {}
-    redis_key: str | None = Field(None, min_length=1)
-    used: str | None = Field(None, min_length=1)
-    equity: str | None = Field(None, min_length=1)
-    utilization: str | None = Field(None, min_length=1)
+    url: HttpUrl | None = None
+    headers: Headers = {}
+    redis_key: Text | None = None
+    used: Text | None = None
+    equity: Text | None = None
+    utilization: Text | None = None
 
     @model_validator(mode="after")
     def _one_source_one_formula(self) -> MarginConfig:

@@ -47,7 +47,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from supervisor.config.types import Duration
+from supervisor.config.types import Duration, Query
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase, check_order
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -102,8 +102,8 @@ def _epoch(raw: object) -> float:
 
 class PoisonQueueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["poison_queue"]
-    query: str = Field(min_length=1)  # a count of poison rows: `count > warn` warns
-    oldest_query: str | None = Field(None, min_length=1)  # the oldest row's timestamp, or NULL
+    query: Query  # a count of poison rows: `count > warn` warns
+    oldest_query: Query | None = None  # the oldest row's timestamp, or NULL
     oldest_warn_s: Duration | None = Field(None, alias="oldest_warn")
     oldest_breach_s: Duration | None = Field(None, alias="oldest_breach")
     oldest_critical_s: Duration | None = Field(None, alias="oldest_critical")

@@ -57,7 +57,7 @@ from urllib.parse import urlencode
 import httpx
 from pydantic import Field
 
-from supervisor.config.types import Secret
+from supervisor.config.types import Headers, HttpUrl, Query
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
@@ -153,9 +153,9 @@ def sample_value(raw: object) -> float:
 
 class PrometheusQueryConfig(WatchdogBase, ValueThresholds):
     kind: Literal["prometheus_query"]
-    url: str = Field("http://127.0.0.1:9090", pattern=r"^https?://")  # Prometheus base URL
-    query: str = Field(min_length=1)  # an instant query: a vector (one verdict per series)
-    headers: dict[str, Secret] = {}
+    url: HttpUrl = "http://127.0.0.1:9090"  # Prometheus base URL
+    query: Query  # an instant query: a vector (one verdict per series)
+    headers: Headers = {}
     unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "ticks/s"...)
 
 

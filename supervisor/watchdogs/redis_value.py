@@ -34,7 +34,7 @@ import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import JmesPath
+from supervisor.config.types import JmesPath, Text
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import first_line
@@ -48,8 +48,8 @@ from supervisor.watchdogs.thresholds import value_verdict
 
 class RedisValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["redis_value"]
-    key: str = Field(min_length=1)
-    field: str | None = Field(None, min_length=1)  # a hash field
+    key: Text
+    field: Text | None = None  # a hash field
     json_field: JmesPath | None = None  # a field of a JSON value
     unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 

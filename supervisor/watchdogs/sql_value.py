@@ -36,6 +36,7 @@ from typing import Literal, Protocol
 
 from pydantic import Field
 
+from supervisor.config.types import Query, Text
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import ConfigError, SourceError
@@ -110,8 +111,8 @@ def to_number(raw: object) -> float:
 
 class SqlValueConfig(WatchdogBase, ValueThresholds):
     kind: Literal["sql_value"]
-    query: str = Field(min_length=1)  # the first column of the first row is the value
-    label: str | None = Field(None, min_length=1, max_length=64)  # the subject; default: name
+    query: Query  # the first column of the first row is the value
+    label: Text | None = Field(None, max_length=64)  # the subject; default: name
     unit: str = Field("", max_length=16)  # shown with the value ("s", "ratio", "orders"...)
 
 

@@ -8,15 +8,14 @@ session open, so yesterday's last tick does not breach the moment the market ope
 
 from __future__ import annotations
 
-import json
 import math
-from typing import Annotated, Literal
+from typing import Literal
 
 import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration, JmesPath
+from supervisor.config.types import Duration, JmesPath, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -27,6 +26,7 @@ from supervisor.quantities import format_duration
 from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
 from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.json_field import json_field
 from supervisor.watchdogs.thresholds import judge_above
 
 
@@ -36,9 +36,9 @@ class Missing(LookupError):
 
 class TickFreshnessConfig(WatchdogBase, AgeThresholds):
     kind: Literal["tick_freshness"]
-    key: str = Field(min_length=1)
-    instruments: list[Annotated[str, Field(min_length=1)]] = Field(min_length=1)
-    field: str | None = None  # a hash field
+    key: Text
+    instruments: list[Text] = Field(min_length=1)
+    field: Text | None = None  # a hash field
     json_field: JmesPath | None = None  # a field of a JSON value
     stream: bool = False  # the key is a stream: the last entry's id (or its `field`)
     unit: TimestampUnit = "auto"
@@ -50,7 +50,9 @@ class TickFreshnessConfig(WatchdogBase, AgeThresholds):
             raise ValueError("set at most one of 'field' and 'json_field'")
         if self.stream and self.json_field:
             raise ValueError("'json_field' does not apply to a 'stream'")
-        if len(set(self.instruments)) > 1 and "{instrument}" not in self.key:
+        if len(set(self.instruments)) != len(self.instruments):
+            raise ValueError("'instruments' lists an instrument twice")
+        if len(self.instruments) > 1 and "{instrument}" not in self.key:
             raise ValueError("with several instruments, 'key' must contain '{instrument}'")
         return self
 
@@ -107,19 +109,10 @@ class TickFreshness(Watchdog):
             what = f"field {self.config.field!r}" if self.config.field else "key"
             raise Missing(f"{what} missing")
         if self._json_path is not None:
-            return parse_timestamp(self._json_value(reply), self.config.unit)
+            assert self.config.json_field is not None
+            value = json_field(self._json_path, self.config.json_field, reply)
+            return parse_timestamp(value, self.config.unit)
         return parse_timestamp(reply, self.config.unit)
-
-    def _json_value(self, reply: object) -> object:
-        try:
-            document = json.loads(reply)  # type: ignore[arg-type]
-        except (TypeError, ValueError, RecursionError):
-            raise ValueError("value is not valid JSON") from None
-        assert self._json_path is not None
-        value = self._json_path.search(document) if isinstance(document, dict | list) else None
-        if value is None:
-            raise ValueError(f"JSON has no {self.config.json_field!r}")
-        return value
 
     def _stream_time(self, reply: object) -> float:
         if not isinstance(reply, list) or not reply:

@@ -230,14 +230,17 @@ async def test_deadman_failure_raises_and_recovers(
 
 # --- wiring --------------------------------------------------------------------------------
 
+WATCHDOG = {"name": "w", "kind": "redis_value", "key": "k", "breach": 1}  # a config needs one
+
 
 async def test_components_build_the_new_kinds(redis: Redis, client: httpx.AsyncClient) -> None:
     settings = Settings(
+        watchdogs=[WATCHDOG],
         actuators={
             "kill_flag": {"kind": "redis_flag", "level": "halted", "key": "ops:kill_switch"},
             "kill_api": {"kind": "http", "level": "flatten", "url": "http://127.0.0.1:1/k"},
             "flatten": {"kind": "command", "level": "flatten", "argv": ["true"]},
-        }
+        },
     )
     built = build_protection(settings, Clients(redis, client)).actuators
     assert isinstance(built["kill_flag"], RedisFlag)
@@ -249,10 +252,11 @@ async def test_build_deadmen_picks_the_deadman_entries(
     redis: Redis, client: httpx.AsyncClient
 ) -> None:
     settings = Settings(
+        watchdogs=[WATCHDOG],
         actuators={
             "kill_flag": {"kind": "redis_flag", "level": "halted", "key": "ops:kill_switch"},
             "venue_cod": {"kind": "deadman", "url": "http://127.0.0.1:1/cod"},
-        }
+        },
     )
     deadmen = build_deadmen(settings, Clients(redis, client))
     assert list(deadmen) == ["venue_cod"]

@@ -346,7 +346,8 @@ def write_config(directory: Path, redis_url: str, dsn: str | None) -> Path:
     path.write_text(
         f'[supervisor]\ninstance_id = "sup-a"\nnamespace = "{NS}"\n'
         f'state_dir = "{directory / "state"}"\n'
-        f'[redis]\nurl = "{redis_url}"\n{postgres}',
+        f'[redis]\nurl = "{redis_url}"\n{postgres}'
+        '[[watchdogs]]\nname = "w"\nkind = "redis_value"\nkey = "k"\nbreach = 1\n',
         encoding="utf-8",
     )
     return path

@@ -115,7 +115,7 @@ def test_an_unknown_supervisor_key_is_named(tmp_path: Path) -> None:
 def test_environment_overrides_win_over_the_file(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    path = write(tmp_path, '[redis]\nurl = "redis://file:6379/0"\ntimeout = "3s"')
+    path = write(tmp_path, SPX, '[redis]\nurl = "redis://file:6379/0"\ntimeout = "3s"')
     monkeypatch.setenv("SUPERVISOR_REDIS__URL", "redis://env:6379/1")
     monkeypatch.setenv("SUPERVISOR_SUPERVISOR__DRY_RUN", "true")
     settings = load_config(path)
@@ -151,7 +151,7 @@ def test_secrets_interpolate_environment_variables(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("TOKEN", "tok-123")
-    settings = load(tmp_path, '[redis]\npassword = "Bearer ${TOKEN}"')
+    settings = load(tmp_path, SPX, '[redis]\npassword = "Bearer ${TOKEN}"')
     assert settings.redis.password is not None
     assert settings.redis.password.get_secret_value() == "Bearer tok-123"
 
@@ -172,7 +172,7 @@ def test_credentials_are_read_from_the_credentials_directory(
 ) -> None:
     (tmp_path / "redis_pw").write_text("hunter2\n", encoding="utf-8")
     monkeypatch.setenv("CREDENTIALS_DIRECTORY", str(tmp_path))
-    settings = load(tmp_path, '[redis]\npassword = "cred:redis_pw"')
+    settings = load(tmp_path, SPX, '[redis]\npassword = "cred:redis_pw"')
     assert settings.redis.password is not None
     assert settings.redis.password.get_secret_value() == "hunter2"
 
@@ -203,7 +203,7 @@ level = "halted"
 url = "https://oms.example/halt"
 headers = { Authorization = "Bearer ${PW}", X-Key = "cred:api_token" }
 """
-    settings = load(tmp_path, redis, '[postgres]\ndsn = "${DSN}"', api)
+    settings = load(tmp_path, SPX, redis, '[postgres]\ndsn = "${DSN}"', api)
     dump = json.dumps(redacted(settings), default=str)
     for secret in ("hunter2", "pw-in-env", "dsn-secret", "cred-secret"):
         assert secret not in dump
@@ -219,7 +219,7 @@ headers = { Authorization = "Bearer ${PW}", X-Key = "cred:api_token" }
     ],
 )
 def test_redacted_masks_a_password_in_any_redis_url(tmp_path: Path, url: str) -> None:
-    settings = load(tmp_path, f'[redis]\nurl = "{url}"')
+    settings = load(tmp_path, SPX, f'[redis]\nurl = "{url}"')
     assert "hunter2" not in json.dumps(redacted(settings), default=str)
 
 
@@ -353,7 +353,7 @@ def test_the_config_path_variable_is_not_an_override(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("SUPERVISOR_CONFIG", str(tmp_path / "elsewhere.toml"))
-    assert load(tmp_path).supervisor.instance_id == "test-host"
+    assert load(tmp_path, SPX).supervisor.instance_id == "test-host"
 
 
 def test_redacted_masks_credentials_in_every_url(tmp_path: Path) -> None:
@@ -362,7 +362,7 @@ def test_redacted_masks_credentials_in_every_url(tmp_path: Path) -> None:
 kind = "deadman"
 url = "https://ops:s3cret@venue.example/cancel-after?password=s3cret&x=1"
 """
-    shown = json.dumps(redacted(load(tmp_path, deadman)))
+    shown = json.dumps(redacted(load(tmp_path, SPX, deadman)))
     assert "s3cret" not in shown
     assert "x=1" in shown
 
@@ -394,17 +394,19 @@ breach = 1
 
 def test_auto_reset_is_only_for_a_reduce_only_breaker(tmp_path: Path) -> None:
     halted = 'kind = "redis_breaker"\nlevel = "halted"\nauto_reset_after = "5m"'
-    found = problems(tmp_path, "[actuators.breaker]\n" + halted)
+    found = problems(tmp_path, SPX, "[actuators.breaker]\n" + halted)
     assert found == [
         "actuators.breaker: 'auto_reset_after' is allowed only for a reduce_only breaker"
     ]
-    assert load(tmp_path, BREAKER + 'auto_reset_after = "5m"').actuators["breaker"].kind
+    assert load(tmp_path, SPX, BREAKER + 'auto_reset_after = "5m"').actuators["breaker"].kind
 
 
 def test_on_failure_must_name_another_actuator(tmp_path: Path) -> None:
     kill = '[actuators.kill]\nkind = "command"\nlevel = "flatten"\nargv = ["true"]\n'
     kill += 'on_failure = ["nope"]'
-    assert problems(tmp_path, kill) == ["actuators.kill.on_failure: no other actuator named 'nope'"]
+    assert problems(tmp_path, SPX, kill) == [
+        "actuators.kill.on_failure: no other actuator named 'nope'"
+    ]
 
 
 def test_on_failure_cannot_name_a_deadman(tmp_path: Path) -> None:
@@ -418,7 +420,7 @@ def test_on_failure_cannot_name_a_deadman(tmp_path: Path) -> None:
 
 def test_every_action_actuator_may_escalate(tmp_path: Path) -> None:
     flag = '[actuators.flag]\nkind = "redis_flag"\nlevel = "halted"\nkey = "k"'
-    settings = load(tmp_path, BREAKER + 'on_failure = ["flag"]', flag)
+    settings = load(tmp_path, SPX, BREAKER + 'on_failure = ["flag"]', flag)
     assert settings.actuators["breaker"].on_failure == ["flag"]  # type: ignore[union-attr]
 
 

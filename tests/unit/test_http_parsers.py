@@ -101,12 +101,20 @@ def check_verdict(verdict: Verdict, subject: str | None = None) -> None:
         assert math.isfinite(verdict.value)
 
 
+def check_read_before_judged(verdict: Verdict) -> None:
+    """A value kind judges only what it read: no number, UNKNOWN (never a BREACH)."""
+    check_verdict(verdict)
+    assert verdict.status is Status.UNKNOWN or verdict.value is not None
+
+
 def judge_margin(reply: HttpReply) -> None:
     try:
         document = document_of(reply, URL)
     except ValueError:
         return
-    check_verdict(MARGIN.judge(MARGIN.fields_of(document)), "utilization")
+    verdict = MARGIN.judge(MARGIN.fields_of(document))
+    check_verdict(verdict, "utilization")
+    check_read_before_judged(verdict)
 
 
 def judge_value(reply: HttpReply) -> None:
@@ -114,7 +122,9 @@ def judge_value(reply: HttpReply) -> None:
         document = document_of(reply, URL)
     except ValueError:
         return
-    check_verdict(VALUE.judge(document), "a.b[0]")
+    verdict = VALUE.judge(document)
+    check_verdict(verdict, "a.b[0]")
+    check_read_before_judged(verdict)
 
 
 def judge_everything(reply: HttpReply) -> None:
@@ -124,7 +134,10 @@ def judge_everything(reply: HttpReply) -> None:
     verdicts = prometheus().judge(reply)
     assert verdicts
     for verdict in verdicts:
-        check_verdict(verdict)
+        check_read_before_judged(verdict)
+        if verdict.status is not Status.UNKNOWN:  # only a successful answer is judged
+            assert 200 <= reply.status_code < 300
+            assert json.loads(reply.body)["status"] == "success"
 
 
 @settings(max_examples=300, deadline=None)
@@ -178,9 +191,10 @@ prometheus_answers = st.fixed_dictionaries(
 def test_prometheus_shaped_answers(status: int, answer: dict[str, Any]) -> None:
     watchdog = prometheus()
     for verdict in watchdog.judge(HttpReply(status, 0.01, as_bytes(answer))):
-        check_verdict(verdict)
-        if verdict.status is not Status.UNKNOWN:
-            assert verdict.value is not None
+        check_read_before_judged(verdict)
+        if verdict.status is not Status.UNKNOWN:  # a well-formed success, and nothing else
+            assert 200 <= status < 300 and answer["status"] == "success"
+            assert answer["data"]["resultType"] in ("vector", "scalar")
 
 
 @settings(max_examples=300, deadline=None)
@@ -188,5 +202,6 @@ def test_prometheus_shaped_answers(status: int, answer: dict[str, Any]) -> None:
 def test_margin_hash_fields(used: bytes | None, equity: bytes | None) -> None:
     verdict = MARGIN_HASH.judge({"used": used, "equity": equity})
     check_verdict(verdict, "utilization")
+    check_read_before_judged(verdict)
     if verdict.status is not Status.UNKNOWN:
         assert verdict.value is not None and verdict.value >= 0

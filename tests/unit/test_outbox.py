@@ -148,6 +148,13 @@ def test_parse_since() -> None:
         parse_since("yesterday", now=0)
 
 
+@pytest.mark.parametrize("text", ["99999999999999999999h", "1969-12-31T00:00:00Z", "2h"])
+def test_since_before_1970_is_refused(text: str) -> None:
+    # Before: accepted; with PostgreSQL the reader's datetime.fromtimestamp overflowed.
+    with pytest.raises(ValueError, match="before 1970"):
+        parse_since(text, now=3600.0)
+
+
 @pytest.mark.anyio
 async def test_without_postgres_events_go_to_the_outbox(tmp_path: Path) -> None:
     sizes: list[float] = []

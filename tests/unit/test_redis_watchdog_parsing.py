@@ -6,6 +6,7 @@ import json
 import math
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
@@ -14,7 +15,7 @@ from redis.exceptions import ResponseError
 from supervisor.model import Status, Verdict
 from supervisor.remedies import show_owner
 from supervisor.watchdogs.cb_staleness import CbStaleness, CbStalenessConfig
-from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig
+from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig, observe
 from supervisor.watchdogs.redis_value import RedisValue, RedisValueConfig
 
 # Constructing a client does no I/O; these tests never send a command.
@@ -76,7 +77,8 @@ def test_redis_value_judges_anything(reply: object) -> None:
     for dog in REDIS_VALUES:
         verdict = dog.judge(reply)
         assert_sound(verdict)
-        assert verdict.status is not Status.OK or verdict.value is not None
+        # No reading, no judgement: anything but a number is UNKNOWN, never a BREACH.
+        assert verdict.status is Status.UNKNOWN or verdict.value is not None
 
 
 @given(number=st.floats(allow_nan=False, allow_infinity=False))
@@ -95,6 +97,18 @@ def test_cb_staleness_judges_anything(exists: object, reply: object, now: float)
         assert_sound(verdict)
         if verdict.status in (Status.OK, Status.WARN):
             assert verdict.value is not None and verdict.value >= 0
+        if verdict.status.is_failing and verdict.value is None:
+            # Only "gone" breaches without a reading: no key (EXISTS 0), or no timestamp.
+            assert (type(exists) is int and exists == 0) or reply is None
+
+
+@pytest.mark.parametrize("exists", [False, 0.0, b"0", "0", None])
+def test_cb_staleness_breaches_on_a_missing_key_only_for_a_real_exists_0(exists: object) -> None:
+    # Before: False == 0 and 0.0 == 0, so an odd EXISTS reply read as "owner not running".
+    verdict = CB_STALENESS[0].judge(exists, b'{"updated_at": 1795000000}', NOW)
+    assert verdict.status is Status.UNKNOWN
+    assert "unexpected EXISTS reply" in verdict.reason
+    assert CB_STALENESS[0].judge(0, None, NOW).status is Status.BREACH
 
 
 @settings(max_examples=300)
@@ -116,6 +130,20 @@ def test_lock_ttl_judges_any_sequence_of_replies(
         if type(pttl) is int and pttl == -1 and isinstance(owner, bytes):  # Redis: an integer
             assert verdict.status is Status.BREACH
             assert "no expiry (PTTL -1)" in verdict.reason
+
+
+@settings(max_examples=300)
+@given(pttl=LOCK_PTTL, owner=REPLY)
+def test_observe_reads_a_lock_or_says_why_not(pttl: object, owner: object) -> None:
+    try:
+        seen = observe(pttl, owner)
+    except ValueError as exc:
+        assert str(exc)
+        # ...and the watchdog says UNKNOWN, never BREACH, for replies it cannot read.
+        dog = LockTtl(LockTtlConfig(name="l", kind="lock_ttl", keys=["k"]), CLIENT)
+        assert dog.judge("k", pttl, owner, NOW).status is Status.UNKNOWN
+        return
+    assert seen is None or (seen.pttl_ms >= -1 and isinstance(seen.owner, bytes))
 
 
 @given(owner=st.binary(max_size=200))

@@ -74,6 +74,8 @@ def assert_sane(verdicts: list[Verdict], subjects: list[str]) -> None:
         assert verdict.value is None or math.isfinite(verdict.value)
         if verdict.status is Status.UNKNOWN:
             assert verdict.value is None
+        else:  # judged only on a number read from the row: anything else is UNKNOWN
+            assert verdict.status is Status.OK or verdict.value is not None
 
 
 @settings(max_examples=300, deadline=None)

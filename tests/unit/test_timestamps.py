@@ -191,3 +191,39 @@ def test_bad_values_raise_value_error_with_a_message(
 ) -> None:
     with pytest.raises(ValueError, match=message):
         parse_timestamp(raw, unit)
+
+
+# --- hostile text shaped like timestamps ----------------------------------------------------
+
+ISO_LIKE = st.builds(
+    lambda y, mo, d, sep, h, mi, s, frac, off: (
+        f"{y}-{mo:02d}-{d:02d}{sep}{h:02d}:{mi:02d}:{s:02d}{frac}{off}"
+    ),
+    st.sampled_from(["0000", "0001", "1969", "2026", "9999", "10000", "+2026", "99999999"]),
+    st.integers(0, 13),
+    st.integers(0, 32),
+    st.sampled_from(["T", "t", " ", "_"]),
+    st.integers(0, 25),
+    st.integers(0, 61),
+    st.integers(0, 61),
+    st.sampled_from(["", ".5", ".123456", ".1234567890", ","]),
+    st.sampled_from(["", "Z", "z", "+00:00", "-23:59", "+23:59:59.999999", "+24:00", "+99:99"]),
+)
+NUMBER_LIKE = st.from_regex(r"[+-]?\d{0,25}(\.\d{0,25})?([eE][+-]?\d{1,4})?", fullmatch=True)
+
+
+@settings(max_examples=400)
+@given(st.one_of(ISO_LIKE, NUMBER_LIKE), st.sampled_from(UNITS))
+def test_text_shaped_like_a_timestamp_is_epoch_seconds_or_a_value_error(
+    text: str, unit: TimestampUnit
+) -> None:
+    # Years 1 and 9999 with an offset cross the ends of datetime's range: never OverflowError.
+    assert_finite_or_value_error(parse_timestamp, text, unit)
+    assert_finite_or_value_error(parse_timestamp, text.encode(), unit)
+
+
+@pytest.mark.parametrize(
+    "text", ["0001-01-01T00:00:00+23:59", "9999-12-31T23:59:59-23:59", "0001-01-01T00:00:00"]
+)
+def test_iso_times_at_the_ends_of_the_calendar_are_a_value_error_or_a_number(text: str) -> None:
+    assert_finite_or_value_error(parse_timestamp, text, "iso")

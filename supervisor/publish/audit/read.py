@@ -158,14 +158,22 @@ async def _select_since(connection: asyncpg.Connection, since: float) -> AsyncIt
 
 
 def parse_since(text: str, now: float) -> float:
-    """`--since`: a duration ("1h": that long ago) or an ISO-8601 time (naive: local time)."""
+    """`--since`: a duration ("1h": that long ago) or an ISO-8601 time (naive: local time),
+    not before 1970 (no event is older; and Postgres' reader cannot even name such a time)."""
+    since = _since(text, now)
+    if since < 0:
+        raise ValueError(f"invalid time {text!r}: that is before 1970")
+    return since
+
+
+def _since(text: str, now: float) -> float:
     try:
         return now - parse_duration(text)
     except ValueError:
         pass
     try:
         return datetime.fromisoformat(text).timestamp()
-    except ValueError:
+    except (ValueError, OverflowError, OSError):
         raise ValueError(
             f"invalid time {text!r}: use a duration like '1h' or ISO-8601 like '2026-11-22T09:30'"
         ) from None
