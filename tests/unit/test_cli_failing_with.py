@@ -22,6 +22,13 @@ url = "redis://:hunter2@127.0.0.1:1/0"
 
 [postgres]
 dsn = "postgresql://audit:pg-secret@127.0.0.1:2/audit?sslpassword=x"
+
+[[watchdogs]]
+name = "spx"
+kind = "tick_freshness"
+key = "ticks:SPX"
+instruments = ["SPX"]
+breach = "15s"
 """
 
 

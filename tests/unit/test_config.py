@@ -413,7 +413,7 @@ def test_on_failure_cannot_name_a_deadman(tmp_path: Path) -> None:
     kill = '[actuators.kill]\nkind = "command"\nlevel = "flatten"\nargv = ["true"]\n'
     kill += 'on_failure = ["cod"]'
     deadman = '[actuators.cod]\nkind = "deadman"\nurl = "http://127.0.0.1:1/cod"'
-    assert problems(tmp_path, kill, deadman) == [
+    assert problems(tmp_path, SPX, kill, deadman) == [
         "actuators.kill.on_failure: 'cod' is a deadman, not an action"
     ]
 
