@@ -306,6 +306,30 @@ async def test_housekeeping_writes_back_engagements_redis_lost(
     assert (await redis.hget("sup:state", "trading_state")) == b"REDUCE_ONLY"
 
 
+async def test_a_reset_after_redis_lost_its_counter_still_releases(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """Redis restarted empty loses `{ns}:seq` with the engagements. Written back, they raise
+    the counter to their numbers again, so the operator's next reset comes after them."""
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await redis.flushall()
+    await supervisor.housekeeping.run()  # writes the breaker's latch back
+    await settle(supervisor)
+    assert await redis.hexists(engaged_key("sup"), "breaker")
+
+    await supervisor.context.assembly.latches.record_reset(["breaker"])  # as `reset` does
+    await redis.set("circuit_breaker:state", json.dumps({"state": "OPEN"}))
+    for _ in range(2):
+        await supervisor.reconciler.refresh()
+        await settle(supervisor)
+    assert "breaker" not in supervisor.context.runtime.engaged
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "{}")
+    assert breaker["state"] == "OPEN"
+
+
 async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
     supervisor: Supervisor, redis: Redis
 ) -> None:
