@@ -29,9 +29,11 @@ class GlobalState:
     problems: tuple[str, ...]
 
     def status_line(self) -> str:
-        """One line for `systemctl status`."""
+        """One line for `systemctl status`. The supervisor's own problems are shown whatever
+        the trading state: HALTED by a fallback flag because the venue's kill switch failed
+        must still say that the kill switch failed (positions may still be open)."""
         line = f"{self.trading_state.name}: {self.reason}"
-        if self.health is Health.DEGRADED:
+        if self.problems:
             line += " | DEGRADED: " + "; ".join(self.problems)
         return line[:400]
 

@@ -85,3 +85,13 @@ def test_status_line_shows_problems_when_degraded() -> None:
     line = summary.status_line()
     assert line == "ACTIVE: spx UNKNOWN — no verdicts — é | DEGRADED: redis down"
     assert len(derive_global_state({}, {}, ["x" * 1000]).status_line()) == 400
+
+
+def test_status_line_names_the_supervisors_problems_while_halted_too() -> None:
+    """Health stays HALTED (the most urgent), but a failing kill API must not be hidden."""
+    escalated = {"kill_flag": Engagement(TradingState.HALTED, "kill_flag tripped by spx")}
+    summary = derive_global_state(escalated, {}, ["action kill_api: failing"])
+    assert summary.health is Health.HALTED
+    assert summary.status_line() == (
+        "HALTED: kill_flag tripped by spx | DEGRADED: action kill_api: failing"
+    )
