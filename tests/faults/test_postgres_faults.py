@@ -103,7 +103,8 @@ def test_postgres_away_during_a_trip_outbox_replayed_exactly_once(
         assert all(rows[event_id] == 1 for event_id in waiting)
         assert max(rows.values()) == 1  # nothing is in the table twice
         assert sample(scrape(setup.metrics_port), "supervisor_audit_outbox_events") == 0
-        streamed = {fields[b"id"].decode() for _, fields in sync_redis.xrange(key("events"))}
+        entries: list[tuple[bytes, dict[bytes, bytes]]] = sync_redis.xrange(key("events"))  # type: ignore[assignment]
+        streamed = {fields[b"id"].decode() for _, fields in entries}
         assert set(waiting) <= streamed  # {ns}:events had them all along
         assert_no_crash(daemon)
     finally:
