@@ -2,7 +2,9 @@
 
 Every action is audited and counted. An action that fails marks health DEGRADED, lets the
 policy retry it next cycle, and engages the failed actuator's `on_failure` list at once
-(never an actuator already in the chain, so escalation cannot loop).
+(never an actuator already in the chain, so escalation cannot loop). Every action is written
+to state_dir as pending before its actuator is called and forgotten once it succeeded, so a
+daemon that dies mid-action carries it out when it starts again (supervisor/pending.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import anyio
 
@@ -19,6 +22,7 @@ from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.errors import first_line
 from supervisor.latch import Latch
 from supervisor.model import Decision, Remedy
+from supervisor.pending import Order, order
 from supervisor.policy import action_failed
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, action_event
 
@@ -41,6 +45,7 @@ class Acting:
         if self.context.assembly.settings.supervisor.dry_run:
             self._would_act(decision, actuator)
             return
+        self._pending(actuator.name, decision)
         now = self.context.clock()
         started = time.perf_counter()
         try:
@@ -85,7 +90,9 @@ class Acting:
         context.runtime.problems.pop(f"action {actuator.name}", None)
         context.metrics.actions.labels(actuator.name, result).inc()
         reason = f"{actuator.name} tripped by {decision.source} — {decision.reason}"
-        if self.latch(actuator, reason, decision.watchdog):
+        latched = self.latch(actuator, reason, decision.watchdog)
+        self.pending_done(actuator.name, decision.incident_id)
+        if latched:
             await context.publish_state()  # readers of {ns}:state see the trip now
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
@@ -183,14 +190,43 @@ class Acting:
         context.refresh()
         context.spawn(self.write_to_redis(name, latch))
 
+    def _pending(self, name: str, decision: Decision) -> None:
+        """Write the order down before acting on it; a full disk must not stop the action."""
+        pending = self.context.assembly.pending
+        resets = self.context.runtime.resets
+        try:
+            pending.add(order(name, decision, resets.get(name, 0) if resets is not None else None))
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def pending_done(self, name: str, incident_id: str) -> None:
+        """Forget an order once done (or moot); kept on a full disk, it is only done again."""
+        pending = self.context.assembly.pending
+        try:
+            pending.done(name, incident_id)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def void_pending(self, resets: dict[str, int]) -> list[Order]:
+        """Forget the orders that a later manual reset voided; return them."""
+        pending = self.context.assembly.pending
+        try:
+            return pending.void(resets)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+            return []
+
+    def _cannot_write(self, path: Path, exc: OSError) -> None:
+        log.error("cannot write %s: %s", path, exc)
+        self.context.runtime.problems["state_dir"] = f"cannot write {path}: {exc.strerror}"
+
     def _save_file(self) -> None:
         context = self.context
         store = context.assembly.latches
         try:
             store.save_file(context.runtime.engaged)
         except OSError as exc:
-            log.error("cannot persist engagements in %s: %s", store.path, exc)
-            context.runtime.problems["state_dir"] = f"cannot write {store.path}: {exc.strerror}"
+            self._cannot_write(store.path, exc)
 
     async def write_to_redis(self, name: str, latch: Latch) -> None:
         """Write a latch to Redis; once it has its number, keep that in memory and the file."""

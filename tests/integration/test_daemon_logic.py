@@ -21,7 +21,8 @@ from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
 from supervisor.kinds import kind_gauges
 from supervisor.latch import engaged_key, reset_key
-from supervisor.model import Health, Status, TradingState
+from supervisor.model import Decision, Health, Status, TradingState
+from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
 from testbed.redis_server import RedisServer
 
@@ -328,6 +329,62 @@ async def test_a_reset_after_redis_lost_its_counter_still_releases(
     assert "breaker" not in supervisor.context.runtime.engaged
     breaker = json.loads(await redis.get("circuit_breaker:state") or "{}")
     assert breaker["state"] == "OPEN"
+
+
+def interrupted_trip(clock: Clock, after_reset: int | None) -> Order:
+    """What a daemon killed while tripping the breaker leaves in state_dir."""
+    decision = Decision("w1", Status.BREACH, ("breaker",), "SPX age 30s > 10s", "inc-7", clock.now)
+    return order("breaker", decision, after_reset)
+
+
+async def test_an_action_a_crash_interrupted_is_carried_out_on_restart(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """The condition cleared while the daemon was down: the order still stands, and the
+    watchdog's incident goes on under the same id (the same Idempotency-Key)."""
+    PendingActions(supervisor.context.assembly.pending.path.parent).add(
+        interrupted_trip(clock, after_reset=0)
+    )
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")  # healthy again
+    await supervisor.reconciler.restore()
+    await settle(supervisor)
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert breaker["state"] == "TRIPPED"
+    assert "breaker" in supervisor.context.runtime.engaged
+    incident = supervisor.context.runtime.policy["w1"].incident
+    assert incident is not None and incident.id == "inc-7"
+    assert PendingActions(supervisor.context.assembly.pending.path.parent).load() == []
+
+
+async def test_a_reset_after_an_interrupted_action_voids_it(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    PendingActions(supervisor.context.assembly.pending.path.parent).add(
+        interrupted_trip(clock, after_reset=0)
+    )
+    await supervisor.context.assembly.latches.record_reset(["breaker"])  # numbered 1 > 0
+    await supervisor.reconciler.restore()
+    await settle(supervisor)
+    assert await redis.get("circuit_breaker:state") is None
+    assert "breaker" not in supervisor.context.runtime.engaged
+    assert PendingActions(supervisor.context.assembly.pending.path.parent).load() == []
+
+
+async def test_an_action_is_pending_until_it_succeeded(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    pending = PendingActions(supervisor.context.assembly.pending.path.parent)
+    await stale_tick(redis, clock)
+    await redis.hset("circuit_breaker:state", "state", "OPEN")  # wrong type: the trip fails
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert [o.actuator for o in pending.load()] == ["breaker"]
+
+    await redis.delete("circuit_breaker:state")
+    await supervisor.cycle.run("w1")  # the failed action is ordered again, and succeeds
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+    assert pending.load() == []
 
 
 async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
