@@ -7,6 +7,7 @@ Idempotency-Key, as a well-behaved venue does; what it received is its record.
 from __future__ import annotations
 
 import re
+import signal
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -20,6 +21,7 @@ from testbed.daemon_process import Daemon
 from testbed.killswitch_server import Behaviour, KillSwitchServer
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
+from testbed.tick_feed import TickFeed
 from testbed.waiting import free_port, wait_until
 from tests.faults.stack import assert_no_crash, key, sample, scrape, write_config
 
@@ -143,3 +145,115 @@ def test_kill_endpoint_failing_is_retried_with_one_key_then_escalates(
             assert_no_crash(daemon)
         finally:
             assert daemon.terminate() == 0
+
+
+KILL_MID_ACTION = """
+[actuators.kill_api]
+kind = "http"
+level = "flatten"
+url = "{activate}"
+verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
+timeout = "{timeout}"
+retry_for = "30s"
+
+[[watchdogs]]
+name = "spx_ticks"
+kind = "tick_freshness"
+key = "ticks:last:{{instrument}}"
+instruments = ["SPX", "ES"]
+warn = "300ms"
+breach = "500ms"
+interval = "250ms"
+trip_after = 2
+on_breach = ["kill_api"]
+"""
+
+
+def restart(setup_config: Path, notify: NotifySocket, name: str) -> Daemon:
+    """The daemon again with the same config and state_dir, logging to its own file."""
+    config = setup_config.with_name(f"{name}.toml")
+    config.write_text(setup_config.read_text())
+    return Daemon(config, notify)
+
+
+def sigkill(daemon: Daemon) -> None:
+    daemon.process.send_signal(signal.SIGKILL)
+    daemon.kill()
+
+
+def test_sigkilled_while_the_venue_holds_the_kill_request_one_key_one_activation(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
+) -> None:
+    """The venue has the request and answers late; the daemon dies meanwhile and comes back
+    with the feed still dead: the kill switch is engaged once, under one Idempotency-Key."""
+    hold_s = 4.0
+    with KillSwitchServer(Behaviour(hold_first=1, hold_s=hold_s)) as venue:
+        body = KILL_MID_ACTION.format(
+            activate=venue.activate_url, status=venue.status_url, timeout="8s"
+        )
+        setup = write_config(tmp_path, redis_server.url, body)
+        first = Daemon(setup.config, notify_socket)  # no ticks: the kill is ordered at once
+        try:
+            wait_until(lambda: len(venue.received_keys) == 1, 15, "the kill request")
+            sent_at = time.time()
+            sigkill(first)
+        finally:
+            first.kill()
+        restarted_at = time.time()
+        second = restart(setup.config, notify_socket, "restarted")
+        try:
+            notify_socket.wait_for("STATUS=FLATTEN", timeout_s=15, after=restarted_at)
+            latched_in = time.time() - restarted_at
+            time.sleep(max(0.0, sent_at + hold_s + 1.0 - time.time()))  # the held one lands
+            keys = venue.received_keys
+            print(
+                f"SIGKILL mid-action (venue holding the request): FLATTEN {latched_in:.2f}s after"
+                f" the restart; {len(keys)} request(s), {len(set(keys))} key(s),"
+                f" {venue.activations} activation(s)"
+            )
+            assert venue.active
+            assert len(set(keys)) == 1, keys  # the same incident key, retried
+            assert venue.activations == 1
+            assert sync_redis.hget(key("state"), "kill_switch") == b"ENGAGED"
+            assert_no_crash(second)
+        finally:
+            assert second.terminate() == 0
+
+
+def test_sigkilled_while_retrying_a_failing_venue_the_kill_is_resumed_after_restart(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
+) -> None:
+    """The venue answers 500 while the daemon retries; the daemon dies; by the time it is
+    back the venue answers and the feed is healthy again. The kill was ordered: it must still
+    happen (never lost), under the same Idempotency-Key."""
+    with KillSwitchServer(Behaviour(fail_first=10**6)) as venue:
+        body = KILL_MID_ACTION.format(
+            activate=venue.activate_url, status=venue.status_url, timeout="300ms"
+        )
+        setup = write_config(tmp_path, redis_server.url, body)
+        first = Daemon(setup.config, notify_socket)
+        try:
+            wait_until(lambda: len(venue.received_keys) >= 2, 15, "the kill being retried")
+            sigkill(first)
+        finally:
+            first.kill()
+        venue.behaviour.fail_first = 0  # the venue answers again...
+        feed = TickFeed(redis_server.url).start()  # ...and the feed is healthy again
+        restarted_at = time.time()
+        second = restart(setup.config, notify_socket, "restarted")
+        try:
+            wait_until(lambda: venue.active, 15, "the kill switch engaged")
+            engaged_in = time.time() - restarted_at
+            notify_socket.wait_for("STATUS=FLATTEN", timeout_s=10, after=restarted_at)
+            keys = venue.received_keys
+            print(
+                f"SIGKILL mid-retry: kill resumed and engaged {engaged_in:.2f}s after the"
+                f" restart; {len(keys)} request(s), {len(set(keys))} key(s)"
+            )
+            assert len(set(keys)) == 1, keys
+            assert venue.activations == 1
+            assert "resuming" in second.log()
+            assert_no_crash(second)
+        finally:
+            feed.stop()
+            assert second.terminate() == 0
