@@ -116,7 +116,9 @@ class Daemon:
         self._log.close()
 
 
-def cli(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
+def cli(
+    *args: str, timeout_s: float = 30, extra_env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "supervisor", *args],
         capture_output=True,
@@ -124,4 +126,5 @@ def cli(*args: str, timeout_s: float = 30) -> subprocess.CompletedProcess[str]:
         timeout=timeout_s,
         cwd=REPO_ROOT,
         check=False,
+        env={**os.environ, **extra_env} if extra_env else None,
     )
