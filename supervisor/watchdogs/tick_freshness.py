@@ -8,7 +8,6 @@ session open, so yesterday's last tick does not breach the moment the market ope
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Annotated, Literal
 
@@ -27,6 +26,7 @@ from supervisor.quantities import format_duration
 from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
 from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.json_field import json_field
 from supervisor.watchdogs.thresholds import judge_above
 
 
@@ -111,15 +111,11 @@ class TickFreshness(Watchdog):
         return parse_timestamp(reply, self.config.unit)
 
     def _json_value(self, reply: object) -> object:
-        try:
-            document = json.loads(reply)  # type: ignore[arg-type]
-        except (TypeError, ValueError, RecursionError):
-            raise ValueError("value is not valid JSON") from None
-        assert self._json_path is not None
-        value = self._json_path.search(document) if isinstance(document, dict | list) else None
-        if value is None:
-            raise ValueError(f"JSON has no {self.config.json_field!r}")
-        return value
+        """The shared reader turns whatever jmespath raises on this document (a function fed
+        mixed types raises TypeError) into a ValueError: this instrument's UNKNOWN, never an
+        exception that blinds the whole watchdog to the other instruments."""
+        assert self._json_path is not None and self.config.json_field is not None
+        return json_field(self._json_path, self.config.json_field, reply)
 
     def _stream_time(self, reply: object) -> float:
         if not isinstance(reply, list) or not reply:
