@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.global_state import Engagement, derive_global_state
+from supervisor.global_state import STATUS_MAX_CHARS, Engagement, derive_global_state
 from supervisor.model import Health, Status, TradingState
 
 REASON = "breaker tripped by spx_ticks — SPX age 17.2s > 15s"
@@ -95,3 +95,12 @@ def test_status_line_names_the_supervisors_problems_while_halted_too() -> None:
     assert summary.status_line() == (
         "HALTED: kill_flag tripped by spx | DEGRADED: action kill_api: failing"
     )
+
+
+def test_a_long_reason_is_shortened_before_the_supervisors_problems() -> None:
+    watchdogs = {f"w{i}": (Status.UNKNOWN, "x" * 80) for i in range(8)}
+    problems = ["watchdog w7: checks cut off after 300ms"]
+    line = derive_global_state({}, watchdogs, problems).status_line()
+    assert len(line) == STATUS_MAX_CHARS
+    assert line.endswith("… | DEGRADED: watchdog w7: checks cut off after 300ms")
+    assert derive_global_state({}, watchdogs, []).status_line().endswith("…")
