@@ -89,13 +89,13 @@ class PendingActions:
     def add(self, pending: Order) -> None:
         """Remember `pending` durably before it is carried out. Raises OSError (disk full)."""
         self._orders[pending.key] = pending
-        self._save()
+        self.save()
 
     def done(self, actuator: str, incident_id: str) -> None:
         """Forget the order once carried out. Raises OSError (it is then carried out again
         after a restart: harmless, actions are idempotent)."""
         if self._orders.pop(f"{incident_id}:{actuator}", None) is not None:
-            self._save()
+            self.save()
 
     def void(self, resets: dict[str, int]) -> list[Order]:
         """Forget the orders a later manual reset voided; return them. Raises OSError."""
@@ -103,7 +103,7 @@ class PendingActions:
         for gone in voided:
             del self._orders[gone.key]
         if voided:
-            self._save()
+            self.save()
         return voided
 
     def load(self) -> list[Order]:
@@ -120,7 +120,8 @@ class PendingActions:
         self._orders = {o.key: o for o in orders}
         return orders
 
-    def _save(self) -> None:
+    def save(self) -> None:
+        """Write every order known now (also: again, once state_dir is writable again)."""
         payload = [o.to_dict() for o in self._orders.values()]
         self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         temporary = self.path.with_suffix(".tmp")

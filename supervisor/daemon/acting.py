@@ -216,6 +216,17 @@ class Acting:
             self._cannot_write(pending.path, exc)
             return []
 
+    def persist(self) -> None:
+        """Write the latches and pending orders held in memory to state_dir again: changes
+        made while it could not be written (a full disk) must not wait for the next one, or
+        a restart that also finds Redis empty would re-arm trading."""
+        self._save_file()
+        pending = self.context.assembly.pending
+        try:
+            pending.save()
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
     def _cannot_write(self, path: Path, exc: OSError) -> None:
         log.error("cannot write %s: %s", path, exc)
         self.context.runtime.problems["state_dir"] = f"cannot write {path}: {exc.strerror}"

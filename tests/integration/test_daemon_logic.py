@@ -404,6 +404,25 @@ async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
     assert supervisor.context.refresh().health is Health.OK
 
 
+async def test_latches_made_while_state_dir_was_unwritable_are_saved_once_it_is(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """A trip while the disk is full latches in memory and Redis only; the file must catch
+    up when the disk does, not at the next trip, or a restart that also finds Redis empty
+    would re-arm trading."""
+    state_dir = supervisor.context.assembly.settings.supervisor.state_dir
+    state_dir.write_text("a file where the directory should be")
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+
+    state_dir.unlink()
+    await supervisor.housekeeping.run()
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.assembly.latches.load_file()
+
+
 async def test_keepalive_does_not_wait_for_redis(
     supervisor: Supervisor, clock: Clock, monkeypatch: pytest.MonkeyPatch
 ) -> None:
