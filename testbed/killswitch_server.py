@@ -14,6 +14,7 @@ order once answered, and every activation's Idempotency-Key as it arrives (`rece
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -73,7 +74,7 @@ class KillSwitchServer:
     def start(self) -> KillSwitchServer:
         """Listen (again: after stop(), on the same port)."""
         self._stopping.clear()
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        server = QuietServer(("127.0.0.1", self.port), _handler_for(self))
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
@@ -175,6 +176,14 @@ class KillSwitchServer:
     def record(self, entry: Recorded) -> None:
         with self.lock:
             self.state.requests.append(entry)
+
+
+class QuietServer(ThreadingHTTPServer):
+    """A client that went away mid-answer (a daemon SIGKILLed in a test) is not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
 
 
 def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:

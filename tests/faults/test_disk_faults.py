@@ -110,7 +110,7 @@ def test_state_dir_full_degrades_protection_continues_and_recovers(
         wait_until(
             lambda: client.hget(key("state"), "trading_state") == b"REDUCE_ONLY", 5, "published"
         )
-        assert client.hexists(key("engaged"), "breaker")  # the latch is in Redis at least
+        wait_until(lambda: client.hexists(key("engaged"), "breaker"), 5, "the latch in Redis")
         log = daemon.log()
         assert "audit: cannot write the outbox" in log  # events only in journal and stream
         assert "cannot write" in log and ENGAGED_FILE in log
