@@ -1,11 +1,11 @@
 """Actions ordered but not done yet, kept in state_dir so that a crash cannot lose them.
 
 Before an actuator is called, the order is written to `state_dir/pending-actions.json`
-(temp file, fsync, atomic rename); once the action has succeeded (and is latched) it is
-removed. A daemon that died mid-action (SIGKILL, OOM, power loss) finds the order there when
-it starts and gives it again with the same incident id, so an HTTP kill switch sees the same
-Idempotency-Key: the action completes, is never lost because the condition cleared while
-the daemon was down, and is never doubled under a second key.
+(temp file, fsync, atomic rename); once the action has succeeded (and is latched), the
+actuator's orders are removed. A daemon that died mid-action (SIGKILL, OOM, power loss)
+finds the order there when it starts and gives it again with the same incident id, so an
+HTTP kill switch sees the same Idempotency-Key: the action completes, is never lost because
+the condition cleared while the daemon was down, and is never doubled under a second key.
 
 A manual reset voids the orders before it. Resets are numbered by `{ns}:seq` (latch.py),
 never by a clock: an order keeps the number of its actuator's last reset known when it was
@@ -91,10 +91,13 @@ class PendingActions:
         self._orders[pending.key] = pending
         self.save()
 
-    def done(self, actuator: str, incident_id: str) -> None:
-        """Forget the order once carried out. Raises OSError (it is then carried out again
-        after a restart: harmless, actions are idempotent)."""
-        if self._orders.pop(f"{incident_id}:{actuator}", None) is not None:
+    def done(self, actuator: str) -> None:
+        """Forget the orders for `actuator` once it is engaged: those of earlier incidents
+        that failed are moot now. Raises OSError (they are then carried out again after a
+        restart: harmless, actions are idempotent)."""
+        kept = {k: o for k, o in self._orders.items() if o.actuator != actuator}
+        if len(kept) != len(self._orders):
+            self._orders = kept
             self.save()
 
     def void(self, resets: dict[str, int]) -> list[Order]:

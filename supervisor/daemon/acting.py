@@ -91,7 +91,7 @@ class Acting:
         context.metrics.actions.labels(actuator.name, result).inc()
         reason = f"{actuator.name} tripped by {decision.source} — {decision.reason}"
         latched = self.latch(actuator, reason, decision.watchdog)
-        self.pending_done(actuator.name, decision.incident_id)
+        self.pending_done(actuator.name)
         if latched:
             await context.publish_state()  # readers of {ns}:state see the trip now
         log.warning(
@@ -199,11 +199,12 @@ class Acting:
         except OSError as exc:
             self._cannot_write(pending.path, exc)
 
-    def pending_done(self, name: str, incident_id: str) -> None:
-        """Forget an order once done (or moot); kept on a full disk, it is only done again."""
+    def pending_done(self, name: str) -> None:
+        """Forget the orders for `name` once it is engaged (or gone from the config); kept on
+        a full disk, they are only done again."""
         pending = self.context.assembly.pending
         try:
-            pending.done(name, incident_id)
+            pending.done(name)
         except OSError as exc:
             self._cannot_write(pending.path, exc)
 

@@ -68,7 +68,7 @@ class Reconciler:
             if interrupted.key in voided:
                 log.warning("actuator=%s: a reset came after the interrupted action", name)
             elif name not in context.assembly.actuators or name in context.runtime.engaged:
-                self.acting.pending_done(name, decision.incident_id)  # gone, or it was done
+                self.acting.pending_done(name)  # gone from the config, or it was done
             else:
                 log.warning(
                     "resuming action actuator=%s incident=%s interrupted by a restart: %s",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,11 +33,13 @@ def test_an_order_survives_the_file_and_names_one_actuator(tmp_path: Path) -> No
     assert loaded.decision.origin is Origin.WATCHDOG
 
 
-def test_done_forgets_only_that_order(tmp_path: Path) -> None:
+def test_done_forgets_every_order_for_that_actuator_only(tmp_path: Path) -> None:
+    """An earlier incident's failed order is moot once the actuator is engaged."""
     pending = PendingActions(tmp_path)
     pending.add(order("kill_api", DECISION, None))
+    pending.add(order("kill_api", replace(DECISION, incident_id="inc-2"), None))
     pending.add(order("flag", DECISION, None))
-    pending.done("kill_api", "inc-1")
+    pending.done("kill_api")
     assert [o.actuator for o in PendingActions(tmp_path).load()] == ["flag"]
 
 
