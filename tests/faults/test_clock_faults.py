@@ -5,6 +5,12 @@ file re-read on every call (FAKETIME_NO_CACHE=1), so the test steps the daemon's
 while it runs; CLOCK_MONOTONIC is left alone (FAKETIME_DONT_FAKE_MONOTONIC=1), as a real NTP
 step or `date -s` leaves it. The feed and Redis keep the real time: fresh ticks must stay
 fresh whatever the daemon's system clock says.
+
+Checked with libfaketime 0.9.10 and CPython 3.11: time.time() and datetime.now() follow the
+file, time.monotonic() does not. One limit: with FAKETIME_DONT_FAKE_MONOTONIC, time.sleep()
+fails with EINVAL (CPython sleeps with clock_nanosleep(CLOCK_MONOTONIC, TIMER_ABSTIME), which
+libfaketime mistranslates). The daemon never calls time.sleep (asyncio and threading waits are
+unaffected); should it ever, this test shows it as a crash.
 """
 
 from __future__ import annotations

@@ -139,7 +139,7 @@ def test_broken_watchdogs_degrade_alone_and_the_others_still_trip(
             f"stale SPX quotes tripped {latency:.2f}s after the last one; keepalive gap {gap:.2f}s"
         )
         assert tripped["state"] == "TRIPPED" and "SPX age" in tripped["reason"]
-        assert 1.5 < latency < 2.5
+        assert 1.5 < latency < 3.0  # breach 1.5 s, two runs 250 ms apart, a loaded host
         assert gap < 2.5  # a hung source never holds up the keepalive
         assert "check failed unexpectedly" not in daemon.log()
         assert_no_crash(daemon)
