@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 from supervisor.model import Health, Status, TradingState
 
+STATUS_MAX_CHARS = 400  # systemd shows STATUS= on one line of `systemctl status`
+
 
 @dataclass(frozen=True)
 class Engagement:
@@ -30,12 +32,21 @@ class GlobalState:
     restored: bool = False  # the state was restored at start and has not changed since
 
     def status_line(self) -> str:
-        """The line for `systemctl status`; the notifier escapes and caps it (text.py)."""
+        """One line for `systemctl status`. The supervisor's own problems are shown whatever
+        the trading state: HALTED by a fallback flag because the venue's kill switch failed
+        must still say that the kill switch failed (positions may still be open). When the
+        line is too long, the reason is shortened first: long watchdog reasons must not push
+        the supervisor's own ill health off the end."""
         restored = " (restored)" if self.restored else ""
         line = f"{self.trading_state.name}{restored}: {self.reason}"
-        if self.health is Health.DEGRADED:
-            line += " | DEGRADED: " + "; ".join(self.problems)
-        return line
+        degraded = " | DEGRADED: " + "; ".join(self.problems) if self.problems else ""
+        room = max(STATUS_MAX_CHARS // 2, STATUS_MAX_CHARS - len(line))  # for the problems
+        degraded = clip(degraded, room)
+        return clip(line, STATUS_MAX_CHARS - len(degraded)) + degraded
+
+
+def clip(text: str, limit: int) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
 def derive_global_state(

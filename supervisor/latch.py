@@ -11,6 +11,9 @@ Older is decided by one counter, `{ns}:seq` in Redis (INCR), never by a clock: a
 whose laptop runs ten minutes ahead must not void the kill switch engaged after their reset.
 An engagement takes its number when it is first written to Redis; until then (Redis away)
 it has none and counts as newer than every reset, so it can only err toward staying engaged.
+Writing a numbered engagement back (Redis lost it: a FLUSHALL, a restart without
+persistence) first raises `{ns}:seq` to its number, or the next reset would be numbered
+below it and release nothing.
 """
 
 from __future__ import annotations
@@ -28,6 +31,14 @@ from supervisor.model import TradingState
 log = logging.getLogger(__name__)
 
 ENGAGED_FILE = "engaged.json"
+
+# KEYS: the counter, the engaged hash. ARGV: the latch's number, its name, its JSON.
+SAVE_NUMBERED = """
+if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
+redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+"""
 
 
 @dataclass(frozen=True)
@@ -139,9 +150,12 @@ class LatchStore:
 
     async def save_redis(self, name: str, latch: Latch) -> Latch:
         """Write `latch`, numbering it first if it has no number yet; return it as written."""
+        counter = seq_key(self.namespace)
         if latch.seq is None:
-            latch = replace(latch, seq=await self.redis.incr(seq_key(self.namespace)))
-        await self.redis.hset(engaged_key(self.namespace), name, latch.to_json())
+            latch = replace(latch, seq=await self.redis.incr(counter))
+        await self.redis.eval(
+            SAVE_NUMBERED, 2, counter, self.key, str(latch.seq), name, latch.to_json()
+        )
         return latch
 
     async def record_reset(self, names: list[str]) -> int:

@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from testbed import REPO_ROOT
@@ -81,10 +82,17 @@ def write_config(
 
 
 class Daemon:
-    """`python -m supervisor run` as a real subprocess, its stderr captured to a file."""
+    """`python -m supervisor run` as a real subprocess, its stderr captured to a file.
+
+    `wrapper` is a command that ends by exec'ing its arguments (`unshare ... sh -c '...; exec
+    "$@"'`), so the PID we hold is still the daemon's own."""
 
     def __init__(
-        self, config: Path, notify: NotifySocket | None, extra_env: dict[str, str] | None = None
+        self,
+        config: Path,
+        notify: NotifySocket | None,
+        extra_env: dict[str, str] | None = None,
+        wrapper: Sequence[str] = (),
     ) -> None:
         self.config = config
         self.log_path = config.with_suffix(".log")
@@ -94,7 +102,7 @@ class Daemon:
             env["NOTIFY_SOCKET"] = notify.path
         self._log = self.log_path.open("wb")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "supervisor", "run", "--config", str(config)],
+            [*wrapper, sys.executable, "-m", "supervisor", "run", "--config", str(config)],
             stdout=self._log,
             stderr=subprocess.STDOUT,
             env=env,

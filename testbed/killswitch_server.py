@@ -4,14 +4,17 @@ Shaped like the QuantZoo safety API: `POST /kill-switch/activate` (Bearer token 
 set) and `GET /status` -> {"kill_switch_active": true|false}. Like a well-behaved server it
 deduplicates by `Idempotency-Key`: a key that already activated gets the same 200 again without
 a second activation. Programmable: fail the first N activation requests with 500, never
-confirm on /status, refuse with a fixed status. Any other path answers 200 and is recorded
+confirm on /status, refuse with a fixed status, hold the first N activation requests for a
+while before handling them (a venue that hangs). Any other path answers 200 and is recorded
 (a venue's cancel-on-disconnect endpoint for deadman tests). stop() takes it down (the port
-then refuses connections); every request is recorded in order.
+then refuses connections, held requests are dropped unhandled); every request is recorded in
+order once answered, and every activation's Idempotency-Key as it arrives (`received_keys`).
 """
 
 from __future__ import annotations
 
 import json
+import sys
 import threading
 from collections import Counter
 from dataclasses import dataclass, field
@@ -41,6 +44,8 @@ class Behaviour:
     never_confirm: bool = False  # /status never reports the switch active
     token: str | None = None  # when set, activation needs "Authorization: Bearer <token>"
     idempotency_header: str = "Idempotency-Key"
+    hold_first: int = 0  # the first N activation requests wait `hold_s` before being handled
+    hold_s: float = 0.0
 
 
 @dataclass
@@ -50,6 +55,8 @@ class State:
     attempts: Counter[str] = field(default_factory=Counter)  # key -> activation requests
     active: bool = False
     failed: int = 0
+    held: int = 0
+    received_keys: list[str] = field(default_factory=list)  # activation keys, as they arrive
 
 
 class KillSwitchServer:
@@ -57,6 +64,7 @@ class KillSwitchServer:
         self.behaviour = behaviour or Behaviour()
         self.state = State()
         self.lock = threading.Lock()
+        self._stopping = threading.Event()
         self._server: ThreadingHTTPServer | None = None
         self._thread: threading.Thread | None = None
         self.port = 0
@@ -64,7 +72,9 @@ class KillSwitchServer:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> KillSwitchServer:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        """Listen (again: after stop(), on the same port)."""
+        self._stopping.clear()
+        server = QuietServer(("127.0.0.1", self.port), _handler_for(self))
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
@@ -76,6 +86,7 @@ class KillSwitchServer:
 
     def stop(self) -> None:
         """Down: the listening socket is closed; connections are refused from now on."""
+        self._stopping.set()  # held requests are dropped, not handled
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()
@@ -118,15 +129,29 @@ class KillSwitchServer:
             return sum(self.state.activations.values())
 
     @property
+    def received_keys(self) -> list[str]:
+        """The Idempotency-Key of every activation request, in order of arrival."""
+        with self.lock:
+            return list(self.state.received_keys)
+
+    @property
     def active(self) -> bool:
         with self.lock:
             return self.state.active
 
     # --- behaviour (called from the handler threads) ---------------------------------------
 
-    def activate(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+    def activate(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
+        """The answer to one activation request; None when it was held and the server is
+        stopping (the request is dropped unhandled, the connection closed)."""
         behaviour = self.behaviour
         key = headers.get(behaviour.idempotency_header.lower(), "")
+        with self.lock:
+            self.state.received_keys.append(key)
+            hold = self.state.held < behaviour.hold_first
+            self.state.held += hold
+        if hold and self._stopping.wait(behaviour.hold_s):
+            return None
         with self.lock:
             self.state.attempts[key] += 1
             if behaviour.token is not None and headers.get("authorization") != (
@@ -153,6 +178,14 @@ class KillSwitchServer:
             self.state.requests.append(entry)
 
 
+class QuietServer(ThreadingHTTPServer):
+    """A client that went away mid-answer (a daemon SIGKILLed in a test) is not an error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "killswitch-test/1"
@@ -167,7 +200,11 @@ def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             if self.path == ACTIVATE_PATH and self.command == "POST":
-                status, document = owner.activate(headers)
+                answer = owner.activate(headers)
+                if answer is None:
+                    self.close_connection = True
+                    return
+                status, document = answer
             else:
                 status, document = 200, {"ok": True}
             owner.record(Recorded(self.command, self.path, headers, body, status))

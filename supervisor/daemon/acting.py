@@ -2,7 +2,9 @@
 
 Every action is audited and counted. An action that fails marks health DEGRADED, lets the
 policy retry it next cycle, and engages the failed actuator's `on_failure` list at once
-(never an actuator already in the chain, so escalation cannot loop).
+(never an actuator already in the chain, so escalation cannot loop). Every action is written
+to state_dir as pending before its actuator is called and forgotten once it succeeded, so a
+daemon that dies mid-action carries it out when it starts again (supervisor/pending.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import replace
+from pathlib import Path
 
 import anyio
 
@@ -19,6 +22,7 @@ from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.errors import first_line
 from supervisor.latch import Latch
 from supervisor.model import Decision, Remedy
+from supervisor.pending import Order, order
 from supervisor.policy import action_failed
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, action_event
 
@@ -41,6 +45,7 @@ class Acting:
         if self.context.assembly.settings.supervisor.dry_run:
             self._would_act(decision, actuator)
             return
+        self._pending(actuator.name, decision)
         now = self.context.clock()
         started = time.perf_counter()
         try:
@@ -85,7 +90,9 @@ class Acting:
         context.runtime.problems.pop(f"action {actuator.name}", None)
         context.metrics.actions.labels(actuator.name, result).inc()
         reason = f"{actuator.name} tripped by {decision.source} — {decision.reason}"
-        if self.latch(actuator, reason, decision.watchdog):
+        latched = self.latch(actuator, reason, decision.watchdog)
+        self.pending_done(actuator.name)
+        if latched:
             await context.publish_state()  # readers of {ns}:state see the trip now
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
@@ -183,6 +190,48 @@ class Acting:
         context.refresh()
         context.spawn(self.write_to_redis(name, latch))
 
+    def _pending(self, name: str, decision: Decision) -> None:
+        """Write the order down before acting on it; a full disk must not stop the action."""
+        pending = self.context.assembly.pending
+        resets = self.context.runtime.resets
+        try:
+            pending.add(order(name, decision, resets.get(name, 0) if resets is not None else None))
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def pending_done(self, name: str) -> None:
+        """Forget the orders for `name` once it is engaged (or gone from the config); kept on
+        a full disk, they are only done again."""
+        pending = self.context.assembly.pending
+        try:
+            pending.done(name)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def void_pending(self, resets: dict[str, int]) -> list[Order]:
+        """Forget the orders that a later manual reset voided; return them."""
+        pending = self.context.assembly.pending
+        try:
+            return pending.void(resets)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+            return []
+
+    def persist(self) -> None:
+        """Write the latches and pending orders held in memory to state_dir again: changes
+        made while it could not be written (a full disk) must not wait for the next one, or
+        a restart that also finds Redis empty would re-arm trading."""
+        self.save_file()
+        pending = self.context.assembly.pending
+        try:
+            pending.save()
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def _cannot_write(self, path: Path, exc: OSError) -> None:
+        log.error("cannot write %s: %s", path, exc)
+        self.context.runtime.problems["state_dir"] = f"cannot write {path}: {exc.strerror}"
+
     def save_file(self) -> None:
         """Persist what is engaged in state_dir; a failure is said, never raised (disk full:
         protection goes on, health says DEGRADED)."""
@@ -191,8 +240,7 @@ class Acting:
         try:
             store.save_file(context.runtime.engaged)
         except OSError as exc:
-            log.error("cannot persist engagements in %s: %s", store.path, exc)
-            context.runtime.problems["state_dir"] = f"cannot write {store.path}: {exc.strerror}"
+            self._cannot_write(store.path, exc)
 
     async def write_to_redis(self, name: str, latch: Latch) -> None:
         """Write a latch to Redis; once it has its number, keep that in memory and the file."""

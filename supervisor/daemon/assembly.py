@@ -6,7 +6,8 @@ Redis and Postgres, its namespace, state_dir and instance id) and how it is reac
 listener, HA) changes only on restart: changed live, latches, resets and the audit trail would
 be split between two places, and a `reset` run with the new file would write a marker the
 running daemon never reads. The new Assembly therefore shares the old one's clients,
-publisher, latch store and audit trail, which are built from those sections only.
+publisher, latch store, pending actions and audit trail, which are built from those sections
+only.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.latch import LatchStore
+from supervisor.pending import PendingActions
 from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditTrail
 from supervisor.publish.redis_state import StatePublisher
@@ -38,6 +40,7 @@ class Assembly:
     deadmen: dict[str, Deadman]
     publisher: StatePublisher
     latches: LatchStore
+    pending: PendingActions  # actions ordered and not done yet (a crash must not lose them)
     audit: AuditTrail
 
     @classmethod
@@ -60,6 +63,7 @@ class Assembly:
             deadmen=build_deadmen(settings, clients),
             publisher=StatePublisher(clients.redis, own.namespace),
             latches=LatchStore(own.state_dir, clients.redis, own.namespace),
+            pending=PendingActions(own.state_dir),
             audit=audit,
         )
 

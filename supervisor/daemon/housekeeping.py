@@ -68,7 +68,8 @@ class Housekeeping:
         problems = self.context.runtime.problems
         if problem is None:
             if problems.pop("state_dir", None) is not None:
-                log.warning("state_dir: writable again")
+                log.warning("state_dir: writable again; saving what could not be saved")
+                self.reconciler.acting.persist()
         elif problems.get("state_dir") != problem:
             log.error("state_dir: %s (latches and the audit outbox cannot be saved)", problem)
             problems["state_dir"] = problem

@@ -1,7 +1,8 @@
-"""Reconciling what is latched with the real stores: restore at start, then every
-housekeeping pass: resets written by `trading-supervisor reset`, engagements made elsewhere
-(manually or by another supervisor), the actuators' real state, and the one automatic
-release (`auto_reset_after` on a reduce_only breaker)."""
+"""Reconciling what is latched with the real stores: restore at start (and carry out the
+actions a crash interrupted), then every housekeeping pass: resets written by
+`trading-supervisor reset`, engagements made elsewhere (manually or by another supervisor),
+the actuators' real state, and the one automatic release (`auto_reset_after` on a
+reduce_only breaker)."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.latch import Latch, merge, without_reset
 from supervisor.model import Decision, Origin, Status
+from supervisor.pending import Order
+from supervisor.policy import Incident, PolicyState
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 
 log = logging.getLogger("supervisor")
@@ -25,10 +28,17 @@ class Reconciler:
         self.acting = acting
 
     async def restore(self) -> None:
-        """Merge the engagements persisted in state_dir and Redis: the most restrictive wins."""
+        """Merge the engagements persisted in state_dir and Redis (the most restrictive wins),
+        then carry out the actions a crash interrupted."""
+        published = await self._read_redis()
+        from_redis, resets = published or ({}, {})
+        self.context.runtime.resets = resets if published is not None else None
+        self._restore_latches(from_redis, resets)
+        self._resume_pending()
+
+    def _restore_latches(self, from_redis: dict[str, Latch], resets: dict[str, int]) -> None:
         context = self.context
         from_file = context.assembly.latches.load_file()
-        from_redis, resets = await self._read_redis() or ({}, {})
         restored = without_reset(merge(from_file, from_redis), resets)
         if not restored:
             return
@@ -46,13 +56,49 @@ class Reconciler:
         reason = f"restored {summary.trading_state.name} from {sources}"
         context.audit(AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED))
 
+    def _resume_pending(self) -> None:
+        """Order again, with the same incident id (so the same Idempotency-Key), what a crash
+        interrupted: unless a reset came after it, or it is latched (it was done)."""
+        context = self.context
+        orders = context.assembly.pending.load()
+        resets = context.runtime.resets
+        voided = {o.key for o in self.acting.void_pending(resets)} if resets is not None else set()
+        for interrupted in orders:
+            name, decision = interrupted.actuator, interrupted.decision
+            if interrupted.key in voided:
+                log.warning("actuator=%s: a reset came after the interrupted action", name)
+            elif name not in context.assembly.actuators or name in context.runtime.engaged:
+                self.acting.pending_done(name)  # gone from the config, or it was done
+            else:
+                log.warning(
+                    "resuming action actuator=%s incident=%s interrupted by a restart: %s",
+                    name,
+                    decision.incident_id,
+                    decision.reason,
+                )
+                self._continue_incident(interrupted)
+                self.acting.start(decision)
+
+    def _continue_incident(self, interrupted: Order) -> None:
+        """The watchdog's incident goes on after the restart under the same id: if it still
+        breaches, it orders its actions again with the same Idempotency-Key, not a new one."""
+        decision = interrupted.decision
+        runtime = self.context.runtime
+        if decision.origin is not Origin.WATCHDOG or decision.watchdog in runtime.policy:
+            return
+        if decision.watchdog in self.context.assembly.watchdogs:
+            incident = Incident(id=decision.incident_id, started_at=decision.at)
+            runtime.policy[decision.watchdog] = PolicyState(incident=incident)
+
     async def refresh(self) -> None:
         """One pass: resets, engagements made elsewhere, real state, auto-reset."""
         published = await self._read_redis()
         if published is None:
             return
         latches, resets = published
+        self.context.runtime.resets = resets
         self._apply_resets(resets)
+        self.acting.void_pending(resets)
         fresh = without_reset(latches, resets)
         for name, latch in fresh.items():
             if name not in self.context.runtime.engaged:

@@ -21,6 +21,7 @@ class Runtime:
     engaged: dict[str, Latch] = field(default_factory=dict)  # only a reset removes one
     problems: dict[str, str] = field(default_factory=dict)  # "redis", "metrics"... -> what
     cut_offs: dict[str, int] = field(default_factory=dict)  # watchdog -> checks cut off in a row
+    resets: dict[str, int] | None = None  # actuator -> its last reset's number, as last read
     summary: GlobalState | None = None
     restored: bool = False  # the trading state was restored at start and has not changed
 

@@ -114,6 +114,13 @@ class TickFreshness(Watchdog):
             return parse_timestamp(value, self.config.unit)
         return parse_timestamp(reply, self.config.unit)
 
+    def _json_value(self, reply: object) -> object:
+        """The shared reader turns whatever jmespath raises on this document (a function fed
+        mixed types raises TypeError) into a ValueError: this instrument's UNKNOWN, never an
+        exception that blinds the whole watchdog to the other instruments."""
+        assert self._json_path is not None and self.config.json_field is not None
+        return json_field(self._json_path, self.config.json_field, reply)
+
     def _stream_time(self, reply: object) -> float:
         if not isinstance(reply, list) or not reply:
             raise Missing("stream missing or empty")

@@ -90,6 +90,7 @@ def test_check_returns_nagios_codes(
     config, _ = write_config(tmp_path, redis_server.url, warn="10s", breach="20s")
 
     def set_ages(spx: float, es: float) -> int:
+        # Ages from the moment they are written: each CLI call takes a second or more.
         now = time.time()
         sync_redis.set("ticks:last:SPX", str(now - spx))
         sync_redis.set("ticks:last:ES", str(now - es))
@@ -106,6 +107,7 @@ def test_check_returns_nagios_codes(
     sync_redis.set("ticks:last:SPX", str(time.time() - 15))  # WARN, whatever time has passed
     sync_redis.set("ticks:last:ES", "garbage")
     assert cli("check", "--config", str(config)).returncode == 3
+    sync_redis.set("ticks:last:SPX", str(time.time() - 15))
     result = cli("check", "--config", str(config), "--json", "--watchdog", "spx_ticks")
     rows = json.loads(result.stdout)
     assert {r["subject"]: r["status"] for r in rows} == {"SPX": "WARN", "ES": "UNKNOWN"}

@@ -21,7 +21,8 @@ from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
 from supervisor.kinds import kind_gauges
 from supervisor.latch import engaged_key, reset_key
-from supervisor.model import Health, Status, TradingState
+from supervisor.model import Decision, Health, Status, TradingState
+from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
 from testbed.redis_server import RedisServer
 
@@ -308,6 +309,86 @@ async def test_housekeeping_writes_back_engagements_redis_lost(
     assert (await redis.hget("sup:state", "trading_state")) == b"REDUCE_ONLY"
 
 
+async def test_a_reset_after_redis_lost_its_counter_still_releases(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """Redis restarted empty loses `{ns}:seq` with the engagements. Written back, they raise
+    the counter to their numbers again, so the operator's next reset comes after them."""
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await redis.flushall()
+    await supervisor.housekeeping.run()  # writes the breaker's latch back
+    await settle(supervisor)
+    assert await redis.hexists(engaged_key("sup"), "breaker")
+
+    await supervisor.context.assembly.latches.record_reset(["breaker"])  # as `reset` does
+    await redis.set("circuit_breaker:state", json.dumps({"state": "OPEN"}))
+    for _ in range(2):
+        await supervisor.reconciler.refresh()
+        await settle(supervisor)
+    assert "breaker" not in supervisor.context.runtime.engaged
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "{}")
+    assert breaker["state"] == "OPEN"
+
+
+def interrupted_trip(clock: Clock, after_reset: int | None) -> Order:
+    """What a daemon killed while tripping the breaker leaves in state_dir."""
+    decision = Decision("w1", Status.BREACH, ("breaker",), "SPX age 30s > 10s", "inc-7", clock.now)
+    return order("breaker", decision, after_reset)
+
+
+async def test_an_action_a_crash_interrupted_is_carried_out_on_restart(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """The condition cleared while the daemon was down: the order still stands, and the
+    watchdog's incident goes on under the same id (the same Idempotency-Key)."""
+    PendingActions(supervisor.context.assembly.pending.path.parent).add(
+        interrupted_trip(clock, after_reset=0)
+    )
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")  # healthy again
+    await supervisor.reconciler.restore()
+    await settle(supervisor)
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert breaker["state"] == "TRIPPED"
+    assert "breaker" in supervisor.context.runtime.engaged
+    incident = supervisor.context.runtime.policy["w1"].incident
+    assert incident is not None and incident.id == "inc-7"
+    assert PendingActions(supervisor.context.assembly.pending.path.parent).load() == []
+
+
+async def test_a_reset_after_an_interrupted_action_voids_it(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    PendingActions(supervisor.context.assembly.pending.path.parent).add(
+        interrupted_trip(clock, after_reset=0)
+    )
+    await supervisor.context.assembly.latches.record_reset(["breaker"])  # numbered 1 > 0
+    await supervisor.reconciler.restore()
+    await settle(supervisor)
+    assert await redis.get("circuit_breaker:state") is None
+    assert "breaker" not in supervisor.context.runtime.engaged
+    assert PendingActions(supervisor.context.assembly.pending.path.parent).load() == []
+
+
+async def test_an_action_is_pending_until_it_succeeded(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    pending = PendingActions(supervisor.context.assembly.pending.path.parent)
+    await stale_tick(redis, clock)
+    await redis.hset("circuit_breaker:state", "state", "OPEN")  # wrong type: the trip fails
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert [o.actuator for o in pending.load()] == ["breaker"]
+
+    await redis.delete("circuit_breaker:state")
+    await supervisor.cycle.run("w1")  # the failed action is ordered again, and succeeds
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+    assert pending.load() == []
+
+
 async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
     supervisor: Supervisor, redis: Redis
 ) -> None:
@@ -323,6 +404,25 @@ async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
     await supervisor.housekeeping.run()
     await settle(supervisor)
     assert supervisor.context.refresh().health is Health.OK
+
+
+async def test_latches_made_while_state_dir_was_unwritable_are_saved_once_it_is(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """A trip while the disk is full latches in memory and Redis only; the file must catch
+    up when the disk does, not at the next trip, or a restart that also finds Redis empty
+    would re-arm trading."""
+    state_dir = supervisor.context.assembly.settings.supervisor.state_dir
+    state_dir.write_text("a file where the directory should be")
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.runtime.engaged
+
+    state_dir.unlink()
+    await supervisor.housekeeping.run()
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.assembly.latches.load_file()
 
 
 async def test_keepalive_does_not_wait_for_redis(

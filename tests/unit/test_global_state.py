@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.global_state import Engagement, derive_global_state
+from supervisor.global_state import STATUS_MAX_CHARS, Engagement, derive_global_state
 from supervisor.model import Health, Status, TradingState
 from supervisor.publish.systemd import status_value
 from supervisor.text import STATUS_LINE_MAX_CHARS
@@ -100,3 +100,22 @@ def test_a_watchdog_that_has_not_run_yet_is_starting_not_ok() -> None:
 def test_a_restored_state_says_so_in_the_status_line() -> None:
     state = derive_global_state(engaged(TradingState.REDUCE_ONLY), {}, [], restored=True)
     assert state.status_line().startswith("REDUCE_ONLY (restored): ")
+
+
+def test_status_line_names_the_supervisors_problems_while_halted_too() -> None:
+    """Health stays HALTED (the most urgent), but a failing kill API must not be hidden."""
+    escalated = {"kill_flag": Engagement(TradingState.HALTED, "kill_flag tripped by spx")}
+    summary = derive_global_state(escalated, {}, ["action kill_api: failing"])
+    assert summary.health is Health.HALTED
+    assert summary.status_line() == (
+        "HALTED: kill_flag tripped by spx | DEGRADED: action kill_api: failing"
+    )
+
+
+def test_a_long_reason_is_shortened_before_the_supervisors_problems() -> None:
+    watchdogs = {f"w{i}": (Status.UNKNOWN, "x" * 80) for i in range(8)}
+    problems = ["watchdog w7: checks cut off after 300ms"]
+    line = derive_global_state({}, watchdogs, problems).status_line()
+    assert len(line) == STATUS_MAX_CHARS
+    assert line.endswith("… | DEGRADED: watchdog w7: checks cut off after 300ms")
+    assert derive_global_state({}, watchdogs, []).status_line().endswith("…")

@@ -7,7 +7,7 @@ import math
 from typing import Any
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
@@ -17,6 +17,7 @@ from supervisor.remedies import show_owner
 from supervisor.watchdogs.cb_staleness import CbStaleness, CbStalenessConfig
 from supervisor.watchdogs.lock_ttl import LockTtl, LockTtlConfig, observe
 from supervisor.watchdogs.redis_value import RedisValue, RedisValueConfig
+from supervisor.watchdogs.tick_freshness import TickFreshness, TickFreshnessConfig
 
 # Constructing a client does no I/O; these tests never send a command.
 CLIENT = Redis.from_url("redis://127.0.0.1:1/0")
@@ -109,6 +110,33 @@ def test_cb_staleness_breaches_on_a_missing_key_only_for_a_real_exists_0(exists:
     assert verdict.status is Status.UNKNOWN
     assert "unexpected EXISTS reply" in verdict.reason
     assert CB_STALENESS[0].judge(0, None, NOW).status is Status.BREACH
+
+
+def tick_freshness(**overrides: Any) -> TickFreshness:
+    fields: dict[str, Any] = {"name": "t", "kind": "tick_freshness", "key": "k", "breach": 10}
+    fields["instruments"] = ["SPX"]
+    return TickFreshness(TickFreshnessConfig.model_validate({**fields, **overrides}), CLIENT)
+
+
+TICK_FRESHNESS = [
+    tick_freshness(),
+    tick_freshness(field="ts", unit="ms"),
+    tick_freshness(json_field="a"),
+    tick_freshness(json_field="max_by(a, &b).b"),  # a function: types can make it raise
+]
+
+
+@settings(max_examples=300)
+@given(reply=REPLY, now=TIMES)
+@example(reply=json.dumps({"a": [{"b": 1}, {"b": "2"}]}).encode(), now=NOW)  # TypeError inside
+def test_tick_freshness_judges_anything(reply: object, now: float) -> None:
+    """One instrument's bad data is that instrument's UNKNOWN: an exception would make the
+    whole check UNKNOWN and blind the watchdog to the other instruments going stale."""
+    for dog in TICK_FRESHNESS:
+        verdict = dog.judge("SPX", reply, now, None)
+        assert isinstance(verdict, Verdict) and verdict.reason.startswith("SPX")
+        if verdict.value is not None:
+            assert math.isfinite(verdict.value) and verdict.value >= 0
 
 
 @settings(max_examples=300)
