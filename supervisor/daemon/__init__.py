@@ -5,7 +5,8 @@
 - `context` and `runtime`: what the parts share, what was learned, the global answer;
 - `schedule`: the jobs and deadline re-arming;
 - `cycle`: one watchdog run (verdicts -> policy -> decisions);
-- `acting`: engaging actuators, latching, escalation;
+- `acting`: engaging actuators, latching, escalation, pending orders;
+- `repairs`: the repairs watchdogs propose (lock_ttl's release_orphans), audited;
 - `reconcile`: restore, resets, real state, auto-reset;
 - `housekeeping`: keepalive, heartbeat, deadman beats, audit replay.
 """

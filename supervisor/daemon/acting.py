@@ -16,19 +16,16 @@ from pathlib import Path
 
 import anyio
 
-from supervisor import remedies
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.errors import first_line
 from supervisor.latch import Latch
-from supervisor.model import Decision, Remedy
+from supervisor.model import Decision
 from supervisor.pending import Order, order
 from supervisor.policy import action_failed
-from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, action_event
+from supervisor.publish.audit import AuditOutcome, action_event
 
 log = logging.getLogger("supervisor")
-
-REMEDY_OUTCOMES = {"released": AuditOutcome.RELEASED, "failed": AuditOutcome.FAILED}
 
 
 class Acting:
@@ -147,33 +144,6 @@ class Acting:
         )
         reason = f"escalated: {failed.name} failed; {decision.reason}"
         self.start(replace(decision, actuators=targets, reason=reason, escalated_from=chain))
-
-    def repair(self, remedy: Remedy) -> None:
-        """Apply a watchdog's proposed repair in the background (never in dry_run), audited."""
-        self.context.spawn(self._repair(remedy))
-
-    async def _repair(self, remedy: Remedy) -> None:
-        context = self.context
-        what = remedies.describe(remedy)
-        if context.assembly.settings.supervisor.dry_run:
-            log.warning("dry_run: would %s for watchdog=%s", what, remedy.watchdog)
-            outcome, result = "dry_run", AuditOutcome.DRY_RUN
-        else:
-            with anyio.move_on_after(context.assembly.redis_timeout_s * 2) as scope:
-                outcome = await remedies.apply(context.assembly.clients.redis, remedy)
-            outcome = "failed: timed out" if scope.cancelled_caught else outcome
-            result = REMEDY_OUTCOMES.get(outcome.partition(":")[0], AuditOutcome.UNCHANGED)
-            log.warning("audit: watchdog=%s %s outcome=%s", remedy.watchdog, what, outcome)
-        context.audit(
-            AuditEvent.new(
-                AuditKind.ACTION,
-                watchdog=remedy.watchdog,
-                actuator=remedy.action,
-                reason=what,
-                outcome=result,
-                detail={"outcome": outcome},
-            )
-        )
 
     def latch(self, actuator: Actuator, reason: str, watchdog: str = "") -> bool:
         """Record and persist an engagement; True if it is news."""

@@ -10,6 +10,7 @@ import uuid
 
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import Context
+from supervisor.daemon.repairs import Repairs
 from supervisor.daemon.schedule import Schedule
 from supervisor.model import Status, WatchdogRun
 from supervisor.policy import PolicyState, step
@@ -26,6 +27,7 @@ class Cycle:
     def __init__(self, context: Context, acting: Acting, schedule: Schedule) -> None:
         self.context = context
         self.acting = acting
+        self.repairs = Repairs(context)
         self.schedule = schedule
 
     async def run_job(self, name: str) -> None:
@@ -68,7 +70,7 @@ class Cycle:
             context.audit(decision_event(decision))
             self.acting.start(decision)
         for remedy in watchdog.remedies():
-            self.acting.repair(remedy)
+            self.repairs.start(remedy)
         next_run = self.schedule.rearm(name, verdicts, now)
         run = WatchdogRun(
             name, state.status, verdicts, now, duration_s, state.streak, next_run, state.reason
