@@ -54,7 +54,9 @@ class Cycle:
             return None
         now = context.clock()
         started = time.perf_counter()
-        evaluation = await run_check(watchdog, assembly.session_of(watchdog), now)
+        deadline_run = self.schedule.is_deadline_run(name)
+        session = assembly.session_of(watchdog)
+        evaluation = await run_check(watchdog, session, now, deadline_run=deadline_run)
         duration_s = time.perf_counter() - started
         if context.assembly is not assembly:  # reloaded meanwhile: these verdicts are stale
             return None

@@ -7,7 +7,7 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from supervisor.kinds import kind_gauges
-from supervisor.model import Status, Verdict, WatchdogRun
+from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
 from supervisor.publish.metrics import Metrics
 
 
@@ -21,7 +21,7 @@ def run(watchdog: str, values: dict[str, float]) -> WatchdogRun:
         Verdict(watchdog, subject, Status.OK, "fine", value=value)
         for subject, value in values.items()
     ]
-    return WatchdogRun(watchdog, Status.OK, verdicts, started_at=1000.0, duration_s=0.01)
+    return WatchdogRun(watchdog, Status.OK, Verdicts.of(verdicts), 1000.0, 0.01)
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
