@@ -77,7 +77,7 @@ class Cycle:
         )
         context.runtime.runs[name] = run
         log_transition(previous, state, name)
-        context.metrics.observe_run(watchdog.kind, run)
+        context.metrics.observe_run(watchdog.kind, run, watchdog.config.subject_metrics)
         context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run
 

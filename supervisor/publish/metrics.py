@@ -6,11 +6,19 @@ and alerting on its age catches a wedged loop behind a healthy-looking endpoint.
 
 The kinds' own gauges (tick age, lock TTL...) are declared with each kind and passed in
 (supervisor.kinds.kind_gauges()): this module does not import the kinds.
+
+Series per subject scale with the subjects: 100,000 instruments would be 100,000 series of
+tick age and as many of `supervisor_watchdog_value`, megabytes per scrape. So each watchdog
+chooses (`subject_metrics`): "all", "not_ok" (only the subjects that are not OK, the worst
+NOT_OK_SERIES_MAX of them; a subject that is OK again loses its series), or "none"; "auto",
+the default, is "all" up to SUBJECT_SERIES_ALL_UP_TO subjects and "not_ok" above. The
+aggregates are always there: subjects by status and the largest value.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,9 +26,15 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from supervisor import __version__
 from supervisor.gauges import KindGauge
-from supervisor.model import Health, TradingState, WatchdogRun
+from supervisor.model import Health, Status, TradingState, Verdict, Verdicts, WatchdogRun
 
 log = logging.getLogger(__name__)
+
+# "auto": series for every subject up to this many (a dashboard can show each instrument;
+# Prometheus holds a few MB for them), only for those not OK above it.
+SUBJECT_SERIES_ALL_UP_TO = 1000
+NOT_OK_SERIES_MAX = 1000  # "not_ok" when everything fails at once: the worst, and counts
+NOT_OK_WORST_FIRST = (Status.CRITICAL, Status.BREACH, Status.UNKNOWN, Status.WARN)
 
 
 class Metrics:
@@ -50,6 +64,18 @@ class Metrics:
             "supervisor_watchdog_value",
             "The measured value per subject, in the watchdog's unit.",
             ["watchdog", "subject"],
+            registry=r,
+        )
+        self.subjects = Gauge(
+            "supervisor_watchdog_subjects",
+            "Subjects by status at the last run (every subject, whatever subject_metrics says).",
+            ["watchdog", "status"],
+            registry=r,
+        )
+        self.value_max = Gauge(
+            "supervisor_watchdog_value_max",
+            "The largest value of any subject at the last run (the oldest tick...); NaN if none.",
+            ["watchdog"],
             registry=r,
         )
         self.last_run = Gauge(
@@ -141,24 +167,30 @@ class Metrics:
         for actuator in actuators:
             self.actions.labels(actuator, "failed")
 
-    def observe_run(self, kind: str, run: WatchdogRun) -> None:
+    def observe_run(self, kind: str, run: WatchdogRun, subject_metrics: str = "auto") -> None:
+        verdicts = run.verdicts
         self.watchdog_status.labels(run.watchdog).set(run.status)
         self.last_run.labels(run.watchdog).set(run.started_at)
         self.duration.labels(run.watchdog).observe(run.duration_s)
-        self._forget_gone_subjects(kind, run)
-        for verdict in run.verdicts:
-            value = verdict.value if verdict.value is not None else float("nan")
+        for status in Status:
+            self.subjects.labels(run.watchdog, status.name).set(verdicts.counts[status])
+        top = verdicts.max_value
+        self.value_max.labels(run.watchdog).set(math.nan if top is None else top)
+        chosen = with_series(verdicts, subject_metrics)
+        self._forget_gone_subjects(kind, run.watchdog, {verdict.subject for verdict in chosen})
+        for verdict in chosen:
+            value = verdict.value if verdict.value is not None else math.nan
             self.watchdog_value.labels(run.watchdog, verdict.subject).set(value)
             self._observe_kind(kind, run.watchdog, verdict.subject, value)
 
-    def _forget_gone_subjects(self, kind: str, run: WatchdogRun) -> None:
-        """Drop the series of subjects this run no longer judges (all, if a reload changed
-        the watchdog's kind), so that the series published are the subjects judged now."""
-        subjects = {verdict.subject for verdict in run.verdicts}
-        old_kind, before = self._published.get(run.watchdog, (kind, set()))
-        self._published[run.watchdog] = (kind, subjects)
+    def _forget_gone_subjects(self, kind: str, watchdog: str, subjects: set[str]) -> None:
+        """Drop the series of subjects this run publishes no more (no longer judged, OK
+        again under "not_ok"; all, if a reload changed the watchdog's kind), so that the
+        series published are the subjects chosen now."""
+        old_kind, before = self._published.get(watchdog, (kind, set()))
+        self._published[watchdog] = (kind, subjects)
         for subject in before if old_kind != kind else before - subjects:
-            self._forget_subject(old_kind, run.watchdog, subject)
+            self._forget_subject(old_kind, watchdog, subject)
 
     def _observe_kind(self, kind: str, watchdog: str, subject: str, value: float) -> None:
         found = self._kind_series(kind, watchdog, subject)
@@ -191,7 +223,7 @@ class Metrics:
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
         per_watchdog = [self.watchdog_status, self.watchdog_value, self.last_run, self.duration]
-        per_watchdog.append(self.check_cut_offs)
+        per_watchdog += [self.check_cut_offs, self.subjects, self.value_max]
         per_watchdog += [gauge for spec, gauge in self.kind_gauges.values() if spec.watchdog_label]
         for name in names:
             kind, subjects = self._published.pop(name, ("", set()))
@@ -207,3 +239,17 @@ class Metrics:
         self.health_state.set(health)
         self.breaker_tripped.set(int(breaker))
         self.kill_switch_engaged.set(int(kill))
+
+
+def with_series(verdicts: Verdicts, subject_metrics: str) -> list[Verdict]:
+    """The verdicts whose subjects get series of their own under `subject_metrics`."""
+    if subject_metrics == "auto":
+        big = len(verdicts) > SUBJECT_SERIES_ALL_UP_TO
+        subject_metrics = "not_ok" if big else "all"
+    if subject_metrics == "all":
+        return list(verdicts)
+    chosen: list[Verdict] = []
+    if subject_metrics == "not_ok":
+        for status in NOT_OK_WORST_FIRST:
+            chosen += verdicts.with_status(status, NOT_OK_SERIES_MAX - len(chosen))
+    return chosen
