@@ -13,7 +13,7 @@ from typing import Literal
 
 TimestampUnit = Literal["auto", "s", "ms", "us", "ns", "iso"]
 
-_DIVISORS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
+UNIT_DIVISORS = {"s": 1.0, "ms": 1e3, "us": 1e6, "ns": 1e9}
 # Magnitude bands for "auto": seconds stay below 1e11 until the year 5138, so each band is
 # unambiguous for any time after 1973 (ms >= 1e11, us >= 1e14, ns >= 1e17).
 _AUTO_BANDS: tuple[tuple[float, TimestampUnit], ...] = (
@@ -55,7 +55,7 @@ def quick_seconds(raw: object, unit: TimestampUnit = "auto") -> float:
     if not 0 < number < 1e20:  # also NaN and infinities
         return math.nan
     if unit != "auto":
-        return number / _DIVISORS[unit]
+        return number / UNIT_DIVISORS[unit]
     if number < 1e11:  # the bands of _AUTO_BANDS, unrolled: this runs once per instrument
         return number
     if number < 1e14:
@@ -99,7 +99,7 @@ def _epoch_seconds(number: float, unit: TimestampUnit) -> float:
         unit = next((u for limit, u in _AUTO_BANDS if number < limit), "ns")
         if number >= _AUTO_BANDS[-1][0]:
             raise ValueError(f"timestamp {number:.6g} is too large for any epoch unit")
-    return number / _DIVISORS[unit]
+    return number / UNIT_DIVISORS[unit]
 
 
 def _parse_iso(text: str) -> float:

@@ -71,7 +71,7 @@ class Cycle:
             self.acting.start(decision)
         for remedy in watchdog.remedies():
             self.acting.repair(remedy)
-        next_run = self.schedule.rearm(name, verdicts, now)
+        next_run = self.schedule.rearm(name, verdicts, now, duration_s)
         run = WatchdogRun(
             name, state.status, verdicts, now, duration_s, state.streak, next_run, state.reason
         )

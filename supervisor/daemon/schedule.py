@@ -5,7 +5,8 @@ verdicts carry a deadline (the moment an age crosses its next threshold) is re-a
 at that moment rather than at its next interval, so detection lands within milliseconds of
 the threshold. That run is a deadline run (`is_deadline_run`: the watchdog may re-read only
 what came due), and the regular run it displaced is put back afterwards, so that the
-interval rhythm, and with it a full read every interval, goes on.
+interval rhythm, and with it a full read every interval, goes on. A deadline that would fall
+while the regular run is still reading goes first too, and the regular run follows it.
 """
 
 from __future__ import annotations
@@ -30,6 +31,9 @@ log = logging.getLogger("supervisor")
 
 HOUSEKEEPING_JOB = "_housekeeping"
 MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have finished first
+# A deadline within this many regular-run durations after the regular run's start goes first:
+# waiting behind a full read of 100,000 instruments (~0.1 s) would make detection that late.
+REGULAR_RUN_MARGIN = 1.5
 CLOCK_WATCH_S = 0.5
 
 WatchdogJob = Callable[[str], Awaitable[None]]
@@ -42,6 +46,7 @@ class Schedule:
         self.scheduler: AsyncIOScheduler | None = None
         # Watchdog -> the regular run that a deadline run was brought forward from.
         self._displaced: dict[str, datetime] = {}
+        self._regular_s: dict[str, float] = {}  # watchdog -> how long its last regular run took
 
     def start(
         self,
@@ -98,12 +103,16 @@ class Schedule:
         """Whether the run of `name` starting now was brought forward to a deadline."""
         return name in self._displaced
 
-    def rearm(self, name: str, verdicts: Verdicts, now: float) -> float | None:
+    def rearm(self, name: str, verdicts: Verdicts, now: float, took_s: float) -> float | None:
         """Move the next run to the earliest deadline if it comes before the next regular
-        run; return when the watchdog runs next (None if it is not scheduled). `now` and the
-        deadlines are on the daemon's clock; APScheduler plans on the system clock, so only
-        the delay from now crosses over."""
+        run would have finished (a regular run takes as long as the last one, `took_s`, with
+        a margin): the deadline run goes first, reading only what came due, and the regular
+        run follows it. Return when the watchdog runs next (None if it is not scheduled).
+        `now` and the deadlines are on the daemon's clock; APScheduler plans on the system
+        clock, so only the delay from now crosses over."""
         displaced = self._displaced.pop(name, None)
+        if displaced is None:
+            self._regular_s[name] = took_s
         job = self.scheduler.get_job(name) if self.scheduler else None
         if job is None or job.next_run_time is None:
             return None
@@ -117,7 +126,8 @@ class Schedule:
         next_in_s = (next_run - system_now).total_seconds()
         if verdicts.earliest_deadline is not None:
             deadline_in_s = max(verdicts.earliest_deadline - now, MIN_RESCHEDULE_S)
-            if deadline_in_s < next_in_s:
+            busy_s = REGULAR_RUN_MARGIN * self._regular_s.get(name, 0.0) + MIN_RESCHEDULE_S
+            if deadline_in_s < next_in_s + busy_s:
                 self._displaced[name] = next_run
                 job.modify(next_run_time=system_now + timedelta(seconds=deadline_in_s))
                 next_in_s = deadline_in_s

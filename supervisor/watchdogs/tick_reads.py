@@ -44,8 +44,8 @@ class TickReads:
         if not self.multi_key:
             return replies
         values = _flatten(replies, len(chosen))
-        missing = [n for n, value in enumerate(values) if value is None]
-        if missing:
+        if None in values:  # a scan in C; the positions only when there is one
+            missing = [n for n, value in enumerate(values) if value is None]
             again = await send(
                 redis, pack(_chunks([(b"GET", self.keys[chosen[n]]) for n in missing]))
             )

@@ -7,10 +7,11 @@ import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
 from prometheus_client import CollectorRegistry
 
-from supervisor.daemon.schedule import Schedule
+from supervisor.daemon.schedule import MIN_RESCHEDULE_S, Schedule
 from supervisor.kinds import kind_gauges
 from supervisor.model import Status, Verdict, Verdicts
 from supervisor.publish.metrics import Metrics
@@ -51,13 +52,13 @@ async def test_a_deadline_run_and_then_the_regular_run_it_displaced(schedule: Sc
     regular = datetime.now(UTC) + timedelta(seconds=0.9)
     set_next_run(schedule, regular)
     now = time.time()
-    assert schedule.rearm("w", due_at(now + 0.3), now) == pytest.approx(now + 0.3, abs=0.01)
+    assert schedule.rearm("w", due_at(now + 0.3), now, 0.001) == pytest.approx(now + 0.3, abs=0.01)
     assert schedule.is_deadline_run("w")
     assert abs((next_run(schedule) - regular).total_seconds() + 0.6) < 0.05
 
     # The deadline run happened; the trigger would count a whole interval from it.
     set_next_run(schedule, regular + timedelta(seconds=0.3))
-    schedule.rearm("w", due_at(None), time.time())
+    schedule.rearm("w", due_at(None), time.time(), 0.001)
     assert not schedule.is_deadline_run("w")
     assert next_run(schedule) == regular
 
@@ -66,7 +67,7 @@ async def test_a_deadline_after_the_regular_run_changes_nothing(schedule: Schedu
     regular = datetime.now(UTC) + timedelta(seconds=0.9)
     set_next_run(schedule, regular)
     now = time.time()
-    schedule.rearm("w", due_at(now + 5), now)
+    schedule.rearm("w", due_at(now + 5), now, 0.001)
     assert not schedule.is_deadline_run("w")
     assert next_run(schedule) == regular
 
@@ -74,7 +75,23 @@ async def test_a_deadline_after_the_regular_run_changes_nothing(schedule: Schedu
 async def test_a_reload_forgets_deadline_runs(schedule: Schedule) -> None:
     now = time.time()
     set_next_run(schedule, datetime.now(UTC) + timedelta(seconds=0.9))
-    schedule.rearm("w", due_at(now + 0.2), now)
+    schedule.rearm("w", due_at(now + 0.2), now, 0.001)
     assert schedule.is_deadline_run("w")
     schedule.replace_jobs({"w": 1.0}, nothing, nothing)
     assert not schedule.is_deadline_run("w")
+
+
+async def test_a_deadline_while_the_regular_run_would_still_read_goes_first(
+    schedule: Schedule,
+) -> None:
+    regular = datetime.now(UTC) + timedelta(seconds=0.05)
+    set_next_run(schedule, regular)
+    now = time.time()
+    # The last regular run took 200 ms: a deadline 50 ms after the next one starts would
+    # wait behind it; it runs first, and the regular run right after it.
+    assert schedule.rearm("w", due_at(now + 0.1), now, 0.2) == pytest.approx(now + 0.1, abs=0.01)
+    assert schedule.is_deadline_run("w")
+    await anyio.sleep(0.1)  # the deadline run: the regular run's time has passed meanwhile
+    set_next_run(schedule, regular + timedelta(seconds=1.05))  # what the trigger would say
+    schedule.rearm("w", due_at(None), time.time(), 0.001)
+    assert next_run(schedule) <= datetime.now(UTC) + timedelta(seconds=MIN_RESCHEDULE_S)
