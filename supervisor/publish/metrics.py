@@ -4,15 +4,11 @@ prometheus_client serves scrapes from a thread, so a good scrape proves nothing 
 event loop: `supervisor_heartbeat_timestamp_seconds` is set by the loop's housekeeping job,
 and alerting on its age catches a wedged loop behind a healthy-looking endpoint.
 
-The kinds' own gauges (tick age, lock TTL...) are declared with each kind and passed in
-(supervisor.kinds.kind_gauges()): this module does not import the kinds.
-
-Series per subject scale with the subjects: 100,000 instruments would be 100,000 series of
-tick age and as many of `supervisor_watchdog_value`, megabytes per scrape. So each watchdog
-chooses (`subject_metrics`): "all", "not_ok" (only the subjects that are not OK, the worst
-NOT_OK_SERIES_MAX of them; a subject that is OK again loses its series), or "none"; "auto",
-the default, is "all" up to SUBJECT_SERIES_ALL_UP_TO subjects and "not_ok" above. The
-aggregates are always there: subjects by status and the largest value.
+The per-subject series (`supervisor_watchdog_value`, the kinds' own gauges such as the tick
+age, declared with each kind and passed in: this module does not import the kinds) are made
+at scrape time from each watchdog's last run, as its `subject_metrics` says
+(supervisor/publish/subject_metrics.py). The aggregates are set every run: subjects by
+status and the largest value.
 """
 
 from __future__ import annotations
@@ -26,15 +22,10 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from supervisor import __version__
 from supervisor.gauges import KindGauge
-from supervisor.model import Health, Status, TradingState, Verdict, Verdicts, WatchdogRun
+from supervisor.model import Health, Status, TradingState, WatchdogRun
+from supervisor.publish.subject_metrics import SubjectSeries
 
 log = logging.getLogger(__name__)
-
-# "auto": series for every subject up to this many (a dashboard can show each instrument;
-# Prometheus holds a few MB for them), only for those not OK above it.
-SUBJECT_SERIES_ALL_UP_TO = 1000
-NOT_OK_SERIES_MAX = 1000  # "not_ok" when everything fails at once: the worst, and counts
-NOT_OK_WORST_FIRST = (Status.CRITICAL, Status.BREACH, Status.UNKNOWN, Status.WARN)
 
 
 class Metrics:
@@ -58,12 +49,6 @@ class Metrics:
             "supervisor_watchdog_status",
             "0 OK, 1 WARN, 2 BREACH, 3 CRITICAL, 4 UNKNOWN.",
             ["watchdog"],
-            registry=r,
-        )
-        self.watchdog_value = Gauge(
-            "supervisor_watchdog_value",
-            "The measured value per subject, in the watchdog's unit.",
-            ["watchdog", "subject"],
             registry=r,
         )
         self.subjects = Gauge(
@@ -138,13 +123,10 @@ class Metrics:
             registry=r,
         )
         self.is_leader.set(1)
-        self.kind_gauges = {
-            kind: (spec, Gauge(spec.name, spec.help, spec.labels, registry=r))
-            for kind, spec in kind_gauges.items()
-        }
+        self.kind_gauges = dict(kind_gauges)
+        self.subject_series = SubjectSeries(kind_gauges)
+        r.register(self.subject_series)
         self._server: Any = None
-        # Per watchdog: its kind and the subjects it has series for, to drop them when gone.
-        self._published: dict[str, tuple[str, set[str]]] = {}
 
     def serve(self, host: str, port: int) -> None:
         self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
@@ -176,59 +158,14 @@ class Metrics:
             self.subjects.labels(run.watchdog, status.name).set(verdicts.counts[status])
         top = verdicts.max_value
         self.value_max.labels(run.watchdog).set(math.nan if top is None else top)
-        chosen = with_series(verdicts, subject_metrics)
-        self._forget_gone_subjects(kind, run.watchdog, {verdict.subject for verdict in chosen})
-        for verdict in chosen:
-            value = verdict.value if verdict.value is not None else math.nan
-            self.watchdog_value.labels(run.watchdog, verdict.subject).set(value)
-            self._observe_kind(kind, run.watchdog, verdict.subject, value)
-
-    def _forget_gone_subjects(self, kind: str, watchdog: str, subjects: set[str]) -> None:
-        """Drop the series of subjects this run publishes no more (no longer judged, OK
-        again under "not_ok"; all, if a reload changed the watchdog's kind), so that the
-        series published are the subjects chosen now."""
-        old_kind, before = self._published.get(watchdog, (kind, set()))
-        self._published[watchdog] = (kind, subjects)
-        for subject in before if old_kind != kind else before - subjects:
-            self._forget_subject(old_kind, watchdog, subject)
-
-    def _observe_kind(self, kind: str, watchdog: str, subject: str, value: float) -> None:
-        found = self._kind_series(kind, watchdog, subject)
-        if found is not None:
-            gauge, labels = found
-            gauge.labels(*labels).set(value)
-
-    def _forget_subject(self, kind: str, watchdog: str, subject: str) -> None:
-        """Drop a subject the watchdog no longer judges. Subjects are configured names, but
-        prometheus_query's are the labels of whatever series its query returns: without
-        this, every series that ever answered would stay published, frozen, for good."""
-        self.watchdog_value.remove(watchdog, subject)
-        found = self._kind_series(kind, watchdog, subject)
-        if found is not None and found[1]:
-            gauge, labels = found
-            gauge.remove(*labels)
-
-    def _kind_series(
-        self, kind: str, watchdog: str, subject: str
-    ) -> tuple[Gauge, list[str]] | None:
-        """The kind's own gauge and the label values a verdict about `subject` feeds."""
-        if kind not in self.kind_gauges:
-            return None
-        spec, gauge = self.kind_gauges[kind]
-        if spec.subject is not None and subject != spec.subject:
-            return None
-        labels = [watchdog] if spec.watchdog_label else []
-        return gauge, labels + ([subject] if spec.subject_label else [])
+        self.subject_series.observe(run.watchdog, kind, verdicts, subject_metrics)
 
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
-        per_watchdog = [self.watchdog_status, self.watchdog_value, self.last_run, self.duration]
-        per_watchdog += [self.check_cut_offs, self.subjects, self.value_max]
-        per_watchdog += [gauge for spec, gauge in self.kind_gauges.values() if spec.watchdog_label]
+        per_watchdog = [self.watchdog_status, self.last_run, self.duration, self.check_cut_offs]
+        per_watchdog += [self.subjects, self.value_max]
         for name in names:
-            kind, subjects = self._published.pop(name, ("", set()))
-            for subject in subjects:  # also the kind gauges without a watchdog label (lock TTL)
-                self._forget_subject(kind, name, subject)
+            self.subject_series.forget(name)  # its subjects, in every gauge
             for metric in per_watchdog:
                 metric.remove_by_labels({"watchdog": name})
 
@@ -239,17 +176,3 @@ class Metrics:
         self.health_state.set(health)
         self.breaker_tripped.set(int(breaker))
         self.kill_switch_engaged.set(int(kill))
-
-
-def with_series(verdicts: Verdicts, subject_metrics: str) -> list[Verdict]:
-    """The verdicts whose subjects get series of their own under `subject_metrics`."""
-    if subject_metrics == "auto":
-        big = len(verdicts) > SUBJECT_SERIES_ALL_UP_TO
-        subject_metrics = "not_ok" if big else "all"
-    if subject_metrics == "all":
-        return list(verdicts)
-    chosen: list[Verdict] = []
-    if subject_metrics == "not_ok":
-        for status in NOT_OK_WORST_FIRST:
-            chosen += verdicts.with_status(status, NOT_OK_SERIES_MAX - len(chosen))
-    return chosen

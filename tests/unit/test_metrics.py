@@ -8,7 +8,8 @@ from prometheus_client import CollectorRegistry
 
 from supervisor.kinds import kind_gauges
 from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
-from supervisor.publish.metrics import NOT_OK_SERIES_MAX, Metrics
+from supervisor.publish.metrics import Metrics
+from supervisor.publish.subject_metrics import NOT_OK_SERIES_MAX
 
 
 @pytest.fixture
