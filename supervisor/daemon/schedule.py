@@ -108,8 +108,9 @@ class Schedule:
         run would have finished (a regular run takes as long as the last one, `took_s`, with
         a margin): the deadline run goes first, reading only what came due, and the regular
         run follows it. Return when the watchdog runs next (None if it is not scheduled).
-        `now` and the deadlines are on the daemon's clock; APScheduler plans on the system
-        clock, so only the delay from now crosses over."""
+        `now` (the time of this call, not the run's start) and the deadlines are on the
+        daemon's clock; APScheduler plans on the system clock, so only the delay from now
+        crosses over."""
         displaced = self._displaced.pop(name, None)
         if displaced is None:
             self._regular_s[name] = took_s
