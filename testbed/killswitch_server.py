@@ -12,7 +12,9 @@ then refuses connections); every request is recorded in order.
 from __future__ import annotations
 
 import json
+import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -29,6 +31,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0  # epoch seconds when the request line arrived (latency benchmarks)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -41,6 +44,7 @@ class Behaviour:
     never_confirm: bool = False  # /status never reports the switch active
     token: str | None = None  # when set, activation needs "Authorization: Bearer <token>"
     idempotency_header: str = "Idempotency-Key"
+    keep_alive: bool = False  # HTTP/1.1 persistent connections, as a production endpoint has
 
 
 @dataclass
@@ -64,7 +68,7 @@ class KillSwitchServer:
     # --- lifecycle -----------------------------------------------------------------------
 
     def start(self) -> KillSwitchServer:
-        server = ThreadingHTTPServer(("127.0.0.1", self.port), _handler_for(self))
+        server = _Server(("127.0.0.1", self.port), _handler_for(self))
         server.daemon_threads = True
         self.port = server.server_address[1]
         self._server = server
@@ -153,24 +157,34 @@ class KillSwitchServer:
             self.state.requests.append(entry)
 
 
+class _Server(ThreadingHTTPServer):
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client gone from a kept-alive connection (the daemon stopped) is not news."""
+        if not isinstance(sys.exc_info()[1], ConnectionError):
+            super().handle_error(request, client_address)
+
+
 def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "killswitch-test/1"
+        protocol_version = "HTTP/1.1" if owner.behaviour.keep_alive else "HTTP/1.0"
 
         def do_GET(self) -> None:
+            at = time.time()
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, document = owner.status() if self.path == STATUS_PATH else (200, {"ok": True})
-            owner.record(Recorded("GET", self.path, headers, b"", status))
+            owner.record(Recorded("GET", self.path, headers, b"", status, at))
             self._answer(status, document)
 
         def do_POST(self) -> None:
+            at = time.time()
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             if self.path == ACTIVATE_PATH and self.command == "POST":
                 status, document = owner.activate(headers)
             else:
                 status, document = 200, {"ok": True}
-            owner.record(Recorded(self.command, self.path, headers, body, status))
+            owner.record(Recorded(self.command, self.path, headers, body, status, at))
             self._answer(status, document)
 
         do_PUT = do_POST
