@@ -9,36 +9,21 @@ asked for (`Verdicts`), with the same reason the full judgement would give.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import jmespath
-
 from supervisor.constants import DEADLINE_EPSILON_S
-from supervisor.errors import first_line
 from supervisor.model import Status, Verdict, Verdicts
 from supervisor.quantities import format_duration
-from supervisor.timestamps import (
-    MAX_TEXT_LENGTH,
-    UNIT_DIVISORS,
-    parse_stream_id,
-    parse_timestamp,
-    quick_seconds,
-)
-from supervisor.watchdogs.thresholds import judge_above
+from supervisor.timestamps import MAX_TEXT_LENGTH, UNIT_DIVISORS, quick_seconds
+from supervisor.watchdogs.tick_parse import SESSION_NOTE, FullJudge
 
 if TYPE_CHECKING:
     from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
 
-SESSION_NOTE = " (no tick since the session opened)"
 CHUNK = 1000  # replies judged together when they all look healthy
-
-
-class Missing(LookupError):
-    """The key (or field, or stream entry) holding the tick does not exist."""
 
 
 @dataclass(frozen=True)
@@ -52,13 +37,9 @@ class Reading:
     opened_at: float | None
 
 
-class TickJudge:
+class TickJudge(FullJudge):
     def __init__(self, config: TickFreshnessConfig) -> None:
-        self.config = config
-        self.name = config.name
-        self.subjects = list(config.instruments)
-        self._json_path = jmespath.compile(config.json_field) if config.json_field else None
-        self.ok_for = config.warn_s if config.warn_s is not None else config.breach_s
+        super().__init__(config)
         # Plain values and hash fields may take the cheap path; JSON and streams may not.
         self._quick = not config.stream and config.json_field is None
 
@@ -169,86 +150,6 @@ class TickJudge:
             self.name, instrument, Status.OK, reason, age, "s", self.config.breach_s, deadline
         )
 
-    # --- the full judgement of one instrument -----------------------------------------------
-
-    def judge_one(self, i: int, reply: object, now: float, opened: float | None) -> Verdict | float:
-        """The verdict, or for an OK instrument the instant its age counts from."""
-        instrument = self.subjects[i]
-        if isinstance(reply, Exception):
-            reason = f"{instrument}: redis error: {first_line(reply)}"
-            return Verdict(self.name, instrument, Status.UNKNOWN, reason)
-        try:
-            tick_at = self.tick_time(reply)
-        except Missing as exc:
-            return Verdict(self.name, instrument, Status.BREACH, f"{instrument}: no tick ({exc})")
-        except ValueError as exc:
-            reason = f"{instrument}: unreadable tick timestamp: {exc}"
-            return Verdict(self.name, instrument, Status.UNKNOWN, reason)
-        return self.judge_age(instrument, tick_at, now, opened)
-
-    def tick_time(self, reply: object) -> float:
-        """Epoch seconds of the newest tick in a reply; Missing or ValueError otherwise."""
-        if self.config.stream:
-            return self._stream_time(reply)
-        if reply is None:
-            what = f"field {self.config.field!r}" if self.config.field else "key"
-            raise Missing(f"{what} missing")
-        if self._json_path is not None:
-            return parse_timestamp(self._json_value(reply), self.config.unit)
-        return parse_timestamp(reply, self.config.unit)
-
-    def _json_value(self, reply: object) -> object:
-        try:
-            document = json.loads(reply)  # type: ignore[arg-type]
-        except (TypeError, ValueError, RecursionError):
-            raise ValueError("value is not valid JSON") from None
-        assert self._json_path is not None
-        value = self._json_path.search(document) if isinstance(document, dict | list) else None
-        if value is None:
-            raise ValueError(f"JSON has no {self.config.json_field!r}")
-        return value
-
-    def _stream_time(self, reply: object) -> float:
-        """From the raw `XREVRANGE ... COUNT 1` answer: [[id, [field, value, ...]]]."""
-        if not isinstance(reply, list) or not reply:
-            raise Missing("stream missing or empty")
-        entry = reply[0]
-        if not isinstance(entry, list | tuple) or len(entry) != 2:
-            raise ValueError("unexpected stream entry shape")
-        entry_id, fields = entry
-        if not self.config.field:
-            return parse_stream_id(entry_id)
-        value = _field_of(fields, self.config.field.encode())
-        if value is None:
-            raise Missing(f"newest stream entry has no field {self.config.field!r}")
-        return parse_timestamp(value, self.config.unit)
-
-    def judge_age(
-        self, instrument: str, tick_at: float, now: float, opened: float | None
-    ) -> Verdict | float:
-        ahead = tick_at - now
-        if ahead > self.config.max_future_s:
-            reason = f"{instrument}: tick timestamp {format_duration(ahead)} in the future"
-            return Verdict(self.name, instrument, Status.UNKNOWN, reason + " (clock skew?)")
-        since = max(tick_at, opened if opened is not None else -math.inf)
-        age = max(0.0, now - since)
-        cfg = self.config
-        judgement = judge_above(age, cfg.warn_s, cfg.breach_s, cfg.critical_s)
-        if judgement.status is Status.OK:
-            return since
-        reason = f"{instrument} age {format_duration(age)}"
-        if judgement.threshold is not None:
-            reason += f" > {format_duration(judgement.threshold)}"
-        if since > tick_at:
-            reason += SESSION_NOTE
-        deadline = None
-        if judgement.next_threshold is not None:
-            deadline = since + judgement.next_threshold + DEADLINE_EPSILON_S
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach_s
-        return Verdict(
-            self.name, instrument, judgement.status, reason, age, "s", threshold, deadline
-        )
-
 
 def _divisor(number: float, unit: str) -> float:
     """What turns `number` into seconds: the declared unit's, or its magnitude band's."""
@@ -259,13 +160,3 @@ def _divisor(number: float, unit: str) -> float:
     if number < 1e14:
         return 1e3
     return 1e6 if number < 1e17 else 1e9
-
-
-def _field_of(fields: object, name: bytes) -> object:
-    """A field's value in a stream entry: redis-py's dict, or RESP's flat [k, v, k, v]."""
-    if isinstance(fields, dict):
-        return fields.get(name)
-    if isinstance(fields, list):
-        pairs = iter(fields)
-        return next((value for key, value in zip(pairs, pairs, strict=False) if key == name), None)
-    return None

@@ -1,30 +1,40 @@
 """How tick_freshness reads its instruments: in bounded batches, all batches pipelined.
 
 - a plain value or `json_field`: `MGET` of `BATCH` keys per command;
-- a hash `field`: `HGET` per key (HMGET reads fields of one key, not one field of many);
-- a `stream`: `XREVRANGE key + - COUNT 1` per key (the newest entry).
+- a hash `field` (HMGET reads fields of one key, not one field of many) or a stream's newest
+  entry: `HGET` or `XREVRANGE key + - COUNT 1` per key, run `SCRIPT_BATCH` (streams:
+  `STREAM_BATCH`) keys at a time by one small read-only Lua script (`PER_KEY`): a check then
+  reads a few hundred replies, not 100,000 (redis-py spends ~6 us on each reply it reads).
 
-`BATCH` keeps every command short: Redis runs one command at a time, and the trading stack
-shares it. An `MGET` costs the server about 0.1-0.3 us per key (measured with `INFO
-commandstats` on a loaded 2-core machine), so 1,000 keys hold it for at most ~0.3 ms, well
-under the 1 ms budget, with room for longer keys and values; 100 batches for 100,000
-instruments cost nothing measurable on the client. The per-key commands are written in
-chunks of `BATCH` as well.
+Batches keep every command short: Redis runs one command at a time, and the trading stack
+shares it. Measured with `INFO commandstats` on a loaded 2-core machine, an `MGET` costs the
+server ~0.3 us per key, the script ~1 us per `HGET` and ~4 us per `XREVRANGE`: 1,000, 500
+and 50 keys hold it for ~0.3, ~0.5 and ~0.2 ms, under the 1 ms budget (the benchmark's
+evaluation rows show the longest command and `SLOWLOG` at 1 ms for a 100,000 check).
 
 The full read is packed once (the keys are configured); a deadline re-run packs the few keys
 that came due. `MGET` answers nil both for a missing key and for a key of another type, so
-the keys it answers nil for are read again with `GET`, which tells the two apart (WRONGTYPE).
+the keys it answers nil for are read again with `GET` (through the script), which tells the
+two apart (WRONGTYPE).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 
 from redis.asyncio import Redis
 
-from supervisor.sources.redis import Command, Packed, pack, send
+from supervisor.sources.redis import Packed, pack, send
 
-BATCH = 1000  # keys per MGET, commands per written chunk
+BATCH = 1000  # keys per MGET
+SCRIPT_BATCH = 500  # keys per run of PER_KEY reading a value (HGET, GET)
+STREAM_BATCH = 50  # keys per run of PER_KEY reading a stream's newest entry (~4 us a key)
+# One read command (ARGV[1], its arguments after the key in ARGV[2..]) for each key; pcall
+# keeps a WRONGTYPE as that key's error, and nil comes back as false, which stays in place.
+PER_KEY = (
+    "local r = {} for i, k in ipairs(KEYS) do"
+    " r[i] = redis.pcall(ARGV[1], k, unpack(ARGV, 2)) end return r"
+)
 
 
 class TickReads:
@@ -33,6 +43,7 @@ class TickReads:
         self.field = field.encode() if field is not None else None
         self.stream = stream
         self.multi_key = not stream and field is None  # plain values and json_field: MGET
+        self.batch = BATCH if self.multi_key else STREAM_BATCH if stream else SCRIPT_BATCH
         self._everything = self._pack(range(len(self.keys)))
 
     async def read(self, redis: Redis, indices: Sequence[int] | None = None) -> list[object]:
@@ -41,50 +52,46 @@ class TickReads:
         chosen = range(len(self.keys)) if indices is None else indices
         packed = self._everything if indices is None else self._pack(chosen)
         replies = await send(redis, packed)
+        values = _flatten(replies, len(chosen), self.batch)
         if not self.multi_key:
-            return replies
-        values = _flatten(replies, len(chosen))
+            return values
         if None in values:  # a scan in C; the positions only when there is one
             missing = [n for n, value in enumerate(values) if value is None]
-            again = await send(
-                redis, pack(_chunks([(b"GET", self.keys[chosen[n]]) for n in missing]))
-            )
+            keys = [self.keys[chosen[n]] for n in missing]
+            again = await send(redis, per_key(keys, (b"GET",), SCRIPT_BATCH))
+            again = _flatten(again, len(keys), SCRIPT_BATCH)
             for n, value in zip(missing, again, strict=True):
                 values[n] = value
         return values
 
     def _pack(self, indices: Sequence[int]) -> Packed:
-        keys = self.keys
+        keys = [self.keys[i] for i in indices]
         if self.multi_key:
-            return pack(
-                [(b"MGET", *(keys[i] for i in indices[start : start + BATCH]))]
-                for start in range(0, len(indices), BATCH)
-            )
+            return pack([(b"MGET", *keys[at : at + BATCH])] for at in range(0, len(keys), BATCH))
         if self.stream:
-            commands: list[Command] = [
-                (b"XREVRANGE", keys[i], b"+", b"-", b"COUNT", 1) for i in indices
-            ]
-        else:
-            assert self.field is not None
-            commands = [(b"HGET", keys[i], self.field) for i in indices]
-        return pack(_chunks(commands))
+            return per_key(keys, (b"XREVRANGE", b"+", b"-", b"COUNT", b"1"), self.batch)
+        assert self.field is not None
+        return per_key(keys, (b"HGET", self.field), self.batch)
 
 
-def _chunks(commands: list[Command]) -> Iterator[list[Command]]:
-    for start in range(0, len(commands), BATCH):
-        yield commands[start : start + BATCH]
+def per_key(keys: list[bytes], command: tuple[bytes, ...], size: int) -> Packed:
+    """`command` (its name and what follows the key) for every key, `size` keys a run."""
+    return pack(
+        [(b"EVAL", PER_KEY, len(batch), *batch, *command)]
+        for batch in (keys[at : at + size] for at in range(0, len(keys), size))
+    )
 
 
-def _flatten(replies: list[object], count: int) -> list[object]:
-    """The MGET answers as one value per key; a batch that failed as a whole (an error
+def _flatten(replies: list[object], count: int, batch: int) -> list[object]:
+    """The batches' answers as one value per key; a batch that failed as a whole (an error
     reply) gives its error to each of its keys."""
     values: list[object] = []
     for number, reply in enumerate(replies):
-        size = min(BATCH, count - number * BATCH)
+        size = min(batch, count - number * batch)
         if isinstance(reply, list) and len(reply) == size:
             values += reply
         elif isinstance(reply, Exception):
             values += [reply] * size
         else:
-            values += [ValueError(f"unexpected MGET reply: {type(reply).__name__}")] * size
+            values += [ValueError(f"unexpected reply: {type(reply).__name__}")] * size
     return values

@@ -14,7 +14,7 @@ from redis.asyncio import Redis
 
 from supervisor.model import Status, Verdict, Verdicts
 from supervisor.watchdogs.tick_freshness import TickFreshness, TickFreshnessConfig
-from supervisor.watchdogs.tick_reads import BATCH
+from supervisor.watchdogs.tick_reads import BATCH, SCRIPT_BATCH, STREAM_BATCH
 
 pytestmark = pytest.mark.anyio
 
@@ -76,7 +76,7 @@ async def reads_counted(redis: Redis) -> tuple[dict[str, int], int]:
     calls = {
         name.removeprefix("cmdstat_"): int(value["calls"])
         for name, value in commands.items()
-        if name.removeprefix("cmdstat_") in {"get", "mget", "hget", "xrevrange"}
+        if name.removeprefix("cmdstat_") in {"get", "mget", "hget", "xrevrange", "eval"}
     }
     return calls, int(stats["keyspace_hits"]) + int(stats["keyspace_misses"])
 
@@ -113,8 +113,9 @@ async def test_batches_split_at_their_boundaries_in_every_layout(redis: Redis, l
     now = time.time()
     count = 2 * BATCH + 1
     instruments = names(count)
-    stale = {instruments[i] for i in (0, BATCH - 1, BATCH, 2 * BATCH - 1, 2 * BATCH)}
-    missing = {instruments[i] for i in (1, BATCH + 1, 2 * BATCH - 2)}
+    edges = (0, STREAM_BATCH, SCRIPT_BATCH - 1, SCRIPT_BATCH, BATCH - 1, BATCH, 2 * BATCH)
+    stale = {instruments[i] for i in edges}
+    missing = {instruments[i] for i in (1, STREAM_BATCH - 1, SCRIPT_BATCH + 1, 2 * BATCH - 1)}
     ticks = {i: (now - 30 if i in stale else now - 2) for i in instruments if i not in missing}
     await write_ticks(redis, ticks, layout)
     verdicts = statuses(
@@ -245,3 +246,43 @@ async def test_a_failed_read_leaves_nothing_to_merge_into(redis: Redis) -> None:
     await redis.config_resetstat()
     await dog.recheck(now + 1, None)  # a full read: the last one did not complete
     assert (await reads_counted(redis))[1] == 10
+
+
+async def test_many_missing_keys_are_told_apart_from_wrong_types(redis: Redis) -> None:
+    now = time.time()
+    instruments = names(BATCH + SCRIPT_BATCH + 10)
+    present = set(instruments[::3])  # two in three missing: more than one batch re-read
+    await write_ticks(redis, {i: now - 1 for i in present})
+    wrong = instruments[3 * SCRIPT_BATCH // 2 + 1]  # among the second batch of re-reads
+    await redis.sadd(f"t:{wrong}", "x")
+    verdicts = {v.subject: v for v in await watchdog(redis, instruments).check(now, None)}
+    for instrument in instruments:
+        verdict = verdicts[instrument]
+        if instrument in present:
+            assert verdict.status is Status.OK
+        elif instrument == wrong:
+            assert verdict.status is Status.UNKNOWN and "WRONGTYPE" in verdict.reason
+        else:
+            assert (verdict.status, verdict.reason) == (
+                Status.BREACH,
+                f"{instrument}: no tick (key missing)",
+            )
+
+
+@pytest.mark.parametrize("layout", ["field", "stream"])
+async def test_a_deadline_re_run_reads_one_key_in_the_per_key_layouts(
+    redis: Redis, layout: str
+) -> None:
+    now = time.time()
+    instruments = names(1_000)
+    ticks = {i: now - 0.5 for i in instruments}
+    ticks["I000999"] = now - 9.0
+    await write_ticks(redis, ticks, layout)
+    dog = watchdog(redis, instruments, **LAYOUT_OPTIONS[layout])
+    deadline = (await dog.check(now, None)).earliest_deadline
+    assert deadline is not None
+    await redis.config_resetstat()
+    again = await dog.recheck(deadline, None)
+    calls, keys = await reads_counted(redis)
+    assert calls.get("eval") == 1 and keys == 1
+    assert again.counts[Status.WARN] == 1
