@@ -22,7 +22,7 @@ from benchmarks.report import Row, machine, render
 
 Section = Callable[[bool], list[Row]]
 SECTIONS: dict[str, Section] = {
-    "evaluation": lambda quick: evaluation.rows(repeats=5 if quick else 9),
+    "evaluation": lambda quick: evaluation.rows(repeats=5 if quick else 9, layouts=not quick),
     "daemon": lambda quick: daemon_load.rows(seconds=10 if quick else 20),
     "latency": lambda quick: kill_latency.rows(20 if quick else 25, 3 if quick else 5),
     "idle": lambda quick: idle.rows(seconds=10 if quick else 20, starts=2 if quick else 3),
