@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import math
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
+from typing import overload
 
 
 class Status(enum.IntEnum):
@@ -102,7 +105,7 @@ class WatchdogRun:
 
     watchdog: str
     status: Status
-    verdicts: list[Verdict]
+    verdicts: Verdicts
     started_at: float
     duration_s: float
     streak: int = 0
@@ -110,7 +113,121 @@ class WatchdogRun:
     reason: str = field(default="")
 
 
-def worst(statuses: list[Status]) -> Status:
+# Severity as the policy ranks it: UNKNOWN below BREACH (the policy judges UNKNOWN itself).
+RANK = {s: rank for rank, s in enumerate((Status.OK, Status.WARN, Status.UNKNOWN, Status.BREACH))}
+RANK[Status.CRITICAL] = len(RANK)
+
+
+def worst(statuses: Iterable[Status]) -> Status:
     """The most severe status; UNKNOWN ranks below BREACH (it is judged by the policy)."""
-    order = [Status.OK, Status.WARN, Status.UNKNOWN, Status.BREACH, Status.CRITICAL]
-    return max(statuses, key=order.index, default=Status.OK)
+    return max(statuses, key=RANK.__getitem__, default=Status.OK)
+
+
+class Verdicts(Sequence[Verdict]):
+    """One evaluation's verdicts in subject order, with what every run is asked (counts by
+    status, the earliest deadline, the largest value) worked out once.
+
+    Only the verdicts whose status differs from `usual` exist as objects (`unusual`, by
+    index, in index order); `build(i)` makes any other one when it is asked for. So a
+    watchdog with 100,000 subjects, nearly all OK, pays a comparison per OK subject, not an
+    object and a formatted reason: those are built only for whoever reads every verdict
+    (`check`, per-subject metrics with `subject_metrics = "all"`).
+    """
+
+    __slots__ = ("_build", "_size", "counts", "earliest_deadline", "max_value", "unusual", "usual")
+
+    def __init__(
+        self,
+        size: int,
+        usual: Status,
+        build: Callable[[int], Verdict],
+        unusual: dict[int, Verdict],
+        *,
+        earliest_deadline: float | None = None,
+        max_value: float | None = None,
+    ) -> None:
+        self._size = size
+        self._build = build
+        self.usual = usual
+        self.unusual = unusual
+        self.counts = dict.fromkeys(Status, 0)
+        for verdict in unusual.values():
+            self.counts[verdict.status] += 1
+        self.counts[usual] += size - len(unusual)
+        self.earliest_deadline = earliest_deadline
+        self.max_value = max_value
+
+    @classmethod
+    def of(cls, verdicts: Sequence[Verdict]) -> Verdicts:
+        """Every verdict given (a watchdog with a few subjects); a Verdicts stays as it is."""
+        if isinstance(verdicts, Verdicts):
+            return verdicts
+        items = list(verdicts)
+        unusual = {i: v for i, v in enumerate(items) if v.status is not Status.OK}
+        deadlines = [v.deadline for v in items if v.deadline is not None]
+        values = [v.value for v in items if v.value is not None and not math.isnan(v.value)]
+        return cls(
+            len(items),
+            Status.OK,
+            items.__getitem__,
+            unusual,
+            earliest_deadline=min(deadlines, default=None),
+            max_value=max(values, default=None),
+        )
+
+    @classmethod
+    def uniform(
+        cls, watchdog: str, subjects: Sequence[str], status: Status, reason: str
+    ) -> Verdicts:
+        """The same status and reason for every subject (a timeout, the session closed)."""
+        return cls(
+            len(subjects), status, lambda i: Verdict(watchdog, subjects[i], status, reason), {}
+        )
+
+    @property
+    def worst(self) -> Status:
+        return worst(status for status, count in self.counts.items() if count)
+
+    def with_status(self, status: Status, limit: int | None = None) -> Iterator[Verdict]:
+        """The verdicts with `status`, in subject order, at most `limit` of them."""
+        left = self.counts[status] if limit is None else min(limit, self.counts[status])
+        if left <= 0:
+            return
+        if status is self.usual:
+            chosen: Iterable[Verdict] = (
+                self._build(i) for i in range(self._size) if i not in self.unusual
+            )
+        else:
+            chosen = (v for v in self.unusual.values() if v.status is status)
+        for verdict in chosen:
+            yield verdict
+            left -= 1
+            if left == 0:
+                return
+
+    def __len__(self) -> int:
+        return self._size
+
+    @overload
+    def __getitem__(self, index: int) -> Verdict: ...
+    @overload
+    def __getitem__(self, index: slice) -> list[Verdict]: ...
+    def __getitem__(self, index: int | slice) -> Verdict | list[Verdict]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(self._size))]
+        if index < 0:
+            index += self._size
+        if not 0 <= index < self._size:
+            raise IndexError("verdict index out of range")
+        found = self.unusual.get(index)
+        return found if found is not None else self._build(index)
+
+    def __iter__(self) -> Iterator[Verdict]:
+        unusual, build = self.unusual, self._build
+        for i in range(self._size):
+            found = unusual.get(i)
+            yield found if found is not None else build(i)
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{s.name}={n}" for s, n in self.counts.items() if n)
+        return f"Verdicts({self._size}: {counts})"

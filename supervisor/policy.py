@@ -13,10 +13,10 @@ Per watchdog, each cycle:
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 
-from supervisor.model import Decision, Status, Verdict, worst
+from supervisor.model import Decision, Status, Verdict, Verdicts
 from supervisor.quantities import format_duration
 
 SEVERITIES = (Status.WARN, Status.BREACH, Status.CRITICAL)
@@ -59,11 +59,11 @@ def step(
     rules: Rules,
     state: PolicyState,
     watchdog: str,
-    verdicts: list[Verdict],
+    verdicts: Sequence[Verdict],
     now: float,
     new_id: Callable[[], str],
 ) -> tuple[PolicyState, list[Decision]]:
-    status, reason, unknown_since = _judge(rules, state, verdicts, now)
+    status, reason, unknown_since = _judge(rules, state, Verdicts.of(verdicts), now)
     counters, ok_streak = _count(state, status)
     incident = state.incident
     if incident is None and status in SEVERITIES:
@@ -88,9 +88,9 @@ def action_failed(state: PolicyState, severity: Status) -> PolicyState:
 
 
 def _judge(
-    rules: Rules, state: PolicyState, verdicts: list[Verdict], now: float
+    rules: Rules, state: PolicyState, verdicts: Verdicts, now: float
 ) -> tuple[Status, str, float | None]:
-    status = worst([v.status for v in verdicts]) if verdicts else Status.UNKNOWN
+    status = verdicts.worst if verdicts else Status.UNKNOWN
     reason = _reason_for(status, verdicts)
     if status is not Status.UNKNOWN:
         return status, reason, None
@@ -101,11 +101,13 @@ def _judge(
     return Status.UNKNOWN, reason, since
 
 
-def _reason_for(status: Status, verdicts: list[Verdict]) -> str:
+def _reason_for(status: Status, verdicts: Verdicts) -> str:
+    """The first three reasons at `status`, and how many more there are."""
     if not verdicts:
         return "no verdicts"
-    matching = [v.reason for v in verdicts if v.status is status]
-    return "; ".join(matching[:3]) + (f" (+{len(matching) - 3} more)" if len(matching) > 3 else "")
+    named = [v.reason for v in verdicts.with_status(status, 3)]
+    more = verdicts.counts[status] - len(named)
+    return "; ".join(named) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _count(state: PolicyState, status: Status) -> tuple[tuple[int, int, int], int]:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import json
 import sys
 import threading
+import time
 from collections import Counter
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -32,6 +33,7 @@ class Recorded:
     headers: dict[str, str]
     body: bytes
     status: int
+    at: float = 0.0  # epoch seconds when the request line arrived (latency benchmarks)
 
     def json(self) -> Any:
         return json.loads(self.body)
@@ -46,6 +48,7 @@ class Behaviour:
     idempotency_header: str = "Idempotency-Key"
     hold_first: int = 0  # the first N activation requests wait `hold_s` before being handled
     hold_s: float = 0.0
+    keep_alive: bool = False  # HTTP/1.1 persistent connections, as a production endpoint has
 
 
 @dataclass
@@ -179,9 +182,9 @@ class KillSwitchServer:
 
 
 class QuietServer(ThreadingHTTPServer):
-    """A client that went away mid-answer (a daemon SIGKILLed in a test) is not an error."""
-
     def handle_error(self, request: Any, client_address: Any) -> None:
+        """A client that went away mid-answer (a daemon SIGKILLed or stopped, a kept-alive
+        connection dropped) is not news."""
         if not isinstance(sys.exc_info()[1], ConnectionError):
             super().handle_error(request, client_address)
 
@@ -189,14 +192,17 @@ class QuietServer(ThreadingHTTPServer):
 def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         server_version = "killswitch-test/1"
+        protocol_version = "HTTP/1.1" if owner.behaviour.keep_alive else "HTTP/1.0"
 
         def do_GET(self) -> None:
+            at = time.time()
             headers = {k.lower(): v for k, v in self.headers.items()}
             status, document = owner.status() if self.path == STATUS_PATH else (200, {"ok": True})
-            owner.record(Recorded("GET", self.path, headers, b"", status))
+            owner.record(Recorded("GET", self.path, headers, b"", status, at))
             self._answer(status, document)
 
         def do_POST(self) -> None:
+            at = time.time()
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             if self.path == ACTIVATE_PATH and self.command == "POST":
@@ -207,7 +213,7 @@ def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
                 status, document = answer
             else:
                 status, document = 200, {"ok": True}
-            owner.record(Recorded(self.command, self.path, headers, body, status))
+            owner.record(Recorded(self.command, self.path, headers, body, status, at))
             self._answer(status, document)
 
         do_PUT = do_POST

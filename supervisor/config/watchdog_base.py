@@ -32,6 +32,9 @@ class WatchdogBase(Strict):
     on_warn: list[str] = []
     on_breach: list[str] = []
     on_critical: list[str] = []
+    # Per-subject series (supervisor_watchdog_value, the kind's gauge): "auto" is "all" up to
+    # SUBJECT_SERIES_ALL_UP_TO subjects and "not_ok" above (supervisor/publish/metrics.py).
+    subject_metrics: Literal["auto", "all", "not_ok", "none"] = "auto"
 
     @property
     def check_timeout_s(self) -> float:

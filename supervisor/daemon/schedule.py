@@ -3,7 +3,10 @@
 Each job has max_instances=1, coalesce and an explicit misfire grace. A watchdog whose
 verdicts carry a deadline (the moment an age crosses its next threshold) is re-armed to run
 at that moment rather than at its next interval, so detection lands within milliseconds of
-the threshold.
+the threshold. That run is a deadline run (`is_deadline_run`: the watchdog may re-read only
+what came due), and the regular run it displaced is put back afterwards, so that the
+interval rhythm, and with it a full read every interval, goes on. A deadline that would fall
+while the regular run is still reading goes first too, and the regular run follows it.
 """
 
 from __future__ import annotations
@@ -21,13 +24,16 @@ from apscheduler.triggers.interval import IntervalTrigger
 
 from supervisor.clock import STEP_S
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, MISFIRE_GRACE_S
-from supervisor.model import Verdict
+from supervisor.model import Verdicts
 from supervisor.publish.metrics import Metrics
 
 log = logging.getLogger("supervisor")
 
 HOUSEKEEPING_JOB = "_housekeeping"
 MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have finished first
+# A deadline within this many regular-run durations after the regular run's start goes first:
+# waiting behind a full read of 100,000 instruments (~0.1 s) would make detection that late.
+REGULAR_RUN_MARGIN = 1.5
 CLOCK_WATCH_S = 0.5
 
 WatchdogJob = Callable[[str], Awaitable[None]]
@@ -38,6 +44,9 @@ class Schedule:
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
         self.scheduler: AsyncIOScheduler | None = None
+        # Watchdog -> the regular run that a deadline run was brought forward from.
+        self._displaced: dict[str, datetime] = {}
+        self._regular_s: dict[str, float] = {}  # watchdog -> how long its last regular run took
 
     def start(
         self,
@@ -64,6 +73,7 @@ class Schedule:
         if self.scheduler is None:  # not started (a test driving the parts): start() adds them
             return
         self.scheduler.remove_all_jobs()
+        self._displaced.clear()
         now = datetime.now(UTC)
         for name, interval_s in intervals.items():
             self._add(run_watchdog, name, interval_s, now, [name])
@@ -89,20 +99,37 @@ class Schedule:
             next_run_time=first,
         )
 
-    def rearm(self, name: str, verdicts: list[Verdict], now: float) -> float | None:
-        """Move the next run to the earliest deadline if it comes before the next interval;
-        return when the watchdog runs next (None if it is not scheduled). `now` and the
-        deadlines are on the daemon's clock; APScheduler plans on the system clock, so only
-        the delay from now crosses over."""
+    def is_deadline_run(self, name: str) -> bool:
+        """Whether the run of `name` starting now was brought forward to a deadline."""
+        return name in self._displaced
+
+    def rearm(self, name: str, verdicts: Verdicts, now: float, took_s: float) -> float | None:
+        """Move the next run to the earliest deadline if it comes before the next regular
+        run would have finished (a regular run takes as long as the last one, `took_s`, with
+        a margin): the deadline run goes first, reading only what came due, and the regular
+        run follows it. Return when the watchdog runs next (None if it is not scheduled).
+        `now` (the time of this call, not the run's start) and the deadlines are on the
+        daemon's clock; APScheduler plans on the system clock, so only the delay from now
+        crosses over."""
+        displaced = self._displaced.pop(name, None)
+        if displaced is None:
+            self._regular_s[name] = took_s
         job = self.scheduler.get_job(name) if self.scheduler else None
         if job is None or job.next_run_time is None:
             return None
         system_now = datetime.now(UTC)
-        next_in_s: float = (job.next_run_time - system_now).total_seconds()
-        deadlines = [v.deadline for v in verdicts if v.deadline is not None]
-        if deadlines:
-            deadline_in_s = max(min(deadlines) - now, MIN_RESCHEDULE_S)
-            if deadline_in_s < next_in_s:
+        next_run: datetime = job.next_run_time
+        if displaced is not None and displaced < next_run:
+            # After a deadline run the trigger counts a whole interval from it: back to the
+            # regular run instead, or to now if that is already past.
+            next_run = max(displaced, system_now + timedelta(seconds=MIN_RESCHEDULE_S))
+            job.modify(next_run_time=next_run)
+        next_in_s = (next_run - system_now).total_seconds()
+        if verdicts.earliest_deadline is not None:
+            deadline_in_s = max(verdicts.earliest_deadline - now, MIN_RESCHEDULE_S)
+            busy_s = REGULAR_RUN_MARGIN * self._regular_s.get(name, 0.0) + MIN_RESCHEDULE_S
+            if deadline_in_s < next_in_s + busy_s:
+                self._displaced[name] = next_run
                 job.modify(next_run_time=system_now + timedelta(seconds=deadline_in_s))
                 next_in_s = deadline_in_s
         return now + next_in_s

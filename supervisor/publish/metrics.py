@@ -4,13 +4,17 @@ prometheus_client serves scrapes from a thread, so a good scrape proves nothing 
 event loop: `supervisor_heartbeat_timestamp_seconds` is set by the loop's housekeeping job,
 and alerting on its age catches a wedged loop behind a healthy-looking endpoint.
 
-The kinds' own gauges (tick age, lock TTL...) are declared with each kind and passed in
-(supervisor.kinds.kind_gauges()): this module does not import the kinds.
+The per-subject series (`supervisor_watchdog_value`, the kinds' own gauges such as the tick
+age, declared with each kind and passed in: this module does not import the kinds) are made
+at scrape time from each watchdog's last run, as its `subject_metrics` says
+(supervisor/publish/subject_metrics.py). The aggregates are set every run: subjects by
+status and the largest value.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Iterable, Mapping
 from typing import Any
 
@@ -18,7 +22,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, star
 
 from supervisor import __version__
 from supervisor.gauges import KindGauge
-from supervisor.model import Health, TradingState, WatchdogRun
+from supervisor.model import Health, Status, TradingState, WatchdogRun
+from supervisor.publish.subject_metrics import SubjectSeries
 
 log = logging.getLogger(__name__)
 
@@ -46,10 +51,16 @@ class Metrics:
             ["watchdog"],
             registry=r,
         )
-        self.watchdog_value = Gauge(
-            "supervisor_watchdog_value",
-            "The measured value per subject, in the watchdog's unit.",
-            ["watchdog", "subject"],
+        self.subjects = Gauge(
+            "supervisor_watchdog_subjects",
+            "Subjects by status at the last run (every subject, whatever subject_metrics says).",
+            ["watchdog", "status"],
+            registry=r,
+        )
+        self.value_max = Gauge(
+            "supervisor_watchdog_value_max",
+            "The largest value of any subject at the last run (the oldest tick...); NaN if none.",
+            ["watchdog"],
             registry=r,
         )
         self.last_run = Gauge(
@@ -112,13 +123,10 @@ class Metrics:
             registry=r,
         )
         self.is_leader.set(1)
-        self.kind_gauges = {
-            kind: (spec, Gauge(spec.name, spec.help, spec.labels, registry=r))
-            for kind, spec in kind_gauges.items()
-        }
+        self.kind_gauges = dict(kind_gauges)
+        self.subject_series = SubjectSeries(kind_gauges)
+        r.register(self.subject_series)
         self._server: Any = None
-        # Per watchdog: its kind and the subjects it has series for, to drop them when gone.
-        self._published: dict[str, tuple[str, set[str]]] = {}
 
     def serve(self, host: str, port: int) -> None:
         self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
@@ -141,62 +149,23 @@ class Metrics:
         for actuator in actuators:
             self.actions.labels(actuator, "failed")
 
-    def observe_run(self, kind: str, run: WatchdogRun) -> None:
+    def observe_run(self, kind: str, run: WatchdogRun, subject_metrics: str = "auto") -> None:
+        verdicts = run.verdicts
         self.watchdog_status.labels(run.watchdog).set(run.status)
         self.last_run.labels(run.watchdog).set(run.started_at)
         self.duration.labels(run.watchdog).observe(run.duration_s)
-        self._forget_gone_subjects(kind, run)
-        for verdict in run.verdicts:
-            value = verdict.value if verdict.value is not None else float("nan")
-            self.watchdog_value.labels(run.watchdog, verdict.subject).set(value)
-            self._observe_kind(kind, run.watchdog, verdict.subject, value)
-
-    def _forget_gone_subjects(self, kind: str, run: WatchdogRun) -> None:
-        """Drop the series of subjects this run no longer judges (all, if a reload changed
-        the watchdog's kind), so that the series published are the subjects judged now."""
-        subjects = {verdict.subject for verdict in run.verdicts}
-        old_kind, before = self._published.get(run.watchdog, (kind, set()))
-        self._published[run.watchdog] = (kind, subjects)
-        for subject in before if old_kind != kind else before - subjects:
-            self._forget_subject(old_kind, run.watchdog, subject)
-
-    def _observe_kind(self, kind: str, watchdog: str, subject: str, value: float) -> None:
-        found = self._kind_series(kind, watchdog, subject)
-        if found is not None:
-            gauge, labels = found
-            gauge.labels(*labels).set(value)
-
-    def _forget_subject(self, kind: str, watchdog: str, subject: str) -> None:
-        """Drop a subject the watchdog no longer judges. Subjects are configured names, but
-        prometheus_query's are the labels of whatever series its query returns: without
-        this, every series that ever answered would stay published, frozen, for good."""
-        self.watchdog_value.remove(watchdog, subject)
-        found = self._kind_series(kind, watchdog, subject)
-        if found is not None and found[1]:
-            gauge, labels = found
-            gauge.remove(*labels)
-
-    def _kind_series(
-        self, kind: str, watchdog: str, subject: str
-    ) -> tuple[Gauge, list[str]] | None:
-        """The kind's own gauge and the label values a verdict about `subject` feeds."""
-        if kind not in self.kind_gauges:
-            return None
-        spec, gauge = self.kind_gauges[kind]
-        if spec.subject is not None and subject != spec.subject:
-            return None
-        labels = [watchdog] if spec.watchdog_label else []
-        return gauge, labels + ([subject] if spec.subject_label else [])
+        for status in Status:
+            self.subjects.labels(run.watchdog, status.name).set(verdicts.counts[status])
+        top = verdicts.max_value
+        self.value_max.labels(run.watchdog).set(math.nan if top is None else top)
+        self.subject_series.observe(run.watchdog, kind, verdicts, subject_metrics)
 
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
-        per_watchdog = [self.watchdog_status, self.watchdog_value, self.last_run, self.duration]
-        per_watchdog.append(self.check_cut_offs)
-        per_watchdog += [gauge for spec, gauge in self.kind_gauges.values() if spec.watchdog_label]
+        per_watchdog = [self.watchdog_status, self.last_run, self.duration, self.check_cut_offs]
+        per_watchdog += [self.subjects, self.value_max]
         for name in names:
-            kind, subjects = self._published.pop(name, ("", set()))
-            for subject in subjects:  # also the kind gauges without a watchdog label (lock TTL)
-                self._forget_subject(kind, name, subject)
+            self.subject_series.forget(name)  # its subjects, in every gauge
             for metric in per_watchdog:
                 metric.remove_by_labels({"watchdog": name})
 

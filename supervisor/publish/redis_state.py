@@ -18,8 +18,10 @@ from supervisor.constants import (
     STATE_KEY,
     WATCHDOG_KEY,
 )
-from supervisor.model import WatchdogRun
+from supervisor.model import Status, Verdicts, WatchdogRun
 from supervisor.quantities import format_value
+
+VALUES_SHOWN = 10  # subjects whose value the `value` field of {ns}:watchdog:{name} names
 
 
 @dataclass(frozen=True)
@@ -72,16 +74,29 @@ class StatePublisher:
 
 
 def run_fields(run: WatchdogRun) -> dict[str, str]:
-    values = [v for v in run.verdicts if v.value is not None]
     return {
         "status": run.status.name,
-        "value": "; ".join(f"{v.subject}={format_value(v.value, v.unit)}" for v in values),
+        "value": shown_values(run.verdicts),
         "reason": run.reason,
         "last_run": f"{run.started_at:.3f}",
         "next_run": f"{run.next_run:.3f}" if run.next_run is not None else "",
         "streak": str(run.streak),
         "duration_ms": f"{run.duration_s * 1000:.1f}",
     }
+
+
+def shown_values(verdicts: Verdicts) -> str:
+    """`subject=value; ...` of at most VALUES_SHOWN subjects, then how many more: with more
+    subjects than that, the worst first (100,000 instruments are not written every second)."""
+    if len(verdicts) <= VALUES_SHOWN:
+        chosen = list(verdicts)
+    else:
+        chosen = []
+        for status in (Status.CRITICAL, Status.BREACH, Status.UNKNOWN, Status.WARN, Status.OK):
+            chosen += verdicts.with_status(status, VALUES_SHOWN - len(chosen))
+    shown = [f"{v.subject}={format_value(v.value, v.unit)}" for v in chosen if v.value is not None]
+    more = len(verdicts) - len(chosen)
+    return "; ".join(shown) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _strings(fields: dict[str, object]) -> dict[str, str]:

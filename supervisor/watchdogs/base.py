@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import abc
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import anyio
 
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.errors import SourceError
-from supervisor.model import Remedy, Status, Verdict
+from supervisor.model import Remedy, Status, Verdict, Verdicts
 from supervisor.quantities import format_duration
 from supervisor.sessions import Session
 
@@ -38,39 +39,49 @@ class Watchdog(abc.ABC):
         """What this watchdog judges, one verdict each (instruments, keys, queries...)."""
 
     @abc.abstractmethod
-    async def check(self, now: float, session_opened_at: float | None) -> list[Verdict]:
+    async def check(self, now: float, session_opened_at: float | None) -> Sequence[Verdict]:
         """Read and judge. May raise; `evaluate` turns exceptions into UNKNOWN."""
+
+    async def recheck(self, now: float, session_opened_at: float | None) -> Sequence[Verdict]:
+        """A deadline re-run: the daemon runs the watchdog again because a verdict's
+        `deadline` came due. A watchdog that remembers its last verdicts may re-read only
+        the subjects that came due and keep the others; by default, a full check."""
+        return await self.check(now, session_opened_at)
 
     def remedies(self) -> list[Remedy]:
         """Repairs the last check proposes; the daemon decides whether to apply them."""
         return []
 
-    def all_subjects(self, status: Status, reason: str) -> list[Verdict]:
-        return [Verdict(self.name, subject, status, reason) for subject in self.subjects]
+    def all_subjects(self, status: Status, reason: str) -> Verdicts:
+        return Verdicts.uniform(self.name, self.subjects, status, reason)
 
 
 @dataclass(frozen=True)
 class Evaluation:
-    verdicts: list[Verdict]
+    verdicts: Verdicts
     cut_off: bool = False  # the check did not finish within its timeout
 
 
-async def evaluate(watchdog: Watchdog, session: Session | None, now: float) -> list[Verdict]:
+async def evaluate(watchdog: Watchdog, session: Session | None, now: float) -> Verdicts:
     """One evaluation's verdicts (for `check` and tests); see `run_check`."""
     return (await run_check(watchdog, session, now)).verdicts
 
 
-async def run_check(watchdog: Watchdog, session: Session | None, now: float) -> Evaluation:
-    """Check once under the session gate and the timeout; a failure becomes UNKNOWN."""
+async def run_check(
+    watchdog: Watchdog, session: Session | None, now: float, *, deadline_run: bool = False
+) -> Evaluation:
+    """Check once under the session gate and the timeout; a failure becomes UNKNOWN.
+    `deadline_run`: the run was brought forward to a verdict's deadline (`recheck`)."""
     opened_at = None
     if session is not None:
         opened_at = session.opened_at(now)
         if opened_at is None:
             return Evaluation(watchdog.all_subjects(Status.OK, f"session closed ({session.name})"))
     timeout_s = watchdog.config.check_timeout_s
+    read = watchdog.recheck if deadline_run else watchdog.check
     try:
         with anyio.fail_after(timeout_s):
-            return Evaluation(await watchdog.check(now, opened_at))
+            return Evaluation(Verdicts.of(await read(now, opened_at)))
     except TimeoutError:
         reason = f"check timed out after {format_duration(timeout_s)}"
         return Evaluation(watchdog.all_subjects(Status.UNKNOWN, reason), cut_off=True)

@@ -1,37 +1,29 @@
 """tick_freshness: how old is the newest tick of each instrument?
 
-Every instrument is read in one pipeline. The timestamp may be a plain value, a hash
-`field`, a `json_field` (jmespath) of a JSON value, or the newest entry of a `stream` (its
-id, or its `field`). During a session the age counts from the later of the tick and the
-session open, so yesterday's last tick does not breach the moment the market opens.
+Every instrument is read in one round trip, in bounded batches (tick_reads). The timestamp
+may be a plain value, a hash `field`, a `json_field` (jmespath) of a JSON value, or the
+newest entry of a `stream` (its id, or its `field`). During a session the age counts from
+the later of the tick and the session open, so yesterday's last tick does not breach the
+moment the market opens. A fresh instrument costs a comparison (tick_judge); a deadline
+re-run reads only the instruments whose deadline came due.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Literal
 
-import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
 from supervisor.config.types import Duration, JmesPath, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
-from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
-from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
-from supervisor.model import Status, Verdict
-from supervisor.quantities import format_duration
-from supervisor.sources.redis import Command, batch
-from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
+from supervisor.model import Verdict, Verdicts
+from supervisor.timestamps import TimestampUnit
 from supervisor.watchdogs.base import Watchdog
-from supervisor.watchdogs.json_field import json_field
-from supervisor.watchdogs.thresholds import judge_above
-
-
-class Missing(LookupError):
-    """The key (or field, or stream entry) holding the tick does not exist."""
+from supervisor.watchdogs.tick_judge import Reading, TickJudge
+from supervisor.watchdogs.tick_reads import TickReads
 
 
 class TickFreshnessConfig(WatchdogBase, AgeThresholds):
@@ -63,107 +55,51 @@ class TickFreshness(Watchdog):
     def __init__(self, config: TickFreshnessConfig, redis: Redis) -> None:
         super().__init__(config)
         self.redis = redis
-        self._json_path = jmespath.compile(config.json_field) if config.json_field else None
+        self._subjects = list(config.instruments)
+        keys = [config.key.replace("{instrument}", i) for i in self._subjects]
+        self.reads = TickReads(keys, config.field, config.stream)
+        self.judge = TickJudge(config)
+        self._last: Reading | None = None  # the last complete reading, for deadline re-runs
 
     @property
     def subjects(self) -> list[str]:
-        return list(self.config.instruments)
+        return self._subjects
 
-    def key_for(self, instrument: str) -> str:
-        return self.config.key.replace("{instrument}", instrument)
+    async def check(self, now: float, session_opened_at: float | None) -> Verdicts:
+        """Read every instrument and judge."""
+        self._last = None  # a check cut off or failing leaves nothing to merge into
+        replies = await self.reads.read(self.redis)
+        counted, not_ok = self.judge.judge(range(len(replies)), replies, now, session_opened_at)
+        self._last = Reading(counted, not_ok, session_opened_at)
+        return self.judge.verdicts(self._last, now)
 
-    def command_for(self, instrument: str) -> Command:
-        key = self.key_for(instrument)
-        if self.config.stream:
-            return ("XREVRANGE", key, "+", "-", "COUNT", 1)
-        if self.config.field:
-            return ("HGET", key, self.config.field)
-        return ("GET", key)
+    async def recheck(self, now: float, session_opened_at: float | None) -> Verdicts:
+        """A deadline re-run: read only the instruments whose deadline came due and keep the
+        last verdicts of the others. Their status cannot have got worse since (that moment
+        would be their deadline); a tick can only make them fresher, which the next regular
+        run reads. Without a complete last reading of this session, a full check."""
+        last = self._last
+        if last is None or last.opened_at != session_opened_at:
+            return await self.check(now, session_opened_at)
+        due = self.judge.due(last, now)
+        if due:
+            replies = await self.reads.read(self.redis, due)
+            last = self._last = merge(
+                last, due, self.judge.judge(due, replies, now, last.opened_at)
+            )
+        return self.judge.verdicts(last, now)
 
-    async def check(self, now: float, session_opened_at: float | None) -> list[Verdict]:
-        replies = await batch(self.redis, [self.command_for(i) for i in self.subjects])
-        return [
-            self.judge(instrument, reply, now, session_opened_at)
-            for instrument, reply in zip(self.subjects, replies, strict=True)
-        ]
 
-    def judge(self, instrument: str, reply: object, now: float, opened_at: float | None) -> Verdict:
-        if isinstance(reply, Exception):
-            reason = f"{instrument}: redis error: {first_line(reply)}"
-            return Verdict(self.name, instrument, Status.UNKNOWN, reason)
-        try:
-            tick_at = self.tick_time(reply)
-        except Missing as exc:
-            reason = f"{instrument}: no tick ({exc})"
-            return Verdict(self.name, instrument, Status.BREACH, reason)
-        except ValueError as exc:
-            reason = f"{instrument}: unreadable tick timestamp: {exc}"
-            return Verdict(self.name, instrument, Status.UNKNOWN, reason)
-        return self.judge_age(instrument, tick_at, now, opened_at)
-
-    def tick_time(self, reply: object) -> float:
-        """Epoch seconds of the newest tick in a reply; Missing or ValueError otherwise."""
-        if self.config.stream:
-            return self._stream_time(reply)
-        if reply is None:
-            what = f"field {self.config.field!r}" if self.config.field else "key"
-            raise Missing(f"{what} missing")
-        if self._json_path is not None:
-            assert self.config.json_field is not None
-            value = json_field(self._json_path, self.config.json_field, reply)
-            return parse_timestamp(value, self.config.unit)
-        return parse_timestamp(reply, self.config.unit)
-
-    def _json_value(self, reply: object) -> object:
-        """The shared reader turns whatever jmespath raises on this document (a function fed
-        mixed types raises TypeError) into a ValueError: this instrument's UNKNOWN, never an
-        exception that blinds the whole watchdog to the other instruments."""
-        assert self._json_path is not None and self.config.json_field is not None
-        return json_field(self._json_path, self.config.json_field, reply)
-
-    def _stream_time(self, reply: object) -> float:
-        if not isinstance(reply, list) or not reply:
-            raise Missing("stream missing or empty")
-        entry = reply[0]
-        if not isinstance(entry, list | tuple) or len(entry) != 2:
-            raise ValueError("unexpected stream entry shape")
-        entry_id, fields = entry
-        if not self.config.field:
-            return parse_stream_id(entry_id)
-        value = fields.get(self.config.field.encode()) if isinstance(fields, dict) else None
-        if value is None:
-            raise Missing(f"newest stream entry has no field {self.config.field!r}")
-        return parse_timestamp(value, self.config.unit)
-
-    def judge_age(
-        self, instrument: str, tick_at: float, now: float, opened_at: float | None
-    ) -> Verdict:
-        ahead = tick_at - now
-        if ahead > self.config.max_future_s:
-            reason = f"{instrument}: tick timestamp {format_duration(ahead)} in the future"
-            return Verdict(self.name, instrument, Status.UNKNOWN, reason + " (clock skew?)")
-        counted_from = max(tick_at, opened_at or -math.inf)
-        age = max(0.0, now - counted_from)
-        cfg = self.config
-        judgement = judge_above(age, cfg.warn_s, cfg.breach_s, cfg.critical_s)
-        reason = f"{instrument} age {format_duration(age)}"
-        if judgement.threshold is not None:
-            reason += f" > {format_duration(judgement.threshold)}"
-        if counted_from > tick_at:
-            reason += " (no tick since the session opened)"
-        deadline = None
-        if judgement.next_threshold is not None:
-            deadline = counted_from + judgement.next_threshold + DEADLINE_EPSILON_S
-        return Verdict(
-            self.name,
-            instrument,
-            judgement.status,
-            reason,
-            value=age,
-            unit="s",
-            threshold=judgement.threshold if judgement.threshold is not None else cfg.breach_s,
-            deadline=deadline,
-        )
+def merge(last: Reading, due: list[int], fresh: tuple[list[float], dict[int, Verdict]]) -> Reading:
+    """`last` with the instruments at `due` judged anew: a new Reading (the old one may still
+    be read, through the verdicts of the run that made it)."""
+    counted, not_ok = last.counted.copy(), dict(last.not_ok)
+    fresh_counted, fresh_not_ok = fresh
+    for i, since in zip(due, fresh_counted, strict=True):
+        counted[i] = since
+        not_ok.pop(i, None)
+    not_ok.update(fresh_not_ok)
+    return Reading(counted, dict(sorted(not_ok.items())), last.opened_at)
 
 
 KIND = WatchdogKind(

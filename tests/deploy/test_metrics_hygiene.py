@@ -20,6 +20,8 @@ DESIGN_METRICS = {  # DESIGN.md, "What it publishes": other branches and dashboa
     "supervisor_health_state",
     "supervisor_watchdog_status",
     "supervisor_watchdog_value",
+    "supervisor_watchdog_subjects",
+    "supervisor_watchdog_value_max",
     "supervisor_watchdog_last_run_timestamp_seconds",
     "supervisor_watchdog_duration_seconds_bucket",
     "supervisor_breaker_tripped",
@@ -55,6 +57,7 @@ ALLOWED_LABEL_VALUES = {
         "poison",
     },
     "version": {__version__},
+    "status": {"OK", "WARN", "BREACH", "CRITICAL", "UNKNOWN"},
 }
 HISTOGRAM_LABELS = {"le"}  # the buckets: fixed in supervisor/publish/metrics.py
 

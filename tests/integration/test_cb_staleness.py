@@ -15,7 +15,7 @@ from supervisor.actuators.redis_breaker import RedisBreaker, RedisBreakerConfig
 from supervisor.config.sections import RedisSection
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.kinds import kind_gauges
-from supervisor.model import Decision, Status, Verdict, WatchdogRun
+from supervisor.model import Decision, Status, Verdict, Verdicts, WatchdogRun
 from supervisor.protection import rules_for
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.redis import connect
@@ -190,7 +190,9 @@ async def test_gauge_is_the_age(redis: Redis) -> None:
     await write_breaker(redis, now - 3)
     verdicts = await watchdog(redis).check(now, None)
     metrics = Metrics(kind_gauges=kind_gauges())
-    metrics.observe_run("cb_staleness", WatchdogRun("cb_staleness", Status.OK, verdicts, now, 0.0))
+    metrics.observe_run(
+        "cb_staleness", WatchdogRun("cb_staleness", Status.OK, Verdicts.of(verdicts), now, 0.0)
+    )
     sample = metrics.registry.get_sample_value
     age = sample("supervisor_cb_staleness_seconds", {"watchdog": "cb_staleness"})
     assert age == pytest.approx(3.0)

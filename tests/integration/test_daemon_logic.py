@@ -10,7 +10,9 @@ import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -19,11 +21,13 @@ from redis.asyncio import Redis
 
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
+from supervisor.daemon import cycle as cycle_module
 from supervisor.kinds import kind_gauges
 from supervisor.latch import engaged_key, reset_key
 from supervisor.model import Decision, Health, Status, TradingState
 from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
+from supervisor.watchdogs.base import Evaluation, run_check
 from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -545,3 +549,37 @@ async def test_a_check_cut_off_run_after_run_degrades_health_and_says_so(
         await settle(daemon)
         await daemon.context.assembly.close()
         daemon.context.notifier.close()
+
+
+async def idle_job(*_args: object) -> None:
+    """A scheduled job that does nothing: the test runs the cycle itself."""
+
+
+async def test_a_deadline_re_run_is_armed_from_the_end_of_the_run(
+    supervisor: Supervisor, redis: Redis, clock: Clock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A run that takes a while (here 0.2 s on the daemon's clock, as 100,000 instruments
+    do) arms the next deadline from its end: armed from its start, the re-run would come
+    that much late."""
+    real_check = run_check
+
+    async def slow_check(*args: Any, **kwargs: Any) -> Evaluation:
+        evaluation = await real_check(*args, **kwargs)
+        clock.now += 0.2
+        return evaluation
+
+    monkeypatch.setattr(cycle_module, "run_check", slow_check)
+    schedule = supervisor.schedule
+    schedule.start({"w1": 1.0}, idle_job, idle_job)
+    try:
+        schedule.pause()
+        assert schedule.scheduler is not None
+        job = schedule.scheduler.get_job("w1")
+        job.modify(next_run_time=datetime.now(UTC) + timedelta(seconds=5))
+        await stale_tick(redis, clock, age_s=4.5)  # warns (5 s) 0.5 s after the run starts
+        await supervisor.cycle.run("w1")
+        delay_s = (job.next_run_time - datetime.now(UTC)).total_seconds()
+        assert 0 < delay_s < 0.4  # 0.3 s after the run's end, not 0.5 s
+        assert schedule.is_deadline_run("w1")
+    finally:
+        schedule.stop()

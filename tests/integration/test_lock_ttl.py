@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -33,7 +34,7 @@ def watchdog(redis: Redis, **overrides: Any) -> LockTtl:
     return LockTtl(config, redis)
 
 
-def by_subject(verdicts: list[Verdict]) -> dict[str, Verdict]:
+def by_subject(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
     return {v.subject: v for v in verdicts}
 
 

@@ -16,7 +16,7 @@ from supervisor.clients import Clients
 from supervisor.config.loading import load_config, redacted
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges, watchdog_kind
-from supervisor.model import Status, Verdict, WatchdogRun
+from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
 from supervisor.protection import unmet_needs
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import evaluate
@@ -238,7 +238,9 @@ async def test_registered_and_feeds_its_gauge(
     watchdog = watchdog_kind("margin").build(cfg, Clients(redis, http_client))
     verdicts = await evaluate(watchdog, None, time.time())
     metrics = Metrics(kind_gauges=kind_gauges())
-    metrics.observe_run("margin", WatchdogRun("margin", Status.BREACH, verdicts, time.time(), 0.01))
+    metrics.observe_run(
+        "margin", WatchdogRun("margin", Status.BREACH, Verdicts.of(verdicts), time.time(), 0.01)
+    )
     value = metrics.registry.get_sample_value(
         "supervisor_margin_utilization_ratio", {"watchdog": "margin"}
     )

@@ -4,7 +4,7 @@ and the database going away mid-run and coming back."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import asyncpg
@@ -15,7 +15,7 @@ from supervisor.clients import open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges
-from supervisor.model import Status, Verdict, WatchdogRun
+from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
 from supervisor.protection import build_protection
 from supervisor.publish.metrics import Metrics
 from supervisor.sources.postgres import Postgres
@@ -86,7 +86,7 @@ def watchdog(source: Postgres, **overrides: Any) -> PoisonQueue:
     return PoisonQueue(PoisonQueueConfig.model_validate({**fields, **overrides}), source)
 
 
-def by_subject(verdicts: list[Verdict]) -> dict[str, Verdict]:
+def by_subject(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
     return {v.subject: v for v in verdicts}
 
 
@@ -334,7 +334,9 @@ def test_only_the_count_feeds_the_poison_queue_gauge() -> None:
         Verdict("pq", "poison", Status.BREACH, "", 12.0, "rows"),
         Verdict("pq", "oldest", Status.OK, "", 600.0, "s"),
     ]
-    metrics.observe_run("poison_queue", WatchdogRun("pq", Status.BREACH, verdicts, 0.0, 0.01))
+    metrics.observe_run(
+        "poison_queue", WatchdogRun("pq", Status.BREACH, Verdicts.of(verdicts), 0.0, 0.01)
+    )
     sample = metrics.registry.get_sample_value
     assert sample("supervisor_poison_queue_size", {"watchdog": "pq"}) == 12.0
     assert sample("supervisor_watchdog_value", {"watchdog": "pq", "subject": "oldest"}) == 600.0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Sequence
 from typing import Any
 
 import pytest
@@ -30,7 +31,7 @@ def watchdog(redis: Redis, **overrides: Any) -> TickFreshness:
     return TickFreshness(TickFreshnessConfig.model_validate({**fields, **overrides}), redis)
 
 
-def by_subject(verdicts: list[Verdict]) -> dict[str, Verdict]:
+def by_subject(verdicts: Sequence[Verdict]) -> dict[str, Verdict]:
     return {v.subject: v for v in verdicts}
 
 

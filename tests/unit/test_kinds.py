@@ -108,7 +108,7 @@ def test_the_registered_gauges_are_what_metrics_registers() -> None:
     plain = names(Metrics(CollectorRegistry(), kind_gauges={}))
     full = Metrics(CollectorRegistry(), kind_gauges=gauges)
     assert names(full) - plain == {gauge.name for gauge in gauges.values()}
-    assert {kind: spec for kind, (spec, _gauge) in full.kind_gauges.items()} == gauges
+    assert full.kind_gauges == gauges
     assert set(gauges) == {
         "tick_freshness",
         "lock_ttl",

@@ -7,8 +7,9 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from supervisor.kinds import kind_gauges
-from supervisor.model import Status, Verdict, WatchdogRun
+from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
 from supervisor.publish.metrics import Metrics
+from supervisor.publish.subject_metrics import NOT_OK_SERIES_MAX
 
 
 @pytest.fixture
@@ -21,7 +22,7 @@ def run(watchdog: str, values: dict[str, float]) -> WatchdogRun:
         Verdict(watchdog, subject, Status.OK, "fine", value=value)
         for subject, value in values.items()
     ]
-    return WatchdogRun(watchdog, Status.OK, verdicts, started_at=1000.0, duration_s=0.01)
+    return WatchdogRun(watchdog, Status.OK, Verdicts.of(verdicts), 1000.0, 0.01)
 
 
 def value(metrics: Metrics, name: str, **labels: str) -> float | None:
@@ -76,3 +77,76 @@ def test_a_watchdog_whose_kind_changed_keeps_only_its_new_kinds_series(
     metrics.observe_run("redis_value", run("w", {"k": 7.0}))
     assert value(metrics, "supervisor_lock_ttl_seconds", key="k") is None
     assert value(metrics, "supervisor_watchdog_value", watchdog="w", subject="k") == 7.0
+
+
+def verdicts(count: int, not_ok: dict[int, Status]) -> Verdicts:
+    """`count` tick ages: subject i is i seconds old, with the statuses given, else OK."""
+    return Verdicts.of(
+        [
+            Verdict("ticks", f"I{i}", not_ok.get(i, Status.OK), "r", value=float(i), unit="s")
+            for i in range(count)
+        ]
+    )
+
+
+def observe(metrics: Metrics, judged: Verdicts, mode: str = "auto") -> None:
+    run = WatchdogRun("ticks", judged.worst, judged, 1000.0, 0.01)
+    metrics.observe_run("tick_freshness", run, mode)
+
+
+def series(metrics: Metrics, name: str) -> set[str]:
+    """The subjects (or instruments) that have a series of `name`."""
+    found = set()
+    for family in metrics.registry.collect():
+        for sample in family.samples:
+            if sample.name == name:
+                found.add(sample.labels.get("subject") or sample.labels["instrument"])
+    return found
+
+
+def test_auto_gives_every_subject_a_series_up_to_a_thousand(metrics: Metrics) -> None:
+    observe(metrics, verdicts(1000, {7: Status.BREACH}))
+    assert len(series(metrics, "supervisor_tick_age_seconds")) == 1000
+    assert len(series(metrics, "supervisor_watchdog_value")) == 1000
+
+
+def test_auto_above_a_thousand_publishes_only_what_is_not_ok(metrics: Metrics) -> None:
+    observe(metrics, verdicts(1001, {7: Status.BREACH, 900: Status.WARN}))
+    assert series(metrics, "supervisor_tick_age_seconds") == {"I7", "I900"}
+    assert series(metrics, "supervisor_watchdog_value") == {"I7", "I900"}
+    assert value(metrics, "supervisor_tick_age_seconds", watchdog="ticks", instrument="I7") == 7
+
+
+def test_a_subject_ok_again_loses_its_series(metrics: Metrics) -> None:
+    observe(metrics, verdicts(50, {3: Status.BREACH, 4: Status.UNKNOWN}), "not_ok")
+    observe(metrics, verdicts(50, {4: Status.UNKNOWN}), "not_ok")
+    assert series(metrics, "supervisor_tick_age_seconds") == {"I4"}
+    observe(metrics, verdicts(50, {}), "not_ok")
+    assert series(metrics, "supervisor_watchdog_value") == set()
+
+
+def test_not_ok_series_are_capped_at_the_worst(metrics: Metrics) -> None:
+    failing = dict.fromkeys(range(3000), Status.WARN) | {2999: Status.CRITICAL}
+    observe(metrics, verdicts(3000, failing), "not_ok")
+    published = series(metrics, "supervisor_watchdog_value")
+    assert len(published) == NOT_OK_SERIES_MAX
+    assert "I2999" in published  # the CRITICAL one first
+
+
+def test_none_publishes_no_subject_but_the_aggregates(metrics: Metrics) -> None:
+    observe(metrics, verdicts(10, {2: Status.BREACH}), "all")
+    observe(metrics, verdicts(10, {2: Status.BREACH, 3: Status.UNKNOWN}), "none")
+    assert series(metrics, "supervisor_watchdog_value") == set()
+    subjects = "supervisor_watchdog_subjects"
+    assert value(metrics, subjects, watchdog="ticks", status="OK") == 8
+    assert value(metrics, subjects, watchdog="ticks", status="BREACH") == 1
+    assert value(metrics, subjects, watchdog="ticks", status="UNKNOWN") == 1
+    assert value(metrics, subjects, watchdog="ticks", status="CRITICAL") == 0
+    assert value(metrics, "supervisor_watchdog_value_max", watchdog="ticks") == 9
+
+
+def test_forgetting_a_watchdog_drops_its_aggregates(metrics: Metrics) -> None:
+    observe(metrics, verdicts(3, {}))
+    metrics.forget_watchdogs(["ticks"])
+    assert value(metrics, "supervisor_watchdog_subjects", watchdog="ticks", status="OK") is None
+    assert value(metrics, "supervisor_watchdog_value_max", watchdog="ticks") is None

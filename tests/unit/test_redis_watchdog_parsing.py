@@ -133,7 +133,7 @@ def test_tick_freshness_judges_anything(reply: object, now: float) -> None:
     """One instrument's bad data is that instrument's UNKNOWN: an exception would make the
     whole check UNKNOWN and blind the watchdog to the other instruments going stale."""
     for dog in TICK_FRESHNESS:
-        verdict = dog.judge("SPX", reply, now, None)
+        verdict = judge_tick(dog, reply, now)
         assert isinstance(verdict, Verdict) and verdict.reason.startswith("SPX")
         if verdict.value is not None:
             assert math.isfinite(verdict.value) and verdict.value >= 0
@@ -180,3 +180,12 @@ def test_owner_values_are_never_shown_whole(owner: bytes) -> None:
     assert len(shown) <= 2 * 4 * 12 + 3  # quoted, escaped, 12 characters at most
     text = owner.decode("utf-8", "replace")
     assert shown.endswith("…") == (len(text) > 12)
+
+
+def judge_tick(dog: TickFreshness, reply: object, now: float) -> Verdict:
+    """The verdict on the watchdog's first instrument for one reply (an OK one is built from
+    the instant its age counts from, as a run builds it)."""
+    outcome = dog.judge.judge_one(0, reply, now, None)
+    if isinstance(outcome, Verdict):
+        return outcome
+    return dog.judge.ok_verdict(dog.subjects[0], outcome, now, None)

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp
+from supervisor.timestamps import TimestampUnit, parse_stream_id, parse_timestamp, quick_seconds
 
 UNITS: tuple[TimestampUnit, ...] = get_args(TimestampUnit)
 EPOCH_UNITS: tuple[TimestampUnit, ...] = ("s", "ms", "us", "ns")
@@ -227,3 +227,39 @@ def test_text_shaped_like_a_timestamp_is_epoch_seconds_or_a_value_error(
 )
 def test_iso_times_at_the_ends_of_the_calendar_are_a_value_error_or_a_number(text: str) -> None:
     assert_finite_or_value_error(parse_timestamp, text, "iso")
+
+
+NUMBER_LIKE = st.one_of(
+    st.binary(max_size=80),
+    st.text(alphabet="0123456789-+._eE infatyINFATY\t\n\x0b\x0c\r\x1c", max_size=70).map(
+        str.encode
+    ),
+    st.floats(allow_nan=True, allow_infinity=True).map(lambda f: repr(f).encode()),
+    st.integers(min_value=-(10**22), max_value=10**22).map(lambda i: str(i).encode()),
+    st.builds(lambda s, ms: f"{s}.{ms}".encode(), EPOCH_S, st.integers(0, 999)),
+)
+
+
+@settings(max_examples=2000)
+@given(NUMBER_LIKE, st.sampled_from(UNITS))
+def test_the_quick_parse_agrees_with_the_full_one_whenever_it_answers(
+    raw: bytes, unit: TimestampUnit
+) -> None:
+    quick = quick_seconds(raw, unit)
+    if math.isnan(quick):
+        return  # the full parse decides, with its reason
+    assert parse_timestamp(raw, unit) == quick
+
+
+@pytest.mark.parametrize(
+    "raw", [b"1700000000", b"1700000000.25", b"1700000000123", b"1700000000123456", b" 17e8 "]
+)
+def test_the_quick_parse_takes_the_common_epochs(raw: bytes) -> None:
+    assert quick_seconds(raw) == parse_timestamp(raw)
+
+
+@pytest.mark.parametrize(
+    "raw", [b"1_700_000_000", b"inf", b"nan", b"-5", b"0", b"2024-01-01T00:00:00Z", b"", b"9" * 70]
+)
+def test_the_quick_parse_leaves_everything_else_to_the_full_one(raw: bytes) -> None:
+    assert math.isnan(quick_seconds(raw))
