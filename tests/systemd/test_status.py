@@ -55,7 +55,7 @@ def test_journal_shows_the_trip_at_warning_and_an_outage_at_error(stack: Stack) 
         return next(p for m, p in by_message.items() if needle in m)
 
     assert priority_of("trading_state=REDUCE_ONLY (was ACTIVE)") == "4"
-    assert priority_of("incident=") == "4"
+    assert priority_of(" opened: ") == "4"  # the incident line (the audit line is INFO)
     assert priority_of(OUTAGE) == "3"
     assert priority_of("started version=") == "6"
     assert not [m for m in by_message if m.startswith("<")]  # journald took every prefix
