@@ -127,9 +127,10 @@ class Schedule:
         next_in_s = (next_run - system_now).total_seconds()
         if verdicts.earliest_deadline is not None:
             deadline_in_s = max(verdicts.earliest_deadline - now, MIN_RESCHEDULE_S)
-            # Put a regular run off for a deadline once at most: deadlines coming one after
-            # another must not starve the full reads.
-            busy_s = 0.0 if displaced is not None else self._busy_s(name)
+            # A regular run whose time has come is not put off again: deadlines coming one
+            # after another must not starve the full reads.
+            overdue = displaced is not None and displaced <= system_now
+            busy_s = 0.0 if overdue else self._busy_s(name)
             if deadline_in_s < next_in_s + busy_s:
                 self._displaced[name] = next_run
                 job.modify(next_run_time=system_now + timedelta(seconds=deadline_in_s))
