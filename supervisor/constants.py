@@ -19,8 +19,9 @@ HOUSEKEEPING_INTERVAL_S = 1.0
 HEARTBEAT_TTL_CYCLES = 3  # the heartbeat expires within 3 quiet cycles
 WATCHDOG_LATE_FACTOR = 2.0  # a watchdog that has not run within 2x its interval is late
 
-# A deadline re-run lands this far after a threshold so that `age > threshold` holds.
-DEADLINE_EPSILON_S = 0.002
+# A deadline re-run lands this far after a threshold so that `age > threshold` holds (the
+# scheduler never runs a job early; were it to, the re-run would just come again 10 ms later).
+DEADLINE_EPSILON_S = 0.001
 
 # Two-phase shutdown: how long in-flight checks and actions may finish.
 SHUTDOWN_GRACE_S = 1.5

@@ -127,12 +127,19 @@ class Schedule:
         next_in_s = (next_run - system_now).total_seconds()
         if verdicts.earliest_deadline is not None:
             deadline_in_s = max(verdicts.earliest_deadline - now, MIN_RESCHEDULE_S)
-            busy_s = REGULAR_RUN_MARGIN * self._regular_s.get(name, 0.0) + MIN_RESCHEDULE_S
+            # A regular run whose time has come is not put off again: deadlines coming one
+            # after another must not starve the full reads.
+            overdue = displaced is not None and displaced <= system_now
+            busy_s = 0.0 if overdue else self._busy_s(name)
             if deadline_in_s < next_in_s + busy_s:
                 self._displaced[name] = next_run
                 job.modify(next_run_time=system_now + timedelta(seconds=deadline_in_s))
                 next_in_s = deadline_in_s
         return now + next_in_s
+
+    def _busy_s(self, name: str) -> float:
+        """How long the next regular run may read, by the last one, with a margin."""
+        return REGULAR_RUN_MARGIN * self._regular_s.get(name, 0.0) + MIN_RESCHEDULE_S
 
     async def follow_clock_steps(self, replan: Callable[[], None]) -> None:
         """APScheduler plans on the system clock: stepped back an hour, it would sleep until

@@ -95,3 +95,16 @@ async def test_a_deadline_while_the_regular_run_would_still_read_goes_first(
     set_next_run(schedule, regular + timedelta(seconds=1.05))  # what the trigger would say
     schedule.rearm("w", due_at(None), time.time(), 0.001)
     assert next_run(schedule) <= datetime.now(UTC) + timedelta(seconds=MIN_RESCHEDULE_S)
+
+
+async def test_a_regular_run_is_put_off_for_a_deadline_once_at_most(schedule: Schedule) -> None:
+    regular = datetime.now(UTC) + timedelta(seconds=0.05)
+    set_next_run(schedule, regular)
+    now = time.time()
+    schedule.rearm("w", due_at(now + 0.1), now, 0.2)  # put off once
+    await anyio.sleep(0.1)
+    set_next_run(schedule, regular + timedelta(seconds=1.05))
+    now = time.time()
+    schedule.rearm("w", due_at(now + 0.02), now, 0.001)  # another deadline right behind
+    assert not schedule.is_deadline_run("w")  # the overdue regular run goes now
+    assert next_run(schedule) <= datetime.now(UTC) + timedelta(seconds=MIN_RESCHEDULE_S)
