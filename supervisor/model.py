@@ -81,6 +81,9 @@ class Decision:
     at: float
     escalated_from: tuple[str, ...] = ()  # actuators that failed on the way here
     origin: Origin = Origin.WATCHDOG
+    # The HA lease's fencing token of the term in which it was first ordered (None with [ha]
+    # off): carried in the action (Idempotency-Key, X-Fencing-Token, breaker history entry).
+    fencing_token: int | None = None
 
     @property
     def source(self) -> str:

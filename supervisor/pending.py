@@ -71,8 +71,15 @@ class Order:
             at=float(raw["at"]),
             escalated_from=tuple(str(name) for name in raw.get("escalated_from", ())),
             origin=Origin(str(raw.get("origin", Origin.WATCHDOG.value))),
+            fencing_token=_token(raw.get("fencing_token")),
         )
         return cls(str(data["actuator"]), decision, after_reset)
+
+
+def _token(raw: object) -> int | None:
+    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int)):
+        raise TypeError("fencing_token must be an integer")
+    return raw
 
 
 def order(actuator: str, decision: Decision, after_reset: int | None) -> Order:

@@ -59,6 +59,7 @@ def environment(decision: Decision, context: ActionContext) -> dict[str, str]:
         "SUPERVISOR_INCIDENT_ID": decision.incident_id,
         "SUPERVISOR_INSTANCE_ID": context.instance_id,
         "SUPERVISOR_SEVERITY": decision.severity.name,
+        "SUPERVISOR_FENCING_TOKEN": str(decision.fencing_token or ""),
     }
 
 

@@ -14,9 +14,10 @@ re-checked with the same backoff until it holds or the same deadline passes; the
 declared failed (ActuatorError) and the daemon escalates to `on_failure`.
 
 Body templates: every string in `json` (values, recursively; keys are literal) may hold
-`{reason}`, `{watchdog}`, `{instance_id}`, `{incident_id}`, `{severity}`. Substitution is one
-regex pass over the template, so text inside a reason ("{watchdog}", "}{", "{0}") is inserted
-literally and can never raise. Unknown `{name}`s are refused when the config is loaded.
+`{reason}`, `{watchdog}`, `{instance_id}`, `{incident_id}`, `{severity}`, `{fencing_token}`
+(empty with [ha] off). Substitution is one regex pass over the template, so text inside a
+reason ("{watchdog}", "}{", "{0}") is inserted literally and can never raise. Unknown
+`{name}`s are refused when the config is loaded.
 The body is serialised with ensure_ascii, so any reason (even a lone surrogate) encodes.
 Header values are secrets: they are sent, never logged or put into a message.
 """
@@ -57,6 +58,7 @@ from supervisor.sources import http as http_source
 
 PLACEHOLDER = re.compile(r"\{([A-Za-z_][A-Za-z0-9_]*)\}")
 RETRYABLE_STATUSES = frozenset({408, 425, 429})
+FENCING_HEADER = "X-Fencing-Token"  # sent with [ha] on: the leader term that ordered it
 INITIAL_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
 
@@ -79,6 +81,7 @@ def decision_values(decision: Decision, context: ActionContext) -> dict[str, str
         "instance_id": context.instance_id,
         "incident_id": decision.incident_id,
         "severity": decision.severity.name,
+        "fencing_token": "" if decision.fencing_token is None else str(decision.fencing_token),
     }
 
 
@@ -120,7 +123,8 @@ class HttpActuatorConfig(ActuatorBase):
     @model_validator(mode="after")
     def _known_placeholders(self) -> HttpActuatorConfig:
         check_placeholders(
-            self.json_body, ("reason", "watchdog", "instance_id", "incident_id", "severity")
+            self.json_body,
+            ("reason", "watchdog", "instance_id", "incident_id", "severity", "fencing_token"),
         )
         return self
 
@@ -237,12 +241,17 @@ class HttpActuator(Actuator):
         return f"{self.config.method} {mask_url(self.config.url)}"
 
     def idempotency_key(self, decision: Decision) -> str:
-        return f"{decision.incident_id}:{self.name}"
+        """One key per incident and actuator, and per leader term with [ha] on: a server
+        that keeps the highest token it has seen can refuse a deposed leader's late order."""
+        key = f"{decision.incident_id}:{self.name}"
+        return key if decision.fencing_token is None else f"{key}:{decision.fencing_token}"
 
     def request_headers(self, decision: Decision) -> dict[str, str]:
         headers = plain_headers(self.config.headers)
         if self.config.idempotency_header:
             headers[self.config.idempotency_header] = self.idempotency_key(decision)
+        if decision.fencing_token is not None:
+            headers[FENCING_HEADER] = str(decision.fencing_token)
         if self.config.json_body is not None:
             headers.setdefault("Content-Type", "application/json")
         return headers

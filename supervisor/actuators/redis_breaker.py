@@ -88,6 +88,7 @@ class RedisBreaker(Actuator):
                 "reason": decision.reason,
                 "by": context.instance_id,
                 "at": context.now,
+                **fencing(decision),
             },
             sort_keys=True,
         )
@@ -116,6 +117,7 @@ class RedisBreaker(Actuator):
                 "by": context.instance_id,
                 "tripped_at": context.now,
                 "updated_at": context.now,
+                **fencing(decision),
             }
         )
 
@@ -162,3 +164,8 @@ KIND = ActuatorKind(
     build=lambda name, config, clients: RedisBreaker(name, config, clients.redis),
     needs=frozenset({Need.REDIS}),
 )
+
+
+def fencing(decision: Decision) -> dict[str, int]:
+    """The leader term's token in what a trip writes, with [ha] on."""
+    return {} if decision.fencing_token is None else {"fencing_token": decision.fencing_token}

@@ -76,9 +76,12 @@ class MetricsSection(Strict):
 
 class HaSection(Strict):
     enabled: bool = False
-    # The lease must outlive a missed renewal (renewed every housekeeping cycle, 1 s); longer
-    # than 5 minutes is a standby that waits that long to take over from a dead leader.
+    # Renewed every third of it, so one missed renewal does not lose it; longer than 5
+    # minutes is a standby that waits that long to take over from a dead leader.
     lease_ttl_s: Annotated[Duration, between(2.0, 300.0)] = Field(5.0, alias="lease_ttl")
+    # With Redis unreachable nobody can hold a lease: every instance then runs the actions
+    # that do not need Redis (they only move toward safety). False: none does.
+    act_without_lease: bool = True
 
 
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")

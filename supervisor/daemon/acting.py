@@ -5,6 +5,8 @@ policy retry it next cycle, and engages the failed actuator's `on_failure` list 
 (never an actuator already in the chain, so escalation cannot loop). Every action is written
 to state_dir as pending before its actuator is called and forgotten once it succeeded, so a
 daemon that dies mid-action carries it out when it starts again (supervisor/pending.py).
+With [ha] on, only the leader acts; a follower holds its decisions back and takes them up if
+it takes over before anybody engaged them.
 """
 
 from __future__ import annotations
@@ -20,10 +22,11 @@ from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.errors import first_line
 from supervisor.latch import Latch
-from supervisor.model import Decision
+from supervisor.model import Decision, Origin
 from supervisor.pending import Order, order
 from supervisor.policy import action_failed
 from supervisor.publish.audit import AuditOutcome, action_event
+from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
 
@@ -31,14 +34,24 @@ log = logging.getLogger("supervisor")
 class Acting:
     def __init__(self, context: Context) -> None:
         self.context = context
+        # HA follower: per actuator, the newest decision left to the leader. Taken up if this
+        # instance takes over while nobody has engaged that actuator (`take_up_held`).
+        self.held: dict[str, Decision] = {}
 
     def start(self, decision: Decision) -> None:
-        """Engage each of the decision's actuators in the background."""
+        """Engage each of the decision's actuators in the background; stamped with the
+        fencing token of this instance's lease (with [ha] on) unless it has one already."""
+        token = self.context.leadership.token
+        if decision.fencing_token is None and token is not None:
+            decision = replace(decision, fencing_token=token)
         actuators = self.context.assembly.actuators
         for name in decision.actuators:
             self.context.spawn(self._act(decision, actuators[name]))
 
     async def _act(self, decision: Decision, actuator: Actuator) -> None:
+        if not self.context.may_act():  # checked as late as possible: a lease can lapse
+            self._hold(replace(decision, actuators=(actuator.name,)), actuator.name)
+            return
         if self.context.assembly.settings.supervisor.dry_run:
             self._would_act(decision, actuator)
             return
@@ -58,6 +71,40 @@ class Acting:
             self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)
             return
         await self._succeeded(decision, actuator, outcome, (time.perf_counter() - started) * 1000)
+
+    def _hold(self, decision: Decision, name: str) -> None:
+        leadership = self.context.leadership
+        previous = self.held.get(name)
+        if previous is None or previous.incident_id != decision.incident_id:
+            log.info(
+                "follower: leaves %s for watchdog=%s to the leader (%s): %s",
+                name,
+                decision.source,
+                safe_line(leadership.leader or "none", 80),
+                decision.reason,
+            )
+        self.held[name] = decision
+
+    def take_up_held(self) -> None:
+        """Just took over: engage what this instance held back as a follower, unless it is
+        engaged already (the old leader did it) or the incident it was for has ended."""
+        held, self.held = self.held, {}
+        runtime = self.context.runtime
+        for name, decision in held.items():
+            if name in runtime.engaged or name not in self.context.assembly.actuators:
+                continue
+            if decision.origin is Origin.WATCHDOG:
+                state = runtime.policy.get(decision.watchdog)
+                incident = state.incident if state is not None else None
+                if incident is None or incident.id != decision.incident_id:
+                    continue
+            log.warning(
+                "taking over: engaging %s for watchdog=%s, which nobody has engaged: %s",
+                name,
+                decision.source,
+                decision.reason,
+            )
+            self.start(replace(decision, fencing_token=None))
 
     def _would_act(self, decision: Decision, actuator: Actuator) -> None:
         verb = f"{actuator.name} ({actuator.level.name})"

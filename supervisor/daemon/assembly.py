@@ -20,6 +20,7 @@ from supervisor.actuators.deadman import Deadman, build_deadmen
 from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
+from supervisor.ha.lease import LeaseStore
 from supervisor.latch import LatchStore
 from supervisor.pending import PendingActions
 from supervisor.protection import Protection, build_protection
@@ -42,6 +43,7 @@ class Assembly:
     latches: LatchStore
     pending: PendingActions  # actions ordered and not done yet (a crash must not lose them)
     audit: AuditTrail
+    lease: LeaseStore | None  # [ha] enabled: the leader lease
 
     @classmethod
     def build(cls, settings: Settings, outbox_gauge: Callable[[float], None]) -> Assembly:
@@ -65,6 +67,7 @@ class Assembly:
             latches=LatchStore(own.state_dir, clients.redis, own.namespace),
             pending=PendingActions(own.state_dir),
             audit=audit,
+            lease=lease_store(settings, clients),
         )
 
     def reloaded(self, settings: Settings) -> Assembly:
@@ -106,6 +109,13 @@ class Assembly:
     @property
     def redis_timeout_s(self) -> float:
         return self.settings.redis.timeout_s
+
+
+def lease_store(settings: Settings, clients: Clients) -> LeaseStore | None:
+    if not settings.ha.enabled:
+        return None
+    own = settings.supervisor
+    return LeaseStore(clients.redis, own.namespace, own.instance_id, settings.ha.lease_ttl_s)
 
 
 def restart_only_changes(running: Settings, new: Settings) -> list[str]:

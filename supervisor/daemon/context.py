@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import replace
 from typing import Any
@@ -17,13 +18,17 @@ import anyio
 import httpx
 from redis.exceptions import RedisError
 
+from supervisor import __version__
 from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.runtime import Runtime
 from supervisor.errors import SupervisorError, first_line
 from supervisor.global_state import GlobalState
+from supervisor.ha.instances import InstanceRecord, publish_instance, verdicts_json
+from supervisor.ha.leadership import Leadership, Role
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.systemd import Notifier
+from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
 
@@ -41,13 +46,19 @@ class Context:
         metrics: Metrics,
         notifier: Notifier,
         clock: Callable[[], float],
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.assembly = assembly
         self.metrics = metrics
         self.notifier = notifier
         self.clock = clock
+        self.monotonic = monotonic  # the lease's clock: never stepped, never another host's
         self.started_at = clock()
         self.runtime = Runtime(trading_since=self.started_at)
+        ha = assembly.settings.ha
+        self.leadership = Leadership(
+            assembly.instance_id, ha.enabled, ha.lease_ttl_s, ha.act_without_lease
+        )
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}  # newest write per key
         self._writing: set[str] = set()  # keys with a writer task
@@ -66,9 +77,27 @@ class Context:
         if not task.cancelled() and task.exception() is not None:
             log.error("bug: background task failed", exc_info=task.exception())
 
+    def leads(self) -> bool:
+        """Holds a lease that cannot have expired yet (always, with [ha] off)."""
+        return self.leadership.leads(self.monotonic())
+
+    def may_act(self) -> bool:
+        """May run automatic actions: it leads, or nobody can (act_without_lease)."""
+        return self.leadership.may_act(self.monotonic())
+
     def audit(self, event: AuditEvent) -> None:
-        """Record without blocking the caller; the trail keeps the order and never raises."""
+        """Record without blocking the caller; the trail keeps the order and never raises.
+        The event carries this instance's fencing token while it leads."""
+        if event.fencing_token is None and self.leadership.token is not None:
+            event = replace(event, fencing_token=self.leadership.token)
         self.spawn(self.assembly.audit.record(event))
+
+    def observe_leadership(self) -> None:
+        """The lease as metrics; a lead that lapsed shows at once, not at the next claim."""
+        leads = self.leads()
+        self.metrics.is_leader.set(1 if leads else 0)
+        token = self.leadership.token if leads else None
+        self.metrics.fencing_token.set(token or 0)
 
     async def publish(self, write: Awaitable[None]) -> None:
         """Publishing to Redis is best effort: an outage degrades health, never the loop."""
@@ -126,11 +155,47 @@ class Context:
             breaker=runtime.breaker_tripped,
             kill=runtime.kill_engaged,
         )
-        self.notifier.status(summary.status_line())
+        self.notifier.status(self.role_prefix() + summary.status_line())
         return summary
 
+    def role_prefix(self) -> str:
+        """`systemctl status` says which instance acts: "[leader 7] ", "[follower of a] "."""
+        leadership = self.leadership
+        if leadership.role is Role.STANDALONE:
+            return ""
+        if self.leads():
+            return f"[leader {leadership.token}] "
+        if leadership.role is Role.FOLLOWER:
+            return f"[follower of {safe_line(leadership.leader or '?', 40)}] "
+        if leadership.role is Role.NO_LEASE:
+            acts = "acting without it" if leadership.act_without_lease else "not acting"
+            return f"[no lease: {acts}] "
+        return f"[{leadership.role.value}] "
+
     async def publish_state(self) -> None:
+        """The heartbeat and this instance's record always; the state hash only from the
+        instance that acts (a follower's view may lag the leader's trip by a second)."""
         summary = self.refresh()
         now = self.clock()
-        snapshot = self.runtime.snapshot(summary, self.assembly.instance_id, now)
-        await self.publish(self.assembly.publisher.publish_state(snapshot))
+        leader = self.leadership.leader or ""
+        snapshot = self.runtime.snapshot(summary, self.assembly.instance_id, leader, now)
+        publisher = self.assembly.publisher
+        await self.publish(publisher.publish_state(snapshot, whole=self.leads()))
+        await self.publish(publish_instance(publisher.redis, publisher.namespace, self.record(now)))
+
+    def record(self, now: float) -> InstanceRecord:
+        leadership, summary = self.leadership, self.runtime.summary
+        lease_age_s = leadership.lease_age_s(self.monotonic())
+        statuses = {name: state.status.name for name, state in self.runtime.policy.items()}
+        return InstanceRecord(
+            instance=self.assembly.instance_id,
+            role=leadership.role_name(self.monotonic()),
+            leader=leadership.leader or "",
+            fencing_token="" if leadership.token is None else str(leadership.token),
+            lease_age_s="" if lease_age_s is None else f"{lease_age_s:.1f}",
+            trading_state=summary.trading_state.name if summary else "",
+            health=summary.health.name if summary else "",
+            verdicts=verdicts_json(statuses),
+            version=__version__,
+            updated_at=f"{now:.3f}",
+        )

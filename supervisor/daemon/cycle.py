@@ -70,7 +70,8 @@ class Cycle:
         context.runtime.policy[name] = state
         for decision in decisions:
             self.acting.start(decision)
-            context.audit(decision_event(decision))
+            if context.may_act():  # the leader's trail has the decision; a follower's is held
+                context.audit(decision_event(decision))
         if decisions:
             await asyncio.sleep(0)  # the actions go out before this run's bookkeeping below
         for remedy in watchdog.remedies():
@@ -84,7 +85,8 @@ class Cycle:
         context.runtime.runs[name] = run
         log_transition(previous, state, name)
         context.metrics.observe_run(watchdog.kind, run, watchdog.config.subject_metrics)
-        context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
+        if context.leads():  # a follower's verdicts go in its own record (ha/instances.py)
+            context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run
 
     def _count_cut_offs(self, name: str, cut_off: bool, timeout_s: float) -> None:

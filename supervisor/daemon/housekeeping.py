@@ -41,6 +41,7 @@ class Housekeeping:
     def keepalive(self, now: float) -> None:
         context = self.context
         context.metrics.heartbeat.set(now)
+        context.observe_leadership()
         late = self.late_watchdogs(now)
         if late:
             log.error("not sending WATCHDOG=1: late watchdogs: %s", ", ".join(late))
@@ -91,6 +92,8 @@ class Housekeeping:
         the state is more restrictive the beats stop and the venue cancels on its own."""
         summary = self.context.runtime.summary
         if summary is None or summary.trading_state is not TradingState.ACTIVE:
+            return
+        if not self.context.may_act():  # the leader beats (with [ha] on)
             return
         for deadman in self.context.assembly.deadmen.values():
             if deadman.name not in self._beating:

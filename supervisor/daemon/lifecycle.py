@@ -25,6 +25,7 @@ from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.context import Context
 from supervisor.daemon.cycle import Cycle
 from supervisor.daemon.housekeeping import Housekeeping
+from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.schedule import Schedule
 from supervisor.errors import ConfigError
@@ -57,21 +58,35 @@ class Supervisor:
         self.cycle = Cycle(self.context, self.acting, self.schedule)
         self.reconciler = Reconciler(self.context, self.acting)
         self.housekeeping = Housekeeping(self.context, self.reconciler)
+        lease = assembly.lease
+        self.lease = LeaseKeeper(self.context, lease, self.take_over) if lease else None
 
     async def run(self) -> None:
         # Signals are captured before anything starts: none may hit a default handler.
         with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT, signal.SIGHUP) as signals:
             await self.reconciler.restore()
             await self.housekeeping.check_state_dir()
+            background = []
+            if self.lease is not None:  # the role is known before the first cycle
+                await self.lease.claim()
+                background.append(self.lease.run())
             self.start()
-            clock_steps = asyncio.get_running_loop().create_task(
-                self.schedule.follow_clock_steps(self._replan)
-            )
+            background.append(self.schedule.follow_clock_steps(self._replan))
+            loop = asyncio.get_running_loop()
+            tasks = [loop.create_task(work) for work in background]
             try:
                 await self._serve_signals(signals)
             finally:
-                clock_steps.cancel()
+                for task in tasks:
+                    task.cancel()
                 await self.shutdown()
+
+    async def take_over(self) -> None:
+        """Just became the leader: learn what the old one latched, then engage what this
+        instance held back as a follower and nobody has engaged; publish the state."""
+        await self.reconciler.refresh()
+        self.acting.take_up_held()
+        await self.context.publish_state()
 
     def start(self) -> None:
         context = self.context
@@ -104,6 +119,8 @@ class Supervisor:
         self.schedule.pause()
         cancelled = await self._drain_in_flight()
         self.schedule.stop()
+        if self.lease is not None:
+            await self.lease.release()
         await context.assembly.close()
         context.metrics.close()
         log.info("stopped (%d in-flight checks/actions cancelled)", cancelled)

@@ -181,7 +181,10 @@ class Reconciler:
 
     async def _auto_reset(self) -> None:
         """The one automatic release: a reduce_only breaker with `auto_reset_after`, once that
-        long has passed and the watchdog that tripped it has been OK for `clear_after`."""
+        long has passed and the watchdog that tripped it has been OK for `clear_after`. Only
+        a leader releases (with [ha] on); never without a lease: a release is no safety move."""
+        if not self.context.leads():
+            return
         for name, latch in list(self.context.runtime.engaged.items()):
             actuator = self.context.assembly.actuators.get(name)
             if actuator is not None and self._may_auto_reset(actuator, latch):

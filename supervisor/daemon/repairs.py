@@ -22,8 +22,10 @@ class Repairs:
         self.context = context
 
     def start(self, remedy: Remedy) -> None:
-        """Apply a watchdog's proposed repair in the background (never in dry_run), audited."""
-        self.context.spawn(self._apply(remedy))
+        """Apply a watchdog's proposed repair in the background (never in dry_run), audited.
+        Only the leader repairs (with [ha] on): it is no move toward safety."""
+        if self.context.leads():
+            self.context.spawn(self._apply(remedy))
 
     async def _apply(self, remedy: Remedy) -> None:
         context = self.context

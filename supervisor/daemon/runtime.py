@@ -61,7 +61,9 @@ class Runtime:
     def kill_engaged(self) -> bool:
         return bool(self.levels & {TradingState.HALTED, TradingState.FLATTEN})
 
-    def snapshot(self, summary: GlobalState, instance: str, now: float) -> StateSnapshot:
+    def snapshot(
+        self, summary: GlobalState, instance: str, leader: str, now: float
+    ) -> StateSnapshot:
         return StateSnapshot(
             trading_state=summary.trading_state.name,
             health=summary.health.name,
@@ -70,7 +72,7 @@ class Runtime:
             reason=summary.reason,
             since=self.trading_since,
             instance=instance,
-            leader=instance,  # [ha] is not acted on yet: every instance leads itself
+            leader=leader,
             version=__version__,
             updated_at=now,
         )

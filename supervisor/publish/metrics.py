@@ -118,11 +118,16 @@ class Metrics:
         self.build_info.labels(version=__version__).set(1)
         self.is_leader = Gauge(
             "supervisor_is_leader",
-            "1 while this instance leads. HA is not implemented yet ([ha] is validated, not"
-            " acted on): every instance leads itself, so this is always 1.",
+            "1 while this instance holds the leader lease (always 1 with [ha] off). Summed over"
+            " the instances: 0 is no leader, 2 is two leaders.",
             registry=r,
         )
         self.is_leader.set(1)
+        self.fencing_token = Gauge(
+            "supervisor_leader_fencing_token",
+            "The fencing token of this instance's lease while it leads; 0 otherwise.",
+            registry=r,
+        )
         self.kind_gauges = dict(kind_gauges)
         self.subject_series = SubjectSeries(kind_gauges)
         r.register(self.subject_series)

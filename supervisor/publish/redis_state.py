@@ -65,10 +65,14 @@ class StatePublisher:
         if watchdogs:
             await self.redis.delete(*(watchdog_key(self.namespace, n) for n in watchdogs))
 
-    async def publish_state(self, snapshot: StateSnapshot) -> None:
+    async def publish_state(self, snapshot: StateSnapshot, *, whole: bool = True) -> None:
+        """The state hash and the heartbeat; only the heartbeat unless `whole` (an HA
+        follower: every live instance keeps the heartbeat, only the leader the state)."""
         ttl_ms = int(HEARTBEAT_TTL_CYCLES * HOUSEKEEPING_INTERVAL_S * 1000)
         async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.hset(state_key(self.namespace), mapping=_redis_mapping(_strings(asdict(snapshot))))
+            if whole:
+                fields = _redis_mapping(_strings(asdict(snapshot)))
+                pipe.hset(state_key(self.namespace), mapping=fields)
             pipe.set(heartbeat_key(self.namespace), f"{snapshot.updated_at:.3f}", px=ttl_ms)
             await pipe.execute()
 

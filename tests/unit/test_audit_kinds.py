@@ -76,13 +76,19 @@ def test_members_are_stored_as_their_plain_strings() -> None:
 
 def unknown_line() -> bytes:
     return json.dumps(
-        {"id": str(uuid.uuid4()), "at": 1_700_000_000, "kind": "heartbeat", "outcome": "lost"}
+        {"id": str(uuid.uuid4()), "at": 1_700_000_000, "kind": "heartbeat", "outcome": "skipped"}
     ).encode()
 
 
 def unknown_row() -> dict[str, Any]:
     at = datetime.fromtimestamp(1_700_000_000, UTC)
-    known = {"id": uuid.uuid4(), "at": at, "kind": "heartbeat", "outcome": "lost", "detail": "{}"}
+    known = {
+        "id": uuid.uuid4(),
+        "at": at,
+        "kind": "heartbeat",
+        "outcome": "skipped",
+        "detail": "{}",
+    }
     return dict.fromkeys(COLUMNS) | known
 
 
@@ -101,17 +107,17 @@ def test_unknown_kinds_and_outcomes_from_storage_stay_strings(
     read: Callable[[], AuditEvent],
 ) -> None:
     event = read()
-    assert (event.kind, event.outcome) == ("heartbeat", "lost")
+    assert (event.kind, event.outcome) == ("heartbeat", "skipped")
     assert not isinstance(event.kind, AuditKind) and not isinstance(event.outcome, AuditOutcome)
     assert not event.is_warning
-    assert "heartbeat outcome=lost" in describe(event)
+    assert "heartbeat outcome=skipped" in describe(event)
     item = SourcedEvent(event, "postgres")
     assert "heartbeat" in format_event(item) and json.loads(event_json(item))["kind"] == "heartbeat"
     assert through_json(event) == event and through_stream(event) == event
 
 
 def test_failed_outcomes_are_warnings() -> None:
-    assert {AuditOutcome.FAILED, AuditOutcome.REFUSED} == FAILED_OUTCOMES
+    assert {AuditOutcome.FAILED, AuditOutcome.REFUSED, AuditOutcome.LOST} == FAILED_OUTCOMES
     for outcome in AuditOutcome:
         event = AuditEvent.new(AuditKind.CONFIG, outcome=outcome)
         assert event.is_warning is (outcome in FAILED_OUTCOMES)

@@ -56,6 +56,9 @@ class AuditEvent:
     outcome: AuditOutcome | str | None = None  # likewise (kinds.py)
     duration_ms: float | None = None
     response_code: int | None = None
+    # The HA lease's fencing token of the instance that recorded it; None with [ha] off, or
+    # while it did not lead. Orders every leader's events: a higher token is a later term.
+    fencing_token: int | None = None
     detail: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
@@ -100,6 +103,7 @@ class AuditEvent:
                 **texts,
                 duration_ms=_optional_float(data.get("duration_ms")),
                 response_code=_optional_int(data.get("response_code")),
+                fencing_token=_optional_int(data.get("fencing_token"), "fencing_token"),
                 detail=_detail(data.get("detail")),
             )
         except KeyError as exc:
@@ -172,12 +176,15 @@ def _optional_float(value: object) -> float | None:
     return float(value)
 
 
-def _optional_int(value: object) -> int | None:
+def _optional_int(value: object, name: str = "response_code") -> int | None:
     if value is None:
         return None
     if isinstance(value, bool) or not isinstance(value, int | str):
-        raise ValueError(f"invalid response_code {value!r}")
-    return int(value)
+        raise ValueError(f"invalid {name} {value!r}")
+    try:
+        return int(value)
+    except ValueError:
+        raise ValueError(f"invalid {name} {str(value)[:40]!r}") from None
 
 
 def _detail(value: object) -> dict[str, Any]:
@@ -202,6 +209,7 @@ def describe(event: AuditEvent) -> str:
         ("incident", event.incident_id),
         ("outcome", event.outcome),
         ("code", event.response_code),
+        ("fencing", event.fencing_token),
         ("duration_ms", None if event.duration_ms is None else f"{event.duration_ms:.1f}"),
     )
     parts += [

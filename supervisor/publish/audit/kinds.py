@@ -21,6 +21,7 @@ class AuditKind(enum.StrEnum):
     MANUAL = "manual"  # trip, kill or reset from the CLI (manual._record)
     STATE = "state"  # engagements restored at start (daemon._restore), an auto_reset release
     CONFIG = "config"  # a SIGHUP reload applied or refused (daemon.reload)
+    LEADERSHIP = "leadership"  # this instance took or lost the HA lease (daemon.lease_keeper)
 
 
 class AuditOutcome(enum.StrEnum):
@@ -40,6 +41,9 @@ class AuditOutcome(enum.StrEnum):
     RELEASED = "released"  # auto_reset_after released a breaker (daemon._auto_reset)
     # config
     REFUSED = "refused"  # a reload refused: the running config stays (daemon.reload)
+    # leadership
+    ACQUIRED = "acquired"  # took the lease: acts from now on (its fencing token in the event)
+    LOST = "lost"  # another instance holds the lease, or it lapsed: acts no more
     # manual: the command that was run (manual events have always stored it here)
     ENGAGE_BREAKER = "engage breaker"
     ENGAGE_KILL = "engage kill"
@@ -50,7 +54,7 @@ class AuditOutcome(enum.StrEnum):
 
 
 # Outcomes logged at WARNING (with every "manual" event); anything else at INFO.
-FAILED_OUTCOMES = frozenset({AuditOutcome.FAILED, AuditOutcome.REFUSED})
+FAILED_OUTCOMES = frozenset({AuditOutcome.FAILED, AuditOutcome.REFUSED, AuditOutcome.LOST})
 
 # The outcome of a decision is the severity that fired: policy.SEVERITIES.
 SEVERITY_OUTCOMES = {

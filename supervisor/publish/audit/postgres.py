@@ -26,6 +26,7 @@ from supervisor.publish.audit.kinds import as_kind, as_outcome
 log = logging.getLogger("supervisor.audit")
 
 NIL_UUID = uuid.UUID(int=0)
+FENCING_DETAIL = "fencing_token"  # the key of `detail` that holds the event's fencing token
 
 # Every statement names the table through AUDIT_TABLE, built once here at import. Formatting
 # it into SQL is safe: it is a constant of this code, never configuration or input (a table
@@ -75,8 +76,16 @@ def to_row(event: AuditEvent) -> tuple[Any, ...]:
         *(_clean(getattr(event, name)) for name in TEXT_FIELDS),
         event.duration_ms,
         event.response_code,
-        json.dumps(_scrub(event.detail), default=str),
+        json.dumps(_scrub(_detail_with_token(event)), default=str),
     )
+
+
+def _detail_with_token(event: AuditEvent) -> dict[str, Any]:
+    """The fencing token travels in `detail` (detail->>'fencing_token'): a table a DBA created
+    for an earlier version, which this one may not ALTER, takes it unchanged."""
+    if event.fencing_token is None:
+        return event.detail
+    return {**event.detail, FENCING_DETAIL: event.fencing_token}
 
 
 def _clean(text: str | None) -> str | None:
@@ -97,6 +106,9 @@ def _scrub(value: Any) -> Any:
 
 def from_row(row: Mapping[str, Any]) -> AuditEvent:
     detail = row["detail"]
+    details = json.loads(detail) if isinstance(detail, str) else {}
+    details = details if isinstance(details, dict) else {}
+    token = details.pop(FENCING_DETAIL, None)
     texts = {name: row[name] for name in TEXT_FIELDS}
     texts["outcome"] = as_outcome(texts["outcome"])
     return AuditEvent(
@@ -106,7 +118,8 @@ def from_row(row: Mapping[str, Any]) -> AuditEvent:
         **texts,
         duration_ms=row["duration_ms"],
         response_code=row["response_code"],
-        detail=json.loads(detail) if isinstance(detail, str) else {},
+        fencing_token=token if isinstance(token, int) and not isinstance(token, bool) else None,
+        detail=details,
     )
 
 
