@@ -7,6 +7,7 @@ the table, and a 10 kB reason does not bury it.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Mapping, Sequence
 
@@ -80,7 +81,51 @@ def render_status(published: Mapping[str, object]) -> str:
         for name, h in (watchdogs.items() if isinstance(watchdogs, dict) else [])
     ]
     lines.append(table(["WATCHDOG", "STATUS", "VALUE", "LAST RUN", "STREAK", "REASON"], rows))
+    instances = published.get("instances")
+    if isinstance(instances, list) and instances:
+        lines += ["", render_instances(instances, now)]
     return "\n".join(lines)
+
+
+def render_instances(instances: Sequence[Mapping[str, str]], now: float) -> str:
+    """Every live instance: its role, the leader's token and lease age, and whether it sees
+    the verdicts the leader sees."""
+    leaders = [r for r in instances if r.get("role") in ("leader", "standalone")]
+    reference = _verdicts(leaders[0]) if len(leaders) == 1 else None
+    rows = [
+        [
+            r.get("instance", "?"),
+            r.get("role", "?"),
+            r.get("fencing_token") or "-",
+            f"{r['lease_age_s']}s" if r.get("lease_age_s") else "-",
+            r.get("trading_state", "?"),
+            _ago(r.get("updated_at"), now),
+            _compared(_verdicts(r), reference),
+        ]
+        for r in instances
+    ]
+    headers = ["INSTANCE", "ROLE", "TOKEN", "LEASE AGE", "STATE", "UPDATED", "VERDICTS"]
+    count = "no leader" if not leaders else "" if len(leaders) == 1 else "MORE THAN ONE LEADER"
+    title = f"instances: {len(instances)} live" + (f", {count}" if count else "")
+    return title + "\n" + table(headers, rows)
+
+
+def _verdicts(record: Mapping[str, str]) -> dict[str, str] | None:
+    try:
+        verdicts = json.loads(record.get("verdicts", ""))
+    except ValueError:
+        return None
+    return verdicts if isinstance(verdicts, dict) else None
+
+
+def _compared(mine: dict[str, str] | None, leader: dict[str, str] | None) -> str:
+    if mine is None or leader is None:
+        return "?"
+    differ = sorted(n for n in set(mine) | set(leader) if mine.get(n) != leader.get(n))
+    if not differ:
+        return "same as leader"
+    shown = ", ".join(f"{n}={mine.get(n, '-')}" for n in differ[:3])
+    return f"differ: {shown}" + (f" (+{len(differ) - 3})" if len(differ) > 3 else "")
 
 
 def _field(state: Mapping[str, object], name: str) -> str:

@@ -6,6 +6,7 @@ from redis.exceptions import RedisError
 
 from supervisor.config.settings import Settings
 from supervisor.errors import first_line
+from supervisor.ha.instances import read_instances
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.sources.redis import connect
 from supervisor.values import parse_number
@@ -22,6 +23,7 @@ async def read_published(settings: Settings) -> dict[str, object]:
             for watchdog in settings.watchdogs:
                 pipe.hgetall(watchdog_key(ns, watchdog.name))
             state, heartbeat, *watchdogs = await pipe.execute()
+        instances = await read_instances(redis, ns)
     except (RedisError, OSError) as exc:
         return {"alive": False, "error": f"redis: {first_line(exc)}"}
     finally:
@@ -33,6 +35,7 @@ async def read_published(settings: Settings) -> dict[str, object]:
         "watchdogs": {
             w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)
         },
+        "instances": instances,
     }
 
 

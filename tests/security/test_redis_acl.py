@@ -121,7 +121,11 @@ def test_daemon_and_cli_work_as_the_acl_user(
     """A full trip by the daemon, then status, reset, a manual trip and events: all as the
     `supervisor` user of the shipped ACL, and Redis refused nothing along the way."""
     config, _ = write_config(
-        tmp_path, acl_redis.url, namespace="supervisor", redis_extra=REDIS_CREDENTIALS
+        tmp_path,
+        acl_redis.url,
+        namespace="supervisor",
+        redis_extra=REDIS_CREDENTIALS,
+        extra='[ha]\nenabled = true\nlease_ttl = "2s"\n',  # the lease's scripts too
     )
 
     def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
@@ -136,7 +140,9 @@ def test_daemon_and_cli_work_as_the_acl_user(
         wait_until(lambda: breaker_state(admin) == "TRIPPED", 10, "the daemon to trip")
         status = run_cli("status", "--json")
         assert status.returncode == 0, status.stderr
-        assert json.loads(status.stdout)["state"]["trading_state"] == "REDUCE_ONLY"
+        published = json.loads(status.stdout)
+        assert published["state"]["trading_state"] == "REDUCE_ONLY"
+        assert [i["role"] for i in published["instances"]] == ["leader"]
 
         feed = TickFeed(acl_redis.url).start()  # the feed is back: the watchdog clears
         wait_until(lambda: _watchdog_status(admin) == b"OK", 10, "the watchdog to clear")
