@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
@@ -33,12 +32,11 @@ class LeaseKeeper:
         context: Context,
         store: LeaseStore,
         take_over: Callable[[], Coroutine[Any, Any, None]],
-        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.context = context
         self.store = store
         self.take_over = take_over
-        self.monotonic = monotonic
+        self.monotonic = context.monotonic
         self.highest_seen = 0  # the highest fencing token seen: a new one must be above it
         self._next_in_s = 0.0
 

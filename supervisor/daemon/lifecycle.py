@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
+import time
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -47,11 +48,13 @@ class Supervisor:
         metrics: Metrics | None = None,
         notifier: Notifier | None = None,
         clock: Callable[[], float] | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.config_path = config_path
         metrics = metrics or Metrics(kind_gauges=kind_gauges())
         assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
-        self.context = Context(assembly, metrics, notifier or Notifier(), clock or SteadyClock())
+        notifier = notifier or Notifier()
+        self.context = Context(assembly, metrics, notifier, clock or SteadyClock(), monotonic)
         self._prepare_metrics(assembly)
         self.schedule = Schedule(metrics)
         self.acting = Acting(self.context)

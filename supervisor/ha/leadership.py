@@ -63,14 +63,15 @@ class Leadership:
 
     def won(self, token: int, sent_at: float) -> bool:
         """The lease was acquired or renewed by a request sent at `sent_at` (monotonic);
-        True if this begins a new term (a new token): the instance has just taken over."""
-        new_term = self.role is not Role.LEADER or token != self.token
-        if new_term:
+        True if the instance acts as leader from now on and did not just before: a new term
+        (a new token), or its own lease renewed after it had lapsed by this clock."""
+        begins = not self.leads(sent_at) or token != self.token
+        if self.role is not Role.LEADER or token != self.token:
             self.acquired_at = sent_at
         self.role, self.token = Role.LEADER, token
         self.leader, self.leader_token = self.instance, token
         self.deadline = sent_at + self.lease_ttl_s - self.margin_s
-        return new_term
+        return begins
 
     def lost(self, holder: str, holder_token: int | None) -> bool:
         """Another instance holds the lease (or nobody: ""); True if this one led until now."""

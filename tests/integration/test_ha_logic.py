@@ -1,0 +1,342 @@
+"""The leader lease in-process: two supervisors on the real test Redis, each with a clock and a
+monotonic clock the test moves by hand; lease claims, cycles and takeovers called directly.
+
+Two real daemon processes (SIGKILL, SIGSTOP) are in test_ha_processes.py.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from supervisor.config.loading import load_config
+from supervisor.daemon import Supervisor
+from supervisor.ha.instances import read_instances
+from supervisor.ha.leadership import Role
+from supervisor.ha.lease import LeaseStore, leader_key, token_key
+from supervisor.kinds import kind_gauges
+from supervisor.publish.metrics import Metrics
+from testbed.redis_server import RedisServer
+from testbed.waiting import free_port
+
+pytestmark = pytest.mark.anyio
+
+CONFIG = """
+[supervisor]
+instance_id = "{instance}"
+namespace = "sup"
+state_dir = "{state_dir}"
+
+[redis]
+url = "{redis_url}"
+timeout = "300ms"
+
+[metrics]
+enabled = false
+
+[ha]
+enabled = true
+lease_ttl = "3s"
+act_without_lease = {act_without_lease}
+
+[actuators.breaker]
+kind = "redis_breaker"
+level = "reduce_only"
+
+[[watchdogs]]
+name = "w1"
+kind = "tick_freshness"
+key = "ticks:{{instrument}}"
+instruments = ["SPX"]
+breach = "10s"
+interval = "1s"
+on_breach = ["breaker"]
+"""
+
+HISTORY = "circuit_breaker:history"
+
+
+class Clock:
+    """A clock the test moves by hand (wall time for ages, or the lease's monotonic time)."""
+
+    def __init__(self, start: float) -> None:
+        self.now = start
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class Instance:
+    def __init__(self, daemon: Supervisor, clock: Clock, monotonic: Clock) -> None:
+        self.daemon, self.clock, self.monotonic = daemon, clock, monotonic
+
+    @property
+    def lease(self):
+        assert self.daemon.lease is not None
+        return self.daemon.lease
+
+    async def claim(self) -> None:
+        await self.lease.claim()
+        await settle(self.daemon)
+
+    async def cycle(self) -> None:
+        await self.daemon.cycle.run("w1")
+        await settle(self.daemon)
+
+    def gauge(self, name: str) -> float | None:
+        return self.daemon.context.metrics.registry.get_sample_value(name)
+
+
+async def settle(daemon: Supervisor) -> None:
+    """Wait for the actions, publications and audit records started in the background."""
+    for _ in range(50):
+        pending = [task for task in daemon.context.in_flight if not task.done()]
+        if not pending:
+            return
+        await asyncio.wait(pending, timeout=2)
+
+
+def build(
+    tmp_path: Path, redis_url: str, instance: str, act_without_lease: bool = True
+) -> Instance:
+    directory = tmp_path / instance
+    directory.mkdir(parents=True)
+    path = directory / "supervisor.toml"
+    text = CONFIG.format(
+        instance=instance,
+        state_dir=directory / "state",
+        redis_url=redis_url,
+        act_without_lease=str(act_without_lease).lower(),
+    )
+    path.write_text(text, encoding="utf-8")
+    clock, monotonic = Clock(time.time()), Clock(1000.0)
+    metrics = Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
+    daemon = Supervisor(load_config(path), path, metrics=metrics, clock=clock, monotonic=monotonic)
+    return Instance(daemon, clock, monotonic)
+
+
+@pytest.fixture
+async def pair(
+    tmp_path: Path, redis_server: RedisServer, redis: Redis
+) -> AsyncIterator[tuple[Instance, Instance]]:
+    """Two instances, "a" and "b"; "a" claims the lease first."""
+    a, b = build(tmp_path, redis_server.url, "a"), build(tmp_path, redis_server.url, "b")
+    await a.claim()
+    await b.claim()
+    yield a, b
+    for instance in (a, b):
+        await settle(instance.daemon)
+        await instance.daemon.context.assembly.close()
+        instance.daemon.context.notifier.close()
+
+
+async def stale(redis: Redis, clock: Clock) -> None:
+    await redis.set("ticks:SPX", f"{clock.now - 30:.3f}")
+
+
+async def history(redis: Redis) -> list[dict[str, object]]:
+    return [json.loads(entry) for entry in await redis.zrange(HISTORY, 0, -1)]
+
+
+async def lease_expires(redis: Redis) -> None:
+    """What Redis does when the leader's lease runs out (without waiting lease_ttl)."""
+    await redis.delete(leader_key("sup"), token_key("sup"))
+
+
+async def test_exactly_one_leader(pair: tuple[Instance, Instance], redis: Redis) -> None:
+    a, b = pair
+    leader, follower = a.daemon.context.leadership, b.daemon.context.leadership
+    assert leader.role is Role.LEADER and leader.token is not None
+    assert follower.role is Role.FOLLOWER and follower.leader == "a"
+    assert follower.leader_token == leader.token and follower.token is None
+    assert await redis.get(leader_key("sup")) == b"a"
+    assert (a.gauge("supervisor_is_leader"), b.gauge("supervisor_is_leader")) == (1, 0)
+    assert a.gauge("supervisor_leader_fencing_token") == leader.token
+    assert b.gauge("supervisor_leader_fencing_token") == 0
+
+    # Renewing keeps the same term; the follower asking again changes nothing.
+    token = leader.token
+    await a.claim()
+    await b.claim()
+    assert leader.token == token and leader.role is Role.LEADER
+    assert follower.role is Role.FOLLOWER
+
+
+async def test_only_the_leader_acts_and_its_fencing_token_is_in_the_trip(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    a, b = pair
+    await stale(redis, b.clock)
+    await b.cycle()
+    assert await history(redis) == []  # the follower judged BREACH and held back
+    assert "breaker" in b.daemon.acting.held
+    assert await redis.hget("sup:watchdog:w1", "status") is None  # nor published as leader
+
+    await stale(redis, a.clock)
+    await a.cycle()
+    [trip] = await history(redis)
+    token = a.daemon.context.leadership.token
+    assert trip["by"] == "a" and trip["fencing_token"] == token
+    breaker = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert breaker["fencing_token"] == token
+
+
+async def test_a_follower_takes_over_and_engages_what_nobody_engaged(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    """The leader died before it acted: the follower's held decision is taken up, with the
+    new term's token."""
+    a, b = pair
+    old_token = a.daemon.context.leadership.token
+    assert old_token is not None
+    await stale(redis, b.clock)
+    await b.cycle()
+    assert await history(redis) == []
+
+    await lease_expires(redis)  # "a" is gone and never renews
+    await b.claim()
+    leadership = b.daemon.context.leadership
+    assert leadership.role is Role.LEADER and leadership.token == old_token + 1
+    [trip] = await history(redis)
+    assert trip["by"] == "b" and trip["fencing_token"] == old_token + 1
+    assert b.daemon.acting.held == {}
+
+
+async def test_a_takeover_does_not_act_again_on_what_the_old_leader_engaged(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    a, b = pair
+    await stale(redis, a.clock)
+    await a.cycle()  # the leader trips
+    await stale(redis, b.clock)
+    await b.cycle()  # the follower holds the same decision back
+    assert len(await history(redis)) == 1
+
+    await lease_expires(redis)
+    await b.claim()
+    await b.cycle()  # the incident goes on under the new leader
+    [trip] = await history(redis)
+    assert trip["by"] == "a"  # one trip for the incident
+    assert "breaker" in b.daemon.context.runtime.engaged  # the latch is shared
+    summary = b.daemon.context.refresh()
+    assert summary.trading_state.name == "REDUCE_ONLY"
+
+
+async def test_a_leader_whose_lease_may_have_expired_stops_acting_by_its_own_clock(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    """A SIGSTOPped or paused leader: when it runs again, its lease has lapsed by its
+    monotonic clock, even though Redis still holds its key (it never heard otherwise)."""
+    a, _b = pair
+    leadership = a.daemon.context.leadership
+    a.monotonic.now += leadership.lease_ttl_s - leadership.margin_s  # exactly the deadline
+    a.daemon.housekeeping.keepalive(a.clock.now)
+    assert a.gauge("supervisor_is_leader") == 0
+    assert await redis.get(leader_key("sup")) == b"a"
+
+    await stale(redis, a.clock)
+    await a.cycle()
+    assert await history(redis) == []
+    assert "breaker" in a.daemon.acting.held
+
+    # Renewed (nobody took it meanwhile): a new term, and the held decision is taken up.
+    await a.claim()
+    [trip] = await history(redis)
+    assert trip["by"] == "a"
+
+
+async def test_a_deposed_leader_learns_it_and_says_so(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    a, b = pair
+    a.monotonic.now += 10  # paused past its lease
+    await lease_expires(redis)
+    await b.claim()
+    await a.claim()
+    assert a.daemon.context.leadership.role is Role.FOLLOWER
+    assert a.daemon.context.leadership.leader == "b"
+    kinds = [
+        (fields.get(b"kind"), fields.get(b"outcome"))
+        for _id, fields in await redis.xrange("sup:events")
+    ]
+    assert (b"leadership", b"lost") in kinds and (b"leadership", b"acquired") in kinds
+
+
+async def test_status_records_show_every_instance(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    a, _b = pair
+    await redis.set("ticks:SPX", f"{a.clock.now:.3f}")
+    for instance in pair:
+        await instance.cycle()
+        await instance.daemon.context.publish_state()
+    records = await read_instances(redis, "sup")
+    assert [(r["instance"], r["role"]) for r in records] == [("a", "leader"), ("b", "follower")]
+    leader, follower = records
+    assert leader["fencing_token"] == str(a.daemon.context.leadership.token)
+    assert follower["fencing_token"] == "" and follower["leader"] == "a"
+    assert json.loads(leader["verdicts"]) == json.loads(follower["verdicts"]) == {"w1": "OK"}
+    # Only the leader writes the state hash; every instance keeps the heartbeat.
+    assert await redis.hget("sup:state", "instance") == b"a"
+    assert await redis.hget("sup:state", "leader") == b"a"
+
+
+async def test_a_clean_stop_gives_the_lease_up(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    a, b = pair
+    await a.lease.release()
+    assert await redis.get(leader_key("sup")) is None
+    await b.claim()
+    assert b.daemon.context.leadership.role is Role.LEADER
+
+
+async def test_a_fencing_token_never_goes_backward(redis_server: RedisServer, redis: Redis) -> None:
+    """Redis lost the counter (FLUSHALL, a failover to a replica that missed the INCR): the
+    next token is still above every token the claimant has seen."""
+    a = LeaseStore(redis, "sup", "a", 3.0)
+    b = LeaseStore(redis, "sup", "b", 3.0)
+    first = await a.claim(None, 0)
+    assert first.__class__.__name__ == "Granted"
+    token = first.token  # type: ignore[union-attr]
+    await redis.flushall()
+    again = await b.claim(None, token)
+    assert getattr(again, "token", None) == token + 1
+
+
+async def test_renewal_extends_only_the_callers_own_lease(redis: Redis) -> None:
+    a = LeaseStore(redis, "sup", "a", 3.0)
+    b = LeaseStore(redis, "sup", "b", 3.0)
+    granted = await a.claim(None, 0)
+    token: int = granted.token  # type: ignore[union-attr]
+    refused = await b.claim(token, token)  # b cannot renew a's lease with a's token
+    assert getattr(refused, "holder", None) == "a"
+    assert 2.5 < getattr(refused, "remaining_s", 0) <= 3.0
+    renewed = await a.claim(token, token)
+    assert getattr(renewed, "token", None) == token
+
+
+async def test_redis_out_of_reach_acts_without_a_lease_unless_told_not_to(
+    tmp_path: Path,
+) -> None:
+    dead = f"redis://127.0.0.1:{free_port()}/0"
+    for act_without_lease, expected in ((True, True), (False, False)):
+        instance = build(tmp_path / str(act_without_lease), dead, "solo", act_without_lease)
+        try:
+            await instance.claim()
+            context = instance.daemon.context
+            assert context.leadership.role is Role.NO_LEASE
+            assert context.may_act() is expected
+            assert not context.leads()  # releases (auto_reset) never run without a lease
+            assert "redis" in context.runtime.problems
+        finally:
+            await settle(instance.daemon)
+            await instance.daemon.context.assembly.close()
+            instance.daemon.context.notifier.close()
