@@ -16,7 +16,7 @@ from testbed.waiting import free_port
 
 BASE_CONFIG = """
 [supervisor]
-instance_id = "sup-test"
+instance_id = "{instance_id}"
 namespace = "{namespace}"
 state_dir = "{state_dir}"
 dry_run = {dry_run}
@@ -59,6 +59,7 @@ def write_config(
     namespace: str = "sup",
     redis_extra: str = "",
     extra: str = "",
+    instance_id: str = "sup-test",
 ) -> tuple[Path, int]:
     """The base config; `redis_extra` is TOML inside [redis] (credentials), `extra` is TOML
     appended at the end (more tables: [postgres], actuators, watchdogs)."""
@@ -75,6 +76,7 @@ def write_config(
         namespace=namespace,
         redis_extra=redis_extra,
         extra=extra,
+        instance_id=instance_id,
     )
     path = directory / "supervisor.toml"
     path.write_text(text, encoding="utf-8")
