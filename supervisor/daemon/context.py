@@ -59,6 +59,8 @@ class Context:
         self.leadership = Leadership(
             assembly.instance_id, ha.enabled, ha.lease_ttl_s, ha.act_without_lease
         )
+        metrics.ha_enabled.set(1 if ha.enabled else 0)
+        self.observe_leadership()
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}  # newest write per key
         self._writing: set[str] = set()  # keys with a writer task

@@ -123,6 +123,12 @@ class Metrics:
             registry=r,
         )
         self.is_leader.set(1)
+        self.ha_enabled = Gauge(
+            "supervisor_ha_enabled",
+            "1 when [ha] is on: this instance takes part in leader election (the alerts on"
+            " leaders count only these).",
+            registry=r,
+        )
         self.fencing_token = Gauge(
             "supervisor_leader_fencing_token",
             "The fencing token of this instance's lease while it leads; 0 otherwise.",

@@ -82,7 +82,9 @@ def test_alert_says_how_bad_what_and_where_to_read(alert: dict[str, Any]) -> Non
     assert annotations["summary"] and annotations["description"]
     for metric in metric_names(alert["expr"]) & NAMING_LABEL.keys():
         assert f"$labels.{NAMING_LABEL[metric]}" in annotations["summary"], metric
-    assert "$labels.instance" in annotations["summary"] or "absent(" in alert["expr"]
+    # Each names where: the instance, or the job for an alert over a whole HA group.
+    per_job = "by (job)" in alert["expr"] and "$labels.job" in annotations["summary"]
+    assert "$labels.instance" in annotations["summary"] or "absent(" in alert["expr"] or per_job
     page, _, anchor = annotations["runbook_url"].partition("#")
     assert page == "README.md"
     assert anchor in readme_anchors(), f"README.md has no heading for #{anchor}"
