@@ -11,6 +11,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from prometheus_client import CollectorRegistry
@@ -18,9 +19,10 @@ from redis.asyncio import Redis
 
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
+from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.ha.instances import read_instances
 from supervisor.ha.leadership import Role
-from supervisor.ha.lease import LeaseStore, leader_key, token_key
+from supervisor.ha.lease import Granted, HeldElsewhere, LeaseStore, leader_key, token_key
 from supervisor.kinds import kind_gauges
 from supervisor.publish.metrics import Metrics
 from testbed.redis_server import RedisServer
@@ -78,8 +80,8 @@ class Instance:
         self.daemon, self.clock, self.monotonic = daemon, clock, monotonic
 
     @property
-    def lease(self):
-        assert self.daemon.lease is not None
+    def lease(self) -> LeaseKeeper:
+        assert self.daemon.lease is not None  # HA is on in every config here
         return self.daemon.lease
 
     async def claim(self) -> None:
@@ -142,7 +144,7 @@ async def stale(redis: Redis, clock: Clock) -> None:
 
 
 async def history(redis: Redis) -> list[dict[str, object]]:
-    return [json.loads(entry) for entry in await redis.zrange(HISTORY, 0, -1)]
+    return [json.loads(cast(bytes, entry)) for entry in await redis.zrange(HISTORY, 0, -1)]
 
 
 async def lease_expires(redis: Redis) -> None:
@@ -262,10 +264,8 @@ async def test_a_deposed_leader_learns_it_and_says_so(
     await a.claim()
     assert a.daemon.context.leadership.role is Role.FOLLOWER
     assert a.daemon.context.leadership.leader == "b"
-    kinds = [
-        (fields.get(b"kind"), fields.get(b"outcome"))
-        for _id, fields in await redis.xrange("sup:events")
-    ]
+    entries = await redis.xrange("sup:events") or []
+    kinds = [((f or {}).get(b"kind"), (f or {}).get(b"outcome")) for _id, f in entries]
     assert (b"leadership", b"lost") in kinds and (b"leadership", b"acquired") in kinds
 
 
@@ -304,23 +304,23 @@ async def test_a_fencing_token_never_goes_backward(redis_server: RedisServer, re
     a = LeaseStore(redis, "sup", "a", 3.0)
     b = LeaseStore(redis, "sup", "b", 3.0)
     first = await a.claim(None, 0)
-    assert first.__class__.__name__ == "Granted"
-    token = first.token  # type: ignore[union-attr]
+    assert isinstance(first, Granted)
     await redis.flushall()
-    again = await b.claim(None, token)
-    assert getattr(again, "token", None) == token + 1
+    again = await b.claim(None, first.token)
+    assert isinstance(again, Granted) and again.token == first.token + 1
 
 
 async def test_renewal_extends_only_the_callers_own_lease(redis: Redis) -> None:
     a = LeaseStore(redis, "sup", "a", 3.0)
     b = LeaseStore(redis, "sup", "b", 3.0)
     granted = await a.claim(None, 0)
-    token: int = granted.token  # type: ignore[union-attr]
+    assert isinstance(granted, Granted)
+    token = granted.token
     refused = await b.claim(token, token)  # b cannot renew a's lease with a's token
-    assert getattr(refused, "holder", None) == "a"
-    assert 2.5 < getattr(refused, "remaining_s", 0) <= 3.0
+    assert isinstance(refused, HeldElsewhere) and refused.holder == "a"
+    assert 2.5 < refused.remaining_s <= 3.0 and refused.token == token
     renewed = await a.claim(token, token)
-    assert getattr(renewed, "token", None) == token
+    assert isinstance(renewed, Granted) and renewed.token == token
 
 
 async def test_redis_out_of_reach_acts_without_a_lease_unless_told_not_to(

@@ -15,6 +15,7 @@ import signal
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import cast
 
 import pytest
 from redis import Redis
@@ -105,18 +106,21 @@ def pair(
         pair.stop()
 
 
+def text(raw: object) -> str | None:
+    return raw.decode() if isinstance(raw, bytes) else None
+
+
 def leader(client: Redis) -> str | None:
-    raw = client.get("sup:leader")
-    return None if raw is None else raw.decode()
+    return text(client.get("sup:leader"))
 
 
 def role(client: Redis, instance: str) -> str | None:
-    raw = client.hget(f"sup:instance:{instance}", "role")
-    return None if raw is None else raw.decode()
+    return text(client.hget(f"sup:instance:{instance}", "role"))
 
 
 def trips(client: Redis) -> list[dict[str, object]]:
-    return [json.loads(entry) for entry in client.zrange("circuit_breaker:history", 0, -1)]
+    entries = client.zrange("circuit_breaker:history", 0, -1)
+    return [json.loads(cast(bytes, entry)) for entry in entries]
 
 
 def kills(venue: KillSwitchServer) -> list[dict[str, str]]:
