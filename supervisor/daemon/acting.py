@@ -11,8 +11,10 @@ it takes over before anybody engaged them.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from collections.abc import Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -29,6 +31,8 @@ from supervisor.publish.audit import AuditOutcome, action_event
 from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
+
+SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach Redis (HA)
 
 
 class Acting:
@@ -55,7 +59,7 @@ class Acting:
         if self.context.assembly.settings.supervisor.dry_run:
             self._would_act(decision, actuator)
             return
-        self._pending(actuator.name, decision)
+        await self._pending(actuator.name, decision)
         now = self.context.clock()
         started = time.perf_counter()
         try:
@@ -85,13 +89,55 @@ class Acting:
             )
         self.held[name] = decision
 
-    def take_up_held(self) -> None:
+    async def adopt_orders(self) -> set[str]:
+        """Just took over: carry out the orders the old leader sent and did not see done,
+        as they were (the same incident id and fencing token, so the same Idempotency-Key:
+        a venue that deduplicates acts once). Returns the actuators ordered."""
+        shared = self.context.assembly.orders
+        if shared is None:
+            return set()
+        try:
+            with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
+                orders = await shared.load()
+        except REDIS_TROUBLE as exc:
+            self.context.note_problem("redis", exc)
+            return set()
+        adopted = set()
+        for found in orders:
+            if self._moot(found):
+                self.context.spawn(self.context.publish(shared.done(found.actuator)))
+                continue
+            decision = found.decision
+            log.warning(
+                "taking over: carrying out the order for %s (incident %s, fencing token %s)"
+                " that the previous leader did not see done: %s",
+                found.actuator,
+                decision.incident_id,
+                decision.fencing_token,
+                decision.reason,
+            )
+            adopted.add(found.actuator)
+            self.start(decision)
+        return adopted
+
+    def _moot(self, found: Order) -> bool:
+        """Done (latched), gone from the config, or voided by a later manual reset."""
+        name = found.actuator
+        resets = self.context.runtime.resets or {}
+        engaged = name in self.context.runtime.engaged
+        gone = name not in self.context.assembly.actuators
+        return engaged or gone or found.voided_by(resets.get(name))
+
+    def take_up_held(self, adopted: Collection[str] = ()) -> None:
         """Just took over: engage what this instance held back as a follower, unless it is
-        engaged already (the old leader did it) or the incident it was for has ended."""
+        engaged already (the old leader did it), was ordered by the old leader (`adopted`)
+        or the incident it was for has ended."""
         held, self.held = self.held, {}
         runtime = self.context.runtime
         for name, decision in held.items():
-            if name in runtime.engaged or name not in self.context.assembly.actuators:
+            if name in runtime.engaged or name in adopted:
+                continue
+            if name not in self.context.assembly.actuators:
                 continue
             if decision.origin is Origin.WATCHDOG:
                 state = runtime.policy.get(decision.watchdog)
@@ -207,14 +253,26 @@ class Acting:
         context.refresh()
         context.spawn(self.write_to_redis(name, latch))
 
-    def _pending(self, name: str, decision: Decision) -> None:
-        """Write the order down before acting on it; a full disk must not stop the action."""
+    async def _pending(self, name: str, decision: Decision) -> None:
+        """Write the order down before acting on it: in state_dir, and with [ha] on in Redis
+        for a new leader. Neither may stop the action: a full disk is said, and Redis gets
+        SHARE_ORDER_BUDGET_S (one round trip is ~0.2 ms) before the action goes out anyway."""
         pending = self.context.assembly.pending
         resets = self.context.runtime.resets
+        ordered = order(name, decision, resets.get(name, 0) if resets is not None else None)
+        shared = self.context.assembly.orders
+        sharing = None
+        if shared is not None:
+            sharing = asyncio.get_running_loop().create_task(
+                self.context.publish(shared.put(ordered))
+            )
+            self.context.track(sharing)
         try:
-            pending.add(order(name, decision, resets.get(name, 0) if resets is not None else None))
+            pending.add(ordered)
         except OSError as exc:
             self._cannot_write(pending.path, exc)
+        if sharing is not None:
+            await asyncio.wait({sharing}, timeout=SHARE_ORDER_BUDGET_S)
 
     def pending_done(self, name: str) -> None:
         """Forget the orders for `name` once it is engaged (or gone from the config); kept on
@@ -272,3 +330,5 @@ class Acting:
         if written != latch and context.runtime.engaged.get(name) == latch:
             context.runtime.engaged[name] = written
             self.save_file()
+        if context.assembly.orders is not None:  # latched in Redis: the order is done
+            await context.publish(context.assembly.orders.done(name))

@@ -21,6 +21,7 @@ from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.ha.lease import LeaseStore
+from supervisor.ha.orders import SharedOrders
 from supervisor.latch import LatchStore
 from supervisor.pending import PendingActions
 from supervisor.protection import Protection, build_protection
@@ -44,6 +45,7 @@ class Assembly:
     pending: PendingActions  # actions ordered and not done yet (a crash must not lose them)
     audit: AuditTrail
     lease: LeaseStore | None  # [ha] enabled: the leader lease
+    orders: SharedOrders | None  # [ha] enabled: the leader's orders not known done
 
     @classmethod
     def build(cls, settings: Settings, outbox_gauge: Callable[[float], None]) -> Assembly:
@@ -68,6 +70,7 @@ class Assembly:
             pending=PendingActions(own.state_dir),
             audit=audit,
             lease=lease_store(settings, clients),
+            orders=SharedOrders(clients.redis, own.namespace) if settings.ha.enabled else None,
         )
 
     def reloaded(self, settings: Settings) -> Assembly:

@@ -85,10 +85,12 @@ class Supervisor:
                 await self.shutdown()
 
     async def take_over(self) -> None:
-        """Just became the leader: learn what the old one latched, then engage what this
-        instance held back as a follower and nobody has engaged; publish the state."""
+        """Just became the leader: learn what the old one latched, carry out what it ordered
+        and did not see done, then engage what this instance held back as a follower and
+        nobody has engaged; publish the state."""
         await self.reconciler.refresh()
-        self.acting.take_up_held()
+        adopted = await self.acting.adopt_orders()
+        self.acting.take_up_held(adopted)
         await self.context.publish_state()
 
     def start(self) -> None:

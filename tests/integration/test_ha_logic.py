@@ -23,7 +23,9 @@ from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.ha.instances import read_instances
 from supervisor.ha.leadership import Role
 from supervisor.ha.lease import Granted, HeldElsewhere, LeaseStore, leader_key, token_key
+from supervisor.ha.orders import orders_key
 from supervisor.kinds import kind_gauges
+from supervisor.model import Decision, Status
 from supervisor.publish.metrics import Metrics
 from testbed.redis_server import RedisServer
 from testbed.waiting import free_port
@@ -208,6 +210,37 @@ async def test_a_follower_takes_over_and_engages_what_nobody_engaged(
     assert leadership.role is Role.LEADER and leadership.token == old_token + 1
     [trip] = await history(redis)
     assert trip["by"] == "b" and trip["fencing_token"] == old_token + 1
+    assert b.daemon.acting.held == {}
+
+
+async def test_a_takeover_carries_out_the_old_leaders_order_under_its_incident_and_token(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    """The leader sent the action and died before it saw it done (before its latch reached
+    Redis): the new leader carries out that order as it was, so a venue that deduplicates
+    by Idempotency-Key ({incident}:{actuator}:{token}) acts once."""
+    a, b = pair
+    token = a.daemon.context.leadership.token
+    decision = Decision(
+        watchdog="w1",
+        severity=Status.BREACH,
+        actuators=("breaker",),
+        reason="SPX stale",
+        incident_id="incident-of-a",
+        at=a.clock.now,
+        fencing_token=token,
+    )
+    await a.daemon.acting._pending("breaker", decision)  # sent; "a" dies before it is done
+    await settle(a.daemon)
+    assert await redis.hexists(orders_key("sup"), "breaker")
+
+    await stale(redis, b.clock)
+    await b.cycle()  # the follower's own decision for the same breach, held back
+    await lease_expires(redis)
+    await b.claim()
+    [trip] = await history(redis)
+    assert (trip["by"], trip["incident_id"], trip["fencing_token"]) == ("b", "incident-of-a", token)
+    assert not await redis.hexists(orders_key("sup"), "breaker")  # done once latched
     assert b.daemon.acting.held == {}
 
 
