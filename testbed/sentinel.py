@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redis import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 
+from supervisor.config.sentinel_url import parse_sentinel_url
 from testbed.redis_server import REDIS_SERVER, RedisServer
 from testbed.waiting import free_port, wait_until
 
@@ -270,3 +272,70 @@ def running_sentinels(directory: Path, tls: Certificates | None = None) -> Itera
         yield setup
     finally:
         setup.stop()
+
+
+class FollowedMaster:
+    """A blocking client of whichever server the sentinels name master now, for the test
+    feeds: the sentinels are asked before every use (`SENTINEL GET-MASTER-ADDR-BY-NAME`,
+    microseconds on 127.0.0.1), so a feed writes to the new master as soon as they name it,
+    not to the old one it is still connected to (a forced failover leaves it writable ~10 s)."""
+
+    def __init__(self, url: str, timeout_s: float = 1.0) -> None:
+        parsed = parse_sentinel_url(url)
+        self.service = parsed.service
+        ca_certs = parsed.tls_options.get("ssl_ca_certs")
+        self.sentinels = [
+            Redis(
+                host=host,
+                port=port,
+                socket_timeout=timeout_s,
+                ssl=parsed.tls,
+                ssl_ca_certs=ca_certs,
+            )
+            for host, port in parsed.sentinels
+        ]
+        self.options = (parsed.db, parsed.username, parsed.password, parsed.tls, ca_certs)
+        self.timeout_s = timeout_s
+        self.address: tuple[str, int] | None = None
+        self.client: Redis | None = None
+
+    def current(self) -> Redis:
+        address = self._ask()
+        if self.client is None or address != self.address:
+            self.close_master()
+            db, username, password, tls, ca_certs = self.options
+            self.client = Redis(
+                host=address[0],
+                port=address[1],
+                db=db,
+                username=username,
+                password=password,
+                socket_timeout=self.timeout_s,
+                socket_connect_timeout=self.timeout_s,
+                ssl=tls,
+                ssl_ca_certs=ca_certs,
+            )
+            self.address = address
+        return self.client
+
+    def _ask(self) -> tuple[str, int]:
+        for sentinel in self.sentinels:
+            try:
+                reply = sentinel.execute_command(  # type: ignore[no-untyped-call]
+                    "SENTINEL", "GET-MASTER-ADDR-BY-NAME", self.service
+                )
+            except (RedisError, OSError):
+                continue
+            if reply:
+                return _text(reply[0]), int(reply[1])
+        raise RedisConnectionError(f"no sentinel names a master for {self.service!r}")
+
+    def close_master(self) -> None:
+        if self.client is not None:
+            self.client.close()
+            self.client = None
+
+    def close(self) -> None:
+        self.close_master()
+        for sentinel in self.sentinels:
+            sentinel.close()
