@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from redis import Redis
+from redis.backoff import NoBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
+from redis.retry import Retry
 
 from supervisor.config.sentinel_url import parse_sentinel_url
 from testbed.redis_server import REDIS_SERVER, RedisServer
@@ -274,6 +276,12 @@ def running_sentinels(directory: Path, tls: Certificates | None = None) -> Itera
         setup.stop()
 
 
+# redis-py's default retries a failed command 3 times, backing off for seconds: a feed that
+# stalls that long after a failover makes fresh ticks look stale. It fails at once instead,
+# and the next write (0.1 s later) asks the sentinels again.
+NO_RETRY = Retry(NoBackoff(), 0)
+
+
 class FollowedMaster:
     """A blocking client of whichever server the sentinels name master now, for the test
     feeds: the sentinels are asked before every use (`SENTINEL GET-MASTER-ADDR-BY-NAME`,
@@ -289,6 +297,7 @@ class FollowedMaster:
                 host=host,
                 port=port,
                 socket_timeout=timeout_s,
+                retry=NO_RETRY,
                 ssl=parsed.tls,
                 ssl_ca_certs=ca_certs,
             )
@@ -312,6 +321,7 @@ class FollowedMaster:
                 password=password,
                 socket_timeout=self.timeout_s,
                 socket_connect_timeout=self.timeout_s,
+                retry=NO_RETRY,
                 ssl=tls,
                 ssl_ca_certs=ca_certs,
             )
