@@ -28,7 +28,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.asyncio.connection import AbstractConnection
 from redis.asyncio.retry import Retry
-from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.asyncio.sentinel import MasterNotFoundError, Sentinel, SentinelConnectionPool
 from redis.backoff import NoBackoff
 from redis.exceptions import RedisError
 
@@ -55,6 +55,18 @@ class FollowingPool(SentinelConnectionPool):
             await connection.disconnect()  # to the old master: connect() asks the sentinels
         await super().ensure_connection(connection)
 
+    async def get_master_address(self) -> tuple[str, int]:
+        """redis-py's, with a readable error: its own appends the repr of every sentinel
+        client that could not be asked, a few hundred characters each."""
+        try:
+            address: tuple[str, int] = await super().get_master_address()  # type: ignore[no-untyped-call]
+        except MasterNotFoundError as exc:
+            head, unreachable, _ = str(exc).partition(" : ")  # then "<client> - <error>, ..."
+            asked = len(self.sentinel_manager.sentinels)
+            why = "not every one answered" if unreachable else "none names a master up"
+            raise MasterNotFoundError(f"{head} (asked {asked} sentinels: {why})") from None
+        return address
+
     def _ask_if_due(self) -> None:
         """In the background: a command never waits for a sentinel that does not answer."""
         now = time.monotonic()
@@ -68,7 +80,7 @@ class FollowingPool(SentinelConnectionPool):
     async def _ask(self) -> None:
         # No sentinel answers: keep the master we know; a new connection asks again.
         with contextlib.suppress(RedisError, OSError):
-            await self.get_master_address()  # type: ignore[no-untyped-call]  # drops the idle connections to an old master
+            await self.get_master_address()  # drops the idle connections to an old master
 
     async def aclose(self) -> None:
         if self._asking is not None:

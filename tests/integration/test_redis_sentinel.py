@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis as SyncRedis
 from redis.asyncio import Redis
+from redis.asyncio.sentinel import MasterNotFoundError
 from redis.exceptions import ReadOnlyError
 
 from supervisor.actuators.base import ActionContext
@@ -25,6 +26,7 @@ from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.tick_freshness import TickFreshness, TickFreshnessConfig
 from testbed.certificates import make_certificates
 from testbed.sentinel import SentinelSetup, running_sentinels
+from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 
@@ -176,3 +178,26 @@ async def test_rediss_sentinel_is_tls_to_the_sentinels_and_the_master(tmp_path: 
             await plain.aclose()
         finally:
             await client.aclose()
+
+
+async def test_no_sentinel_answering_is_one_short_line_without_the_password() -> None:
+    """redis-py's own message appends the repr of every sentinel client it could not ask."""
+    port = free_port()
+    client = connect(
+        RedisSection.model_validate(
+            {
+                "url": f"redis+sentinel://u:master-pw@127.0.0.1:{port}/trading",
+                "sentinel_password": "sentinel-pw",
+                "timeout": "300ms",
+            }
+        ),
+        "t",
+    )
+    try:
+        with pytest.raises(MasterNotFoundError) as caught:
+            await client.get("k")
+        assert str(caught.value) == (
+            "No master found for 'trading' (asked 1 sentinels: not every one answered)"
+        )
+    finally:
+        await client.aclose()
