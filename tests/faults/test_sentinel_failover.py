@@ -106,6 +106,8 @@ def run_failover(
             f" later); DEGRADED statuses meanwhile: {during or 'none'}; tripped on"
             f" the new master {tripped_in:.2f}s after the feed stopped"
         )
+        if during:  # the journal says when it ends
+            assert "redis: reachable again" in daemon.log()
         assert_no_crash(daemon)
     finally:
         feed.stop()
