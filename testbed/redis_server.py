@@ -12,7 +12,7 @@ import signal
 import socket
 import ssl
 import subprocess
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -34,6 +34,7 @@ class RedisServer:
         acl_file: Path | None = None,
         tls: Certificates | None = None,
         client_certificates: bool = False,
+        extra_args: Sequence[str] = (),
     ) -> None:
         if not Path(REDIS_SERVER).exists():
             raise RuntimeError("redis-server is not installed: run scripts/test, which installs it")
@@ -42,6 +43,7 @@ class RedisServer:
         self.acl_file = acl_file
         self.tls = tls
         self.client_certificates = client_certificates  # TLS clients must present one
+        self.extra_args = tuple(extra_args)  # more redis-server options ("--replicaof", ...)
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -62,6 +64,7 @@ class RedisServer:
         argv += ["--save", "", "--appendonly", "no", "--daemonize", "no", "--loglevel", "warning"]
         if self.acl_file is not None:
             argv += ["--aclfile", str(self.acl_file)]
+        argv += self.extra_args
         self.process = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_until(self._answers, 10, f"redis-server on port {self.port}")
 

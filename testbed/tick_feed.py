@@ -9,6 +9,9 @@ from collections.abc import Callable
 from redis import Redis
 from redis.exceptions import RedisError
 
+from supervisor.config.sentinel_url import is_sentinel_url
+from testbed.sentinel import FollowedMaster
+
 
 def epoch_ms(now: float) -> str:
     return str(int(now * 1000))
@@ -19,7 +22,8 @@ class TickFeed:
     epoch in ms; `render` makes any value of the time (a JSON quote...).
 
     Like a real feed it outlives a Redis outage: a failed write is counted and the next one
-    reconnects (`socket_timeout` bounds a write to a frozen Redis)."""
+    reconnects (`socket_timeout` bounds a write to a frozen Redis). Given a
+    `redis+sentinel://` URL it writes to whichever server the sentinels name master."""
 
     def __init__(
         self,
@@ -29,7 +33,11 @@ class TickFeed:
         key: str = "ticks:last:{instrument}",
         render: Callable[[float], str] = epoch_ms,
     ):
-        self.client = Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
+        self.master: Redis | FollowedMaster
+        if is_sentinel_url(redis_url):
+            self.master = FollowedMaster(redis_url, timeout_s=1.0)
+        else:
+            self.master = Redis.from_url(redis_url, socket_timeout=1.0, socket_connect_timeout=1.0)
         self.instruments = instruments
         self.period_s = period_s
         self.key = key
@@ -46,8 +54,9 @@ class TickFeed:
 
     def write(self) -> None:
         now = time.time()
+        client = self.master.current() if isinstance(self.master, FollowedMaster) else self.master
         for instrument in self.instruments:
-            self.client.set(self.key.replace("{instrument}", instrument), self.render(now))
+            client.set(self.key.replace("{instrument}", instrument), self.render(now))
         self.last_tick_at = int(now * 1000) / 1000
 
     def _run(self) -> None:
@@ -61,5 +70,5 @@ class TickFeed:
         """Stop feeding; return the timestamp of the last tick written."""
         self._stop.set()
         self._thread.join(timeout=5)
-        self.client.close()
+        self.master.close()
         return self.last_tick_at

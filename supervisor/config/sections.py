@@ -10,8 +10,9 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BeforeValidator, Field
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from supervisor.config.sentinel_url import check_sentinel_login
 from supervisor.config.types import (
     Duration,
     Listen,
@@ -52,6 +53,13 @@ class RedisSection(Strict):
     username: Text | None = None
     password: Secret | None = None
     timeout_s: Timeout = Field(1.0, alias="timeout")
+    sentinel_username: Text | None = None  # the sentinels' own login (redis+sentinel://)
+    sentinel_password: Secret | None = None
+
+    @model_validator(mode="after")
+    def _sentinel_login_needs_sentinels(self) -> RedisSection:
+        check_sentinel_login(self.url, self.sentinel_username, self.sentinel_password)
+        return self
 
     @property
     def display_url(self) -> str:

@@ -28,6 +28,8 @@ from pydantic import (
 )
 from redis.asyncio import ConnectionPool
 
+from supervisor.config.network import address, check_host, check_port
+from supervisor.config.sentinel_url import is_sentinel_url, parse_sentinel_url
 from supervisor.quantities import parse_duration
 from supervisor.secrets import resolve_secret
 
@@ -50,33 +52,7 @@ def check_timezone(name: str) -> str:
 
 _INVISIBLE = ("Cc", "Cf", "Cs")  # control, format (zero-width...), lone surrogates (env)
 _HEADER_NAME = re.compile(r"^[!#$%&'*+.^_`|~0-9A-Za-z-]+$")  # an RFC 9110 token
-_HOSTNAME_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")  # "_": compose names
 _LISTEN = re.compile(r"^(?:\[(?P<ipv6>[^\]]+)\]|(?P<host>[^:\[\]]+)):(?P<port>\d{1,5})$")
-
-
-def check_port(port: int) -> int:
-    """A TCP port something can listen on or connect to: 1-65535 (0 means "any" to bind)."""
-    if not 1 <= port <= 65535:
-        raise ValueError(f"port {port} is out of range 1-65535")
-    return port
-
-
-def check_host(host: str) -> str:
-    """An IPv4 or IPv6 address, or a DNS name (RFC 1123 labels)."""
-    if re.fullmatch(r"[\d.]+", host):  # looks like IPv4: must be one ("999.1.1.1" is not)
-        _address(host, ipaddress.IPv4Address)
-    elif ":" in host:
-        _address(host, ipaddress.IPv6Address)
-    elif len(host) > 253 or not all(_HOSTNAME_LABEL.match(p) for p in host.split(".")):
-        raise ValueError(f"{host[:60]!r} is not a host name or an IP address")
-    return host
-
-
-def _address(text: str, kind: type[ipaddress.IPv4Address | ipaddress.IPv6Address]) -> None:
-    try:
-        kind(text)
-    except ValueError:
-        raise ValueError(f"{text[:60]!r} is not a valid {kind.__name__[:4]} address") from None
 
 
 def check_listen(listen: str) -> str:
@@ -85,7 +61,7 @@ def check_listen(listen: str) -> str:
     if not match:
         raise ValueError("use 'host:port' or '[ipv6]:port', e.g. '127.0.0.1:9464'")
     if match["ipv6"] is not None:
-        _address(match["ipv6"], ipaddress.IPv6Address)
+        address(match["ipv6"], ipaddress.IPv6Address)
     else:
         check_host(match["host"])
     check_port(int(match["port"]))
@@ -127,12 +103,14 @@ def check_http_url(url: str) -> str:
 
 def check_redis_url(url: str) -> str:
     scheme = url.partition("://")[0]
-    if scheme == "redis+sentinel":
-        raise ValueError(
-            "redis+sentinel:// is not supported yet: use redis://, rediss:// or unix://"
-        )
+    if is_sentinel_url(url):
+        _url_characters(url)
+        parse_sentinel_url(url)  # its messages name the part, never the userinfo
+        return url
     if scheme not in ("redis", "rediss", "unix") or "://" not in url:
-        raise ValueError("must start with redis://, rediss:// or unix://")
+        raise ValueError(
+            "must start with redis://, rediss://, unix://, redis+sentinel:// or rediss+sentinel://"
+        )
     _url_characters(url)
     if scheme != "unix":
         _url_port(urlsplit(url))

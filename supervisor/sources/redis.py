@@ -19,7 +19,9 @@ from redis.backoff import NoBackoff
 from redis.exceptions import RedisError, ResponseError
 
 from supervisor.config.sections import RedisSection
+from supervisor.config.sentinel_url import is_sentinel_url
 from supervisor.errors import SourceError, first_line
+from supervisor.sources.redis_sentinel import connect_sentinel
 
 Command = tuple[str | bytes | int | float, ...]
 
@@ -30,7 +32,10 @@ def connect(config: RedisSection, client_name: str) -> Redis:
     redis-py's default retry backs off for up to ~10 s per command, which would stall every
     watchdog while Redis is away; one immediate retry (a stale pooled connection after a
     Redis restart) and a short socket timeout let a check fail fast and become UNKNOWN.
+    A `redis+sentinel://` URL gets the same, through the sentinels (redis_sentinel.py).
     """
+    if is_sentinel_url(config.url):
+        return connect_sentinel(config, redis_client_name(client_name))
     password = config.password.get_secret_value() if config.password else None
     return Redis.from_url(
         config.url,

@@ -427,8 +427,8 @@ def test_every_action_actuator_may_escalate(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("url", "problem"),
     [
-        ("redis+sentinel://h:26379/mymaster", "redis.url: redis+sentinel:// is not supported yet"),
-        ("http://127.0.0.1:6379", "redis.url: must start with redis://, rediss:// or unix://"),
+        ("redis+sentinel://h:26379/", "redis.url: names no service"),
+        ("http://127.0.0.1:6379", "redis.url: must start with redis://, rediss://, unix://"),
     ],
 )
 def test_redis_urls_redis_py_cannot_open_are_refused(
