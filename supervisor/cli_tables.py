@@ -82,9 +82,14 @@ def render_status(published: Mapping[str, object]) -> str:
     ]
     lines.append(table(["WATCHDOG", "STATUS", "VALUE", "LAST RUN", "STREAK", "REASON"], rows))
     instances = published.get("instances")
-    if isinstance(instances, list) and instances:
+    if isinstance(instances, list) and _worth_a_table(instances):
         lines += ["", render_instances(instances, now)]
     return "\n".join(lines)
+
+
+def _worth_a_table(instances: Sequence[Mapping[str, str]]) -> bool:
+    """With [ha] on, or several instances in one namespace; not for one standalone daemon."""
+    return len(instances) > 1 or any(r.get("role") != "standalone" for r in instances)
 
 
 def render_instances(instances: Sequence[Mapping[str, str]], now: float) -> str:

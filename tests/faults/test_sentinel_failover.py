@@ -45,6 +45,11 @@ interval = "500ms"
 trip_after = 2
 on_breach = ["breaker"]
 """
+HA = """
+[ha]
+enabled = true
+lease_ttl = "2s"
+"""
 REASON = "failover drill: halted by hand before the master changes"
 HISTORY_KEY = "circuit_breaker:history"
 
@@ -64,12 +69,13 @@ def run_failover(
     sentinels: SentinelSetup,
     notify: NotifySocket,
     fail_over: Callable[[], RedisServer],
+    ha: bool = False,
 ) -> None:
-    setup = write_config(tmp_path, sentinels.url, BREAKER + BODY)
+    setup = write_config(tmp_path, sentinels.url, BREAKER + BODY + (HA if ha else ""))
     feed = TickFeed(sentinels.url).start()
     daemon = Daemon(setup.config, notify)
     try:
-        notify.wait_for("STATUS=ACTIVE: 1 of 1 watchdogs OK", timeout_s=15)
+        notify.wait_for("ACTIVE: 1 of 1 watchdogs OK", timeout_s=15)  # "[leader 1] " with HA
         halted = cli("kill", "--reason", REASON, "--config", str(setup.config))
         assert halted.returncode == 0, halted.stderr
         with sentinels.client(sentinels.master()) as old:
@@ -100,6 +106,8 @@ def run_failover(
             wait_until(lambda: client.get(BREAKER_KEY) is not None, 10, "the trip")
             tripped_in = time.time() - stopped_at
             assert json.loads(client.get(BREAKER_KEY) or "{}")["state"] == "TRIPPED"
+            if ha:  # it leads on the new master (the lease moved with it, or was taken again)
+                assert client.get(key("leader")) == b"sup-faults"
         print(
             f"failover took {switched_at - started_at:.2f}s; heartbeat on the new master"
             f" {followed_in:.2f}s after the sentinels named it (age {heartbeat_age:.2f}s 3 s"
@@ -123,4 +131,5 @@ def test_a_forced_failover_is_followed_with_no_false_trip_and_nothing_lost(
 def test_a_killed_primary_is_followed_with_no_false_trip_and_nothing_lost(
     tmp_path: Path, sentinels: SentinelSetup, notify_socket: NotifySocket
 ) -> None:
-    run_failover(tmp_path, sentinels, notify_socket, sentinels.kill_master)
+    """With the leader lease on: the lease lives in the Redis that failed over too."""
+    run_failover(tmp_path, sentinels, notify_socket, sentinels.kill_master, ha=True)
