@@ -48,7 +48,11 @@ class LeaseKeeper:
         """The lease loop, until cancelled by the shutdown."""
         while True:
             await asyncio.sleep(self._next_in_s)
-            await self.claim()
+            try:
+                await self.claim()
+            except Exception:  # a bug: show it, and keep the lease loop (and its lapse) alive
+                log.exception("bug: the lease claim failed")
+                self._next_in_s = self.leadership.lease_ttl_s / 3
 
     async def claim(self) -> None:
         """Renew or acquire once; learn who leads; act on a change of role."""
