@@ -8,7 +8,7 @@ import contextlib
 from collections.abc import Iterator
 from pathlib import Path
 
-from benchmarks.stack import Thresholds, draining, write_config
+from benchmarks.stack import Thresholds, draining, wait_ready, write_config
 from testbed.daemon_process import Daemon
 from testbed.killswitch_server import KillSwitchServer
 from testbed.notify_socket import NotifySocket
@@ -27,7 +27,7 @@ def running_supervisor(
     daemon: Daemon | None = None
     try:
         daemon = Daemon(config, notify)
-        notify.wait_for("READY=1", timeout_s=60)
+        wait_ready(daemon, notify, timeout_s=60)
         with draining(notify):
             yield daemon
     finally:
