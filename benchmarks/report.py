@@ -6,7 +6,7 @@ import math
 import os
 import statistics
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
@@ -21,6 +21,14 @@ class Row:
     @property
     def verdict(self) -> str:
         return {True: "met", False: "NOT MET", None: "-"}[self.met]
+
+
+@dataclass
+class Figures:
+    """What docs/benchmark.png is drawn from, filled by the sections that ran."""
+
+    evaluation_s: dict[int, float] = field(default_factory=dict)  # instruments -> one check
+    fault_to_kill_s: dict[str, list[float]] = field(default_factory=dict)  # system -> trials
 
 
 def render(rows: list[Row]) -> str:

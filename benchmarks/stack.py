@@ -138,7 +138,7 @@ def running_daemon(
     try:
         started = time.monotonic()
         daemon = Daemon(config, notify)
-        notify.wait_for("READY=1", timeout_s=120)
+        wait_ready(daemon, notify, timeout_s=120)
         ready_s = time.monotonic() - started
         with draining(notify):
             running = Running(daemon, feed, port, ready_s, thresholds)
@@ -153,6 +153,18 @@ def running_daemon(
         if daemon is not None and daemon.process.poll() is None:
             daemon.terminate(timeout_s=30)
         notify.close()
+
+
+def wait_ready(daemon: Daemon, notify: NotifySocket, timeout_s: float) -> None:
+    """Until READY=1; a daemon that exits first, or never says it, fails with its log."""
+    deadline = time.monotonic() + timeout_s
+    while not any("READY=1" in message for _at, message in notify.messages):
+        if daemon.process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(
+                f"the daemon did not become ready (exit code {daemon.process.poll()}):\n"
+                + "\n".join(daemon.log().splitlines()[-30:])
+            )
+        time.sleep(0.02)
 
 
 @contextlib.contextmanager

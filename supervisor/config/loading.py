@@ -21,7 +21,9 @@ from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
 from supervisor.errors import ConfigError
 from supervisor.secrets import mask_urls
 
-MAX_CONFIG_BYTES = 1 << 20  # 1 MiB: the largest example profile is under 10 KiB
+# 16 MiB: the largest example profile is under 10 KiB, but a tick_freshness watchdog over
+# 100,000 instruments lists them all (~1.3 MB with 7-character names, more with real ones).
+MAX_CONFIG_BYTES = 16 << 20
 
 
 def find_config(explicit: str | None) -> Path:
@@ -73,7 +75,8 @@ def read_config_text(path: Path) -> str:
     with file:
         data = file.read(MAX_CONFIG_BYTES + 1)
     if len(data) > MAX_CONFIG_BYTES:
-        raise ConfigError(["larger than 1 MiB: not a config file"], str(path))
+        limit = f"larger than {MAX_CONFIG_BYTES >> 20} MiB: not a config file"
+        raise ConfigError([limit], str(path))
     return data.decode("utf-8")
 
 

@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from supervisor.config.loading import load_config
+from supervisor.config.loading import MAX_CONFIG_BYTES, load_config
 from supervisor.config.types import check_http_url
 from supervisor.errors import ConfigError
+from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
 from tests.unit.test_config import BREAKER, SPX, clean_environment, load, problems, write
 
 __all__ = ["clean_environment"]  # the autouse fixture, shared with test_config.py
@@ -458,20 +459,31 @@ def test_a_directory_is_refused(tmp_path: Path) -> None:
     assert refused_file(tmp_path) == ["not a regular file (a directory)"]
 
 
-def test_a_file_over_one_mib_is_refused(tmp_path: Path) -> None:
+def test_a_file_over_sixteen_mib_is_refused(tmp_path: Path) -> None:
     big = write(tmp_path, SPX)
     with big.open("a", encoding="utf-8") as file:
-        file.write("#" * (1 << 20))
-    assert refused_file(big) == ["larger than 1 MiB: not a config file"]
+        file.write("#" * MAX_CONFIG_BYTES)
+    assert refused_file(big) == ["larger than 16 MiB: not a config file"]
 
 
-def test_a_file_just_under_one_mib_loads(tmp_path: Path) -> None:
+def test_a_file_of_exactly_the_limit_loads(tmp_path: Path) -> None:
     path = write(tmp_path, SPX)
-    padding = (1 << 20) - path.stat().st_size - 1
+    padding = MAX_CONFIG_BYTES - path.stat().st_size - 1
     with path.open("a", encoding="utf-8") as file:
         file.write("#" * padding + "\n")
-    assert path.stat().st_size == 1 << 20
+    assert path.stat().st_size == MAX_CONFIG_BYTES
     assert load_config(path).watchdogs[0].name == "spx"
+
+
+def test_a_watchdog_over_100000_instruments_loads(tmp_path: Path) -> None:
+    # Over 1 MiB: the limit was 1 MiB once, and refused the scale README promises.
+    names = [f"XNAS.INSTRUMENT{i:06d}" for i in range(100_000)]
+    text = SPX.replace('instruments = ["SPX"]', f"instruments = {json.dumps(names)}")
+    text = text.replace('key = "ticks:SPX"', 'key = "ticks:{instrument}"')
+    path = write(tmp_path, text)
+    assert path.stat().st_size > 2 << 20
+    watchdog = load_config(path).watchdogs[0]
+    assert isinstance(watchdog, TickFreshnessConfig) and len(watchdog.instruments) == 100_000
 
 
 def test_toml_nested_too_deeply_is_refused(tmp_path: Path) -> None:
