@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from supervisor.config.actuator_base import ActuatorBase
@@ -10,10 +11,17 @@ from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 
 
+def _nothing() -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ActionContext:
     instance_id: str
     now: float
+    # Called once the action is on its way (the request written, the process started): the
+    # cycle that ordered it holds its own bookkeeping back until then (daemon/cycle.py).
+    sent: Callable[[], None] = _nothing
 
 
 @dataclass(frozen=True)

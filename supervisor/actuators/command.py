@@ -124,6 +124,7 @@ class CommandActuator(Actuator):
             )
         except OSError as exc:
             raise ActuatorError(f"{self.name}: cannot run {self.program!r}: {exc}") from None
+        context.sent()
         code = await self._wait(process, stdout, stderr)
         if code != 0:
             raise ActuatorError(f"{self.name}: {self._exit(code)}; stderr: {stderr.text()!r}")

@@ -29,7 +29,7 @@ import json
 import random
 import re
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -205,6 +205,19 @@ class Verifier:
             await deadline.sleep(checks)
 
 
+Trace = Callable[[str, dict[str, Any]], Awaitable[None]]
+
+
+def sent_hook(sent: Callable[[], None]) -> Trace:
+    """An httpcore trace callback that calls `sent` once the request's body is written."""
+
+    async def trace(event: str, _info: dict[str, Any]) -> None:
+        if event.endswith("send_request_body.complete"):
+            sent()
+
+    return trace
+
+
 class HttpActuator(Actuator):
     config: HttpActuatorConfig
 
@@ -266,7 +279,11 @@ class HttpActuator(Actuator):
         started = time.monotonic()
         deadline = Deadline.after(self.config.retry_for_s)
         status, attempts = await self._send_until(
-            client, self.request_headers(decision), self.body(decision, context), deadline
+            client,
+            self.request_headers(decision),
+            self.body(decision, context),
+            deadline,
+            sent_hook(context.sent),
         )
         detail = f"{self.where} -> HTTP {status} after {attempts} attempt(s)"
         if self.verifier is not None:
@@ -285,13 +302,14 @@ class HttpActuator(Actuator):
         headers: dict[str, str],
         body: bytes | None,
         deadline: Deadline,
+        trace: Trace,
     ) -> tuple[int, int]:
         """Send until a 2xx: (status, attempts). Raises ActuatorError on a final answer or
         when the deadline passes (the last failure named)."""
         attempt = 0
         while True:
             attempt += 1
-            status, failure = await self._attempt(client, headers, body)
+            status, failure = await self._attempt(client, headers, body, trace)
             if status is not None and 200 <= status < 300:
                 return status, attempt
             if status is not None and not retryable(status):
@@ -307,7 +325,11 @@ class HttpActuator(Actuator):
             await deadline.sleep(attempt)
 
     async def _attempt(
-        self, client: httpx.AsyncClient, headers: dict[str, str], body: bytes | None
+        self,
+        client: httpx.AsyncClient,
+        headers: dict[str, str],
+        body: bytes | None,
+        trace: Trace,
     ) -> tuple[int | None, str]:
         """One request: (status, description); status None when there was no HTTP answer.
 
@@ -323,6 +345,7 @@ class HttpActuator(Actuator):
                     headers=headers,
                     content=body,
                     timeout=self.config.timeout_s,
+                    extensions={"trace": trace},
                 ) as response:
                     return response.status_code, f"HTTP {response.status_code}"
         except (TimeoutError, httpx.TimeoutException):

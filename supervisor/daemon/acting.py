@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 from dataclasses import replace
 from pathlib import Path
 
@@ -42,17 +42,30 @@ class Acting:
         # instance takes over while nobody has engaged that actuator (`take_up_held`).
         self.held: dict[str, Decision] = {}
 
-    def start(self, decision: Decision) -> None:
+    def start(self, decision: Decision) -> list[asyncio.Event]:
         """Engage each of the decision's actuators in the background; stamped with the
-        fencing token of this instance's lease (with [ha] on) unless it has one already."""
+        fencing token of this instance's lease (with [ha] on) unless it has one already.
+        Returns one event per actuator, set once its action is on its way."""
         token = self.context.leadership.token
         if decision.fencing_token is None and token is not None:
             decision = replace(decision, fencing_token=token)
         actuators = self.context.assembly.actuators
+        dispatched = []
         for name in decision.actuators:
-            self.context.spawn(self._act(decision, actuators[name]))
+            sent = asyncio.Event()
+            self.context.spawn(self._act(decision, actuators[name], sent))
+            dispatched.append(sent)
+        return dispatched
 
-    async def _act(self, decision: Decision, actuator: Actuator) -> None:
+    async def _act(self, decision: Decision, actuator: Actuator, sent: asyncio.Event) -> None:
+        try:
+            await self._carry_out(decision, actuator, sent.set)
+        finally:
+            sent.set()  # held back, refused, done or failed: on its way or never will be
+
+    async def _carry_out(
+        self, decision: Decision, actuator: Actuator, sent: Callable[[], None]
+    ) -> None:
         if not self.context.may_act():  # checked as late as possible: a lease can lapse
             self._hold(replace(decision, actuators=(actuator.name,)), actuator.name)
             return
@@ -65,7 +78,7 @@ class Acting:
         try:
             with anyio.fail_after(actuator.max_duration_s):
                 outcome = await actuator.engage(
-                    decision, ActionContext(self.context.assembly.instance_id, now)
+                    decision, ActionContext(self.context.assembly.instance_id, now, sent)
                 )
         except ACTUATOR_TROUBLE as exc:
             self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)

@@ -8,11 +8,13 @@ import logging
 import time
 import uuid
 
+import anyio
+
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import Context
 from supervisor.daemon.repairs import Repairs
 from supervisor.daemon.schedule import Schedule
-from supervisor.model import Status, WatchdogRun
+from supervisor.model import Decision, Status, WatchdogRun
 from supervisor.policy import PolicyState, step
 from supervisor.publish.audit import decision_event
 from supervisor.quantities import format_duration
@@ -21,6 +23,7 @@ from supervisor.watchdogs.base import run_check
 log = logging.getLogger("supervisor")
 
 CUT_OFFS_BEFORE_DEGRADED = 3
+DISPATCH_WAIT_S = 0.05  # at most this long a run waits for its actions to be on their way
 
 
 class Cycle:
@@ -68,12 +71,7 @@ class Cycle:
         rules = assembly.protection.rules[name]
         state, decisions = step(rules, previous, name, verdicts, now, lambda: uuid.uuid4().hex)
         context.runtime.policy[name] = state
-        for decision in decisions:
-            self.acting.start(decision)
-            if context.may_act():  # the leader's trail has the decision; a follower's is held
-                context.audit(decision_event(decision))
-        if decisions:
-            await asyncio.sleep(0)  # the actions go out before this run's bookkeeping below
+        await self._dispatch(decisions)
         for remedy in watchdog.remedies():
             self.repairs.start(remedy)
         # The clock now, not at the run's start: a delay from the start would make the next
@@ -88,6 +86,19 @@ class Cycle:
         if context.leads():  # a follower's verdicts go in its own record (ha/instances.py)
             context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run
+
+    async def _dispatch(self, decisions: list[Decision]) -> None:
+        """Start the actions, and let them go out before anything else of this run: the
+        event loop is theirs until each request is written (or DISPATCH_WAIT_S has passed);
+        the decisions' audit records (a log line, a stream entry, an fsync) come after."""
+        dispatched = [sent for decision in decisions for sent in self.acting.start(decision)]
+        if dispatched:
+            with anyio.move_on_after(DISPATCH_WAIT_S):
+                for sent in dispatched:
+                    await sent.wait()
+        if self.context.may_act():  # the leader's trail has the decisions; a follower's held
+            for decision in decisions:
+                self.context.audit(decision_event(decision))
 
     def _count_cut_offs(self, name: str, cut_off: bool, timeout_s: float) -> None:
         """A check cut off by its timeout run after run leaves the supervisor blind to what

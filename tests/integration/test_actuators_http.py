@@ -291,3 +291,19 @@ def test_render_never_raises_and_inserts_the_reason_verbatim(reason: str) -> Non
     rendered = render(template, values)
     assert rendered == {"a": reason, "b": [f"[{reason}|w]", 1], "c": "{severity}"}
     assert json.loads(encode_json(rendered)) == rendered
+
+
+async def test_sent_is_called_once_the_request_is_written_before_the_answer(
+    client: httpx.AsyncClient, start_server: StartServer
+) -> None:
+    """The daemon's cycle waits for `sent` before its own bookkeeping: it must come when the
+    request is on the wire, not when the venue has answered (here: 0.5 s later)."""
+    server = start_server(hold_first=1, hold_s=0.5)
+    actuator = kill_api(client, server, verify=None)
+    sent_at: list[float] = []
+    context = ActionContext("sup-a", 1000.5, lambda: sent_at.append(time.monotonic()))
+    started = time.monotonic()
+    await actuator.engage(DECISION, context)
+    answered = time.monotonic()
+    assert len(sent_at) == 1
+    assert sent_at[0] - started < 0.3 and answered - sent_at[0] >= 0.4
