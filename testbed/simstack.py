@@ -17,7 +17,6 @@ import json
 import os
 import re
 import signal
-import socket
 import sys
 import time
 import uuid
@@ -29,6 +28,8 @@ from urllib.parse import parse_qs, urlsplit
 import asyncpg
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, WatchError
+
+from testbed.waiting import free_port
 
 # Real ports of the runbooks (the contract); Redis and PostgreSQL are rewritten separately.
 REAL_PORTS = (3001, 8002, 8003, 8009, 8011, 9090, 8001, 8888, 8100)
@@ -61,12 +62,7 @@ Answer = tuple[int, Any]
 
 def allocate_ports() -> dict[int, int]:
     """A free local port for every real port of the contract."""
-    ports: dict[int, int] = {}
-    for real in REAL_PORTS:
-        with socket.socket() as sock:
-            sock.bind(("127.0.0.1", 0))
-            ports[real] = sock.getsockname()[1]
-    return ports
+    return {real: free_port() for real in REAL_PORTS}
 
 
 def rewrite_profile(text: str, ports: dict[int, int], redis_url: str, postgres_dsn: str) -> str:

@@ -106,6 +106,8 @@ def test_event_round_trips_through_json_and_the_stream() -> None:
     assert event_from_stream(fields) == original
 
 
+# Fixed ids (valid UUIDs), not uuid4() at collection: every pytest-xdist worker must collect
+# the same test ids.
 @pytest.mark.parametrize(
     "line",
     [
@@ -113,9 +115,9 @@ def test_event_round_trips_through_json_and_the_stream() -> None:
         b"[1, 2]",
         b'{"id": "not-a-uuid", "at": 1, "kind": "action"}',
         b'{"at": 1, "kind": "action"}',
-        b'{"id": "' + str(uuid.uuid4()).encode() + b'", "at": "nan", "kind": "action"}',
-        b'{"id": "' + str(uuid.uuid4()).encode() + b'", "at": 1, "kind": ""}',
-        b'{"id": "' + str(uuid.uuid4()).encode() + b'", "at": 1, "kind": "a", "detail": 3}',
+        b'{"id": "5f0c8e2a-3b1d-4e7f-9a6c-2d4b8e1f0a37", "at": "nan", "kind": "action"}',
+        b'{"id": "a93e1c64-7d25-4b08-8f1e-6c3a9d2b5e70", "at": 1, "kind": ""}',
+        b'{"id": "0d7b4f18-92ce-4a53-b6e1-7f2c5a8d3b94", "at": 1, "kind": "a", "detail": 3}',
         b"\xff\xfe",
     ],
 )
