@@ -221,6 +221,7 @@ class Seen:
 
     actions: Actions
     awaiting: set[str] = field(default_factory=set)  # watchdogs whose actuators should fire
+    acted: set[str] = field(default_factory=set)  # watchdogs whose actuators fired
     detected_at: float | None = None  # a BREACH or worse with nothing to engage
     acted_at: float | None = None
 
@@ -247,12 +248,14 @@ def show(line: str, since: float, seen: Seen) -> None:
         )
         seen.acted_at = now
         seen.awaiting.discard(watchdog)
+        seen.acted.add(watchdog)
 
 
 def expect_action(seen: Seen, name: str, status: str, now: float) -> None:
     engages = seen.actions.get(name, {})
     if engages.get(status):
-        seen.awaiting.add(name)
+        if name not in seen.acted:  # its action may be logged first: it goes out first
+            seen.awaiting.add(name)
     elif status in ("BREACH", "CRITICAL") and name not in seen.awaiting:
         later = {s: a for s, a in engages.items() if a}
         hint = f"acts at {later}" if later else "alert only"

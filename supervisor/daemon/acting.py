@@ -87,6 +87,7 @@ class Acting:
             log.exception("bug: actuator=%s raised while engaging", actuator.name)
             self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)
             return
+        sent()  # done, whether or not the actuator said when it was on its way
         await self._succeeded(decision, actuator, outcome, (time.perf_counter() - started) * 1000)
 
     def _hold(self, decision: Decision, name: str) -> None:

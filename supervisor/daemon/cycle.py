@@ -71,6 +71,7 @@ class Cycle:
         rules = assembly.protection.rules[name]
         state, decisions = step(rules, previous, name, verdicts, now, lambda: uuid.uuid4().hex)
         context.runtime.policy[name] = state
+        log_transition(previous, state, name)  # the journal says what was seen, then what done
         await self._dispatch(decisions)
         for remedy in watchdog.remedies():
             self.repairs.start(remedy)
@@ -81,7 +82,6 @@ class Cycle:
             name, state.status, verdicts, now, duration_s, state.streak, next_run, state.reason
         )
         context.runtime.runs[name] = run
-        log_transition(previous, state, name)
         context.metrics.observe_run(watchdog.kind, run, watchdog.config.subject_metrics)
         if context.leads():  # a follower's verdicts go in its own record (ha/instances.py)
             context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
