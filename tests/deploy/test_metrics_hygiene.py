@@ -1,5 +1,5 @@
 """A live daemon's /metrics passes `promtool check metrics` with nothing to say, exports every
-metric DESIGN.md names, and labels every series with configured names or small fixed sets:
+metric README.md names ("What it publishes"), and labels every series with configured names or small fixed sets:
 nothing from outside can make the series count grow."""
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from tests.deploy.promql import exported_names
 
 pytestmark = pytest.mark.slow
 
-DESIGN_METRICS = {  # DESIGN.md, "What it publishes": other branches and dashboards use these
+PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts use these
     "supervisor_trading_state",
     "supervisor_health_state",
     "supervisor_watchdog_status",
@@ -76,7 +76,7 @@ def test_promtool_check_metrics_has_nothing_to_say(live_metrics: str, promtool: 
 
 
 def test_every_metric_design_names_is_exported(live_metrics: str) -> None:
-    assert DESIGN_METRICS - exported_names(live_metrics) == set()
+    assert PUBLISHED_METRICS - exported_names(live_metrics) == set()
 
 
 def test_label_values_are_configured_names_or_fixed_sets(live_metrics: str) -> None:

@@ -247,26 +247,26 @@ async def test_registered_and_feeds_its_gauge(
     assert value == pytest.approx(0.42)
 
 
-def test_the_design_example_loads_from_toml_and_builds(
+def test_the_margin_example_loads_from_toml_and_builds(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("OANDA_TOKEN", TOKEN)
     path = tmp_path / "supervisor.toml"
-    path.write_text(DESIGN_EXAMPLE)
+    path.write_text(MARGIN_EXAMPLE)
     settings = load_config(path)
     assert [p for p in unmet_needs(settings) if p.startswith("watchdogs")] == []
     [cfg] = settings.watchdogs
     assert isinstance(cfg, MarginConfig)
     assert cfg.headers["Authorization"].get_secret_value() == f"Bearer {TOKEN}"
     assert TOKEN not in json.dumps(redacted(settings))
-    path.write_text(DESIGN_EXAMPLE.replace('equity = "account.NAV"', 'redis_key = "acct"'))
+    path.write_text(MARGIN_EXAMPLE.replace('equity = "account.NAV"', 'redis_key = "acct"'))
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     assert "watchdogs[0] (margin)" in str(caught.value)
     assert "exactly one of 'url' (HTTP JSON) and 'redis_key'" in str(caught.value)
 
 
-DESIGN_EXAMPLE = """
+MARGIN_EXAMPLE = """
 [actuators.kill_flag]
 kind = "redis_flag"
 level = "halted"
