@@ -1,6 +1,6 @@
 """A live daemon's /metrics passes `promtool check metrics` with nothing to say, exports every
-metric README.md names ("What it publishes"), and labels every series with configured names or small fixed sets:
-nothing from outside can make the series count grow."""
+metric README.md names ("What it publishes"), and labels every series with configured names
+or small fixed sets: nothing from outside can make the series count grow."""
 
 from __future__ import annotations
 
