@@ -33,6 +33,8 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_poison_queue_size",
     "supervisor_cb_staleness_seconds",
     "supervisor_is_leader",
+    "supervisor_leader_fencing_token",
+    "supervisor_ha_enabled",
     "supervisor_audit_outbox_events",
     "supervisor_build_info",
     "supervisor_heartbeat_timestamp_seconds",
