@@ -175,15 +175,17 @@ class Context:
         return f"[{leadership.role.value}] "
 
     async def publish_state(self) -> None:
-        """The heartbeat and this instance's record always; the state hash only from the
-        instance that acts (a follower's view may lag the leader's trip by a second)."""
+        """The heartbeat always, and with [ha] on this instance's record; the state hash only
+        from the instance that acts (a follower's view may lag the leader's trip by a second)."""
         summary = self.refresh()
         now = self.clock()
         leader = self.leadership.leader or ""
         snapshot = self.runtime.snapshot(summary, self.assembly.instance_id, leader, now)
         publisher = self.assembly.publisher
         await self.publish(publisher.publish_state(snapshot, whole=self.leads()))
-        await self.publish(publish_instance(publisher.redis, publisher.namespace, self.record(now)))
+        if self.leadership.enabled:  # `status` lists the instances of an HA group
+            record = self.record(now)
+            await self.publish(publish_instance(publisher.redis, publisher.namespace, record))
 
     def record(self, now: float) -> InstanceRecord:
         leadership, summary = self.leadership, self.runtime.summary

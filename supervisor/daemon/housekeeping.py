@@ -19,6 +19,7 @@ log = logging.getLogger("supervisor")
 
 AUDIT_REPLAY_BUDGET_S = 2.0
 STATE_DIR_CHECK_BUDGET_S = 2.0  # per pass: the outbox drains over several passes if it must
+STATE_DIR_PROBE_EVERY_S = 3.0  # while writable; a failed write between probes says so at once
 
 
 class Housekeeping:
@@ -27,6 +28,7 @@ class Housekeeping:
         self.reconciler = reconciler
         self._beating: set[str] = set()  # deadmen with a heartbeat in flight
         self._syncing: asyncio.Task[None] | None = None
+        self._probed_at = float("-inf")  # monotonic: the last state_dir probe
 
     async def run(self) -> None:
         """The scheduler's job. The keepalive never waits for I/O: it means "the loop and
@@ -60,7 +62,14 @@ class Housekeeping:
             await context.assembly.audit.replay()
 
     async def check_state_dir(self) -> None:
-        """Latches and the audit outbox must be writable: DEGRADED while they are not."""
+        """Latches and the audit outbox must be writable: DEGRADED while they are not.
+        Probed every STATE_DIR_PROBE_EVERY_S while it is, every pass while it is not (the
+        probe's write, fsync and unlink were a third of an idle daemon's work)."""
+        now = self.context.monotonic()
+        failing = "state_dir" in self.context.runtime.problems
+        if not failing and now - self._probed_at < STATE_DIR_PROBE_EVERY_S:
+            return
+        self._probed_at = now
         state_dir = self.context.assembly.settings.supervisor.state_dir
         with anyio.move_on_after(STATE_DIR_CHECK_BUDGET_S) as scope:
             problem = await anyio.to_thread.run_sync(unwritable, state_dir, abandon_on_cancel=True)
