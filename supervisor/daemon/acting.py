@@ -112,7 +112,7 @@ class Acting:
             return set()
         try:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
-                orders = await shared.load()
+                orders = await shared.load(self.context.assembly.actuators)
         except REDIS_TROUBLE as exc:
             self.context.note_problem("redis", exc)
             return set()

@@ -70,7 +70,7 @@ class Assembly:
             pending=PendingActions(own.state_dir),
             audit=audit,
             lease=lease_store(settings, clients),
-            orders=SharedOrders(clients.redis, own.namespace) if settings.ha.enabled else None,
+            orders=shared_orders(settings, clients),
         )
 
     def reloaded(self, settings: Settings) -> Assembly:
@@ -119,6 +119,12 @@ def lease_store(settings: Settings, clients: Clients) -> LeaseStore | None:
         return None
     own = settings.supervisor
     return LeaseStore(clients.redis, own.namespace, own.instance_id, settings.ha.lease_ttl_s)
+
+
+def shared_orders(settings: Settings, clients: Clients) -> SharedOrders | None:
+    if not settings.ha.enabled:
+        return None
+    return SharedOrders(clients.redis, settings.supervisor.namespace, settings.ha.lease_ttl_s)
 
 
 def restart_only_changes(running: Settings, new: Settings) -> list[str]:

@@ -1,15 +1,21 @@
-"""The leader's orders not known done, shared in Redis (`{ns}:orders`, a hash: actuator ->
-the order as JSON, with its incident id and fencing token) so that a new leader carries out
-what the old one ordered under the same Idempotency-Key, rather than ordering it again as a
-new incident. Written as the action is sent (never holding it up), deleted once the
+"""The leader's orders not known done, shared in Redis so that a new leader carries out what
+the old one ordered under the same Idempotency-Key, rather than ordering it again as a new
+incident: `{ns}:order:{actuator}`, the order as JSON (with its incident id and fencing
+token). Written before the action goes out (never holding it up long), deleted once the
 actuator's latch is in Redis. Only with [ha] on; state_dir keeps each instance's own
 (supervisor/pending.py).
+
+Each expires ORDER_TTL_LEASES lease_ttls after it was last written (every retry writes it
+again). A takeover comes within one lease_ttl of the leader's death, so that is ample; and an
+order the leader could no longer carry out long ago (its incident cleared, its actuator
+failing) never fires on a takeover days later.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
@@ -18,30 +24,40 @@ from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
 
+ORDER_TTL_LEASES = 3
 
-def orders_key(namespace: str) -> str:
-    return f"{namespace}:orders"
+
+def order_key(namespace: str, actuator: str) -> str:
+    return f"{namespace}:order:{actuator}"
 
 
 class SharedOrders:
-    def __init__(self, redis: Redis, namespace: str) -> None:
+    def __init__(self, redis: Redis, namespace: str, lease_ttl_s: float) -> None:
         self.redis = redis
-        self.key = orders_key(namespace)
+        self.namespace = namespace
+        self.ttl_ms = int(ORDER_TTL_LEASES * lease_ttl_s * 1000)
 
     async def put(self, order: Order) -> None:
-        await self.redis.hset(self.key, order.actuator, json.dumps(order.to_dict()))
+        key = order_key(self.namespace, order.actuator)
+        await self.redis.set(key, json.dumps(order.to_dict()), px=self.ttl_ms)
 
     async def done(self, actuator: str) -> None:
-        await self.redis.hdel(self.key, actuator)
+        await self.redis.delete(order_key(self.namespace, actuator))
 
-    async def load(self) -> list[Order]:
-        """The orders in Redis; one that is not a whole order (written by hand, another
-        version) is logged and left out."""
+    async def load(self, actuators: Iterable[str]) -> list[Order]:
+        """The orders in Redis for `actuators`; one that is not a whole order (written by
+        hand, another version) is logged and left out."""
+        names = list(actuators)
+        if not names:
+            return []
+        raws = await self.redis.mget([order_key(self.namespace, name) for name in names])
         orders = []
-        for name, raw in (await self.redis.hgetall(self.key)).items():
+        for name, raw in zip(names, raws, strict=True):
+            if raw is None:
+                continue
             try:
                 orders.append(Order.from_dict(json.loads(raw)))
             except (ValueError, KeyError, TypeError) as exc:
-                shown = safe_line(str(name), 80)
-                log.error("%s: the order for %s is not usable (%s): ignored", self.key, shown, exc)
+                shown = safe_line(order_key(self.namespace, name), 120)
+                log.error("%s is not a usable order (%s): ignored", shown, exc)
         return orders
