@@ -37,7 +37,7 @@ from tests.deploy.alerting_stack import (
     installed,
     running_alerting,
 )
-from tests.deploy.test_grafana_dashboard import panel_titled
+from tests.deploy.test_grafana_dashboard import panel_titled, panels
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(150)]
 
@@ -347,7 +347,28 @@ def run_the_scenario(
     assert dashboard_value(stack, "Supervisor answering") == 0
     assert dashboard_value(stack, "Trading state (last reported)") in {2, 3}  # HALTED, FLATTEN
     assert heartbeat_ages[1] - heartbeat_ages[0] > DEAD_FOR_S / 2
+    answering = [title for title, rows in dashboard_answers(stack).items() if rows]
+    print(f"dashboard panels with data {DEAD_FOR_S:.0f}s after the SIGKILL: {answering}")
+    assert TOP_ROW - set(answering) == set()
     print(f"whole run {time.monotonic() - started:.1f}s")
+
+
+TOP_ROW = {panel["title"] for panel in panels() if panel["gridPos"]["y"] == 0}  # kept when dead
+
+
+def dashboard_answers(stack: AlertingStack) -> dict[str, int]:
+    """Per panel: how many series its queries return now (Grafana's variables: all)."""
+    variables = {"$instance": ".*", "$watchdog": ".*", "$__rate_interval": "1m"}
+    answers = {}
+    for panel in panels():
+        count = 0
+        for target in panel["targets"]:
+            expr = target["expr"]
+            for variable, value in variables.items():
+                expr = expr.replace(variable, value)
+            count += len(stack.query(expr))
+        answers[panel["title"]] = count
+    return answers
 
 
 def dashboard_value(stack: AlertingStack, title: str) -> float:
