@@ -36,6 +36,7 @@ from supervisor.constants import (
     EX_OK,
     EX_PIPE,
     EX_REFUSED,
+    EX_UNIT_PROBLEM,
     NAGIOS_UNKNOWN,
     STATUS_NO_LIVE_SUPERVISOR,
 )
@@ -198,6 +199,13 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="the JSON Schema of the config file (for editors: taplo, Even Better TOML)"
     )
     schema.set_defaults(handler=cmd_config_schema)
+
+    unit = commands.add_parser("unit", help="the systemd unit (deploy/systemd)")
+    unit_commands = unit.add_subparsers(required=True, metavar="ACTION")
+    unit_check = unit_commands.add_parser(
+        "check", help="would the unit's sandbox hide this install? exit 1 if so"
+    )
+    unit_check.set_defaults(handler=cmd_unit_check)
     return parser
 
 
@@ -324,8 +332,6 @@ async def _show_events(
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    for warning in protect_home_warnings():  # before the config: an install problem is worse
-        print(f"trading-supervisor: warning: {warning}", file=sys.stderr)
     path, settings = _load(args)
     protection = anyio.run(_build_and_close, settings)
     say(
@@ -342,6 +348,18 @@ async def _build_and_close(settings: Settings) -> Protection:
         return build_protection(settings, clients)
     finally:
         await close_clients(clients)
+
+
+def cmd_unit_check(args: argparse.Namespace) -> int:
+    """Only here, where the unit is installed or checked: on a laptop or under supervisord
+    ProtectHome= hides nothing, and a warning on every command would teach to ignore it."""
+    warnings = protect_home_warnings()
+    for warning in warnings:
+        complain(f"warning: {warning}")
+    if warnings:
+        return EX_UNIT_PROBLEM
+    say(f"OK: nothing the unit's ProtectHome=yes would hide (Python {sys.executable})")
+    return EX_OK
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
