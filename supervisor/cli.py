@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from supervisor import __version__, manual, nagios
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
 from supervisor.clients import close_clients, open_clients
+from supervisor.config.environment import ignored_note
 from supervisor.config.loading import config_schema, find_config, load_config, redacted
 from supervisor.config.settings import Settings
 from supervisor.constants import (
@@ -54,6 +56,8 @@ from supervisor.text import safe_line, safe_lines
 # What an unreachable Redis or PostgreSQL raises (TimeoutError is an OSError); a full disk
 # under state_dir too.
 IO_FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+log = logging.getLogger(__name__)
 
 
 class CommandFailed(Exception):
@@ -223,6 +227,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     path, settings = _load(args)
+    note = ignored_note(os.environ)  # supervisord's SUPERVISOR_ENABLED and the like
+    if note:
+        log.info("%s", note)
     supervisor = Supervisor(settings, config_path=path)
     anyio.run(supervisor.run, backend="asyncio")
     return EX_OK
@@ -333,6 +340,9 @@ async def _show_events(
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
     path, settings = _load(args)
+    note = ignored_note(os.environ)
+    if note:
+        complain(f"note: {note}")
     protection = anyio.run(_build_and_close, settings)
     say(
         f"{path}: OK ({len(protection.watchdogs)} watchdogs, {len(protection.actuators)} actuators,"
