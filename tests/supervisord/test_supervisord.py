@@ -171,3 +171,29 @@ def test_protects_logs_stops_and_restarts_with_its_latch_under_supervisord(
     assert len(ignored) == 2  # once at each start, naming supervisord's variables
     assert all(f"environment {', '.join(SUPERVISORD_VARIABLES)}:" in line for line in ignored)
     assert "unix://" not in "".join(ignored)  # names, never values
+
+
+def test_a_bad_config_exits_78_and_is_not_restarted_for_ever(
+    tmp_path: Path, supervisord_installed: None, redis_server: RedisServer
+) -> None:
+    """Exit 78 within startsecs is a failed start to supervisord: retried startretries=3 times,
+    then FATAL. On a loaded host the refusal may come later than startsecs: then exitcodes=0,78
+    make it an expected exit, EXITED and not restarted. Either way it stays stopped, as
+    systemd's RestartPreventExitStatus=78 does, with the reason in the daemon's log."""
+    config, _ = write_config(tmp_path, redis_server.url)
+    config.write_text(config.read_text().replace('breach = "1500ms"', 'breach = "soon"'))
+    manager = Supervisord(tmp_path, config)
+    try:
+        wait_until(lambda: manager.state() in ("FATAL", "EXITED"), 40, f"{PROGRAM} to give up")
+        attempts = manager.log().count(f"spawned: '{PROGRAM}'")
+        time.sleep(3.0)  # longer than supervisord's next backoff: no further attempt
+        assert manager.log().count(f"spawned: '{PROGRAM}'") == attempts
+    finally:
+        code = manager.stop()
+        print(f"--- supervisord.log\n{manager.log()}\n--- daemon\n{manager.output()}")
+    assert code == 0
+    assert 1 <= attempts <= 4  # the start and at most startretries=3 retries
+    exits = re.findall(rf"exited: {PROGRAM} \(exit status (\d+);", manager.log())
+    assert exits == ["78"] * attempts
+    refusal = "watchdogs[0] (spx_ticks).breach: invalid duration 'soon'"
+    assert manager.output().count(refusal) == attempts
