@@ -18,6 +18,7 @@ import pytest
 from redis import Redis
 
 from supervisor.constants import SHUTDOWN_GRACE_S
+from testbed import REPO_ROOT
 from testbed.daemon_process import cli, write_config
 from testbed.http_server import Answer, HttpServer
 from testbed.redis_server import RedisServer
@@ -98,6 +99,17 @@ def test_the_shipped_program_section_is_what_runs(tmp_path: Path) -> None:
     assert PROGRAM_FILE.read_text(encoding="utf-8").count("[program:") == 1
 
 
+def test_readme_shows_the_shipped_section() -> None:
+    """README's example is the file without its comments: the two cannot drift apart."""
+    shipped = [
+        line
+        for line in PROGRAM_FILE.read_text(encoding="utf-8").splitlines()
+        if line and not line.startswith("; ")
+    ]
+    readme = (REPO_ROOT / "README.md").read_text(encoding="utf-8")
+    assert "```ini\n" + "\n".join(shipped) + "\n```" in readme
+
+
 @pytest.mark.timeout(120)
 def test_protects_logs_stops_and_restarts_with_its_latch_under_supervisord(
     under_supervisord: tuple[Supervisord, Path],
@@ -141,6 +153,11 @@ def test_protects_logs_stops_and_restarts_with_its_latch_under_supervisord(
         status = cli("status", "--config", str(config))
         assert status.returncode == 0 and "REDUCE_ONLY" in status.stdout, status.stderr
         assert breaker(sync_redis) == tripped  # nothing re-armed it
+
+        # `supervisorctl signal HUP`: systemctl reload's SIGHUP, the config read again.
+        hup = manager.ctl("signal", "HUP", PROGRAM)
+        assert hup.returncode == 0, hup.stdout + hup.stderr
+        wait_until(lambda: f"reloaded config from {config}" in manager.output(), 10, "reload")
 
         # `supervisorctl stop` while a check is in flight: the grace, then a clean exit 0.
         seen = http_server.counts["/ready"]
