@@ -150,7 +150,9 @@ def test_protects_logs_stops_and_restarts_with_its_latch_under_supervisord(
             10,
             "REDUCE_ONLY published after the restart",
         )
-        status = cli("status", "--config", str(config))
+        # A command run beside it with supervisord's variables (from a program's shell).
+        beside = {name: "x" for name in SUPERVISORD_VARIABLES}
+        status = cli("status", "--config", str(config), extra_env=beside)
         assert status.returncode == 0 and "REDUCE_ONLY" in status.stdout, status.stderr
         assert breaker(sync_redis) == tripped  # nothing re-armed it
 
