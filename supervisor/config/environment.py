@@ -32,10 +32,10 @@ class Kind(enum.Enum):
 
 
 def classify(name: str) -> Kind:
-    upper = name.upper()
-    if not upper.startswith(PREFIX) or upper == CONFIG_ENV:
+    lower = name.lower()  # exactly as pydantic-settings folds case (not .upper(): "ß")
+    if not lower.startswith(PREFIX.lower()) or lower == CONFIG_ENV.lower():
         return Kind.NOT_OURS
-    rest = upper.removeprefix(PREFIX).lower()
+    rest = lower.removeprefix(PREFIX.lower())
     if DELIMITER not in rest:
         return Kind.SETTING if rest in Settings.model_fields else Kind.NOT_A_SETTING
     section, key = rest.split(DELIMITER, 1)
