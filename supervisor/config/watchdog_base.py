@@ -8,6 +8,7 @@ Each kind's own config class extends these next to its implementation
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -17,6 +18,16 @@ from supervisor.config.types import Duration, Interval, Name, Strict, Timeout
 # More consecutive observations than this before acting (or before ending an incident) is a
 # watchdog that in practice never acts: lengthen `interval` instead.
 MAX_CONSECUTIVE = 100
+
+
+@dataclass(frozen=True)
+class AlertLevels:
+    """The levels a subject is judged against, for `check`'s perfdata (warn;crit): `warn`
+    gives WARN, `breach` the level that trips; `direction` "below" when lower is worse."""
+
+    warn: float | None = None
+    breach: float | None = None
+    direction: str = "above"
 
 
 class WatchdogBase(Strict):
@@ -40,6 +51,11 @@ class WatchdogBase(Strict):
     def check_timeout_s(self) -> float:
         """Each check is cut off after this; by default its interval, at most 2 s."""
         return self.timeout_s if self.timeout_s is not None else min(self.interval_s, 2.0)
+
+    def alert_levels(self, subject: str) -> AlertLevels:
+        """The levels `subject` is judged against. A kind with the threshold shapes below has
+        theirs; a kind with other limits overrides this."""
+        return shape_levels(self)
 
     def actuator_refs(self) -> dict[str, list[str]]:
         return {
@@ -73,6 +89,14 @@ class ValueThresholds(Strict):
             raise ValueError("set at least one of 'warn', 'breach', 'critical'")
         check_order(self.warn, self.breach, self.critical, self.direction)
         return self
+
+
+def shape_levels(config: object) -> AlertLevels:
+    if isinstance(config, AgeThresholds):
+        return AlertLevels(config.warn_s, config.breach_s)
+    if isinstance(config, ValueThresholds):
+        return AlertLevels(config.warn, config.breach, config.direction)
+    return AlertLevels()
 
 
 def check_order(warn: float | None, breach: float | None, crit: float | None, way: str) -> None:

@@ -44,7 +44,7 @@ import jmespath
 from pydantic import Field
 
 from supervisor.config.types import Duration, Headers, HttpUrl, JmesPath
-from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.config.watchdog_base import AlertLevels, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
@@ -63,6 +63,9 @@ class HttpHealthConfig(WatchdogBase):
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
     max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)
     expect: JmesPath | None = None  # must evaluate to boolean true, e.g. "ok == `true`"
+
+    def alert_levels(self, subject: str) -> AlertLevels:
+        return AlertLevels(warn=self.max_latency_s)  # slower than it: WARN, never a trip
 
 
 class HttpHealth(Watchdog):

@@ -53,7 +53,7 @@ from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
 from supervisor.config.types import Duration, Text
-from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.config.watchdog_base import AlertLevels, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import first_line
@@ -129,6 +129,9 @@ class LockTtlConfig(WatchdogBase):
     min_ttl_progress_s: Duration | None = Field(None, alias="min_ttl_progress", gt=0)
     require_owner: list[Text] = []
     release_orphans: bool = False  # compare-and-delete a lock with no expiry (audited)
+
+    def alert_levels(self, subject: str) -> AlertLevels:
+        return AlertLevels(breach=self.max_ttl_s)  # the value is the TTL: above it, BREACH
 
     @model_validator(mode="after")
     def _known_keys(self) -> LockTtlConfig:
