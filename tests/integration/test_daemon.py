@@ -106,6 +106,7 @@ def test_check_is_critical_once_the_supervisor_dies(
         daemon.kill()
         wait_until(lambda: not sync_redis.exists("sup:heartbeat"), 10, "the heartbeat to expire")
         dead = cli("check", "--config", str(config))
+        status = cli("status", "--config", str(config))
     finally:
         feed.stop()
         daemon.kill()
@@ -113,6 +114,10 @@ def test_check_is_critical_once_the_supervisor_dies(
     first = dead.stdout.splitlines()[0]
     assert first.startswith("TRADING-SUPERVISOR CRITICAL - NO LIVE SUPERVISOR (no heartbeat)")
     assert "2 of 2 subjects OK" in first
+    # `status` shows what the dead daemon last published, and says it is stale.
+    assert status.returncode == 2
+    row = next(line for line in status.stdout.splitlines() if line.startswith("spx_ticks"))
+    assert row.split()[1:4] == ["STALE", "(was", "OK)"]
 
 
 def test_check_returns_nagios_codes(
