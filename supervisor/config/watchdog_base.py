@@ -11,13 +11,14 @@ import itertools
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from supervisor.config.types import Duration, Interval, Name, Strict, Timeout
+from supervisor.config.types import Duration, Interval, Name, PositiveDuration, Strict, Timeout
 
 # More consecutive observations than this before acting (or before ending an incident) is a
 # watchdog that in practice never acts: lengthen `interval` instead.
 MAX_CONSECUTIVE = 100
+LEVELS = ("warn", "breach", "critical")
 
 
 @dataclass(frozen=True)
@@ -67,9 +68,9 @@ class WatchdogBase(Strict):
 
 class AgeThresholds(Strict):
     # An age is never below 0, so a 0 threshold would be crossed by every reading.
-    warn_s: Duration | None = Field(None, alias="warn", gt=0)
-    breach_s: Duration = Field(alias="breach", gt=0)
-    critical_s: Duration | None = Field(None, alias="critical", gt=0)
+    warn_s: PositiveDuration | None = Field(None, alias="warn")
+    breach_s: PositiveDuration = Field(alias="breach")
+    critical_s: PositiveDuration | None = Field(None, alias="critical")
 
     @model_validator(mode="after")
     def _ordered(self) -> AgeThresholds:
@@ -78,6 +79,11 @@ class AgeThresholds(Strict):
 
 
 class ValueThresholds(Strict):
+    # The JSON Schema says what _ordered() says first: at least one level is set.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": [level]} for level in LEVELS]}
+    )
+
     warn: float | None = None
     breach: float | None = None
     critical: float | None = None
