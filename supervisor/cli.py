@@ -23,7 +23,7 @@ import anyio
 import asyncpg
 from redis.exceptions import RedisError
 
-from supervisor import __version__, manual, nagios
+from supervisor import __version__, manual, nagios, shipped
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
 from supervisor.clients import close_clients, open_clients
@@ -194,6 +194,16 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--follow", "-f", action="store_true", help="poll every second")
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(handler=cmd_events)
+
+    files = commands.add_parser(
+        "install-files",
+        help="put the systemd unit, example config, alert rules, dashboard and ACLs in place",
+    )
+    files.add_argument(
+        "--root", metavar="DIR", default="/", help="install under DIR instead of / (packaging)"
+    )
+    files.add_argument("--list", action="store_true", help="only say what goes where")
+    files.set_defaults(handler=cmd_install_files)
 
     config = commands.add_parser("config", help="validate or show the configuration")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
@@ -380,6 +390,26 @@ async def _build_and_close(settings: Settings) -> Protection:
         return build_protection(settings, clients)
     finally:
         await close_clients(clients)
+
+
+def cmd_install_files(args: argparse.Namespace) -> int:
+    """The files the wheel carries, where an install from a checkout would copy them by hand;
+    the config only where there is none (supervisor/shipped.py)."""
+    if args.list:
+        for item in shipped.SHIPPED:
+            print(f"{item.source} -> {item.target}")
+        return EX_OK
+    try:
+        done = shipped.install(Path(args.root))
+    except OSError as exc:
+        raise CommandFailed(f"{what_failed_on(exc)}: {first_line(exc)}", EX_FAILED) from exc
+    say("\n".join(done))
+    say("next: systemctl daemon-reload && systemctl enable --now trading-supervisor")
+    return EX_OK
+
+
+def what_failed_on(exc: OSError) -> str:
+    return str(exc.filename) if exc.filename is not None else "install-files"
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
