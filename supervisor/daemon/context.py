@@ -157,6 +157,8 @@ class Context:
             breaker=runtime.breaker_tripped,
             kill=runtime.kill_engaged,
         )
+        failing = {name: ordered.failing for name, ordered in runtime.ordered.items()}
+        self.metrics.observe_actions(failing, runtime.releasing)
         self.notifier.status(self.role_prefix() + summary.status_line())
         return summary
 
