@@ -85,7 +85,7 @@ class Runtime:
         """What sets the trading state: latches, resets still waiting for their venue, and
         actions ordered but not yet confirmed."""
         shown = {n: Engagement(r.level, r.reason(n)) for n, r in self.releasing.items()}
-        shown.update({n: Engagement(o.level, o.reason) for n, o in self.ordered.items()})
+        shown.update({n: Engagement(o.level, o.reason, False) for n, o in self.ordered.items()})
         shown.update({n: Engagement(lt.level, lt.reason) for n, lt in self.engaged.items()})
         return shown
 
