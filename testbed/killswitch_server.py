@@ -52,6 +52,8 @@ class Behaviour:
     hold_first: int = 0  # the first N activation requests wait `hold_s` before being handled
     hold_s: float = 0.0
     keep_alive: bool = False  # HTTP/1.1 persistent connections, as a production endpoint has
+    hold_status_first: int = 0  # the first N /status reads after an activation wait...
+    hold_status_s: float = 0.0  # ...this long, then answer what the state is by then
 
 
 @dataclass
@@ -64,6 +66,7 @@ class State:
     held: int = 0
     received_keys: list[str] = field(default_factory=list)  # activation keys, as they arrive
     releases: int = 0  # release requests ({"enabled": true}) and operator releases
+    status_held: int = 0
 
 
 class KillSwitchServer:
@@ -195,6 +198,11 @@ class KillSwitchServer:
 
     def status(self) -> tuple[int, dict[str, Any]]:
         with self.lock:
+            hold = self.state.active and self.state.status_held < self.behaviour.hold_status_first
+            self.state.status_held += hold
+        if hold:
+            self._stopping.wait(self.behaviour.hold_status_s)
+        with self.lock:
             active = self.state.active and not self.behaviour.never_confirm
             return 200, {"kill_switch_active": active, "trading_enabled": not self.state.active}
 
@@ -237,7 +245,7 @@ def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
             if self.path == ACTIVATE_PATH and self.command == "POST" and enables(body):
-                answer: tuple[int, dict[str, Any]] | None = owner.release_request(headers)
+                status, document = owner.release_request(headers)
             elif self.path == ACTIVATE_PATH and self.command == "POST":
                 answer = owner.activate(headers)
                 if answer is None:

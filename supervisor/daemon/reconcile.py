@@ -170,7 +170,7 @@ class Reconciler:
         if len(kept) == len(runtime.engaged):
             return
         for name in set(runtime.engaged) - set(kept):
-            log.warning("actuator=%s released by a manual reset", name)
+            log.warning("actuator=%s released by a manual reset: its latch is cleared", name)
         runtime.engaged = kept
         self.acting.save_file()
         self.context.refresh()

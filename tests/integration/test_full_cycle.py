@@ -1,0 +1,337 @@
+"""Every actuator's whole cycle, as an operator runs it: a fault trips it, the venue is
+engaged, the operator resets it with `trading-supervisor reset` (the venue released by the
+supervisor where a release request is configured, else by the operator, before or after the
+reset), trading is ACTIVE and stays ACTIVE, and a new fault trips it again under a new
+incident, reported as an engagement.
+
+The daemon runs in-process with an injected clock (one watchdog cycle or housekeeping pass at
+a time), against the real test Redis and a real kill-switch server with engaged/released
+state and a release request (testbed/killswitch_server.py); the reset is the real CLI.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import anyio
+import pytest
+from prometheus_client import CollectorRegistry
+from redis.asyncio import Redis
+
+from supervisor.config.loading import load_config
+from supervisor.constants import RELEASE_WAIT_WARN_S
+from supervisor.daemon import Supervisor
+from supervisor.kinds import kind_gauges
+from supervisor.model import Health, TradingState
+from supervisor.publish.metrics import Metrics
+from testbed.daemon_process import cli
+from testbed.killswitch_server import Behaviour, KillSwitchServer
+from testbed.redis_server import RedisServer
+from tests.integration.test_daemon_logic import Clock, settle
+
+pytestmark = pytest.mark.anyio
+
+REASON = "venue confirmed healthy again after the drill"
+WAITING = "reset, waiting for the venue to release"
+
+CONFIG = """
+[supervisor]
+instance_id = "sup-cycle"
+namespace = "sup"
+state_dir = "{state_dir}"
+
+[redis]
+url = "{redis_url}"
+timeout = "300ms"
+
+[metrics]
+enabled = false
+
+{actuator}
+
+[[watchdogs]]
+name = "w1"
+kind = "tick_freshness"
+key = "ticks:{{instrument}}"
+instruments = ["SPX"]
+warn = "5s"
+breach = "10s"
+interval = "1s"
+clear_after = 2
+on_breach = ["{name}"]
+"""
+
+HTTP = """
+[actuators.kill]
+kind = "http"
+level = "flatten"
+url = "{activate}"
+json = {{ reason = "{{reason}}", enabled = false }}
+timeout = "500ms"
+retry_for = "2s"
+{extra}
+"""
+VERIFY = 'verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}'
+RELEASE = "release = { json = { enabled = true } }"  # runbook 002: the same endpoint
+
+
+@dataclass(frozen=True)
+class Kind:
+    """One way to configure an actuator, and how the test reads and releases its venue."""
+
+    name: str  # the actuator's name in the config
+    level: TradingState
+    # "supervisor", "operator after", "operator before", "operator, unread" (it cannot be
+    # read back: the reset is all the supervisor knows) or "nothing" (a command)
+    released_by: str
+
+    @property
+    def group(self) -> str:
+        return "breaker" if self.level is TradingState.REDUCE_ONLY else "kill"
+
+
+KINDS = {
+    "http, release request": Kind("kill", TradingState.FLATTEN, "supervisor"),
+    "http, operator releases after the reset": Kind("kill", TradingState.FLATTEN, "operator after"),
+    "http, operator releases before the reset": Kind(
+        "kill", TradingState.FLATTEN, "operator before"
+    ),
+    "http, not verified": Kind("kill", TradingState.FLATTEN, "operator, unread"),
+    "redis_breaker": Kind("breaker", TradingState.REDUCE_ONLY, "supervisor"),
+    "redis_flag": Kind("flag", TradingState.HALTED, "supervisor"),
+    "command": Kind("halt_cmd", TradingState.HALTED, "nothing"),
+}
+
+
+def actuator_config(case: str, server: KillSwitchServer, tmp_path: Path) -> str:
+    urls = {"activate": server.activate_url, "status": server.status_url}
+    if case == "http, release request":
+        return HTTP.format(**urls, extra=VERIFY.format(**urls) + "\n" + RELEASE)
+    if case.startswith("http, operator"):
+        return HTTP.format(**urls, extra=VERIFY.format(**urls))
+    if case == "http, not verified":
+        return HTTP.format(**urls, extra="")
+    if case == "redis_breaker":
+        return '[actuators.breaker]\nkind = "redis_breaker"\nlevel = "reduce_only"\n'
+    if case == "redis_flag":
+        return '[actuators.flag]\nkind = "redis_flag"\nlevel = "halted"\nkey = "ops:halt"\n'
+    script = f'echo "$SUPERVISOR_INCIDENT_ID" >> {tmp_path / "halted.txt"}'
+    argv = json.dumps(["sh", "-c", script])
+    return f'[actuators.halt_cmd]\nkind = "command"\nlevel = "halted"\nargv = {argv}\n'
+
+
+class Venue:
+    """What the actuator controls, read as the trading stack reads it."""
+
+    def __init__(self, case: str, server: KillSwitchServer, redis: Redis, tmp_path: Path):
+        self.case = case
+        self.server = server
+        self.redis = redis
+        self.commands = tmp_path / "halted.txt"
+
+    async def engaged(self) -> bool:
+        if self.case.startswith("http"):
+            return self.server.active
+        if self.case == "redis_breaker":
+            raw = await self.redis.get("circuit_breaker:state")
+            return raw is not None and json.loads(raw)["state"] == "TRIPPED"
+        if self.case == "redis_flag":
+            return await self.redis.get("ops:halt") == b"1"
+        return self.commands.exists()  # a command: it ran (it has no state to read)
+
+    async def incidents(self) -> list[str]:
+        """The incident of every engagement the venue saw, in order."""
+        if self.case.startswith("http"):
+            return [key.split(":")[0] for key in self.server.received_keys]
+        if self.case == "redis_breaker":
+            history = await self.redis.zrange("circuit_breaker:history", 0, -1)
+            return [e["incident_id"] for e in map(json.loads, history) if e["event"] == "trip"]
+        if self.case == "command":
+            return self.commands.read_text().split()
+        return []
+
+
+@pytest.fixture
+def server() -> Iterator[KillSwitchServer]:
+    with KillSwitchServer(Behaviour()) as venue:
+        yield venue
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def write_config(tmp_path: Path, redis_url: str, case: str, server: KillSwitchServer) -> Path:
+    path = tmp_path / "supervisor.toml"
+    text = CONFIG.format(
+        state_dir=tmp_path / "state",
+        redis_url=redis_url,
+        actuator=actuator_config(case, server, tmp_path),
+        name=KINDS[case].name,
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+@pytest.fixture
+async def make_daemon(clock: Clock, redis: Redis) -> AsyncIterator[list[Supervisor]]:
+    started: list[Supervisor] = []
+    yield started
+    for daemon in started:
+        await settle(daemon)
+        await daemon.context.assembly.close()
+        daemon.context.notifier.close()
+
+
+def start(config: Path, clock: Clock, started: list[Supervisor]) -> Supervisor:
+    metrics = Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
+    daemon = Supervisor(load_config(config), config, metrics=metrics, clock=clock)
+    started.append(daemon)
+    return daemon
+
+
+async def run_w1(daemon: Supervisor, redis: Redis, clock: Clock, tick_age_s: float) -> None:
+    clock.now += 1
+    await redis.set("ticks:SPX", f"{clock.now - tick_age_s:.3f}")
+    await daemon.cycle.run("w1")
+    await settle(daemon)
+
+
+async def housekeeping(daemon: Supervisor, clock: Clock, passes: int = 1) -> None:
+    for _ in range(passes):
+        clock.now += 1
+        await daemon.housekeeping.sync(clock.now)
+        await settle(daemon)
+
+
+async def reset(config: Path, group: str) -> str:
+    """`trading-supervisor reset GROUP --reason ...`, as the operator types it."""
+    args = ("reset", group, "--reason", REASON, "--operator", "oncall", "--config", str(config))
+    done = await anyio.to_thread.run_sync(lambda: cli(*args))
+    assert done.returncode == 0, done.stderr
+    return done.stdout
+
+
+def trading(daemon: Supervisor) -> TradingState:
+    summary = daemon.context.runtime.summary
+    assert summary is not None
+    return summary.trading_state
+
+
+def metric(daemon: Supervisor, name: str, **labels: str) -> float | None:
+    return daemon.context.metrics.registry.get_sample_value(name, labels)
+
+
+async def published(redis: Redis, field: str) -> str:
+    return (await redis.hget("sup:state", field) or b"").decode()
+
+
+@pytest.mark.parametrize("case", list(KINDS))
+async def test_trip_reset_resume_and_trip_again(
+    case: str,
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis: Redis,
+    clock: Clock,
+    server: KillSwitchServer,
+    make_daemon: list[Supervisor],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    kind = KINDS[case]
+    config = write_config(tmp_path, redis_server.url, case, server)
+    daemon = start(config, clock, make_daemon)
+    venue = Venue(case, server, redis, tmp_path)
+    await daemon.reconciler.restore()
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await housekeeping(daemon, clock)
+    assert trading(daemon) is TradingState.ACTIVE
+
+    # Trip: the venue is engaged, the latch says who and why, the outcome is "engaged".
+    await run_w1(daemon, redis, clock, tick_age_s=30)
+    await housekeeping(daemon, clock)
+    assert await venue.engaged()
+    assert trading(daemon) is kind.level
+    latch = daemon.context.runtime.engaged[kind.name]
+    assert (latch.watchdog, latch.reason.startswith(f"{kind.name} tripped by w1")) == ("w1", True)
+    engaged = {"actuator": kind.name, "outcome": "engaged"}
+    assert metric(daemon, "supervisor_actions_total", **engaged) == 1
+    first_incident = daemon.context.runtime.policy["w1"].incident
+    assert first_incident is not None
+
+    # The fault clears; the latch holds.
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    assert daemon.context.runtime.policy["w1"].incident is None
+    await housekeeping(daemon, clock)
+    assert trading(daemon) is kind.level
+
+    if kind.released_by == "operator before":
+        server.release()  # at the venue, as runbook 002 says, before the reset
+        await housekeeping(daemon, clock, passes=3)
+        assert not await venue.engaged()  # not engaged again: the operator released it
+        assert server.activations == 1
+        assert trading(daemon) is kind.level  # the latch holds until the reset
+        summary = daemon.context.runtime.summary
+        assert summary is not None
+        assert "released at the venue without a reset" in summary.status_line()
+
+    output = await reset(config, kind.group)
+    await housekeeping(daemon, clock)
+
+    if kind.released_by == "operator after":
+        # Between the reset and the venue's release, every report says the reset waits.
+        assert await venue.engaged()
+        assert trading(daemon) is kind.level
+        summary = daemon.context.runtime.summary
+        assert summary is not None and WAITING in summary.status_line()
+        assert WAITING in await published(redis, "reason")
+        assert metric(daemon, "supervisor_reset_waiting_for_venue", actuator=kind.name) == 1
+        await housekeeping(daemon, clock, passes=3)
+        assert server.activations == 1 and kind.name not in daemon.context.runtime.engaged
+        # Long after the reset, the operator is told once; it is still not engaged again.
+        clock.now += RELEASE_WAIT_WARN_S
+        await housekeeping(daemon, clock, passes=2)
+        told = [r for r in caplog.records if "its store still reads engaged" in r.getMessage()]
+        assert len(told) == 1
+        summary = daemon.context.runtime.summary
+        assert summary is not None and "still engaged at the venue" in summary.status_line()
+        assert metric(daemon, "supervisor_action_failing", actuator=kind.name) == 0
+        server.release()  # the operator releases it at the venue
+        await housekeeping(daemon, clock)
+        assert metric(daemon, "supervisor_reset_waiting_for_venue", actuator=kind.name) == 0
+
+    if kind.released_by == "operator, unread":
+        server.release()
+    if kind.released_by == "supervisor":
+        assert f"{kind.name}: released" in output, output
+    assert not await venue.engaged() or kind.released_by == "nothing"
+    assert trading(daemon) is TradingState.ACTIVE
+    assert await published(redis, "trading_state") == "ACTIVE"
+    assert daemon.context.runtime.summary.health is Health.OK
+
+    # It stays ACTIVE for a few intervals: nothing engages it again on its own.
+    for _ in range(4):
+        await run_w1(daemon, redis, clock, tick_age_s=0)
+        await housekeeping(daemon, clock)
+        assert trading(daemon) is TradingState.ACTIVE
+    assert not any("engaging it again" in r.getMessage() for r in caplog.records)
+    if case.startswith("http"):
+        assert server.activations == 1
+
+    # A new fault trips it again, under a new incident, and it is an engagement again.
+    await run_w1(daemon, redis, clock, tick_age_s=30)
+    await housekeeping(daemon, clock)
+    second_incident = daemon.context.runtime.policy["w1"].incident
+    assert second_incident is not None and second_incident.id != first_incident.id
+    assert await venue.engaged()
+    assert trading(daemon) is kind.level
+    assert metric(daemon, "supervisor_actions_total", **engaged) == 2
+    incidents = await venue.incidents()
+    if incidents:
+        assert set(incidents) == {first_incident.id, second_incident.id}
+    if case.startswith("http"):
+        assert server.activations == 2  # the new Idempotency-Key engaged the venue again
