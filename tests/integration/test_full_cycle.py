@@ -335,3 +335,160 @@ async def test_trip_reset_resume_and_trip_again(
         assert set(incidents) == {first_incident.id, second_incident.id}
     if case.startswith("http"):
         assert server.activations == 2  # the new Idempotency-Key engaged the venue again
+
+
+def http_config(tmp_path: Path, redis_url: str, server: KillSwitchServer, extra: str = "") -> Path:
+    urls = {"activate": server.activate_url, "status": server.status_url}
+    actuator = HTTP.format(**urls, extra=VERIFY.format(**urls) + "\n" + extra)
+    path = tmp_path / "supervisor.toml"
+    text = CONFIG.format(
+        state_dir=tmp_path / "state", redis_url=redis_url, actuator=actuator, name="kill"
+    )
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+async def test_the_latch_keeps_the_decision_that_engaged_it_when_the_store_check_is_first(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis: Redis,
+    clock: Clock,
+    make_daemon: list[Supervisor],
+) -> None:
+    """The venue is engaged by the POST while the action still verifies (its GET is held):
+    the one-second store check sees it engaged first. The latch must still name the
+    watchdog and reason that decided it, not "found in its store"."""
+    with KillSwitchServer(Behaviour(hold_status_first=1, hold_status_s=1.0)) as venue:
+        config = http_config(tmp_path, redis_server.url, venue)
+        daemon = start(config, clock, make_daemon)
+        await daemon.reconciler.restore()
+        await redis.set("ticks:SPX", f"{clock.now - 30:.3f}")
+        await daemon.cycle.run("w1")
+        with anyio.fail_after(5):
+            while not venue.active:
+                await anyio.sleep(0.01)
+        await anyio.sleep(0.1)  # the action's verify GET is held at the venue now
+        await daemon.reconciler.refresh()  # the store check reads engaged before the action
+        latch = daemon.context.runtime.engaged["kill"]
+        assert latch.watchdog == "w1"
+        assert latch.reason == "kill tripped by w1 — SPX age 30.0s > 10s"
+        await settle(daemon)
+        engaged = {"actuator": "kill", "outcome": "engaged"}
+        assert metric(daemon, "supervisor_actions_total", **engaged) == 1
+        assert daemon.context.runtime.engaged["kill"].watchdog == "w1"
+        assert not daemon.context.runtime.ordered
+
+
+async def test_a_failing_kill_is_reported_at_its_level_at_once(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis: Redis,
+    clock: Clock,
+    make_daemon: list[Supervisor],
+) -> None:
+    """The venue answers 500 to every attempt; the action retries for `retry_for` (2 s).
+    Long before that, the decided level is in the state, STATUS and metrics, as ordered and
+    failing, and health names the failing action."""
+    with KillSwitchServer(Behaviour(fail_first=10**6)) as venue:
+        config = http_config(tmp_path, redis_server.url, venue)
+        daemon = start(config, clock, make_daemon)
+        await daemon.reconciler.restore()
+        await redis.set("ticks:SPX", f"{clock.now - 30:.3f}")
+        await daemon.cycle.run("w1")  # returns once the first request is on its way
+        assert trading(daemon) is TradingState.FLATTEN  # ordered, from the decision on
+        assert metric(daemon, "supervisor_trading_state") == 3
+        assert metric(daemon, "supervisor_decision_unconfirmed") == 1
+        with anyio.fail_after(1.0):  # the first attempt's 500, not retry_for's end
+            while metric(daemon, "supervisor_action_failing", actuator="kill") != 1:
+                await anyio.sleep(0.01)
+            while "FAILING" not in await published(redis, "reason"):
+                await anyio.sleep(0.01)
+        assert await published(redis, "trading_state") == "FLATTEN"
+        summary = daemon.context.runtime.summary
+        assert summary is not None
+        line = summary.status_line()
+        assert line.startswith("FLATTEN: kill ordered by w1, FAILING"), line
+        assert "DEGRADED: action kill: failing" in line
+        assert "kill" not in daemon.context.runtime.engaged  # nothing confirmed it
+
+
+async def test_a_restart_between_the_reset_and_the_release_still_waits_for_the_venue(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis: Redis,
+    clock: Clock,
+    server: KillSwitchServer,
+    make_daemon: list[Supervisor],
+) -> None:
+    config = http_config(tmp_path, redis_server.url, server)
+    daemon = start(config, clock, make_daemon)
+    await daemon.reconciler.restore()
+    await run_w1(daemon, redis, clock, tick_age_s=30)
+    assert server.active and "kill" in daemon.context.runtime.engaged
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await reset(config, "kill")
+    await housekeeping(daemon, clock)
+    assert WAITING in await published(redis, "reason")
+
+    restarted = start(config, clock, make_daemon)  # the same state_dir and Redis
+    await restarted.reconciler.restore()
+    await housekeeping(restarted, clock, passes=2)
+    assert "kill" not in restarted.context.runtime.engaged
+    assert trading(restarted) is TradingState.FLATTEN  # the venue's truth...
+    assert WAITING in await published(redis, "reason")  # ...and why
+    server.release()
+    await housekeeping(restarted, clock, passes=3)
+    assert trading(restarted) is TradingState.ACTIVE
+    assert not server.active and server.activations == 1  # never engaged again on its own
+
+
+DEADMAN = """
+[actuators.breaker]
+kind = "redis_breaker"
+level = "reduce_only"
+
+[actuators.cancel_on_disconnect]
+kind = "deadman"
+url = "{url}"
+"""
+
+
+async def test_a_deadman_stops_beating_on_a_trip_and_beats_again_after_the_reset(
+    tmp_path: Path,
+    redis_server: RedisServer,
+    redis: Redis,
+    clock: Clock,
+    server: KillSwitchServer,
+    make_daemon: list[Supervisor],
+) -> None:
+    path = tmp_path / "supervisor.toml"
+    actuator = DEADMAN.format(url=server.base_url + "/cancel-after")
+    text = CONFIG.format(
+        state_dir=tmp_path / "state", redis_url=redis_server.url, actuator=actuator, name="breaker"
+    )
+    path.write_text(text, encoding="utf-8")
+    daemon = start(path, clock, make_daemon)
+    await daemon.reconciler.restore()
+
+    def beats() -> int:
+        return len(server.requests("/cancel-after"))
+
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await housekeeping(daemon, clock, passes=3)
+    assert beats() == 3
+    await run_w1(daemon, redis, clock, tick_age_s=30)  # the breaker trips: the beats stop
+    await housekeeping(daemon, clock, passes=3)
+    assert beats() == 3 and trading(daemon) is TradingState.REDUCE_ONLY
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await run_w1(daemon, redis, clock, tick_age_s=0)
+    await housekeeping(daemon, clock, passes=2)
+    assert beats() == 3  # the latch holds
+    await reset(path, "breaker")
+    await housekeeping(daemon, clock, passes=3)  # the reset seen, then beating again
+    assert trading(daemon) is TradingState.ACTIVE
+    assert beats() >= 5
+    before = beats()
+    await run_w1(daemon, redis, clock, tick_age_s=30)  # a new fault: the beats stop again
+    await housekeeping(daemon, clock, passes=2)
+    assert beats() == before and trading(daemon) is TradingState.REDUCE_ONLY
