@@ -189,8 +189,23 @@ class Reconciler:
         self._read.add(actuator.name)
         if engaged:
             self._found_engaged(actuator, first_read)
-        else:
-            self._found_released(actuator)
+            return
+        if actuator.name in context.runtime.engaged:
+            await self._resets_again()  # a reset between this pass's read and the release
+        self._found_released(actuator)
+
+    async def _resets_again(self) -> None:
+        """Read the resets again before taking a release for one without a reset: `reset`
+        records its reset, then releases; this pass may have read the resets in between."""
+        published = await self._read_redis()
+        if published is None:
+            return
+        resets = published[1]
+        previous = self.context.runtime.resets or {}
+        if resets != previous:
+            self.context.runtime.resets = resets
+            self._note_resets(newly_reset(previous, resets))
+            self._apply_resets(resets)
 
     def _found_engaged(self, actuator: Actuator, first_read: bool) -> None:
         runtime = self.context.runtime
