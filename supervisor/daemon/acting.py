@@ -96,7 +96,7 @@ class Acting:
     async def _publish_once_sent(self, dispatched: list[asyncio.Event]) -> None:
         for sent in dispatched:
             await sent.wait()
-        await self.context.publish_state()
+        await self.context.publish_state()  # refreshes STATUS and metrics first
 
     async def _act(
         self,
@@ -159,7 +159,7 @@ class Acting:
         failing = previous.failing if previous is not None else ""
         mine = replace(decision, actuators=(actuator.name,))
         runtime.ordered[actuator.name] = Ordered(actuator.level, mine, failing)
-        self.context.refresh()
+        # Shown (STATUS, metrics, {ns}:state) once the request is on its way: see start().
 
     def ordered_decision(self, name: str) -> Decision | None:
         """The decision whose action on `name` is not yet confirmed, if any."""

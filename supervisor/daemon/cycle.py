@@ -98,6 +98,7 @@ class Cycle:
             with anyio.move_on_after(DISPATCH_WAIT_S):
                 for sent in dispatched:
                     await sent.wait()
+            self.context.refresh()  # the ordered level in STATUS and metrics, from now on
         announce()  # unless an action's own record came first and announced them
 
     def _count_cut_offs(self, name: str, cut_off: bool, timeout_s: float) -> None:
