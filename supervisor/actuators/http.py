@@ -38,6 +38,7 @@ import json
 import random
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -344,6 +345,8 @@ class HttpActuator(Actuator):
         deadline = Deadline.after(min(self.config.retry_for_s, RELEASE_RETRY_FOR_S))
         url = release.url or self.config.url
         headers = plain_headers(self.config.headers if release.headers is None else release.headers)
+        if self.config.idempotency_header:  # one key per reset, the same on every retry
+            headers[self.config.idempotency_header] = f"release-{uuid.uuid4().hex}:{self.name}"
         body = None
         if release.json_body is not None:
             body = encode_json(render(release.json_body, {"instance_id": context.instance_id}))
