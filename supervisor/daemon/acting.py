@@ -7,6 +7,12 @@ to state_dir as pending before its actuator is called and forgotten once it succ
 daemon that dies mid-action carries it out when it starts again (supervisor/pending.py).
 With [ha] on, only the leader acts; a follower holds its decisions back and takes them up if
 it takes over before anybody engaged them.
+
+From the moment an action is ordered its level counts in the trading state as ordered and not
+yet confirmed (runtime.Ordered), marked FAILING from its first failed attempt, until its
+actuator confirms it (latched, with the watchdog and reason of the decision) or a reset voids
+it. Whether it was an engagement or "already engaged" is the actuator's answer (the venue's
+truth), never whether this process had it latched.
 """
 
 from __future__ import annotations

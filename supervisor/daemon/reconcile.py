@@ -2,7 +2,13 @@
 actions a crash interrupted), then every housekeeping pass: resets written by
 `trading-supervisor reset`, engagements made elsewhere (manually or by another supervisor),
 the actuators' real state, and the one automatic release (`auto_reset_after` on a
-reduce_only breaker)."""
+reduce_only breaker).
+
+A reset of an actuator whose store is read back waits for that store to read released: until
+then trading stays at its level ("reset, waiting for the venue to release"), it is never
+engaged again on its own, and a store still engaged RELEASE_WAIT_WARN_S after the reset is
+said once (journal, DEGRADED). A store found engaged while an action on it is still on its
+way is latched for that action's decision."""
 
 from __future__ import annotations
 
