@@ -95,6 +95,8 @@ def test_kill_reset_resume_and_kill_again(
                 waiting = sample(metrics, "supervisor_reset_waiting_for_venue", actuator="kill_api")
                 assert waiting == 1
                 assert sample(metrics, "supervisor_trading_state") == 3
+                shown = cli("status", "--config", str(setup.config))
+                assert WAITING in shown.stdout, shown.stdout  # `trading-supervisor status`
                 time.sleep(1.5)  # a reset is not a reason to engage it again, nor to give up
                 assert venue.activations == 1 and venue.active
                 venue.release()  # the operator releases it at the venue (runbook 002)
