@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -28,6 +29,7 @@ from supervisor import __version__, manual, nagios
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
 from supervisor.clients import close_clients, open_clients
+from supervisor.config.environment import ignored_note
 from supervisor.config.loading import config_schema, find_config, load_config, redacted
 from supervisor.config.settings import Settings
 from supervisor.constants import (
@@ -36,6 +38,7 @@ from supervisor.constants import (
     EX_OK,
     EX_PIPE,
     EX_REFUSED,
+    EX_UNIT_PROBLEM,
     NAGIOS_UNKNOWN,
     STATUS_NO_LIVE_SUPERVISOR,
 )
@@ -53,6 +56,8 @@ from supervisor.text import safe_line, safe_lines
 # What an unreachable Redis or PostgreSQL raises (TimeoutError is an OSError); a full disk
 # under state_dir too.
 IO_FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+log = logging.getLogger(__name__)
 
 
 class CommandFailed(Exception):
@@ -198,6 +203,13 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="the JSON Schema of the config file (for editors: taplo, Even Better TOML)"
     )
     schema.set_defaults(handler=cmd_config_schema)
+
+    unit = commands.add_parser("unit", help="the systemd unit (deploy/systemd)")
+    unit_commands = unit.add_subparsers(required=True, metavar="ACTION")
+    unit_check = unit_commands.add_parser(
+        "check", help="would the unit's sandbox hide this install? exit 1 if so"
+    )
+    unit_check.set_defaults(handler=cmd_unit_check)
     return parser
 
 
@@ -215,6 +227,9 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     setup_logging(args.log_level)
     path, settings = _load(args)
+    note = ignored_note(os.environ)  # supervisord's SUPERVISOR_ENABLED and the like
+    if note:
+        log.info("%s", note)
     supervisor = Supervisor(settings, config_path=path)
     anyio.run(supervisor.run, backend="asyncio")
     return EX_OK
@@ -324,9 +339,10 @@ async def _show_events(
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    for warning in protect_home_warnings():  # before the config: an install problem is worse
-        print(f"trading-supervisor: warning: {warning}", file=sys.stderr)
     path, settings = _load(args)
+    note = ignored_note(os.environ)
+    if note:
+        complain(f"note: {note}")
     protection = anyio.run(_build_and_close, settings)
     say(
         f"{path}: OK ({len(protection.watchdogs)} watchdogs, {len(protection.actuators)} actuators,"
@@ -342,6 +358,18 @@ async def _build_and_close(settings: Settings) -> Protection:
         return build_protection(settings, clients)
     finally:
         await close_clients(clients)
+
+
+def cmd_unit_check(args: argparse.Namespace) -> int:
+    """Only here, where the unit is installed or checked: on a laptop or under supervisord
+    ProtectHome= hides nothing, and a warning on every command would teach to ignore it."""
+    warnings = protect_home_warnings()
+    for warning in warnings:
+        complain(f"warning: {warning}")
+    if warnings:
+        return EX_UNIT_PROBLEM
+    say(f"OK: nothing the unit's ProtectHome=yes would hide (Python {sys.executable})")
+    return EX_OK
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:
