@@ -43,8 +43,12 @@ class ActuatorError(SupervisorError, RuntimeError):
 
 def first_line(exc: BaseException) -> str:
     """`ExcType: first line of the message`, or `ExcType` when the message is blank (a bare
-    TimeoutError), made safe (text.py) and cut to FIRST_LINE_MAX_CHARS."""
+    TimeoutError), made safe (text.py) and cut to FIRST_LINE_MAX_CHARS. Our own errors are
+    written to be read: their message alone (a class name before "refused: ..." or before a
+    message that quotes another first_line is what made "Refused: refused: ..." stutter)."""
     name = type(exc).__name__
     lines = str(exc).strip().splitlines()
+    if lines and isinstance(exc, SupervisorError):
+        return safe_line(lines[0].strip(), FIRST_LINE_MAX_CHARS)
     text = f"{name}: {lines[0].strip()}" if lines else name
     return safe_line(text, FIRST_LINE_MAX_CHARS)

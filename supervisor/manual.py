@@ -127,6 +127,8 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         try:
             breaching = await _reset_allowed(settings, redis, operator, force)
             await store.record_reset([a.name for a in targets])  # before anything is released
+        except Refused:
+            raise  # its own words (a PermissionError, so an OSError too: not Redis trouble)
         except REDIS_TROUBLE as exc:
             raise Refused(f"refused: Redis: {first_line(exc)}; nothing was released") from None
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", time.time())

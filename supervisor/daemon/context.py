@@ -158,6 +158,8 @@ class Context:
             breaker=runtime.breaker_tripped,
             kill=runtime.kill_engaged,
         )
+        failing = {name: ordered.failing for name, ordered in runtime.ordered.items()}
+        self.metrics.observe_actions(failing, runtime.releasing)
         self.metrics.observe_latches(runtime.engaged)
         self.notifier.status(self.role_prefix() + summary.status_line())
         return summary

@@ -95,6 +95,24 @@ class Metrics:
             "1 while any halted/flatten actuator is engaged.",
             registry=r,
         )
+        self.decision_unconfirmed = Gauge(
+            "supervisor_decision_unconfirmed",
+            "Actuators ordered by a decision and not yet confirmed engaged (counted in"
+            " supervisor_trading_state at once).",
+            registry=r,
+        )
+        self.action_failing = Gauge(
+            "supervisor_action_failing",
+            "1 from an action's first failed attempt until it is confirmed (or reset).",
+            ["actuator"],
+            registry=r,
+        )
+        self.reset_waiting = Gauge(
+            "supervisor_reset_waiting_for_venue",
+            "1 between a manual reset and its venue's store reading released.",
+            ["actuator"],
+            registry=r,
+        )
         self.actions = Counter(
             "supervisor_actions",
             "Actions by actuator and outcome.",
@@ -162,6 +180,7 @@ class Metrics:
         self.subject_series = SubjectSeries(kind_gauges)
         r.register(self.subject_series)
         self._server: Any = None
+        self._actuators: set[str] = set()  # with an action_failing and reset_waiting series
 
     def serve(self, host: str, port: int) -> None:
         self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
@@ -183,6 +202,9 @@ class Metrics:
             self.check_cut_offs.labels(watchdog)
         for actuator in actuators:
             self.actions.labels(actuator, "failed")
+            self._actuators.add(actuator)
+            self.action_failing.labels(actuator).set(0)
+            self.reset_waiting.labels(actuator).set(0)
 
     def observe_run(self, kind: str, run: WatchdogRun, subject_metrics: str = "auto") -> None:
         verdicts = run.verdicts
@@ -225,3 +247,13 @@ class Metrics:
         self.health_state.set(health)
         self.breaker_tripped.set(int(breaker))
         self.kill_switch_engaged.set(int(kill))
+
+    def observe_actions(self, ordered: Mapping[str, str], releasing: Iterable[str]) -> None:
+        """`ordered`: actuator -> its last failed attempt ("" while none failed), for the
+        actions not yet confirmed; `releasing`: actuators whose reset waits for the venue."""
+        self.decision_unconfirmed.set(len(ordered))
+        waiting = set(releasing)
+        self._actuators |= set(ordered) | waiting
+        for name in self._actuators:
+            self.action_failing.labels(name).set(1 if ordered.get(name) else 0)
+            self.reset_waiting.labels(name).set(1 if name in waiting else 0)

@@ -349,3 +349,21 @@ def test_confirmed_rides_out_a_flapping_source() -> None:
         OK,
         OK,
     ]
+
+
+@given(st.integers(min_value=2, max_value=500))
+def test_an_error_every_subject_shares_is_said_once(subjects: int) -> None:
+    """Redis down: every instrument is UNKNOWN for the same reason; the watchdog's reason
+    (its journal line, STATUS) says that error once, not once per instrument."""
+    error = "redis: Error 111 connecting to 127.0.0.1:6379. Connection refused."
+    verdicts = [Verdict("spx_ticks", f"I{n}", UNKNOWN, error) for n in range(subjects)]
+    state, _ = step(rules(), PolicyState(), "spx_ticks", verdicts, 1000.0, Ids())
+    assert state.reason.count("Error 111") == 1
+    assert state.reason == f"{error} ({subjects} subjects)"
+
+
+def test_different_reasons_are_each_said() -> None:
+    verdicts = [verdict(BREACH, "SPX"), verdict(BREACH, "ES"), verdict(BREACH, "NQ")]
+    verdicts.append(verdict(BREACH, "RTY"))
+    state, _ = step(rules(), PolicyState(), "spx_ticks", verdicts, 1000.0, Ids())
+    assert state.reason == "SPX is BREACH; ES is BREACH; NQ is BREACH (+1 more)"
