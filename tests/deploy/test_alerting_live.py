@@ -49,6 +49,7 @@ STATE_ALERTS = (
     "SupervisorWatchdogCritical",
     "SupervisorWatchdogUnknown",
     "SupervisorDegraded",
+    "SupervisorActionFailing",
 )
 
 CONFIG = """
@@ -261,6 +262,11 @@ def run_the_scenario(
     wait_until(lambda: bool(kill.activation_requests()), 15, "the decision to kill")
     decided = kill.activation_requests()[0].at
     wait_until(
+        lambda: receiver.first("SupervisorActionFailing", actuator="venue_kill") is not None,
+        15,
+        "SupervisorActionFailing for venue_kill",
+    )
+    wait_until(
         lambda: receiver.first("SupervisorActionFailed", actuator="venue_kill") is not None,
         RETRY_FOR_S + 15,
         "SupervisorActionFailed for venue_kill",
@@ -274,6 +280,7 @@ def run_the_scenario(
         name: note.received_at - decided
         for name, labels in (
             ("SupervisorWatchdogBreach", {"watchdog": "spx_ticks"}),
+            ("SupervisorActionFailing", {"actuator": "venue_kill"}),
             ("SupervisorActionFailed", {"actuator": "venue_kill"}),
             ("SupervisorTradingNotActive", {}),
         )
@@ -286,10 +293,13 @@ def run_the_scenario(
     )
     assert set(latencies) == {
         "SupervisorWatchdogBreach",
+        "SupervisorActionFailing",
         "SupervisorActionFailed",
         "SupervisorTradingNotActive",
     }
     assert latencies["SupervisorWatchdogBreach"] < 5  # the decision is the confirmed breach
+    # A failing kill pages within seconds of the decision, not after retry_for.
+    assert latencies["SupervisorActionFailing"] < 5
     assert latencies["SupervisorActionFailed"] < RETRY_FOR_S + 5
     trading = receiver.first("SupervisorTradingNotActive")
     assert trading is not None
