@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
@@ -34,6 +35,7 @@ log = logging.getLogger("supervisor")
 
 FOLLOWER_POLL_MIN_S = 0.05  # asks again no sooner than this, whatever the holder's TTL says
 EXPIRY_SLACK_S = 0.01  # asks this long after the holder's lease would have expired
+PTTL_RESOLUTION_S = 0.002  # Redis answers PTTL in whole milliseconds
 DUPLICATE_PROBLEM = "instance_id"  # the key of runtime.problems while the id is not ours
 
 
@@ -75,19 +77,23 @@ class LeaseKeeper:
         """The first claim, before the first cycle; IdentityInUse when another live process
         holds this instance id (it renewed its hold while this one watched)."""
         deadline = self.monotonic() + self.leadership.lease_ttl_s + EXPIRY_SLACK_S
-        seen: IdentityTaken | None = None
+        seen: HoldSeen | None = None
         while True:
             sent_at = self.monotonic()
             reply = await self._ask()
-            if isinstance(reply, IdentityTaken) and seen is not None and renewed(seen, reply):
+            if not isinstance(reply, IdentityTaken):
+                self._apply(reply, sent_at)  # the id is this process's
+                return
+            hold = HoldSeen.of(reply, sent_at, self.monotonic())
+            if seen is not None and renewed(seen, hold):
                 raise IdentityInUse(
                     f"instance_id {self.leadership.instance!r} is in use: another live"
                     f" trading-supervisor holds it in namespace"
                     f" {self.context.assembly.namespace!r} (it renewed its hold while this"
                     " one watched). Give each instance its own [supervisor] instance_id."
                 )
-            if not isinstance(reply, IdentityTaken) or self.monotonic() >= deadline:
-                self._apply(reply, sent_at)  # the id is ours, or nobody can tell: see _duplicate
+            if self.monotonic() >= deadline:
+                self._apply(reply, sent_at)  # nobody can tell whether it lives: _duplicate
                 return
             if seen is None:
                 log.warning(
@@ -97,9 +103,15 @@ class LeaseKeeper:
                     safe_line(reply.owner, 40),
                     deadline - self.monotonic(),
                 )
-            seen = reply
-            wait_s = min(reply.remaining_s + EXPIRY_SLACK_S, self.leadership.lease_ttl_s / 3)
-            await asyncio.sleep(max(FOLLOWER_POLL_MIN_S, wait_s))
+            seen = hold
+            await asyncio.sleep(self._watch_wait_s(reply))
+
+    def _watch_wait_s(self, reply: IdentityTaken) -> float:
+        """Until the hold would expire, but no longer than a renewal period."""
+        third_s = self.leadership.lease_ttl_s / 3
+        if reply.remaining_s is None:
+            return third_s
+        return max(FOLLOWER_POLL_MIN_S, min(reply.remaining_s + EXPIRY_SLACK_S, third_s))
 
     async def claim(self) -> None:
         """Renew or acquire once; learn who leads; act on a change of role."""
@@ -224,8 +236,29 @@ class LeaseKeeper:
             log.info("leader: gave the lease up (fencing token %d)", token)
 
 
-def renewed(before: IdentityTaken, after: IdentityTaken) -> bool:
-    """Whether the other process showed it is alive between two reads: its hold was renewed
-    (its time to live, by Redis's own clock, grew: it only shrinks on its own), or another
-    process took the id meanwhile."""
-    return after.owner != before.owner or after.remaining_s > before.remaining_s
+@dataclass(frozen=True)
+class HoldSeen:
+    """Another process's hold on this instance id, as one read saw it: when it expires, on
+    this process's monotonic clock, somewhere between two bounds (Redis measured its time
+    to live between sending the read and receiving the answer). None: it never expires."""
+
+    owner: str
+    expires_after: float | None
+    expires_before: float | None
+
+    @classmethod
+    def of(cls, reply: IdentityTaken, sent_at: float, received_at: float) -> HoldSeen:
+        if reply.remaining_s is None:
+            return cls(reply.owner, None, None)
+        return cls(reply.owner, sent_at + reply.remaining_s, received_at + reply.remaining_s)
+
+
+def renewed(before: HoldSeen, after: HoldSeen) -> bool:
+    """Whether the other process showed it is alive between two reads: its hold now expires
+    later than it could have before (only a renewal moves an expiry later), or another
+    process took the id meanwhile. A hold that never expires (set by hand) proves nothing."""
+    if after.owner != before.owner:
+        return True
+    if after.expires_after is None or before.expires_before is None:
+        return False
+    return after.expires_after > before.expires_before + PTTL_RESOLUTION_S

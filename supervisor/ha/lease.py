@@ -108,7 +108,7 @@ class IdentityTaken:
     """Another process (boot nonce `owner`) holds this instance id; nothing was claimed."""
 
     owner: str
-    remaining_s: float  # how long its hold has left, by Redis: it grows when it is renewed
+    remaining_s: float | None  # how long its hold has left, by Redis; None: it never expires
 
 
 @dataclass(frozen=True)
@@ -151,7 +151,8 @@ class LeaseStore:
         if int(reply[0]) == 1:
             return Granted(int(reply[1]))
         if int(reply[0]) == 2:
-            return IdentityTaken(_text(reply[1]), max(0, int(reply[2])) / 1000)
+            pttl_ms = int(reply[2])
+            return IdentityTaken(_text(reply[1]), pttl_ms / 1000 if pttl_ms >= 0 else None)
         holder, held, pttl_ms = reply[1:4]
         return HeldElsewhere(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
 

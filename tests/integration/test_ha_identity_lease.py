@@ -61,7 +61,7 @@ async def test_when_the_first_stops_renewing_the_second_takes_the_id_and_the_fir
     for token in (first_term.token, None):
         refused = await first.claim(token, second_term.token)
         assert isinstance(refused, IdentityTaken) and refused.owner == "boot-second"
-        assert 0 < refused.remaining_s <= TTL_S
+        assert refused.remaining_s is not None and 0 < refused.remaining_s <= TTL_S
     assert await second.claim(second_term.token, second_term.token) == second_term
 
 
@@ -79,6 +79,12 @@ async def test_the_lease_of_a_dead_process_with_the_same_id_is_not_renewed_by_it
     assert waiting.token == first_term.token
     await redis.delete(leader_key(namespace))  # the old lease expires
     assert isinstance(await second.claim(None, first_term.token), Granted)
+
+
+async def test_a_hold_that_never_expires_is_told_apart(redis: Redis) -> None:
+    namespace, _first, second = stores(redis)
+    await redis.set(identity_key(namespace, "a"), "set-by-hand")
+    assert await second.claim(None, 0) == IdentityTaken("set-by-hand", None)
 
 
 async def test_a_clean_stop_gives_the_id_up_at_once(redis: Redis) -> None:

@@ -3,38 +3,96 @@ has shown it is alive; what a duplicate may do; the state_dir lock."""
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from supervisor.daemon.lease_keeper import renewed
+from supervisor.daemon.lease_keeper import HoldSeen, renewed
 from supervisor.ha.leadership import Leadership, Role
 from supervisor.ha.lease import IdentityTaken, new_boot_nonce
 from supervisor.state_dir_lock import LOCK_FILE, StateDirInUse, lock_state_dir
 
 nonces = st.sampled_from(["boot-1", "boot-2", "", "x" * 40])
-ttls = st.floats(min_value=0, max_value=300, allow_nan=False)
+seconds = st.floats(min_value=0, max_value=300, allow_nan=False)
+fractions = st.floats(min_value=0, max_value=1)
 
 
-@given(owner=nonces, before_s=ttls, after_s=ttls)
-def test_a_hold_whose_time_to_live_grew_was_renewed(
-    owner: str, before_s: float, after_s: float
+def read(
+    owner: str, expiry: float, sent: float, round_trip: float, when: float
+) -> tuple[HoldSeen, float]:
+    """One read of a hold that expires at `expiry`, sent at `sent`, answered `round_trip`
+    later, Redis measuring its time to live at a fraction `when` of the way (in whole
+    milliseconds, as PTTL answers); and when the answer came."""
+    measured = sent + when * round_trip
+    assume(measured < expiry)  # after that, the hold is gone: no IdentityTaken
+    remaining_ms = math.floor((expiry - measured) * 1000)
+    received = sent + round_trip
+    return HoldSeen.of(IdentityTaken(owner, remaining_ms / 1000), sent, received), received
+
+
+@given(
+    owner=nonces,
+    expiry=st.floats(min_value=5, max_value=300),
+    start=st.floats(min_value=0, max_value=4),
+    gap=seconds,
+    trips=st.tuples(seconds, seconds),
+    whens=st.tuples(fractions, fractions),
+)
+def test_a_hold_nobody_renews_never_looks_renewed(
+    owner: str,
+    expiry: float,
+    start: float,
+    gap: float,
+    trips: tuple[float, float],
+    whens: tuple[float, float],
 ) -> None:
-    """Redis only ever lowers a key's TTL on its own: a higher one is a renewal."""
-    assert renewed(IdentityTaken(owner, before_s), IdentityTaken(owner, after_s)) == (
-        after_s > before_s
-    )
+    """However slow Redis answers and whenever the reads are: no false proof of life (a
+    dead predecessor's id would be refused after a crash and restart)."""
+    first, received = read(owner, expiry, start, trips[0] / 100, whens[0])
+    second, _ = read(owner, expiry, received + gap / 100, trips[1] / 100, whens[1])
+    assert not renewed(first, second)
 
 
-@given(before=nonces, after=nonces, before_s=ttls, after_s=ttls)
+@given(
+    owner=nonces,
+    expiry=st.floats(min_value=5, max_value=100),
+    start=st.floats(min_value=0, max_value=4),
+    trips=st.tuples(seconds, seconds),
+    whens=st.tuples(fractions, fractions),
+    renewal=st.floats(min_value=0.003, max_value=100),
+)
+def test_a_hold_renewed_by_more_than_the_round_trips_is_seen_renewed(
+    owner: str,
+    expiry: float,
+    start: float,
+    trips: tuple[float, float],
+    whens: tuple[float, float],
+    renewal: float,
+) -> None:
+    first_trip, second_trip = trips[0] / 100, trips[1] / 100
+    first, received = read(owner, expiry, start, first_trip, whens[0])
+    moved = expiry + renewal + first_trip + second_trip
+    second, _ = read(owner, moved, received, second_trip, whens[1])
+    assert renewed(first, second)
+
+
+@given(before=nonces, after=nonces, left=st.none() | seconds, now=seconds)
 def test_another_owner_is_proof_of_life_too(
-    before: str, after: str, before_s: float, after_s: float
+    before: str, after: str, left: float | None, now: float
 ) -> None:
-    if before != after:
-        assert renewed(IdentityTaken(before, before_s), IdentityTaken(after, after_s))
+    first = HoldSeen.of(IdentityTaken(before, left), now, now)
+    second = HoldSeen.of(IdentityTaken(after, left), now, now)
+    assert renewed(first, second) == (before != after)
+
+
+def test_a_hold_that_never_expires_proves_nothing() -> None:
+    first = HoldSeen.of(IdentityTaken("by-hand", None), 1.0, 1.1)
+    second = HoldSeen.of(IdentityTaken("by-hand", None), 9.0, 9.1)
+    assert not renewed(first, second)
 
 
 def test_boot_nonces_differ() -> None:
