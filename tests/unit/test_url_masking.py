@@ -9,10 +9,12 @@ from __future__ import annotations
 import string
 from urllib.parse import quote
 
+import httpx
 import pytest
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
+from supervisor.errors import first_line
 from supervisor.secrets import HARMLESS_PARAMETERS, MASK, is_harmless_parameter, mask_url, mask_urls
 
 # Issue 16, defect 6: every one of these passed unmasked through the old deny-list.
@@ -146,3 +148,13 @@ def test_mask_urls_masks_every_url_inside_text(user: str) -> None:
         f'HTTP Request: GET http://127.0.0.1:5/h?token={MASK} "HTTP/1.1 200 OK"; '
         f"retrying url='http://{MASK}@127.0.0.1:5/'"
     )
+
+
+@given(user=st.text(alphabet=USERINFO.replace("'", ""), min_size=6), pad=st.integers(0, 400))
+def test_an_exception_text_is_shown_with_its_urls_masked(user: str, pad: int) -> None:
+    """first_line is how every exception reaches a log line, a reason, the CLI, an audit
+    note: a library's message names the URL it failed on. Masked before the cut."""
+    exc = httpx.ConnectError(f"{'#' * pad} url='https://{user}@venue.example/kill?jwt={user}'")
+    shown = first_line(exc)
+    assert user not in shown
+    assert shown.startswith("ConnectError: ")
