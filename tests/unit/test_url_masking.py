@@ -105,6 +105,7 @@ def test_mask_url(url: str, masked: str) -> None:
     scheme=st.sampled_from(["https://", "redis://", "postgresql://", "//", ""]),
 )
 def test_no_user_part_survives_masking(user: str, host: str, scheme: str) -> None:
+    assume(user not in f"{scheme}{MASK}@{host}/p")  # what is shown may hold it by chance
     masked = mask_url(f"{scheme}{user}@{host}/p")
     assert user not in masked
     assert masked == f"{scheme}{MASK}@{host}/p"
@@ -143,7 +144,7 @@ def test_mask_urls_masks_every_url_inside_text(user: str) -> None:
         f"retrying url='http://{user}@127.0.0.1:5/'"
     )
     masked = mask_urls(line)
-    assert "SECRET" not in masked and user not in masked
+    assert "SECRET" not in masked
     assert masked == (
         f'HTTP Request: GET http://127.0.0.1:5/h?token={MASK} "HTTP/1.1 200 OK"; '
         f"retrying url='http://{MASK}@127.0.0.1:5/'"
@@ -154,6 +155,7 @@ def test_mask_urls_masks_every_url_inside_text(user: str) -> None:
 def test_an_exception_text_is_shown_with_its_urls_masked(user: str, pad: int) -> None:
     """first_line is how every exception reaches a log line, a reason, the CLI, an audit
     note: a library's message names the URL it failed on. Masked before the cut."""
+    assume(user not in "ConnectError: url='https://venue.example/kill?jwt=")
     exc = httpx.ConnectError(f"{'#' * pad} url='https://{user}@venue.example/kill?jwt={user}'")
     shown = first_line(exc)
     assert user not in shown
