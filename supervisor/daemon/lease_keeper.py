@@ -206,6 +206,12 @@ class LeaseKeeper:
         known = leadership.role is Role.FOLLOWER and leadership.leader == reply.holder
         if leadership.lost(reply.holder, reply.token):
             self._lost(f"{safe_line(reply.holder, 80)} holds the lease")
+        elif not known and reply.holder == leadership.instance:
+            log.warning(
+                "follower: an earlier process with this instance_id holds the lease (fencing"
+                " token %s) until it expires; this one takes it then",
+                reply.token if reply.token is not None else "?",
+            )
         elif not known:
             log.info(
                 "follower: %s leads (fencing token %s); this instance evaluates and publishes,"
