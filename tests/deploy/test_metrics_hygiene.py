@@ -19,6 +19,7 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_trading_state",
     "supervisor_health_state",
     "supervisor_watchdog_status",
+    "supervisor_watchdog_confirmed_status",
     "supervisor_watchdog_value",
     "supervisor_watchdog_subjects",
     "supervisor_watchdog_value_max",
@@ -27,6 +28,7 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_breaker_tripped",
     "supervisor_kill_switch_engaged",
     "supervisor_actions_total",
+    "supervisor_actuator_engaged",
     "supervisor_tick_age_seconds",
     "supervisor_lock_ttl_seconds",
     "supervisor_margin_utilization_ratio",
@@ -36,6 +38,7 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_leader_fencing_token",
     "supervisor_ha_enabled",
     "supervisor_audit_outbox_events",
+    "supervisor_audit_postgres_enabled",
     "supervisor_build_info",
     "supervisor_heartbeat_timestamp_seconds",
 }
@@ -44,6 +47,7 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
 ALLOWED_LABEL_VALUES = {
     "watchdog": set(WATCHDOGS),
     "actuator": {"breaker"},
+    "level": {"REDUCE_ONLY", "HALTED", "FLATTEN"},
     "outcome": {"engaged", "already_engaged", "failed", "dry_run", "heartbeat"},
     "event": {"error", "missed", "max_instances"},
     "instrument": {"SPX", "ES"},
