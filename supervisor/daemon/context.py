@@ -187,7 +187,9 @@ class Context:
         snapshot = self.runtime.snapshot(summary, self.assembly.instance_id, leader, now)
         publisher = self.assembly.publisher
         await self.publish(publisher.publish_state(snapshot, whole=self.leads()))
-        if self.leadership.enabled:  # `status` lists the instances of an HA group
+        # `status` lists the instances of an HA group; a duplicate would overwrite the record
+        # of the process that holds its instance id
+        if self.leadership.enabled and self.leadership.role is not Role.DUPLICATE:
             record = self.record(now)
             await self.publish(publish_instance(publisher.redis, publisher.namespace, record))
 

@@ -71,7 +71,7 @@ class Supervisor:
             await self.housekeeping.check_state_dir()
             background = []
             if self.lease is not None:  # the role is known before the first cycle
-                await self.lease.claim()
+                await self.lease.start()  # IdentityInUse: another process has this id
                 background.append(self.lease.run())
             self.start()
             background.append(self.schedule.follow_clock_steps(self._replan))

@@ -6,26 +6,43 @@ without a new token, and a renewal extends only the caller's own lease (compare-
 A token never goes backward, even when Redis lost the counter (a FLUSHALL, a failover to a
 replica that missed the last INCR): the claimant sends the highest token it has seen, and a
 counter at or below it is moved past it.
+
+One instance id, one process: every claim first takes or renews `{ns}:identity:{id}`, which
+holds the process's boot nonce (random, new at every start) and expires after lease_ttl like
+the lease. A claim that finds another nonce there is refused (`IdentityTaken`): another
+process runs with this instance id. The lease, too, belongs to the holder's id *and* nonce
+(`{ns}:leader:boot`), so a second process with the same id never renews nor re-takes the
+first one's lease: two processes with one id can never both believe they hold it.
 """
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-# KEYS: leader, token, fencing counter. ARGV: instance, ttl ms, the caller's token ("" if
-# none), the highest token the caller has seen.
-# Returns {1, token} when the caller holds the lease now, else {0, holder, token, pttl ms}.
+# KEYS: leader, token, fencing counter, the leader's boot nonce, this id's identity. ARGV:
+# instance, ttl ms, the caller's token ("" if none), the highest token the caller has seen,
+# the caller's boot nonce.
+# Returns {1, token} when the caller holds the lease now, {0, holder, token, pttl ms} when
+# another instance does, {2, nonce, pttl ms} when another process holds this instance id.
 CLAIM = """
+local owner = redis.call('GET', KEYS[5])
+if owner and owner ~= ARGV[5] then
+  return {2, owner, redis.call('PTTL', KEYS[5])}
+end
+redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[2])
 local holder = redis.call('GET', KEYS[1])
 local held = redis.call('GET', KEYS[2])
-if holder == ARGV[1] and ARGV[3] ~= '' and held == ARGV[3] then
+local mine = holder == ARGV[1] and redis.call('GET', KEYS[4]) == ARGV[5]
+if mine and ARGV[3] ~= '' and held == ARGV[3] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
+  redis.call('PEXPIRE', KEYS[4], ARGV[2])
   return {1, ARGV[3]}
 end
-if holder == false or holder == ARGV[1] then
+if holder == false or mine then
   local token = redis.call('INCR', KEYS[3])
   local floor = tonumber(ARGV[4])
   if token <= floor then
@@ -34,17 +51,25 @@ if holder == false or holder == ARGV[1] then
   end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('SET', KEYS[2], token, 'PX', ARGV[2])
+  redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[2])
   return {1, tostring(token)}
 end
 return {0, holder, held or '', redis.call('PTTL', KEYS[1])}
 """
 
-# KEYS: leader, token. ARGV: instance, token. Gives the lease up if the caller still holds it.
+# KEYS: leader, token, the leader's boot nonce, this id's identity. ARGV: instance, token,
+# boot nonce. Gives the lease up if the caller still holds it, and the instance id if it is
+# still the caller's (a clean stop: a restart need not wait for them to expire).
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
-  return redis.call('DEL', KEYS[1], KEYS[2])
+local released = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2]
+    and redis.call('GET', KEYS[3]) == ARGV[3] then
+  released = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 end
-return 0
+if redis.call('GET', KEYS[4]) == ARGV[3] then
+  redis.call('DEL', KEYS[4])
+end
+return released
 """
 
 
@@ -60,9 +85,30 @@ def fencing_key(namespace: str) -> str:
     return f"{namespace}:leader:fencing"
 
 
+def boot_key(namespace: str) -> str:
+    return f"{namespace}:leader:boot"
+
+
+def identity_key(namespace: str, instance: str) -> str:
+    return f"{namespace}:identity:{instance}"
+
+
+def new_boot_nonce() -> str:
+    """A process's own mark, new at every start: two processes never share one."""
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True)
 class Granted:
     token: int
+
+
+@dataclass(frozen=True)
+class IdentityTaken:
+    """Another process (boot nonce `owner`) holds this instance id; nothing was claimed."""
+
+    owner: str
+    remaining_s: float | None  # how long its hold has left, by Redis; None: it never expires
 
 
 @dataclass(frozen=True)
@@ -73,30 +119,49 @@ class HeldElsewhere:
 
 
 class LeaseStore:
-    def __init__(self, redis: Redis, namespace: str, instance: str, ttl_s: float) -> None:
+    def __init__(
+        self, redis: Redis, namespace: str, instance: str, ttl_s: float, boot: str = ""
+    ) -> None:
         self.instance = instance
+        self.boot = boot or new_boot_nonce()
         self.ttl_ms = int(ttl_s * 1000)
-        self.keys = [leader_key(namespace), token_key(namespace), fencing_key(namespace)]
+        self.keys = [
+            leader_key(namespace),
+            token_key(namespace),
+            fencing_key(namespace),
+            boot_key(namespace),
+            identity_key(namespace, instance),
+        ]
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
 
-    async def claim(self, token: int | None, highest_seen: int) -> Granted | HeldElsewhere:
-        """Renew this instance's lease (`token`), or acquire it if nobody holds it."""
+    async def claim(
+        self, token: int | None, highest_seen: int
+    ) -> Granted | HeldElsewhere | IdentityTaken:
+        """Renew this process's lease (`token`), or acquire it if nobody holds it; first
+        this process's hold on its instance id."""
         args: list[str | int] = [
             self.instance,
             self.ttl_ms,
             "" if token is None else token,
             highest_seen,
+            self.boot,
         ]
         reply = await self._claim(keys=self.keys, args=args)
         if int(reply[0]) == 1:
             return Granted(int(reply[1]))
+        if int(reply[0]) == 2:
+            pttl_ms = int(reply[2])
+            return IdentityTaken(_text(reply[1]), pttl_ms / 1000 if pttl_ms >= 0 else None)
         holder, held, pttl_ms = reply[1:4]
         return HeldElsewhere(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
 
-    async def release(self, token: int) -> bool:
-        """Give the lease up (a clean stop): the follower takes over at once."""
-        return bool(await self._release(keys=self.keys[:2], args=[self.instance, token]))
+    async def release(self, token: int | None) -> bool:
+        """Give the lease (and the instance id) up on a clean stop: a follower takes over at
+        once, and a restart with this id need not wait."""
+        keys = [self.keys[0], self.keys[1], self.keys[3], self.keys[4]]
+        args = [self.instance, "" if token is None else token, self.boot]
+        return bool(await self._release(keys=keys, args=args))
 
 
 def _text(raw: bytes | str) -> str:

@@ -171,6 +171,12 @@ class Metrics:
             " leaders count only these).",
             registry=r,
         )
+        self.instance_id_conflict = Gauge(
+            "supervisor_instance_id_conflict",
+            "1 while another process holds this instance's instance_id (with [ha] on): this one"
+            " acts on nothing until the ids differ.",
+            registry=r,
+        )
         self.fencing_token = Gauge(
             "supervisor_leader_fencing_token",
             "The fencing token of this instance's lease while it leads; 0 otherwise.",
