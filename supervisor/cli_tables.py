@@ -8,6 +8,7 @@ the table, and a 10 kB reason does not bury it.
 from __future__ import annotations
 
 import json
+import math
 import time
 from collections.abc import Mapping, Sequence
 
@@ -66,6 +67,7 @@ def render_status(published: Mapping[str, object]) -> str:
         f"reason:        {safe_line(str(state.get('reason', '')), STATUS_LINE_MAX_CHARS)}",
         f"instance:      {_field(state, 'instance')} (leader {_field(state, 'leader')}, "
         f"version {_field(state, 'version')})",
+        f"clock offset:  {_clock_offset(state)}",
         "",
     ]
     watchdogs = published.get("watchdogs")
@@ -131,6 +133,22 @@ def _compared(mine: dict[str, str] | None, leader: dict[str, str] | None) -> str
         return "same as leader"
     shown = ", ".join(f"{n}={mine.get(n, '-')}" for n in differ[:3])
     return f"differ: {shown}" + (f" (+{len(differ) - 3})" if len(differ) > 3 else "")
+
+
+def _clock_offset(state: Mapping[str, object]) -> str:
+    """Redis TIME against the daemon's clock, as the daemon last measured it."""
+    try:
+        offset = float(str(state.get("clock_offset", "")))
+        uncertainty = float(str(state.get("clock_offset_uncertainty", "")))
+    except ValueError:
+        return "not measured (no Redis TIME reading)"
+    if not (math.isfinite(offset) and math.isfinite(uncertainty)):
+        return "not measured (no Redis TIME reading)"
+    side = "ahead of" if offset >= 0 else "behind"
+    return (
+        f"Redis TIME {abs(offset) * 1000:.1f} ms {side} the daemon's clock"
+        f" (±{uncertainty * 1000:.1f} ms)"
+    )
 
 
 def _field(state: Mapping[str, object], name: str) -> str:
