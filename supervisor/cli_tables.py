@@ -8,13 +8,14 @@ the table, and a 10 kB reason does not bury it.
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Mapping, Sequence
 
 from supervisor.model import Verdict
 from supervisor.quantities import format_duration, format_value
 from supervisor.text import CELL_MAX_CHARS, STATUS_LINE_MAX_CHARS, safe_line
+
+OFFSET_SHOWN_MAX_S = 1e7  # a clock offset read back beyond this (or NaN) is not shown as one
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -142,8 +143,8 @@ def _clock_offset(state: Mapping[str, object]) -> str:
         uncertainty = float(str(state.get("clock_offset_uncertainty", "")))
     except ValueError:
         return "not measured (no Redis TIME reading)"
-    if not (math.isfinite(offset) and math.isfinite(uncertainty)):
-        return "not measured (no Redis TIME reading)"
+    if not (abs(offset) < OFFSET_SHOWN_MAX_S and 0 <= uncertainty < OFFSET_SHOWN_MAX_S):
+        return "not measured (no Redis TIME reading)"  # what was read back is no offset
     side = "ahead of" if offset >= 0 else "behind"
     return (
         f"Redis TIME {abs(offset) * 1000:.1f} ms {side} the daemon's clock"
