@@ -175,11 +175,11 @@ class SteadyClock:
         stepped = self._noticed_step(wall - mono)
         if abs(disagreement) <= AGREE_S and not stepped:
             return steady
-        opinion = self._opinion(disagreement, mono)
+        opinion, whose = self._opinion(disagreement, mono)
         held = 0.0 if self._stepped_since is None else mono - self._stepped_since
         move = decide(disagreement, held, elapsed, opinion)
         if stepped is not None:
-            log_step(stepped, disagreement, move)
+            log_step(stepped, disagreement, move, whose)
         self._anchor_wall += move.by_s
         self._moved_s += move.by_s
         if abs(disagreement - move.by_s) <= AGREE_S and abs(self._moved_s) > AGREE_S:
@@ -200,10 +200,16 @@ class SteadyClock:
         self._wall_offset = wall_offset
         return step
 
-    def _opinion(self, disagreement: float, mono: float) -> Opinion:
+    def _opinion(self, disagreement: float, mono: float) -> tuple[Opinion, str]:
+        """The second opinion, and whose it is (for the log)."""
         reference = self.reference_offset(mono)
         reference_s, uncertainty_s = reference if reference else (None, 0.0)
-        return second_opinion(disagreement, reference_s, uncertainty_s, self._kernel_synced(mono))
+        if reference_s is not None:
+            alone = second_opinion(disagreement, reference_s, uncertainty_s, None)
+            if alone is not Opinion.NONE:
+                return alone, "Redis TIME"
+        kernel = second_opinion(disagreement, None, 0.0, self._kernel_synced(mono))
+        return kernel, "the kernel's NTP state"
 
     def observe_reference(self, redis_time: float, sent: float, received: float) -> None:
         """A Redis TIME answer; `sent` and `received` on this clock's monotonic clock."""
@@ -220,15 +226,15 @@ class SteadyClock:
         return best.offset_s - steady_minus_mono, best.rtt_s / 2
 
     def offset_s(self) -> float:
-        """How far the system clock is from this one now (0 unless a step is settling)."""
+        """How far the system clock is from this one now (0 unless a step is not believed,
+        or not yet)."""
         return self._wall() - self()
 
 
-def log_step(step_s: float, disagreement_s: float, move: Move) -> None:
+def log_step(step_s: float, disagreement_s: float, move: Move, whose: str) -> None:
     what = {
         "agree": "back in agreement with this daemon's clock",
-        "confirmed": "confirmed by a second opinion (Redis TIME or the kernel's NTP state):"
-        " believed at once",
+        "confirmed": f"confirmed by {whose}: believed at once",
         "refuted": "refuted by Redis TIME: ages keep the daemon's clock",
         "slewing": f"no second opinion: followed at {SLEW_RATE * 1000:.0f} ms/s, within"
         f" {abs(disagreement_s) / SLEW_RATE:.1f}s",

@@ -69,6 +69,7 @@ class ClockReference:
         offset, uncertainty = reading if reading else (math.nan, math.nan)
         metrics.clock_offset.set(offset)
         metrics.clock_offset_uncertainty.set(uncertainty)
+        metrics.clock_unbelieved.set(self.clock.offset_s())
         problem = offset_problem(reading)
         if problem is None:
             if runtime.problems.pop(PROBLEM, None) is not None:

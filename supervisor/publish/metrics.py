@@ -147,6 +147,11 @@ class Metrics:
             registry=r,
         )
         self.clock_offset_uncertainty.set(math.nan)
+        self.clock_unbelieved = Gauge(
+            "supervisor_clock_unbelieved_step_seconds",
+            "The system clock minus this daemon's clock: a step not (yet) believed, 0 otherwise.",
+            registry=r,
+        )
         self.kind_gauges = dict(kind_gauges)
         self.subject_series = SubjectSeries(kind_gauges)
         r.register(self.subject_series)

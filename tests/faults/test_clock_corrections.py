@@ -11,6 +11,7 @@ Redis keep the real time. The trip is timed on the real clock by polling the fla
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -67,15 +68,27 @@ def offset_gauge(port: int) -> float | None:
     return sample(scrape(port), "supervisor_clock_offset_seconds")
 
 
+def unbelieved_gauge(port: int) -> float | None:
+    return sample(scrape(port), "supervisor_clock_unbelieved_step_seconds")
+
+
+@dataclass(frozen=True)
+class Row:
+    lateness_s: float  # the trip, from the last tick + BREACH_S, on the real clock
+    skewed_offset_s: float | None  # supervisor_clock_offset_seconds while skewed
+    unbelieved_s: float | None  # supervisor_clock_unbelieved_step_seconds at the end
+    log: str
+
+
 def run_row(
     tmp_path: Path,
     redis: RedisServer,
     notify: NotifySocket,
     start_s: float,
     then_s: float,
-) -> tuple[float, float | None, str]:
+) -> Row:
     """One daemon whose clock starts `start_s` off and is stepped to `then_s` off after
-    SKEWED_S; return the trip's lateness, the offset gauge while skewed and the daemon's log."""
+    SKEWED_S, then SETTLED_S later its feed stops."""
     client = Redis.from_url(redis.url, socket_timeout=1)
     client.delete(FLAG)
     offset_file = tmp_path / "offset"
@@ -101,11 +114,12 @@ def run_row(
         print(f"offset gauge after the correction: {corrected_gauge}")
         # Every row ends with the daemon's clock right: corrected, or a wrong step refuted.
         assert corrected_gauge is not None and abs(corrected_gauge) < 0.05
+        assert "clock: Redis TIME" not in statuses(notify, started)[-1]  # not DEGRADED now
         assert_no_crash(daemon)
         for line in daemon.log().splitlines():
             if "clock" in line:
                 print(f"  log: {line[-200:]}")
-        return lateness, skewed_gauge, daemon.log()
+        return Row(lateness, skewed_gauge, unbelieved_gauge(setup.metrics_port), daemon.log())
     finally:
         feed.stop()
         client.close()
@@ -132,29 +146,34 @@ def test_a_subsecond_correction_is_believed_and_trips_land_on_the_threshold(
     start_s: float,
     then_s: float,
 ) -> None:
-    lateness, skewed_gauge, log = run_row(tmp_path, private_redis, notify_socket, start_s, then_s)
+    row = run_row(tmp_path, private_redis, notify_socket, start_s, then_s)
     print(
         f"daemon clock {start_s:+.1f}s, then {then_s:+.1f}s: offset gauge while skewed"
-        f" {skewed_gauge:+.3f}s; trip {lateness * 1000:+.0f} ms from tick + {BREACH_S:.0f}s"
-        " on the real clock"
+        f" {row.skewed_offset_s:+.3f}s; trip {row.lateness_s * 1000:+.0f} ms from tick"
+        f" + {BREACH_S:.0f}s on the real clock"
     )
-    assert skewed_gauge is not None and abs(skewed_gauge + start_s) < 0.05  # Redis - daemon
-    assert abs(lateness) < 0.1
+    skewed = row.skewed_offset_s
+    assert skewed is not None and abs(skewed + start_s) < 0.05  # Redis minus the daemon
+    assert abs(row.lateness_s) < 0.1
+    assert row.unbelieved_s is not None and abs(row.unbelieved_s) < 0.05
     if start_s != then_s:
         step = then_s - start_s
-        assert f"system clock stepped by {step:+.3f}" in log
-        assert "daemon clock corrected by" in log and "(confirmed)" in log
+        assert f"system clock stepped by {step:+.3f}" in row.log
+        assert "confirmed by Redis TIME: believed at once" in row.log
+        assert "daemon clock corrected by" in row.log and "(confirmed)" in row.log
 
 
 @pytest.mark.usefixtures("can_fake_time")
 def test_a_wrong_subsecond_step_refuted_by_redis_is_ignored(
     tmp_path: Path, private_redis: RedisServer, notify_socket: NotifySocket
 ) -> None:
-    lateness, _, log = run_row(tmp_path, private_redis, notify_socket, 0.0, 0.9)
+    row = run_row(tmp_path, private_redis, notify_socket, 0.0, 0.9)
     print(
-        f"daemon clock right, then stepped wrongly to +0.9s: trip {lateness * 1000:+.0f} ms"
-        f" from tick + {BREACH_S:.0f}s on the real clock"
+        f"daemon clock right, then stepped wrongly to +0.9s: trip {row.lateness_s * 1000:+.0f} ms"
+        f" from tick + {BREACH_S:.0f}s on the real clock; the step not believed:"
+        f" {row.unbelieved_s:+.3f}s"
     )
-    assert "system clock stepped by +0.900s" in log and "refuted by Redis TIME" in log
-    assert "daemon clock corrected by" not in log
-    assert abs(lateness) < 0.1
+    assert "system clock stepped by +0.900s" in row.log and "refuted by Redis TIME" in row.log
+    assert "daemon clock corrected by" not in row.log
+    assert abs(row.lateness_s) < 0.1
+    assert row.unbelieved_s is not None and abs(row.unbelieved_s - 0.9) < 0.05
