@@ -23,6 +23,7 @@ from __future__ import annotations
 import ctypes
 import ctypes.util
 import logging
+import os
 import time
 from collections import deque
 from collections.abc import Callable
@@ -119,19 +120,23 @@ class Reference:
 
 class KernelNtp:
     """Whether the kernel says NTP has synchronised the clock (adjtimex(2): not TIME_ERROR);
-    None where it cannot be asked."""
+    None where it cannot be asked. Asked once at start, so that a sandbox that forbids it
+    (systemd's ProtectClock=yes blocks even a read) is found then, and never asked again."""
 
     TIME_ERROR = 5
 
     def __init__(self) -> None:
-        self._adjtimex: Callable[[ctypes.c_void_p], int] | None = None
         self._checked_at = float("-inf")
         self._synced: bool | None = None
+        self.problem: str | None = None  # why it cannot be asked
+        self._adjtimex: Callable[[ctypes.c_void_p], int] | None = None
         name = ctypes.util.find_library("c")
         try:
-            self._adjtimex = ctypes.CDLL(name).adjtimex if name else None
-        except (OSError, AttributeError):
-            self._adjtimex = None
+            self._adjtimex = ctypes.CDLL(name, use_errno=True).adjtimex if name else None
+        except (OSError, AttributeError) as exc:
+            self.problem = f"no adjtimex in the C library: {exc}"
+        else:
+            self.synced(0.0)
 
     def synced(self, mono: float) -> bool | None:
         if self._adjtimex is None:
@@ -140,7 +145,11 @@ class KernelNtp:
             self._checked_at = mono
             timex = ctypes.create_string_buffer(512)  # struct timex, modes 0: read only
             state = self._adjtimex(ctypes.cast(timex, ctypes.c_void_p))
-            self._synced = None if state < 0 else state != self.TIME_ERROR
+            if state < 0:
+                self.problem = f"adjtimex: {os.strerror(ctypes.get_errno())}"
+                self._adjtimex = None
+                return None
+            self._synced = state != self.TIME_ERROR
         return self._synced
 
 
@@ -153,7 +162,16 @@ class SteadyClock:
     ) -> None:
         self._wall = wall
         self.monotonic = monotonic
-        self._kernel_synced = kernel_synced or KernelNtp().synced
+        if kernel_synced is None:
+            kernel = KernelNtp()
+            kernel_synced = kernel.synced
+            if kernel.problem is not None:
+                log.info(
+                    "the kernel's NTP state cannot be read (%s): Redis TIME is the only second"
+                    " opinion on a step of the system clock",
+                    kernel.problem,
+                )
+        self._kernel_synced = kernel_synced
         self._anchor_wall = wall()
         self._anchor_mono = monotonic()
         self._last_mono = self._anchor_mono

@@ -15,6 +15,7 @@ from supervisor.clock import (
     SETTLE_S,
     SLEW_RATE,
     STEP_S,
+    KernelNtp,
     Opinion,
     SteadyClock,
     decide,
@@ -232,3 +233,20 @@ def test_the_reference_offset_is_round_trip_corrected_and_keeps_the_fastest_samp
     assert uncertainty == pytest.approx(0.001)
     clocks.advance(60)  # the window has passed: no sample, no offset
     assert clock.reference_offset() is None
+
+
+def test_the_kernel_is_asked_through_adjtimex_and_a_refusal_stops_the_asking() -> None:
+    kernel = KernelNtp()
+    if kernel.problem is not None:
+        pytest.skip(f"adjtimex cannot be called here: {kernel.problem}")
+    assert kernel.synced(10.0) in (True, False)  # this host's real state
+    calls = []
+
+    def refused(_timex: object) -> int:  # what ProtectClock=yes makes of it (EPERM)
+        calls.append(1)
+        return -1
+
+    kernel._adjtimex = refused
+    assert kernel.synced(20.0) is None
+    assert str(getattr(kernel, "problem", "")).startswith("adjtimex: ")
+    assert kernel.synced(30.0) is None and len(calls) == 1
