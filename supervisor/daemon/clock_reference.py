@@ -4,8 +4,10 @@ Ages compare the producers' timestamps with this daemon's clock; the producers w
 Redis, so its TIME is the nearest thing to their clock this daemon can read. Each reading is
 round-trip corrected (Redis answered somewhere in the round trip: its middle, give or take
 half of it), and the fastest round trip of the last 30 s is kept (supervisor/clock.py). The
-offset is a gauge, a line of `status`, health DEGRADED beyond CLOCK_OFFSET_DEGRADED_S, and the
-second opinion the clock asks when the system clock steps.
+offset is a gauge, a line of `status`, and the second opinion the clock asks when the system
+clock steps. Beyond `[supervisor]
+max_clock_offset` (250 ms: a tenth of a typical freshness threshold, where NTP keeps hosts
+within milliseconds), less the reading's own uncertainty, health is DEGRADED.
 """
 
 from __future__ import annotations
@@ -23,9 +25,6 @@ from supervisor.errors import first_line
 log = logging.getLogger("supervisor")
 
 REFERENCE_EVERY_S = 1.0
-# Beyond this (less the reading's own uncertainty) every age is wrong by more than a quarter
-# of a second: health DEGRADED. A freshness threshold is seconds; NTP keeps hosts within ms.
-CLOCK_OFFSET_DEGRADED_S = 0.25
 PROBLEM = "clock"
 
 
@@ -70,12 +69,12 @@ class ClockReference:
         metrics.clock_offset.set(offset)
         metrics.clock_offset_uncertainty.set(uncertainty)
         metrics.clock_unbelieved.set(self.clock.offset_s())
-        problem = offset_problem(reading)
+        limit = self.context.assembly.settings.supervisor.max_clock_offset_s
+        metrics.clock_offset_max.set(limit)
+        problem = offset_problem(reading, limit)
         if problem is None:
             if runtime.problems.pop(PROBLEM, None) is not None:
-                log.warning(
-                    "clock offset: back within %.3fs of Redis TIME", CLOCK_OFFSET_DEGRADED_S
-                )
+                log.warning("clock offset: back within %.3fs of Redis TIME", limit)
         elif PROBLEM not in runtime.problems:
             log.error("clock offset: %s", problem)
             runtime.problems[PROBLEM] = problem
@@ -83,14 +82,14 @@ class ClockReference:
             runtime.problems[PROBLEM] = problem
 
 
-def offset_problem(reading: tuple[float, float] | None) -> str | None:
-    """What is wrong when Redis' TIME is surely more than CLOCK_OFFSET_DEGRADED_S away."""
+def offset_problem(reading: tuple[float, float] | None, limit_s: float) -> str | None:
+    """What is wrong when Redis' TIME is surely more than `limit_s` away."""
     if reading is None:
         return None
     offset, uncertainty = reading
-    if abs(offset) - uncertainty <= CLOCK_OFFSET_DEGRADED_S:
+    if abs(offset) - uncertainty <= limit_s:
         return None
     return (
-        f"Redis TIME is {offset:+.3f}s from this daemon's clock (more than"
-        f" {CLOCK_OFFSET_DEGRADED_S:.2f}s): every age is off by about that much"
+        f"Redis TIME is {offset:+.3f}s from this daemon's clock (more than {limit_s:.3f}s):"
+        " every age is off by about that much"
     )

@@ -147,6 +147,11 @@ class Metrics:
             registry=r,
         )
         self.clock_offset_uncertainty.set(math.nan)
+        self.clock_offset_max = Gauge(
+            "supervisor_clock_offset_max_seconds",
+            "[supervisor] max_clock_offset: beyond it (less the uncertainty) health is DEGRADED.",
+            registry=r,
+        )
         self.clock_unbelieved = Gauge(
             "supervisor_clock_unbelieved_step_seconds",
             "The system clock minus this daemon's clock: a step not (yet) believed, 0 otherwise.",

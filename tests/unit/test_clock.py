@@ -21,6 +21,7 @@ from supervisor.clock import (
     decide,
     second_opinion,
 )
+from supervisor.daemon.clock_reference import offset_problem
 
 seconds = st.floats(min_value=-86_400, max_value=86_400, allow_nan=False)
 durations = st.floats(min_value=0, max_value=3600, allow_nan=False)
@@ -250,3 +251,18 @@ def test_the_kernel_is_asked_through_adjtimex_and_a_refusal_stops_the_asking() -
     assert kernel.synced(20.0) is None
     assert str(getattr(kernel, "problem", "")).startswith("adjtimex: ")
     assert kernel.synced(30.0) is None and len(calls) == 1
+
+
+@given(
+    st.floats(min_value=-3600, max_value=3600),
+    st.floats(min_value=0, max_value=1),
+    st.floats(min_value=0.01, max_value=60),
+)
+def test_health_is_degraded_only_when_the_offset_surely_exceeds_the_limit(
+    offset: float, uncertainty: float, limit: float
+) -> None:
+    problem = offset_problem((offset, uncertainty), limit)
+    assert (problem is not None) == (abs(offset) - uncertainty > limit)
+    if problem is not None:
+        assert f"{offset:+.3f}s" in problem
+    assert offset_problem(None, limit) is None  # not measured: Redis' own trouble says it
