@@ -10,6 +10,7 @@ Redis keep the real time. The trip is timed on the real clock by polling the fla
 
 from __future__ import annotations
 
+import math
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +18,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from supervisor.clock import SLEW_RATE, STEP_S
 from testbed.daemon_process import Daemon, cli
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -86,9 +88,11 @@ def run_row(
     notify: NotifySocket,
     start_s: float,
     then_s: float,
+    settled_s: float = SETTLED_S,
 ) -> Row:
     """One daemon whose clock starts `start_s` off and is stepped to `then_s` off after
-    SKEWED_S, then SETTLED_S later its feed stops."""
+    SKEWED_S, then `settled_s` later its feed stops. Without Redis TIME (refused by the
+    ACL) the offset is not measured and nothing is said about it."""
     client = Redis.from_url(redis.url, socket_timeout=1)
     client.delete(FLAG)
     offset_file = tmp_path / "offset"
@@ -102,18 +106,20 @@ def run_row(
         wait_until(lambda: offset_gauge(setup.metrics_port) is not None, 10, "an offset reading")
         time.sleep(max(0.0, started + SKEWED_S - time.time()))
         skewed_gauge = offset_gauge(setup.metrics_port)
-        if abs(start_s) > 0.25:
+        measured = skewed_gauge is not None and not math.isnan(skewed_gauge)
+        if abs(start_s) > 0.25 and measured:
             assert any("clock: Redis TIME" in line for line in statuses(notify, started))
             status = cli("status", "--config", str(setup.config))
             print(status.stdout)
             assert "clock offset:  Redis TIME" in status.stdout
         set_offset(offset_file, then_s)
-        time.sleep(SETTLED_S)
+        time.sleep(settled_s)
         lateness = trip_lateness(client, feed)
         corrected_gauge = offset_gauge(setup.metrics_port)
         print(f"offset gauge after the correction: {corrected_gauge}")
         # Every row ends with the daemon's clock right: corrected, or a wrong step refuted.
-        assert corrected_gauge is not None and abs(corrected_gauge) < 0.05
+        if measured:
+            assert corrected_gauge is not None and abs(corrected_gauge) < 0.05
         assert "clock: Redis TIME" not in statuses(notify, started)[-1]  # not DEGRADED now
         assert_no_crash(daemon)
         for line in daemon.log().splitlines():
@@ -177,3 +183,27 @@ def test_a_wrong_subsecond_step_refuted_by_redis_is_ignored(
     assert "daemon clock corrected by" not in row.log
     assert abs(row.lateness_s) < 0.1
     assert row.unbelieved_s is not None and abs(row.unbelieved_s - 0.9) < 0.05
+
+
+@pytest.mark.usefixtures("can_fake_time")
+def test_without_a_second_opinion_a_subsecond_correction_is_followed_within_ten_seconds(
+    tmp_path: Path, private_redis: RedisServer, notify_socket: NotifySocket
+) -> None:
+    """Redis TIME refused (the ACL of a deployment that does not allow it): the correction is
+    followed at 100 ms/s (or believed at once, where the kernel says NTP synchronised the
+    clock); after STEP_S / SLEW_RATE (10 s) the trip lands on the threshold."""
+    admin = Redis.from_url(private_redis.url, socket_timeout=1)
+    admin.acl_setuser("default", enabled=True, nopass=True, commands=["-time"])
+    admin.close()
+    row = run_row(
+        tmp_path, private_redis, notify_socket, -0.9, 0.0, settled_s=STEP_S / SLEW_RATE + 0.5
+    )
+    print(
+        f"daemon clock -0.9s, then +0.0s, no Redis TIME: trip {row.lateness_s * 1000:+.0f} ms"
+        f" from tick + {BREACH_S:.0f}s on the real clock"
+    )
+    assert "cannot read Redis TIME" in row.log
+    followed = "no second opinion: followed at 100 ms/s, within 9.0s" in row.log
+    assert followed or "confirmed by the kernel's NTP state" in row.log
+    assert "daemon clock corrected by +0.900s" in row.log
+    assert abs(row.lateness_s) < 0.1
