@@ -11,6 +11,7 @@ Redis keep the real time. The trip is timed on the real clock by polling the fla
 from __future__ import annotations
 
 import math
+import re
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -205,5 +206,6 @@ def test_without_a_second_opinion_a_subsecond_correction_is_followed_within_ten_
     assert "cannot read Redis TIME" in row.log
     followed = "no second opinion: followed at 100 ms/s, within 9.0s" in row.log
     assert followed or "confirmed by the kernel's NTP state" in row.log
-    assert "daemon clock corrected by +0.900s" in row.log
+    # The last move may leave up to AGREE_S (5 ms, reading noise) of the 0.9 s.
+    assert re.search(r"daemon clock corrected by \+0\.(89[5-9]|900)s", row.log)
     assert abs(row.lateness_s) < 0.1
