@@ -191,7 +191,7 @@ class SteadyClock:
         elif self._stepped_since is None:
             self._stepped_since = mono
         stepped = self._noticed_step(wall - mono)
-        if abs(disagreement) <= AGREE_S and not stepped:
+        if abs(disagreement) <= AGREE_S and stepped is None:
             return steady
         opinion, whose = self._opinion(disagreement, mono)
         held = 0.0 if self._stepped_since is None else mono - self._stepped_since
