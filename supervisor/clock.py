@@ -172,18 +172,28 @@ class SteadyClock:
                     kernel.problem,
                 )
         self._kernel_synced = kernel_synced
-        self._anchor_wall = wall()
-        self._anchor_mono = monotonic()
+        self._anchor_mono, self._anchor_wall, _spread = self._read()
         self._last_mono = self._anchor_mono
         self._stepped_since: float | None = None  # monotonic: when a large disagreement began
         self._wall_offset = self._anchor_wall - self._anchor_mono  # to notice the next step
         self._moved_s = 0.0  # how far this clock moved since the system clock last stepped
         self.reference = Reference()
 
-    def __call__(self) -> float:
-        mono = self.monotonic()
+    def _read(self) -> tuple[float, float, float]:
+        """The monotonic and the wall clock at one moment, and how long the reading took: the
+        wall clock is read between two monotonic readings and set against their middle, so
+        the time a read takes (a few ms under libfaketime, which reads a file) is not
+        mistaken for a disagreement."""
+        before = self.monotonic()
         wall = self._wall()
+        after = self.monotonic()
+        return (before + after) / 2, wall, after - before
+
+    def __call__(self) -> float:
+        mono, wall, spread = self._read()
         steady = self._anchor_wall + (mono - self._anchor_mono)
+        if spread > AGREE_S:  # preempted while reading: the two clocks cannot be compared
+            return steady
         disagreement = wall - steady
         elapsed, self._last_mono = mono - self._last_mono, mono
         if abs(disagreement) <= STEP_S:

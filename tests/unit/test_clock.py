@@ -266,3 +266,25 @@ def test_health_is_degraded_only_when_the_offset_surely_exceeds_the_limit(
     if problem is not None:
         assert f"{offset:+.3f}s" in problem
     assert offset_problem(None, limit) is None  # not measured: Redis' own trouble says it
+
+
+def test_a_reading_that_was_preempted_decides_nothing() -> None:
+    """The thread lost the CPU for 20 ms right after reading the wall clock: against the
+    middle of the monotonic readings the wall clock looks 10 ms behind. That is no step:
+    nothing moves, nothing is said, even with a second opinion that confirms anything."""
+    clocks = Clocks()
+    stall = [0.0]
+    calls = [0]
+
+    def monotonic() -> float:
+        calls[0] += 1
+        return clocks.mono + (stall[0] if calls[0] % 2 == 0 else 0.0)  # the second read
+
+    clock = SteadyClock(
+        wall=lambda: clocks.wall, monotonic=monotonic, kernel_synced=lambda _mono: True
+    )
+    clocks.advance(1)
+    stall[0] = 0.02
+    assert clock() == pytest.approx(clocks.wall + 0.01)  # the middle of the reading
+    stall[0] = 0.0
+    assert clock() == pytest.approx(clocks.wall)  # nothing was moved
