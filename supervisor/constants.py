@@ -5,6 +5,7 @@ EX_OK = 0
 EX_CONFIG = 78
 EX_REFUSED = 1  # a manual command refused (short reason, rate limit, breach)
 EX_FAILED = 1  # a manual command or `events` could not reach Redis / PostgreSQL
+EX_UNIT_PROBLEM = 1  # `unit check`: the unit's sandbox would hide this install
 EX_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, what a shell shows)
 NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
 STATUS_NO_LIVE_SUPERVISOR = 2

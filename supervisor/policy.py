@@ -54,6 +54,12 @@ class PolicyState:
             return self.counters[SEVERITIES.index(self.status)]
         return self.ok_streak
 
+    @property
+    def confirmed(self) -> Status:
+        """The highest severity the open incident has confirmed (its counter reached
+        trip_after), held until clear_after OKs end the incident: what alerts should follow."""
+        return self.incident.fired if self.incident is not None else Status.OK
+
 
 def step(
     rules: Rules,

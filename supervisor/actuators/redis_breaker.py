@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
-from supervisor.config.types import Duration, Level, Text
+from supervisor.config.types import Level, PositiveDuration, Text
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
@@ -55,7 +55,7 @@ class RedisBreakerConfig(ActuatorBase):
     format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
     history_max: int = Field(10_000, ge=1, le=1_000_000)  # a ZSET entry per trip, capped
     # Only a reduce-only breaker may release itself, and only after its watchdog cleared.
-    auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after", gt=0)
+    auto_reset_after_s: PositiveDuration | None = Field(None, alias="auto_reset_after")
 
     @model_validator(mode="after")
     def _auto_reset_only_reduce_only(self) -> RedisBreakerConfig:

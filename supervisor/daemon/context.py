@@ -60,6 +60,7 @@ class Context:
             assembly.instance_id, ha.enabled, ha.lease_ttl_s, ha.act_without_lease
         )
         metrics.ha_enabled.set(1 if ha.enabled else 0)
+        metrics.audit_postgres_enabled.set(0 if assembly.settings.postgres.dsn is None else 1)
         self.observe_leadership()
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}  # newest write per key
@@ -157,6 +158,7 @@ class Context:
             breaker=runtime.breaker_tripped,
             kill=runtime.kill_engaged,
         )
+        self.metrics.observe_latches(runtime.engaged)
         self.notifier.status(self.role_prefix() + summary.status_line())
         return summary
 

@@ -83,6 +83,7 @@ class Cycle:
         )
         context.runtime.runs[name] = run
         context.metrics.observe_run(watchdog.kind, run, watchdog.config.subject_metrics)
+        context.metrics.observe_confirmed(name, state.confirmed)
         if context.leads():  # a follower's verdicts go in its own record (ha/instances.py)
             context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run

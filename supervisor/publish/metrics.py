@@ -16,7 +16,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
@@ -24,6 +24,9 @@ from supervisor import __version__
 from supervisor.gauges import KindGauge
 from supervisor.model import Health, Status, TradingState, WatchdogRun
 from supervisor.publish.subject_metrics import SubjectSeries
+
+if TYPE_CHECKING:
+    from supervisor.latch import Latch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +51,14 @@ class Metrics:
         self.watchdog_status = Gauge(
             "supervisor_watchdog_status",
             "0 OK, 1 WARN, 2 BREACH, 3 CRITICAL, 4 UNKNOWN.",
+            ["watchdog"],
+            registry=r,
+        )
+        self.watchdog_confirmed = Gauge(
+            "supervisor_watchdog_confirmed_status",
+            "The highest severity the watchdog's open incident has confirmed (trip_after runs in"
+            " a row): 0 none, 1 WARN, 2 BREACH, 3 CRITICAL; held until clear_after OK runs"
+            " end the incident.",
             ["watchdog"],
             registry=r,
         )
@@ -110,6 +121,19 @@ class Metrics:
         self.audit_outbox_events = Gauge(
             "supervisor_audit_outbox_events",
             "Audit events waiting in the local outbox for Postgres.",
+            registry=r,
+        )
+        self.actuator_engaged = Gauge(
+            "supervisor_actuator_engaged",
+            "1 per latched actuator, at its level, with the watchdog whose incident engaged it"
+            " (empty: manual or restored); a reset removes the series.",
+            ["actuator", "level", "watchdog"],
+            registry=r,
+        )
+        self._latch_series: set[tuple[str, str, str]] = set()
+        self.audit_postgres_enabled = Gauge(
+            "supervisor_audit_postgres_enabled",
+            "1 when [postgres] dsn is set: the audit outbox is meant to drain into Postgres.",
             registry=r,
         )
         self.build_info = Gauge(
@@ -197,11 +221,25 @@ class Metrics:
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
         per_watchdog = [self.watchdog_status, self.last_run, self.duration, self.check_cut_offs]
+        per_watchdog.append(self.watchdog_confirmed)
         per_watchdog += [self.subjects, self.value_max]
         for name in names:
             self.subject_series.forget(name)  # its subjects, in every gauge
             for metric in per_watchdog:
                 metric.remove_by_labels({"watchdog": name})
+
+    def observe_confirmed(self, watchdog: str, status: Status) -> None:
+        self.watchdog_confirmed.labels(watchdog).set(status)
+
+    def observe_latches(self, latches: Mapping[str, Latch]) -> None:
+        """One series per latch; a released one loses its series. Removed and added one by
+        one (never clear()): a scrape in between must not see every latch gone."""
+        wanted = {(name, latch.level.name, latch.watchdog) for name, latch in latches.items()}
+        for labels in self._latch_series - wanted:
+            self.actuator_engaged.remove(*labels)
+        for labels in wanted:
+            self.actuator_engaged.labels(*labels).set(1)
+        self._latch_series = wanted
 
     def observe_state(
         self, trading: TradingState, health: Health, breaker: bool, kill: bool

@@ -12,8 +12,19 @@ from supervisor.sources.redis import connect
 from supervisor.values import parse_number
 
 
+def configured_groups(settings: Settings) -> dict[str, bool]:
+    """Whether any actuator is a breaker (reduce-only) or a kill switch (halted, flatten):
+    `status` says "none configured" rather than a state the daemon publishes regardless."""
+    levels = {getattr(a, "level", None) for a in settings.actuators.values()}
+    return {
+        "breaker": "reduce_only" in levels,
+        "kill_switch": bool(levels & {"halted", "flatten"}),
+    }
+
+
 async def read_published(settings: Settings) -> dict[str, object]:
-    """The published state as plain data; `alive` says whether a heartbeat is present."""
+    """The published state as plain data; `alive` says whether a heartbeat is present,
+    `configured` which groups of actuators the config has."""
     ns = settings.supervisor.namespace
     redis = connect(settings.redis, "trading-supervisor-status")
     try:
@@ -36,6 +47,7 @@ async def read_published(settings: Settings) -> dict[str, object]:
             w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)
         },
         "instances": instances,
+        "configured": configured_groups(settings),
     }
 
 

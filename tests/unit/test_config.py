@@ -333,20 +333,30 @@ def test_a_postgres_kind_needs_a_dsn(tmp_path: Path) -> None:
 def test_a_mistyped_environment_override_is_refused(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setenv("SUPERVISOR_SUPERVISOR_DRY_RUN", "true")  # one underscore too few
+    monkeypatch.setenv("SUPERVISOR_SUPERVISOR__DRYRUN", "true")  # in the shape, no such key
     found = problems(tmp_path)
     assert len(found) == 1
-    assert found[0].startswith("environment SUPERVISOR_SUPERVISOR_DRY_RUN: not a setting")
+    assert found[0].startswith("environment SUPERVISOR_SUPERVISOR__DRYRUN: not a setting")
 
 
 def test_a_mistyped_lower_case_override_is_refused_too(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """pydantic-settings reads overrides whatever their case; so does the check."""
-    monkeypatch.setenv("supervisor_supervisor_dry_run", "true")
+    monkeypatch.setenv("supervisor_supervisr__dry_run", "true")
     found = problems(tmp_path)
     assert len(found) == 1
-    assert found[0].startswith("environment supervisor_supervisor_dry_run: not a setting")
+    assert found[0].startswith("environment supervisor_supervisr__dry_run: not a setting")
+
+
+def test_a_variable_not_in_the_settings_shape_is_someone_elses(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """supervisord's SUPERVISOR_ENABLED, a script's SUPERVISOR_BIN, and an override written
+    with one underscore: not settings, ignored (tests/unit/test_config_environment.py)."""
+    for name in ("SUPERVISOR_ENABLED", "SUPERVISOR_BIN", "SUPERVISOR_SUPERVISOR_DRY_RUN"):
+        monkeypatch.setenv(name, "true")
+    assert load(tmp_path, SPX).supervisor.dry_run is False
 
 
 def test_the_config_path_variable_is_not_an_override(

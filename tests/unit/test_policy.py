@@ -303,3 +303,49 @@ def test_decisions_only_ever_engage_configured_actions(rules: Rules, steps: list
         assert decision.severity in SEVERITIES
         assert decision.actuators == rules.actions[decision.severity]
         assert decision.watchdog == "spx_ticks"
+
+
+def confirmed_reference(rules: Rules, steps: list[Step]) -> list[Status]:
+    """Per step: the highest severity whose run reached trip_after in the open incident (with
+    or without actuators), OK once clear_after OKs ended it: what the breach alert follows."""
+    runs = dict.fromkeys(SEVERITIES, 0)
+    level, oks, open_ = OK, 0, False
+    out = []
+    for status in effective(rules, steps):
+        if status is not UNKNOWN:
+            runs = {sev: runs[sev] + 1 if status >= sev else 0 for sev in SEVERITIES}
+        oks = oks + 1 if status is OK else 0
+        open_ = open_ or status in SEVERITIES
+        if open_:
+            level = max([level, *(s for s in SEVERITIES if runs[s] >= rules.trip_after)])
+        if open_ and oks >= rules.clear_after:
+            level, open_ = OK, False
+        out.append(level)
+    return out
+
+
+@settings(max_examples=200)
+@given(RULES, STEPS)
+def test_confirmed_follows_trip_after_and_holds_until_clear_after(
+    rules: Rules, steps: list[Step]
+) -> None:
+    state, now, confirmed = PolicyState(), 0.0, []
+    for item in steps:
+        now += item.dt
+        state, _ = step(rules, state, "spx_ticks", item.verdicts, now, Ids())
+        confirmed.append(state.confirmed)
+    assert confirmed == confirmed_reference(rules, steps)
+
+
+def test_confirmed_rides_out_a_flapping_source() -> None:
+    """A venue restarting: BREACH and OK alternate; trip_after 2 and clear_after 3 see one
+    confirmed breach, not four."""
+    run = Run(rules(trip_after=2, clear_after=3))
+    levels = []
+    for status in [OK, BREACH, BREACH, OK, BREACH, OK, OK, BREACH, OK, OK, OK, OK]:
+        run.feed([status])
+        levels.append(run.state.confirmed)
+    assert levels == [OK, OK, BREACH, BREACH, BREACH, BREACH, BREACH, BREACH] + [BREACH] * 2 + [
+        OK,
+        OK,
+    ]
