@@ -44,6 +44,10 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_audit_postgres_enabled",
     "supervisor_build_info",
     "supervisor_heartbeat_timestamp_seconds",
+    "supervisor_clock_offset_seconds",
+    "supervisor_clock_offset_uncertainty_seconds",
+    "supervisor_clock_unbelieved_step_seconds",
+    "supervisor_clock_offset_max_seconds",
 }
 
 # What each label may hold in testbed/live_metrics.py's config: its names, or a fixed set.
