@@ -65,6 +65,10 @@ class AuditTrail:
         self._writer = Writer(dsn, application_name, clock) if dsn is not None else None
         self._redis_failing = False
         self._replaying = asyncio.Lock()
+        # Each event is recorded by a task of its own; two XADDs in flight on two pooled
+        # connections can land in either order (one waits for a new connection, the other
+        # does not). The lock is FIFO, and tasks reach it in the order they were spawned.
+        self._stream_order = asyncio.Lock()
 
     async def record(self, event: AuditEvent) -> None:
         """Journal, stream, Postgres or outbox. Never raises (cancellation aside: an event
@@ -121,7 +125,7 @@ class AuditTrail:
         if self._redis is None:
             return
         try:
-            async with asyncio.timeout(AUDIT_REDIS_TIMEOUT_S):
+            async with self._stream_order, asyncio.timeout(AUDIT_REDIS_TIMEOUT_S):
                 await self._redis.xadd(
                     self._stream,
                     stream_fields(event),  # type: ignore[arg-type]
