@@ -33,6 +33,25 @@ MAX_COUNTER = 2**63 - 1  # what Redis INCR can hold
 SET_ASIDE_TTL_S = 7 * 24 * 3600  # a key set aside stays this long for an operator to look at
 MAX_REMEMBERED = 10_000  # entries whose sighting is remembered (said once); then start again
 
+# The `store` label of supervisor_unreadable_entries_total: a key's first part after the
+# namespace (stored_redis.store_of), or a state file's name.
+STORES = (
+    "engaged",
+    "reset",
+    "seq",
+    "order",
+    "leader",
+    "instance",
+    "instances",
+    "state",
+    "watchdog",
+    "heartbeat",
+    "events",
+    "engaged.json",
+    "pending-actions.json",
+    "audit-outbox",
+)
+
 # What decoding and converting a stored value may raise: each means "not what we write".
 DECODE_ERRORS = (
     ValueError,  # bad JSON, bad UTF-8 (UnicodeDecodeError), an int of more than 4,300 digits

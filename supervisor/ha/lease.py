@@ -10,31 +10,53 @@ counter at or below it is moved past it.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
-# KEYS: leader, token, fencing counter. ARGV: instance, ttl ms, the caller's token ("" if
-# none), the highest token the caller has seen.
-# Returns {1, token} when the caller holds the lease now, else {0, holder, token, pttl ms}.
+from supervisor.stored import SIGHTINGS
+from supervisor.stored_redis import TTL_MS, aside_key
+
+log = logging.getLogger("supervisor")
+
+# KEYS: leader, token, fencing counter, where a counter INCR refuses goes. ARGV: instance, ttl
+# ms, the caller's token ("" if none), the highest token the caller has seen, ttl ms of a
+# value set aside.
+# Returns {1, token, recovered} when the caller holds the lease now (recovered: 1 if the
+# counter had to be moved past the highest token known), else {0, holder, token, pttl ms}.
 CLAIM = """
 local holder = redis.call('GET', KEYS[1])
 local held = redis.call('GET', KEYS[2])
 if holder == ARGV[1] and ARGV[3] ~= '' and held == ARGV[3] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {1, ARGV[3]}
+  return {1, ARGV[3], 0}
 end
 if holder == false or holder == ARGV[1] then
-  local token = redis.call('INCR', KEYS[3])
   local floor = tonumber(ARGV[4])
-  if token <= floor then
+  if held and string.match(held, '^%d+$') and string.len(held) < 16 then
+    floor = math.max(floor, tonumber(held))
+  end
+  local token = redis.pcall('INCR', KEYS[3])
+  local recovered = 0
+  if type(token) == 'table' then
+    recovered = 1
+    if redis.call('TYPE', KEYS[3]).ok == 'string' then
+      redis.call('SET', KEYS[4], redis.call('GET', KEYS[3]), 'PX', ARGV[5])
+    else
+      redis.call('RENAME', KEYS[3], KEYS[4])
+      redis.call('PEXPIRE', KEYS[4], ARGV[5])
+    end
+    token = floor + 1
+    redis.call('SET', KEYS[3], token)
+  elseif token <= floor then
     token = floor + 1
     redis.call('SET', KEYS[3], token)
   end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('SET', KEYS[2], token, 'PX', ARGV[2])
-  return {1, tostring(token)}
+  return {1, tostring(token), recovered}
 end
 return {0, holder, held or '', redis.call('PTTL', KEYS[1])}
 """
@@ -60,6 +82,10 @@ def fencing_key(namespace: str) -> str:
     return f"{namespace}:leader:fencing"
 
 
+def lease_keys(namespace: str) -> list[str]:
+    return [leader_key(namespace), token_key(namespace), fencing_key(namespace)]
+
+
 @dataclass(frozen=True)
 class Granted:
     token: int
@@ -76,7 +102,8 @@ class LeaseStore:
     def __init__(self, redis: Redis, namespace: str, instance: str, ttl_s: float) -> None:
         self.instance = instance
         self.ttl_ms = int(ttl_s * 1000)
-        self.keys = [leader_key(namespace), token_key(namespace), fencing_key(namespace)]
+        self.keys = lease_keys(namespace)
+        self.aside = aside_key(namespace, fencing_key(namespace))
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
 
@@ -87,12 +114,22 @@ class LeaseStore:
             self.ttl_ms,
             "" if token is None else token,
             highest_seen,
+            TTL_MS,
         ]
-        reply = await self._claim(keys=self.keys, args=args)
+        reply = await self._claim(keys=[*self.keys, self.aside], args=args)
         if int(reply[0]) == 1:
+            if int(reply[2]) == 1:
+                self._recovered(int(reply[1]), highest_seen)
             return Granted(int(reply[1]))
         holder, held, pttl_ms = reply[1:4]
         return HeldElsewhere(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
+
+    def _recovered(self, token: int, highest_seen: int) -> None:
+        counter = self.keys[2]
+        why = "INCR refused it (not an integer, or at 2**63-1)"
+        then = f"moved past the highest token known ({highest_seen}) to {token}"
+        SIGHTINGS.report("leader", counter, str(token), why, f"{then}; set aside as {self.aside}")
+        log.warning("%s could not be incremented: recovered, %s", counter, then)
 
     async def release(self, token: int) -> bool:
         """Give the lease up (a clean stop): the follower takes over at once."""
