@@ -194,12 +194,23 @@ def _targets(protection: Protection, group: Group) -> list[Actuator]:
 
 
 async def _breaching_watchdogs(settings: Settings, redis: Redis) -> list[str]:
+    """The watchdogs whose published status is BREACH or CRITICAL, or cannot be read (a key
+    of the wrong type): a reset then needs --force, as it would while they breach."""
     names = [w.name for w in settings.watchdogs]
-    statuses = [
-        await redis.hget(watchdog_key(settings.supervisor.namespace, n), "status") for n in names
-    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hget(watchdog_key(settings.supervisor.namespace, name), "status")
+        statuses = await pipe.execute(raise_on_error=False)
     failing = {Status.BREACH.name.encode(), Status.CRITICAL.name.encode()}
-    return [n for n, status in zip(names, statuses, strict=True) if status in failing]
+    breaching = []
+    for name, status in zip(names, statuses, strict=True):
+        if isinstance(status, OSError):
+            raise status
+        if isinstance(status, RedisError):
+            breaching.append(f"{name} (its status cannot be read)")
+        elif status in failing:
+            breaching.append(name)
+    return breaching
 
 
 async def _release(actuator: Actuator, context: ActionContext) -> str:

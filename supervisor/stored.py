@@ -195,6 +195,11 @@ class Sightings:
         )
         return True
 
+    def count(self, store: str, entries: int = 1) -> None:
+        """Count entries said and set aside elsewhere (the audit outbox's rejected lines)."""
+        with self._lock:
+            self._counts[store] = self._counts.get(store, 0) + entries
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)

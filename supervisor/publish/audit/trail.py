@@ -33,6 +33,7 @@ from supervisor.publish.audit.event import (
 )
 from supervisor.publish.audit.postgres import POISON, POSTGRES_AWAY, Writer, to_row
 from supervisor.publish.outbox import Outbox, append_durably
+from supervisor.stored import SIGHTINGS
 from supervisor.stored_redis import is_wrong_type, repair_types
 
 log = logging.getLogger("supervisor.audit")
@@ -244,6 +245,7 @@ class AuditTrail:
             self.rejected_path,
         )
         append_durably(self.rejected_path, lines)
+        SIGHTINGS.count("audit-outbox", len(lines))
 
 
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
