@@ -200,6 +200,12 @@ class Sightings:
         with self._lock:
             self._counts[store] = self._counts.get(store, 0) + entries
 
+    def forget(self) -> None:
+        """Forget every sighting and count (for tests: one process runs many daemons)."""
+        with self._lock:
+            self._seen.clear()
+            self._counts.clear()
+
     def counts(self) -> dict[str, int]:
         with self._lock:
             return dict(self._counts)
