@@ -34,6 +34,7 @@ from supervisor.stored_redis import (
     aside_key,
     is_not_a_counter,
     is_wrong_type,
+    repair_types,
     set_aside_field,
 )
 from supervisor.text import safe_line
@@ -196,12 +197,23 @@ class LatchStore:
         os.replace(temporary, self.path)
 
     async def load_redis(self) -> tuple[dict[str, Latch], dict[str, int]]:
-        """(latches, resets) as published in Redis; raises if Redis cannot answer."""
+        """(latches, resets) as published in Redis; raises if Redis cannot answer. A key
+        of the wrong type (written by hand) is set aside and reads as empty."""
+        try:
+            raw_latches, raw_resets = await self._read_hashes()
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            keys = {engaged_key(self.namespace): "hash", reset_key(self.namespace): "hash"}
+            await repair_types(self.redis, self.namespace, keys)
+            raw_latches, raw_resets = await self._read_hashes()
+        return await self._latches(raw_latches), await self._resets(raw_resets)
+
+    async def _read_hashes(self) -> list[dict[bytes, bytes]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(engaged_key(self.namespace))
             pipe.hgetall(reset_key(self.namespace))
-            raw_latches, raw_resets = await pipe.execute()
-        return await self._latches(raw_latches), await self._resets(raw_resets)
+            return list(await pipe.execute())
 
     async def _latches(self, raw: dict[bytes, bytes]) -> dict[str, Latch]:
         latches = {}

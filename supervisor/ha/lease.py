@@ -14,9 +14,10 @@ import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from supervisor.stored import SIGHTINGS
-from supervisor.stored_redis import TTL_MS, aside_key
+from supervisor.stored_redis import TTL_MS, aside_key, is_wrong_type, repair_types
 
 log = logging.getLogger("supervisor")
 
@@ -103,6 +104,8 @@ class LeaseStore:
         self.instance = instance
         self.ttl_ms = int(ttl_s * 1000)
         self.keys = lease_keys(namespace)
+        self.namespace = namespace
+        self._redis = redis
         self.aside = aside_key(namespace, fencing_key(namespace))
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
@@ -116,7 +119,13 @@ class LeaseStore:
             highest_seen,
             TTL_MS,
         ]
-        reply = await self._claim(keys=[*self.keys, self.aside], args=args)
+        try:
+            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self._redis, self.namespace, dict.fromkeys(self.keys, "string"))
+            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
         if int(reply[0]) == 1:
             if int(reply[2]) == 1:
                 self._recovered(int(reply[1]), highest_seen)
