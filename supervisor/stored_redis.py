@@ -63,7 +63,8 @@ def aside_key(namespace: str, key: str) -> str:
 
 
 def is_wrong_type(exc: BaseException) -> bool:
-    return isinstance(exc, ResponseError) and str(exc).startswith("WRONGTYPE")
+    # A pipeline's error says "Command # 1 (HGETALL k) of pipeline caused error: ('WRONGTYPE..."
+    return isinstance(exc, ResponseError) and "WRONGTYPE" in str(exc)
 
 
 def is_not_a_counter(exc: BaseException) -> bool:
