@@ -7,6 +7,7 @@ heartbeat and fail no step."""
 
 from __future__ import annotations
 
+import json
 import math
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -39,8 +40,8 @@ NS = "sup"
 TYPES = ("string", "list", "set", "zset", "hash", "stream")
 payloads = st.one_of(
     stored_bytes,
-    latch_like.map(lambda v: __import__("json").dumps(v).encode()),
-    order_like.map(lambda v: __import__("json").dumps(v).encode()),
+    latch_like.map(lambda v: json.dumps(v).encode()),
+    order_like.map(lambda v: json.dumps(v).encode()),
     st.sampled_from([b"1" + b"0" * 400, b"9223372036854775807", b"-5", b"1e400", b"\xff\xfe"]),
 )
 planted = st.tuples(st.sampled_from(TYPES), payloads, st.binary(min_size=1, max_size=8))
@@ -58,7 +59,7 @@ async def plant(redis: Redis, key: str, kind: str, payload: bytes, field: bytes)
     elif kind == "zset":
         await redis.zadd(key, {payload: 1})
     elif kind == "hash":
-        await redis.hset(key, field, payload)  # type: ignore[arg-type]
+        await redis.hset(key, field, payload)
     else:
         await redis.xadd(key, {field: payload})
 
