@@ -250,15 +250,22 @@ class LatchStore:
         counter = seq_key(self.namespace)
         if latch.seq is None:
             latch = replace(latch, seq=await self.next_seq())
-        await self.redis.eval(
-            SAVE_NUMBERED, 2, counter, self.key, str(latch.seq), name, latch.to_json()
-        )
+        args = (counter, self.key, str(latch.seq), name, latch.to_json())
+        try:
+            await self.redis.eval(SAVE_NUMBERED, 2, *args)
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self.redis, self.namespace, {counter: "string", self.key: "hash"})
+            await self.redis.eval(SAVE_NUMBERED, 2, *args)
         return latch
 
     async def record_reset(self, names: list[str]) -> int:
         """Mark `names` reset (before anything is released) and drop their entries; return
         the reset's number. Every engagement numbered below it is void from now on."""
         seq = await self.next_seq()
+        keys = {reset_key(self.namespace): "hash", engaged_key(self.namespace): "hash"}
+        await repair_types(self.redis, self.namespace, keys)  # a reset must go through
         await self.redis.hset(reset_key(self.namespace), mapping=dict.fromkeys(names, str(seq)))
         await self.redis.hdel(engaged_key(self.namespace), *names)
         return seq

@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 from prometheus_client import CollectorRegistry
+from redis import Redis as SyncRedis
 from redis.asyncio import Redis
 
+from supervisor.actuators.redis_breaker import breaker_state
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
 from supervisor.ha.orders import order_key
@@ -22,12 +24,14 @@ from supervisor.latch import ENGAGED_FILE, engaged_key
 from supervisor.pending import PENDING_FILE
 from supervisor.publish.metrics import Metrics
 from supervisor.stored import SIGHTINGS
+from testbed.daemon_process import cli, write_config
 from testbed.redis_server import RedisServer
 from tests.integration.test_daemon_logic import Clock, settle, stale_tick, write
 from tests.integration.test_ha_logic import Instance, build, history, lease_expires, stale
 
 pytestmark = pytest.mark.anyio
 
+REASON = "operator drill: keys planted by hand"
 HUGE = "1" + "0" * 400  # valid JSON, too large for a float: float() raises OverflowError
 DEEP = "[" * 100_000 + "]" * 100_000  # valid JSON, too deep: json.loads raises RecursionError
 
@@ -253,3 +257,44 @@ async def test_defect_3_extreme_state_files_are_set_aside_and_protection_starts(
     await daemon.cycle.run("w1")
     await settle(daemon)
     assert "breaker" in daemon.context.runtime.engaged
+
+
+# --- the operator's commands over keys planted by hand ----------------------------------------
+
+
+def test_trip_and_reset_go_through_over_keys_planted_by_hand(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: SyncRedis
+) -> None:
+    """`{ns}:seq` not a number, `{ns}:engaged` a list, a reset lock without expiry, a watchdog
+    hash that is a list: the trip is latched and numbered, the reset releases it (with
+    --force: a watchdog whose status cannot be read may be breaching)."""
+    config, _ = write_config(tmp_path, redis_server.url)
+    sync_redis.rpush("sup:engaged", "x")
+    sync_redis.set("sup:seq", "5")
+    tripped = cli("trip", "--reason", REASON, "--operator", "alice", "--config", str(config))
+    assert tripped.returncode == 0, tripped.stderr
+    assert "FAILED" not in tripped.stdout + tripped.stderr
+    assert json.loads(sync_redis.hget("sup:engaged", "breaker") or "{}")["seq"] == 6
+
+    sync_redis.set("sup:seq", "not a number")
+    sync_redis.hset("sup:reset", "kill", "9")  # a reset numbered 9 is known: next is past it
+    tripped = cli("trip", "--reason", REASON, "--operator", "alice", "--config", str(config))
+    assert tripped.returncode == 0, tripped.stderr
+    assert "FAILED" not in tripped.stdout + tripped.stderr
+    assert json.loads(sync_redis.hget("sup:engaged", "breaker") or "{}")["seq"] == 10
+    assert sync_redis.get("sup:unreadable:seq") == b"not a number"
+
+    sync_redis.rpush("sup:reset_lock", "x")  # no expiry: it would refuse every reset forever
+    sync_redis.rpush("sup:watchdog:spx_ticks", "x")
+    args = ["reset", "breaker", "--reason", REASON, "--config", str(config)]
+    refused = cli(*args)
+    assert refused.returncode == 1 and "cannot be read" in refused.stderr
+    forced = cli(*args, "--force")
+    assert forced.returncode == 0, forced.stderr
+    assert not sync_redis.hexists("sup:engaged", "breaker")
+    assert sync_redis.lrange("sup:unreadable:reset_lock", 0, -1) == [b"x"]
+
+
+def test_a_breaker_state_nested_too_deep_reads_as_not_tripped() -> None:
+    assert breaker_state("[" * 100_000 + "]" * 100_000) != "TRIPPED"
+    assert breaker_state('{"state": "TRIPPED"}') == "TRIPPED"
