@@ -24,8 +24,10 @@ from supervisor.latch import ENGAGED_FILE, engaged_key
 from supervisor.pending import PENDING_FILE
 from supervisor.publish.metrics import Metrics
 from supervisor.stored import SIGHTINGS
-from testbed.daemon_process import cli, write_config
+from testbed.daemon_process import Daemon, cli, write_config
+from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
+from testbed.waiting import wait_until
 from tests.integration.test_daemon_logic import Clock, settle, stale_tick, write
 from tests.integration.test_ha_logic import Instance, build, history, lease_expires, stale
 
@@ -298,3 +300,27 @@ def test_trip_and_reset_go_through_over_keys_planted_by_hand(
 def test_a_breaker_state_nested_too_deep_reads_as_not_tripped() -> None:
     assert breaker_state("[" * 100_000 + "]" * 100_000) != "TRIPPED"
     assert breaker_state('{"state": "TRIPPED"}') == "TRIPPED"
+
+
+def test_defect_3_the_daemon_process_starts_over_extreme_state_files_and_trips(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: SyncRedis, notify_socket: NotifySocket
+) -> None:
+    """As an operator meets it: the real process, under the state files of defect 3, gets to
+    READY=1 (on main: a traceback and exit 1, a restart loop under systemd) and trips."""
+    config, _ = write_config(
+        tmp_path, redis_server.url, warn="200ms", breach="300ms", interval="200ms"
+    )
+    state_dir = tmp_path / "state"
+    state_dir.mkdir(mode=0o700)
+    engaged = '{"breaker": {"level": "HALTED", "reason": "x", "at": ' + HUGE + "}}"
+    (state_dir / ENGAGED_FILE).write_text(engaged, encoding="utf-8")
+    (state_dir / PENDING_FILE).write_text(DEEP, encoding="utf-8")
+    daemon = Daemon(config, notify_socket)  # no ticks: missing keys breach, the breaker trips
+    try:
+        notify_socket.wait_for("READY=1")
+        wait_until(lambda: sync_redis.hexists("sup:engaged", "breaker"), 10, "the trip")
+        aside = sorted(p.name.split(".unreadable-")[0] for p in state_dir.glob("*.unreadable-*"))
+        assert aside == [ENGAGED_FILE, PENDING_FILE]
+        assert "Traceback" not in daemon.log()
+    finally:
+        assert daemon.terminate() == 0, daemon.log()
