@@ -50,6 +50,7 @@ from supervisor.publish.logging import setup_cli_logging, setup_logging
 from supervisor.publish.published import read_published
 from supervisor.secrets import mask_url
 from supervisor.sources.redis import connect
+from supervisor.state_dir_lock import StateDirInUse, lock_state_dir
 from supervisor.text import safe_line, safe_lines
 
 # What an unreachable Redis or PostgreSQL raises (TimeoutError is an OSError); a full disk
@@ -246,14 +247,22 @@ def _load(args: argparse.Namespace) -> tuple[Path, Settings]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.daemon import Supervisor  # the daemon's imports are only needed here
+    from supervisor.daemon.lease_keeper import IdentityInUse
 
     setup_logging(args.log_level)
     path, settings = _load(args)
     note = ignored_note(os.environ)  # supervisord's SUPERVISOR_ENABLED and the like
     if note:
         log.info("%s", note)
+    try:  # the descriptor is never closed: the lock is held until the process ends
+        lock_state_dir(settings.supervisor.state_dir)
+    except StateDirInUse as exc:
+        raise CommandFailed(str(exc), EX_CONFIG) from None
     supervisor = Supervisor(settings, config_path=path)
-    anyio.run(supervisor.run, backend="asyncio")
+    try:
+        anyio.run(supervisor.run, backend="asyncio")
+    except IdentityInUse as exc:
+        raise CommandFailed(str(exc), exc.exit_code) from None
     return EX_OK
 
 

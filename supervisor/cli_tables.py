@@ -16,6 +16,8 @@ from supervisor.quantities import format_duration, format_value
 from supervisor.text import CELL_MAX_CHARS, STATUS_LINE_MAX_CHARS, safe_line
 from supervisor.values import parse_number
 
+OFFSET_SHOWN_MAX_S = 1e7  # a clock offset read back beyond this (or NaN) is not shown as one
+
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
     cells = [[cell(c) for c in row] for row in rows]
@@ -63,6 +65,7 @@ def render_status(published: Mapping[str, object]) -> str:
         f"reason:        {safe_line(str(state.get('reason', '')), STATUS_LINE_MAX_CHARS)}",
         f"instance:      {_field(state, 'instance')} (leader {_field(state, 'leader')}, "
         f"version {_field(state, 'version')})",
+        f"clock offset:  {_clock_offset(state)}",
         "",
     ]
     if not alive:
@@ -154,6 +157,22 @@ def _compared(mine: dict[str, str] | None, leader: dict[str, str] | None) -> str
         return "same as leader"
     shown = ", ".join(f"{n}={mine.get(n, '-')}" for n in differ[:3])
     return f"differ: {shown}" + (f" (+{len(differ) - 3})" if len(differ) > 3 else "")
+
+
+def _clock_offset(state: Mapping[str, object]) -> str:
+    """Redis TIME against the daemon's clock, as the daemon last measured it."""
+    try:
+        offset = float(str(state.get("clock_offset", "")))
+        uncertainty = float(str(state.get("clock_offset_uncertainty", "")))
+    except ValueError:
+        return "not measured (no Redis TIME reading)"
+    if not (abs(offset) < OFFSET_SHOWN_MAX_S and 0 <= uncertainty < OFFSET_SHOWN_MAX_S):
+        return "not measured (no Redis TIME reading)"  # what was read back is no offset
+    side = "ahead of" if offset >= 0 else "behind"
+    return (
+        f"Redis TIME {abs(offset) * 1000:.1f} ms {side} the daemon's clock"
+        f" (±{uncertainty * 1000:.1f} ms)"
+    )
 
 
 def _field(state: Mapping[str, object], name: str) -> str:

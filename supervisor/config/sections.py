@@ -53,6 +53,10 @@ class SupervisorSection(Strict):
         AfterValidator(check_state_dir),
         WithJsonSchema({"type": "string", "pattern": "^/"}),  # absolute
     ] = Path("/var/lib/trading-supervisor")
+    # Redis TIME this far from the daemon's clock (beyond the reading's uncertainty): DEGRADED
+    max_clock_offset_s: Annotated[
+        Duration, between(0.01, 60.0), duration_json(POSITIVE_DURATION_PATTERN, 0.01, 60.0)
+    ] = Field(0.25, alias="max_clock_offset")
 
 
 class RedisSection(Strict):

@@ -31,7 +31,7 @@ from supervisor.ha.instances import (
     verdicts_json,
 )
 from supervisor.ha.leadership import Leadership, Role
-from supervisor.ha.lease import lease_keys
+from supervisor.ha.lease import identity_key, lease_keys
 from supervisor.ha.orders import order_key
 from supervisor.latch import engaged_key, reset_key, seq_key
 from supervisor.publish.audit import AuditEvent
@@ -177,6 +177,7 @@ class Context:
         keys.update({watchdog_key(ns, name): "hash" for name in assembly.watchdogs})
         if self.leadership.enabled:
             keys.update(dict.fromkeys(lease_keys(ns), "string"))
+            keys[identity_key(ns, assembly.instance_id)] = "string"
             keys.update({instances_key(ns): "set", instance_key(ns, assembly.instance_id): "hash"})
             keys.update({order_key(ns, name): "string" for name in assembly.actuators})
         return keys
@@ -233,7 +234,9 @@ class Context:
         snapshot = self.runtime.snapshot(summary, self.assembly.instance_id, leader, now)
         publisher = self.assembly.publisher
         await self.publish(publisher.publish_state(snapshot, whole=self.leads()))
-        if self.leadership.enabled:  # `status` lists the instances of an HA group
+        # `status` lists the instances of an HA group; a duplicate would overwrite the record
+        # of the process that holds its instance id
+        if self.leadership.enabled and self.leadership.role is not Role.DUPLICATE:
             record = self.record(now)
             await self.publish(publish_instance(publisher.redis, publisher.namespace, record))
 

@@ -23,6 +23,7 @@ from supervisor.config.settings import Settings
 from supervisor.constants import SHUTDOWN_GRACE_S
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.assembly import Assembly
+from supervisor.daemon.clock_reference import ClockReference
 from supervisor.daemon.context import Context
 from supervisor.daemon.cycle import Cycle
 from supervisor.daemon.housekeeping import Housekeeping
@@ -55,7 +56,11 @@ class Supervisor:
         metrics = metrics or Metrics(kind_gauges=kind_gauges())
         assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
         notifier = notifier or Notifier()
-        self.context = Context(assembly, metrics, notifier, clock or SteadyClock(), monotonic)
+        clock = clock or SteadyClock()
+        self.context = Context(assembly, metrics, notifier, clock, monotonic)
+        # Redis TIME against the daemon's clock (a clock passed in by a test has no use for it)
+        steady = clock if isinstance(clock, SteadyClock) else None
+        self.clock_reference = ClockReference(self.context, steady) if steady else None
         self._prepare_metrics(assembly)
         self.schedule = Schedule(metrics)
         self.acting = Acting(self.context)
@@ -72,10 +77,12 @@ class Supervisor:
             await self.housekeeping.check_state_dir()
             background = []
             if self.lease is not None:  # the role is known before the first cycle
-                await self.lease.claim()
+                await self.lease.start()  # IdentityInUse: another process has this id
                 background.append(self.lease.run())
             self.start()
             background.append(self.schedule.follow_clock_steps(self._replan))
+            if self.clock_reference is not None:
+                background.append(self.clock_reference.run())
             loop = asyncio.get_running_loop()
             tasks = [loop.create_task(work) for work in background]
             try:

@@ -56,6 +56,7 @@ class Runtime:
     releasing: dict[str, Releasing] = field(default_factory=dict)  # reset, venue still engaged
     summary: GlobalState | None = None
     restored: bool = False  # the trading state was restored at start and has not changed
+    clock_offset: tuple[float, float] | None = None  # Redis TIME - this clock, uncertainty
 
     def forget_watchdogs_except(self, kept: Iterable[str]) -> list[str]:
         """Drop what is known of watchdogs a reload removed; return their names."""
@@ -117,4 +118,8 @@ class Runtime:
             leader=leader,
             version=__version__,
             updated_at=now,
+            clock_offset="" if self.clock_offset is None else f"{self.clock_offset[0]:+.6f}",
+            clock_offset_uncertainty=(
+                "" if self.clock_offset is None else f"{self.clock_offset[1]:.6f}"
+            ),
         )

@@ -174,9 +174,38 @@ class Metrics:
             " leaders count only these).",
             registry=r,
         )
+        self.instance_id_conflict = Gauge(
+            "supervisor_instance_id_conflict",
+            "1 while another process holds this instance's instance_id (with [ha] on): this one"
+            " acts on nothing until the ids differ.",
+            registry=r,
+        )
         self.fencing_token = Gauge(
             "supervisor_leader_fencing_token",
             "The fencing token of this instance's lease while it leads; 0 otherwise.",
+            registry=r,
+        )
+        self.clock_offset = Gauge(
+            "supervisor_clock_offset_seconds",
+            "Redis TIME minus this daemon's clock (positive: Redis ahead), round-trip corrected,"
+            " from the fastest reading of the last 30 s; NaN while Redis TIME is not read.",
+            registry=r,
+        )
+        self.clock_offset.set(math.nan)
+        self.clock_offset_uncertainty = Gauge(
+            "supervisor_clock_offset_uncertainty_seconds",
+            "Half the round trip of the reading behind supervisor_clock_offset_seconds.",
+            registry=r,
+        )
+        self.clock_offset_uncertainty.set(math.nan)
+        self.clock_offset_max = Gauge(
+            "supervisor_clock_offset_max_seconds",
+            "[supervisor] max_clock_offset: beyond it (less the uncertainty) health is DEGRADED.",
+            registry=r,
+        )
+        self.clock_unbelieved = Gauge(
+            "supervisor_clock_unbelieved_step_seconds",
+            "The system clock minus this daemon's clock: a step not (yet) believed, 0 otherwise.",
             registry=r,
         )
         self.step_failures = Counter(

@@ -48,6 +48,10 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_heartbeat_timestamp_seconds",
     "supervisor_unreadable_entries_total",
     "supervisor_pass_step_failures_total",
+    "supervisor_clock_offset_seconds",
+    "supervisor_clock_offset_uncertainty_seconds",
+    "supervisor_clock_unbelieved_step_seconds",
+    "supervisor_clock_offset_max_seconds",
 }
 
 # What each label may hold in testbed/live_metrics.py's config: its names, or a fixed set.

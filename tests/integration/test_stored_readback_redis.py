@@ -20,7 +20,17 @@ from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from supervisor.ha.instances import instance_key, instances_key, read_instances
-from supervisor.ha.lease import Granted, LeaseStore, fencing_key, leader_key, token_key
+from supervisor.ha.lease import (
+    Granted,
+    HeldElsewhere,
+    IdentityTaken,
+    LeaseStore,
+    boot_key,
+    fencing_key,
+    identity_key,
+    leader_key,
+    token_key,
+)
 from supervisor.ha.orders import SharedOrders, order_key
 from supervisor.latch import LatchStore, engaged_key, reset_key, seq_key
 from supervisor.model import TradingState
@@ -138,7 +148,9 @@ def test_a_shared_order_reads_back_as_a_valid_order_or_none(
 
 @EXAMPLES
 @given(
-    which=st.sampled_from([leader_key(NS), token_key(NS), fencing_key(NS)]),
+    which=st.sampled_from(
+        [leader_key(NS), token_key(NS), fencing_key(NS), boot_key(NS), identity_key(NS, "a")]
+    ),
     lease=planted,
     highest_seen=st.integers(min_value=0, max_value=10**12),
 )
@@ -153,7 +165,10 @@ def test_a_claim_over_any_lease_keys_grants_a_token_above_every_one_seen(
             assert reply.token > highest_seen
             again = await store.claim(reply.token, reply.token)  # a renewal keeps its term
             assert isinstance(again, Granted) and again.token == reply.token
+        elif isinstance(reply, IdentityTaken):  # a string planted as this id's holder
+            assert which == identity_key(NS, "a")
         else:  # a string planted as the leader's id: somebody holds it
+            assert isinstance(reply, HeldElsewhere)
             assert which == leader_key(NS) and reply.holder != "a"
 
     with_redis(redis_server, body)
@@ -197,7 +212,8 @@ def test_status_reads_any_published_keys(
 OWN_KEYS = [
     *(f"{NS}:{rest}" for rest in ("state", "heartbeat", "engaged", "reset", "seq", "events")),
     *(f"{NS}:{rest}" for rest in ("watchdog:w1", "instances", "instance:b", "order:breaker")),
-    *(f"{NS}:{rest}" for rest in ("leader", "leader:token", "leader:fencing")),
+    *(f"{NS}:{rest}" for rest in ("leader", "leader:token", "leader:fencing", "leader:boot")),
+    f"{NS}:identity:b",
 ]
 
 

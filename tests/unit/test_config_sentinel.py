@@ -124,7 +124,7 @@ def test_the_sentinel_password_is_a_secret(tmp_path: Path, monkeypatch: pytest.M
     assert settings.redis.sentinel_password.get_secret_value() == "from-the-env"
     shown = json.dumps(redacted(settings))
     assert "from-the-env" not in shown and quote(PASSWORD, safe="") not in shown
-    assert settings.redis.display_url == f"redis+sentinel://supervisor:{MASK}@s1,s2/trading"
+    assert settings.redis.display_url == f"redis+sentinel://{MASK}@s1,s2/trading"
 
 
 # Wrong in another part than the password: each message must still not show it.

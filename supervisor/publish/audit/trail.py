@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -33,6 +34,7 @@ from supervisor.publish.audit.event import (
 )
 from supervisor.publish.audit.postgres import POISON, POSTGRES_AWAY, Writer, to_row
 from supervisor.publish.outbox import Outbox, append_durably
+from supervisor.secrets import mask_urls
 from supervisor.stored import SIGHTINGS
 from supervisor.stored_redis import is_wrong_type, repair_types
 
@@ -109,6 +111,10 @@ class AuditTrail:
     # --- record -----------------------------------------------------------------------------
 
     def _stamped(self, event: AuditEvent) -> AuditEvent:
+        """With its instance and actor, and every URL in its texts masked: whatever an
+        actuator or a library put in a reason or a detail reaches the journal, the stream
+        and Postgres only masked."""
+        event = replace(event, reason=_masked(event.reason), detail=_masked(event.detail))
         if event.instance is None:
             event = replace(event, instance=self.instance)
         if event.actor is None:
@@ -251,3 +257,14 @@ class AuditTrail:
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _masked(node: Any) -> Any:
+    """`node` (a reason, a detail: JSON of any depth) with every URL in its strings masked."""
+    if isinstance(node, str):
+        return mask_urls(node)
+    if isinstance(node, dict):
+        return {_masked(key): _masked(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_masked(item) for item in node]
+    return node
