@@ -41,6 +41,7 @@ STORES = (
     "seq",
     "order",
     "leader",
+    "identity",
     "instance",
     "instances",
     "state",
