@@ -157,7 +157,7 @@ class PendingActions:
                 self.save()
             except OSError as exc:
                 log.error("cannot write %s: %s", self.path, exc)
-        return orders
+        return list(self._orders.values())  # one per incident and actuator, as remembered
 
     def save(self) -> None:
         """Write every order known now (also: again, once state_dir is writable again)."""
