@@ -7,13 +7,14 @@ the table, and a 10 kB reason does not bury it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 
+from supervisor import stored
 from supervisor.model import Verdict
 from supervisor.quantities import format_duration, format_value
 from supervisor.text import CELL_MAX_CHARS, STATUS_LINE_MAX_CHARS, safe_line
+from supervisor.values import parse_number
 
 OFFSET_SHOWN_MAX_S = 1e7  # a clock offset read back beyond this (or NaN) is not shown as one
 
@@ -142,8 +143,8 @@ def render_instances(instances: Sequence[Mapping[str, str]], now: float) -> str:
 
 def _verdicts(record: Mapping[str, str]) -> dict[str, str] | None:
     try:
-        verdicts = json.loads(record.get("verdicts", ""))
-    except ValueError:
+        verdicts = stored.decode_json(record.get("verdicts", ""))
+    except stored.Unreadable:
         return None
     return verdicts if isinstance(verdicts, dict) else None
 
@@ -180,6 +181,6 @@ def _field(state: Mapping[str, object], name: str) -> str:
 
 def _ago(epoch: object, now: float) -> str:
     try:
-        return f"{format_duration(max(0.0, now - float(str(epoch))))} ago"
-    except ValueError:
+        return f"{format_duration(max(0.0, now - parse_number(str(epoch))))} ago"
+    except ValueError:  # absent, or not a number (written by hand)
         return "-"

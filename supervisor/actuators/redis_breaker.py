@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
+from supervisor import stored
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Level, PositiveDuration, Text
@@ -151,8 +152,8 @@ def breaker_state(raw: bytes | str) -> str:
     """The state word of a breaker value, JSON ({"state": ...}) or plain."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = stored.decode_json(text)  # any depth, any size: never a RecursionError
+    except stored.Unreadable:
         return text.strip()
     if isinstance(document, dict):
         return str(document.get("state", ""))

@@ -23,11 +23,22 @@ from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.runtime import Runtime
 from supervisor.errors import SupervisorError, first_line
 from supervisor.global_state import GlobalState
-from supervisor.ha.instances import InstanceRecord, publish_instance, verdicts_json
+from supervisor.ha.instances import (
+    InstanceRecord,
+    instance_key,
+    instances_key,
+    publish_instance,
+    verdicts_json,
+)
 from supervisor.ha.leadership import Leadership, Role
+from supervisor.ha.lease import identity_key, lease_keys
+from supervisor.ha.orders import order_key
+from supervisor.latch import engaged_key, reset_key, seq_key
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
+from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.publish.systemd import Notifier
+from supervisor.stored_redis import is_wrong_type, repair_types
 from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
@@ -65,6 +76,7 @@ class Context:
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}  # newest write per key
         self._writing: set[str] = set()  # keys with a writer task
+        self._repairing = False  # setting aside keys of the wrong type
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as a task the two-phase shutdown waits for; a bug in it is logged."""
@@ -129,11 +141,46 @@ class Context:
             self._writing.discard(key)
 
     def note_problem(self, component: str, exc: BaseException) -> None:
-        """Say once what is wrong with one of the supervisor's own dependencies."""
+        """Say once what is wrong with one of the supervisor's own dependencies. A key of
+        its own that holds the wrong Redis type (WRONGTYPE) is set aside, to be written again."""
         detail = "timed out" if isinstance(exc, TimeoutError) else first_line(exc)
         if component not in self.runtime.problems:
             log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
         self.runtime.problems[component] = detail
+        if is_wrong_type(exc) and not self._repairing:
+            self._repairing = True
+            self.spawn(self._repair_types())
+
+    async def _repair_types(self) -> None:
+        try:
+            redis = self.assembly.clients.redis
+            with anyio.fail_after(self.assembly.redis_timeout_s * 2):
+                await repair_types(
+                    redis, self.assembly.settings.supervisor.namespace, self.own_keys()
+                )
+        except REDIS_TROUBLE as exc:
+            log.warning("redis: cannot set keys of the wrong type aside: %s", first_line(exc))
+        finally:
+            self._repairing = False
+
+    def own_keys(self) -> dict[str, str]:
+        """The daemon's own Redis keys and the type each must have."""
+        assembly = self.assembly
+        ns = assembly.settings.supervisor.namespace
+        keys = {
+            state_key(ns): "hash",
+            heartbeat_key(ns): "string",
+            engaged_key(ns): "hash",
+            reset_key(ns): "hash",
+            seq_key(ns): "string",
+        }
+        keys.update({watchdog_key(ns, name): "hash" for name in assembly.watchdogs})
+        if self.leadership.enabled:
+            keys.update(dict.fromkeys(lease_keys(ns), "string"))
+            keys[identity_key(ns, assembly.instance_id)] = "string"
+            keys.update({instances_key(ns): "set", instance_key(ns, assembly.instance_id): "hash"})
+            keys.update({order_key(ns, name): "string" for name in assembly.actuators})
+        return keys
 
     def refresh(self) -> GlobalState:
         """Derive the global answer again and show it: metrics, STATUS, a log line on change."""

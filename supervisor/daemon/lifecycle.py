@@ -30,6 +30,7 @@ from supervisor.daemon.housekeeping import Housekeeping
 from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.schedule import Schedule
+from supervisor.daemon.steps import Pass, prepare
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
@@ -95,10 +96,16 @@ class Supervisor:
         """Just became the leader: learn what the old one latched, carry out what it ordered
         and did not see done, then engage what this instance held back as a follower and
         nobody has engaged; publish the state."""
-        await self.reconciler.refresh()
-        adopted = await self.acting.adopt_orders()
-        self.acting.take_up_held(adopted)
-        await self.context.publish_state()
+        steps = Pass("take_over", self.context.metrics)  # each step fails alone
+        adopted: set[str] = set()
+
+        async def adopt() -> None:
+            adopted.update(await self.acting.adopt_orders())
+
+        await steps.step("reconcile", self.reconciler.refresh)
+        await steps.step("adopt_orders", adopt)
+        await steps.step("take_up_held", lambda: self.acting.take_up_held(adopted))
+        await steps.step("publish_state", self.context.publish_state)
 
     def start(self) -> None:
         context = self.context
@@ -194,6 +201,7 @@ class Supervisor:
     def _prepare_metrics(self, assembly: Assembly) -> None:
         actuators = [*assembly.actuators, *assembly.deadmen]
         self.context.metrics.prepare(assembly.watchdogs, actuators)
+        prepare(self.context.metrics)
 
     def _replan(self) -> None:
         self.schedule.replace_jobs(self._intervals(), self.cycle.run_job, self.housekeeping.run)

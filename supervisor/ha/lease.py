@@ -17,16 +17,25 @@ first one's lease: two processes with one id can never both believe they hold it
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-# KEYS: leader, token, fencing counter, the leader's boot nonce, this id's identity. ARGV:
-# instance, ttl ms, the caller's token ("" if none), the highest token the caller has seen,
-# the caller's boot nonce.
-# Returns {1, token} when the caller holds the lease now, {0, holder, token, pttl ms} when
-# another instance does, {2, nonce, pttl ms} when another process holds this instance id.
+from supervisor.stored import SIGHTINGS
+from supervisor.stored_redis import TTL_MS, aside_key, is_wrong_type, repair_types
+
+log = logging.getLogger("supervisor")
+
+# KEYS: leader, token, fencing counter, the leader's boot nonce, this id's identity, where a
+# counter INCR refuses goes. ARGV: instance, ttl ms, the caller's token ("" if none), the
+# highest token the caller has seen, the caller's boot nonce, ttl ms of a value set aside.
+# Returns {1, token, recovered} when the caller holds the lease now (recovered: 1 if the
+# counter INCR refused had to be moved past the highest token known), {0, holder, token,
+# pttl ms} when another instance does, {2, nonce, pttl ms} when another process holds this
+# instance id.
 CLAIM = """
 local owner = redis.call('GET', KEYS[5])
 if owner and owner ~= ARGV[5] then
@@ -40,19 +49,33 @@ if mine and ARGV[3] ~= '' and held == ARGV[3] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
   redis.call('PEXPIRE', KEYS[4], ARGV[2])
-  return {1, ARGV[3]}
+  return {1, ARGV[3], 0}
 end
 if holder == false or mine then
-  local token = redis.call('INCR', KEYS[3])
   local floor = tonumber(ARGV[4])
-  if token <= floor then
+  if held and string.match(held, '^%d+$') and string.len(held) < 16 then
+    floor = math.max(floor, tonumber(held))
+  end
+  local token = redis.pcall('INCR', KEYS[3])
+  local recovered = 0
+  if type(token) == 'table' then
+    recovered = 1
+    if redis.call('TYPE', KEYS[3]).ok == 'string' then
+      redis.call('SET', KEYS[6], redis.call('GET', KEYS[3]), 'PX', ARGV[6])
+    else
+      redis.call('RENAME', KEYS[3], KEYS[6])
+      redis.call('PEXPIRE', KEYS[6], ARGV[6])
+    end
+    token = floor + 1
+    redis.call('SET', KEYS[3], token)
+  elseif token <= floor then
     token = floor + 1
     redis.call('SET', KEYS[3], token)
   end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('SET', KEYS[2], token, 'PX', ARGV[2])
   redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[2])
-  return {1, tostring(token)}
+  return {1, tostring(token), recovered}
 end
 return {0, holder, held or '', redis.call('PTTL', KEYS[1])}
 """
@@ -93,6 +116,16 @@ def identity_key(namespace: str, instance: str) -> str:
     return f"{namespace}:identity:{instance}"
 
 
+def lease_keys(namespace: str) -> list[str]:
+    """The lease's keys (strings), the instance's identity aside."""
+    return [
+        leader_key(namespace),
+        token_key(namespace),
+        fencing_key(namespace),
+        boot_key(namespace),
+    ]
+
+
 def new_boot_nonce() -> str:
     """A process's own mark, new at every start: two processes never share one."""
     return secrets.token_hex(8)
@@ -125,13 +158,10 @@ class LeaseStore:
         self.instance = instance
         self.boot = boot or new_boot_nonce()
         self.ttl_ms = int(ttl_s * 1000)
-        self.keys = [
-            leader_key(namespace),
-            token_key(namespace),
-            fencing_key(namespace),
-            boot_key(namespace),
-            identity_key(namespace, instance),
-        ]
+        self.keys = [*lease_keys(namespace), identity_key(namespace, instance)]
+        self.namespace = namespace
+        self._redis = redis
+        self.aside = aside_key(namespace, fencing_key(namespace))
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
 
@@ -146,15 +176,31 @@ class LeaseStore:
             "" if token is None else token,
             highest_seen,
             self.boot,
+            TTL_MS,
         ]
-        reply = await self._claim(keys=self.keys, args=args)
+        try:
+            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
+        except ResponseError as exc:  # a key of the wrong type (by hand): set aside, again
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self._redis, self.namespace, dict.fromkeys(self.keys, "string"))
+            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
         if int(reply[0]) == 1:
+            if int(reply[2]) == 1:
+                self._recovered(int(reply[1]), highest_seen)
             return Granted(int(reply[1]))
         if int(reply[0]) == 2:
             pttl_ms = int(reply[2])
             return IdentityTaken(_text(reply[1]), pttl_ms / 1000 if pttl_ms >= 0 else None)
         holder, held, pttl_ms = reply[1:4]
         return HeldElsewhere(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
+
+    def _recovered(self, token: int, highest_seen: int) -> None:
+        counter = self.keys[2]
+        why = "INCR refused it (not an integer, or at 2**63-1)"
+        then = f"moved past the highest token known ({highest_seen}) to {token}"
+        SIGHTINGS.report("leader", counter, str(token), why, f"{then}; set aside as {self.aside}")
+        log.warning("%s could not be incremented: recovered, %s", counter, then)
 
     async def release(self, token: int | None) -> bool:
         """Give the lease (and the instance id) up on a clean stop: a follower takes over at

@@ -19,11 +19,14 @@ from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from supervisor import __version__
 from supervisor.gauges import KindGauge
 from supervisor.model import Health, Status, TradingState, WatchdogRun
 from supervisor.publish.subject_metrics import SubjectSeries
+from supervisor.stored import SIGHTINGS, STORES
 
 if TYPE_CHECKING:
     from supervisor.latch import Latch
@@ -205,6 +208,14 @@ class Metrics:
             "The system clock minus this daemon's clock: a step not (yet) believed, 0 otherwise.",
             registry=r,
         )
+        self.step_failures = Counter(
+            "supervisor_pass_step_failures",
+            "Steps of a housekeeping pass or a takeover that failed on a bug (the rest of the"
+            " pass went on; the journal has the traceback).",
+            ["step"],
+            registry=r,
+        )
+        r.register(UnreadableEntries())
         self.kind_gauges = dict(kind_gauges)
         self.subject_series = SubjectSeries(kind_gauges)
         r.register(self.subject_series)
@@ -286,3 +297,24 @@ class Metrics:
         for name in self._actuators:
             self.action_failing.labels(name).set(1 if ordered.get(name) else 0)
             self.reset_waiting.labels(name).set(1 if name in waiting else 0)
+
+
+class UnreadableEntries(Collector):
+    """`supervisor_unreadable_entries_total{store}`: stored entries found unreadable (each
+    counted once), read at scrape time from the process-wide tally (supervisor/stored.py).
+    Every store has a series from the start, so that `increase()` sees the first one."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "supervisor_unreadable_entries",
+            "Entries of the supervisor's own Redis keys and state files that could not be read"
+            " back (said once in the journal, set aside under {ns}:unreadable:... or renamed).",
+            labels=["store"],
+        )
+        counts = SIGHTINGS.counts()
+        for store in STORES:
+            family.add_metric([store], counts.get(store, 0))
+        other = sum(n for store, n in counts.items() if store not in STORES)
+        if other:
+            family.add_metric(["other"], other)
+        yield family

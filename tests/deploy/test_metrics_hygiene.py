@@ -10,6 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor import __version__
+from supervisor.daemon.steps import ALL_STEPS
+from supervisor.stored import STORES
 from testbed.live_metrics import WATCHDOGS
 from tests.deploy.promql import exported_names
 
@@ -44,6 +46,8 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_audit_postgres_enabled",
     "supervisor_build_info",
     "supervisor_heartbeat_timestamp_seconds",
+    "supervisor_unreadable_entries_total",
+    "supervisor_pass_step_failures_total",
     "supervisor_clock_offset_seconds",
     "supervisor_clock_offset_uncertainty_seconds",
     "supervisor_clock_unbelieved_step_seconds",
@@ -71,6 +75,8 @@ ALLOWED_LABEL_VALUES = {
     },
     "version": {__version__},
     "status": {"OK", "WARN", "BREACH", "CRITICAL", "UNKNOWN"},
+    "store": set(STORES),
+    "step": set(ALL_STEPS),
 }
 HISTOGRAM_LABELS = {"le"}  # the buckets: fixed in supervisor/publish/metrics.py
 

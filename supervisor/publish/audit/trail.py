@@ -4,6 +4,7 @@ the outbox; `replay()` moves the outbox into Postgres, in order (see the package
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
@@ -34,6 +35,8 @@ from supervisor.publish.audit.event import (
 from supervisor.publish.audit.postgres import POISON, POSTGRES_AWAY, Writer, to_row
 from supervisor.publish.outbox import Outbox, append_durably
 from supervisor.secrets import mask_urls
+from supervisor.stored import SIGHTINGS
+from supervisor.stored_redis import is_wrong_type, repair_types
 
 log = logging.getLogger("supervisor.audit")
 
@@ -60,6 +63,7 @@ class AuditTrail:
         self.instance = instance
         self._redis = redis
         self._stream = events_key(namespace)
+        self._namespace = namespace
         self._set_outbox_gauge = set_outbox_gauge
         application_name = f"trading-supervisor-audit:{instance}"
         self._writer = Writer(dsn, application_name, clock) if dsn is not None else None
@@ -136,10 +140,18 @@ class AuditTrail:
             if not self._redis_failing:
                 log.warning("audit: cannot add to %s: %s", self._stream, first_line(exc))
             self._redis_failing = True
+            if is_wrong_type(exc):  # not a stream (written by hand): set aside, the next one
+                await self._set_aside_stream()  # makes it right again
             return
         if self._redis_failing:
             log.info("audit: %s reachable again", self._stream)
             self._redis_failing = False
+
+    async def _set_aside_stream(self) -> None:
+        assert self._redis is not None
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(AUDIT_REDIS_TIMEOUT_S):
+                await repair_types(self._redis, self._namespace, {self._stream: "stream"})
 
     async def _store(self, event: AuditEvent) -> None:
         writer = self._writer
@@ -243,6 +255,7 @@ class AuditTrail:
             self.rejected_path,
         )
         append_durably(self.rejected_path, lines)
+        SIGHTINGS.count("audit-outbox", len(lines))
 
 
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
