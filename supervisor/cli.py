@@ -156,20 +156,25 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
     run = commands.add_parser("run", parents=[common], help="run the daemon")
-    run.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    run.add_argument(
+        "--log-level",
+        default="INFO",
+        choices=["DEBUG", "INFO", "WARNING", "ERROR"],
+        help="lowest level logged (default: INFO)",
+    )
     run.set_defaults(handler=cmd_run)
 
     check = commands.add_parser(
         "check", parents=[common], help="evaluate every watchdog once, never act"
     )
-    check.add_argument("--json", action="store_true")
+    check.add_argument("--json", action="store_true", help="the verdicts as JSON, same exit code")
     check.add_argument(
         "--watchdog", metavar="N", action="append", help="only this watchdog (repeatable)"
     )
     check.set_defaults(handler=cmd_check)
 
     status = commands.add_parser("status", parents=[common], help="the state published in Redis")
-    status.add_argument("--json", action="store_true")
+    status.add_argument("--json", action="store_true", help="the published state as JSON")
     status.set_defaults(handler=cmd_status)
 
     for verb, group, what in (
@@ -183,7 +188,7 @@ def _parser() -> argparse.ArgumentParser:
     reset = commands.add_parser(
         "reset", parents=[common], help="release the breaker or kill switch"
     )
-    reset.add_argument("group", choices=["breaker", "kill"])
+    reset.add_argument("group", choices=["breaker", "kill"], help="which to release")
     reset.add_argument("--reason", required=True, help="why (20+ characters)")
     reset.add_argument("--operator", help="who (default: the login user)")
     reset.add_argument("--force", action="store_true", help="even while a watchdog breaches")
