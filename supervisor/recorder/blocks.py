@@ -1,0 +1,312 @@
+"""One block of runs, columnar: per watchdog, the runs' times, session flags, sizes and
+worst values, then every subject's status (run-length) and value (delta from its previous
+run), or, for a watchdog with more subjects than ALL_SUBJECTS_UP_TO, only the subjects
+that were not OK. Pure: `Section` collects, `encode_block` / `decode_block` convert."""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from supervisor.model import Status, Verdicts
+from supervisor.recorder.catalog import WatchdogEntry
+from supervisor.recorder.codec import (
+    NONE,
+    Reader,
+    get_runs,
+    get_times,
+    put_runs,
+    put_times,
+    put_varint,
+    symbol_value,
+    value_symbol,
+)
+
+STATUS_CODES = {status: int(status) for status in Status}
+
+
+def quantise(value: float | None, scale: int) -> int | None:
+    if value is None or not math.isfinite(value) or abs(value) > 1e15:
+        return None  # kept as "no value"; the status says what it was judged
+    return round(value * scale)
+
+
+@dataclass
+class Section:
+    """One watchdog's runs in the block being filled."""
+
+    index: int  # the watchdog's position in the segment header
+    every_subject: bool
+    subjects: list[str] | None  # None: the header's list
+    times_ms: list[int] = field(default_factory=list)
+    open_flags: list[int] = field(default_factory=list)
+    sizes: list[int] = field(default_factory=list)
+    highest: list[int] = field(default_factory=list)  # value symbols: the run's largest value
+    lowest: list[int] = field(default_factory=list)
+    usuals: list[int] = field(default_factory=list)  # the status of subjects not listed
+    statuses: list[int] = field(default_factory=list)  # every subject, run after run
+    values: bytearray = field(default_factory=bytearray)
+    not_ok: bytearray = field(default_factory=bytearray)
+    previous: list[int] = field(default_factory=list)  # each subject's last quantum
+    samples: int = 0
+
+    def add(self, entry: WatchdogEntry, at: float, is_open: bool, verdicts: Verdicts) -> None:
+        at_ms = round(at * 1000)
+        self.times_ms.append(at_ms)
+        self.open_flags.append(1 if is_open else 0)
+        self.sizes.append(len(verdicts))
+        self.samples += len(verdicts)
+        if self.every_subject:
+            low, high = self._add_every(entry, at_ms, verdicts)
+        else:
+            low, high = self._add_not_ok(entry, verdicts)
+        self.lowest.append(value_symbol(quantise(low, entry.scale)))
+        self.highest.append(value_symbol(quantise(high, entry.scale)))
+
+    def _add_every(
+        self, entry: WatchdogEntry, at_ms: int, verdicts: Verdicts
+    ) -> tuple[float | None, float | None]:
+        scale, instant, values = entry.scale, entry.instant, self.values
+        if len(self.previous) != len(verdicts):
+            self.previous = [at_ms if instant else 0] * len(verdicts)
+        previous, statuses = self.previous, self.statuses
+        low: float | None = None
+        high: float | None = None
+        for i, verdict in enumerate(verdicts):
+            status = verdict.status
+            statuses.append(status)
+            value = verdict.value
+            quantum = quantise(value, scale)
+            if quantum is None:
+                values.append(NONE)
+                continue
+            if status is not Status.UNKNOWN:  # the values the thresholds judged
+                assert value is not None
+                high = value if high is None or value > high else high
+                low = value if low is None or value < low else low
+            if instant:
+                quantum = at_ms - quantum
+            delta = quantum - previous[i]
+            previous[i] = quantum
+            put_varint(values, delta * 2 + 1 if delta >= 0 else -delta * 2)
+        self.usuals.append(Status.OK)
+        return low, high
+
+    def _add_not_ok(
+        self, entry: WatchdogEntry, verdicts: Verdicts
+    ) -> tuple[float | None, float | None]:
+        """The subjects whose status is not the run's usual one (OK, or the one every
+        subject got: a timeout, a closed session), the usual status, and the largest value;
+        the smallest is not known (a "below" threshold cannot be re-judged from this)."""
+        out, last = self.not_ok, 0
+        self.usuals.append(verdicts.usual)
+        unusual = sorted(verdicts.unusual.items())
+        put_varint(out, len(unusual))
+        for i, verdict in unusual:
+            put_varint(out, i - last)
+            last = i
+            put_varint(out, verdict.status)
+            put_varint(out, value_symbol(quantise(verdict.value, entry.scale)))
+        return None, verdicts.max_value
+
+
+def encode_sections(sections: Sequence[Section]) -> bytes:
+    out = bytearray()
+    put_varint(out, len(sections))
+    for section in sections:
+        _encode_section(out, section)
+    return bytes(out)
+
+
+def _encode_section(out: bytearray, section: Section) -> None:
+    put_varint(out, section.index)
+    put_varint(out, 1 if section.every_subject else 0)
+    own = b"" if section.subjects is None else json.dumps(section.subjects).encode()
+    put_varint(out, len(own))
+    out += own
+    put_varint(out, len(section.times_ms))
+    put_times(out, section.times_ms)
+    columns = (section.open_flags, section.sizes, section.usuals, section.lowest, section.highest)
+    for column in columns:
+        for number in column:
+            put_varint(out, number)
+    if section.every_subject:
+        put_runs(out, section.statuses)
+        put_varint(out, len(section.values))
+        out += section.values
+    else:
+        put_varint(out, len(section.not_ok))
+        out += section.not_ok
+
+
+@dataclass
+class RunRecord:
+    """One run as recorded: `not_ok` holds the subjects (by index) whose status is not
+    `usual`, with their values; `values` (every subject's) is decoded on demand."""
+
+    watchdog: str
+    at: float
+    session_open: bool
+    size: int
+    lowest: float | None
+    highest: float | None
+    not_ok: dict[int, tuple[Status, float | None]]
+    subjects: Sequence[str]
+    every_subject: bool
+    usual: Status = Status.OK  # the status of every subject not in `not_ok`
+    values: list[float | None] | None = None  # every subject's, when kept and decoded
+
+
+@dataclass
+class SectionHeader:
+    name: str
+    entry: WatchdogEntry
+    subjects: Sequence[str]
+
+
+def decode_sections(
+    data: bytes, headers: Sequence[SectionHeader], with_values: bool
+) -> list[RunRecord]:
+    """Runs of a block, in order per watchdog; ValueError on anything malformed."""
+    reader = Reader(data)
+    runs: list[RunRecord] = []
+    for _ in range(reader.varint()):
+        runs += _decode_section(reader, headers, with_values)
+    if reader.pos != len(data):
+        raise ValueError("trailing bytes in a block")
+    return runs
+
+
+def _decode_section(
+    reader: Reader, headers: Sequence[SectionHeader], with_values: bool
+) -> list[RunRecord]:
+    index = reader.varint()
+    if index >= len(headers):
+        raise ValueError("block names a watchdog its header lacks")
+    header = headers[index]
+    every = reader.varint() == 1
+    own = reader.take(reader.varint())
+    subjects = header.subjects if not own else _subject_list(own)
+    count = reader.varint()
+    times = get_times(reader, count)
+    flags, sizes, usuals, lows, highs = ([reader.varint() for _ in range(count)] for _ in range(5))
+    scale = header.entry.scale
+    if every:
+        total = sum(sizes)
+        codes = get_runs(reader, total)
+        raw = reader.take(reader.varint())
+        values = _values(raw, times, sizes, header.entry) if with_values else None
+        return _every_runs(header, subjects, times, flags, sizes, lows, highs, codes, values)
+    body = Reader(reader.take(reader.varint()))
+    runs = []
+    for i in range(count):
+        not_ok = {}
+        subject = 0
+        for _ in range(body.varint()):
+            subject += body.varint()
+            status = _status(body.varint())
+            quantum = symbol_value(body.varint())
+            not_ok[subject] = (status, None if quantum is None else quantum / scale)
+        runs.append(
+            RunRecord(
+                header.name,
+                times[i] / 1000,
+                bool(flags[i]),
+                sizes[i],
+                _unscale(lows[i], scale),
+                _unscale(highs[i], scale),
+                not_ok,
+                subjects,
+                False,
+                _status(usuals[i]),
+            )
+        )
+    return runs
+
+
+def _every_runs(
+    header: SectionHeader,
+    subjects: Sequence[str],
+    times: list[int],
+    flags: list[int],
+    sizes: list[int],
+    lows: list[int],
+    highs: list[int],
+    codes: list[int],
+    values: list[list[float | None]] | None,
+) -> list[RunRecord]:
+    runs, offset, scale = [], 0, header.entry.scale
+    for i, size in enumerate(sizes):
+        chunk = codes[offset : offset + size]
+        not_ok = {}
+        if any(chunk):
+            row = values[i] if values is not None else None
+            for j, code in enumerate(chunk):
+                if code:
+                    not_ok[j] = (_status(code), row[j] if row is not None else None)
+        runs.append(
+            RunRecord(
+                header.name,
+                times[i] / 1000,
+                bool(flags[i]),
+                size,
+                _unscale(lows[i], scale),
+                _unscale(highs[i], scale),
+                not_ok,
+                subjects,
+                True,
+                Status.OK,
+                values[i] if values is not None else None,
+            )
+        )
+        offset += size
+    return runs
+
+
+def _values(
+    raw: bytes, times: list[int], sizes: list[int], entry: WatchdogEntry
+) -> list[list[float | None]]:
+    reader, rows = Reader(raw), []
+    previous: list[int] = []
+    scale = entry.scale
+    for at_ms, size in zip(times, sizes, strict=True):
+        if len(previous) != size:
+            previous = [at_ms if entry.instant else 0] * size
+        row: list[float | None] = []
+        for j in range(size):
+            symbol = reader.varint()
+            if symbol == NONE:
+                row.append(None)
+                continue
+            delta = (symbol - 1) >> 1 if symbol & 1 else -(symbol >> 1)
+            previous[j] += delta
+            quantum = at_ms - previous[j] if entry.instant else previous[j]
+            row.append(quantum / scale)
+        rows.append(row)
+    if reader.pos != len(raw):
+        raise ValueError("values column longer than its runs")
+    return rows
+
+
+def _status(code: int) -> Status:
+    try:
+        return Status(code)
+    except ValueError:
+        raise ValueError(f"unknown status code {code}") from None
+
+
+def _unscale(symbol: int, scale: int) -> float | None:
+    quantum = symbol_value(symbol)
+    return None if quantum is None else quantum / scale
+
+
+def _subject_list(raw: bytes) -> list[str]:
+    try:
+        subjects = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ValueError(f"bad subject list: {exc}") from exc
+    if not isinstance(subjects, list) or not all(isinstance(s, str) for s in subjects):
+        raise ValueError("bad subject list")
+    return subjects

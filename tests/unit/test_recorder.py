@@ -1,0 +1,166 @@
+"""The flight recorder's encoding and ring: what goes in comes out, a torn tail costs only
+itself, a full disk never stops the caller, the ring stays inside its bounds."""
+
+from __future__ import annotations
+
+import math
+import time
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from supervisor.config.settings import Settings
+from supervisor.model import Status, Verdict, Verdicts
+from supervisor.recorder.codec import Reader, get_runs, get_times, put_runs, put_times
+from supervisor.recorder.recording import open_recording
+from supervisor.recorder.writer import Recorder
+
+INSTRUMENTS = ["SPX", "ES", "NQ", "CL"]
+
+
+def settings_for(state_dir: Path, instruments: list[str] = INSTRUMENTS) -> Settings:
+    return Settings.model_validate(
+        {
+            "supervisor": {"state_dir": str(state_dir)},
+            "actuators": {"breaker": {"kind": "redis_breaker", "level": "reduce_only"}},
+            "watchdogs": [
+                {
+                    "name": "ticks",
+                    "kind": "tick_freshness",
+                    "key": "ticks:{instrument}",
+                    "instruments": instruments,
+                    "warn": "5s",
+                    "breach": "10s",
+                    "on_breach": ["breaker"],
+                }
+            ],
+        }
+    )
+
+
+def verdicts_at(ages: list[float | None], statuses: list[Status]) -> Verdicts:
+    return Verdicts.of(
+        [
+            Verdict("ticks", name, status, "r", age, "s")
+            for name, age, status in zip(INSTRUMENTS, ages, statuses, strict=True)
+        ]
+    )
+
+
+@given(st.lists(st.integers(-(2**40), 2**40), max_size=50))
+def test_times_round_trip(times: list[int]) -> None:
+    out = bytearray()
+    put_times(out, times)
+    assert get_times(Reader(bytes(out)), len(times)) == times
+
+
+@given(st.lists(st.integers(0, 4), max_size=200))
+def test_status_runs_round_trip(codes: list[int]) -> None:
+    out = bytearray()
+    put_runs(out, codes)
+    assert get_runs(Reader(bytes(out)), len(codes)) == codes
+
+
+def record(tmp_path: Path, runs: list[tuple[float, Verdicts]]) -> Path:
+    directory = tmp_path / "recorder"
+    settings = settings_for(tmp_path)
+    recorder = Recorder(directory, 64 << 20, 86400.0)
+    for at, verdicts in runs:
+        recorder.record(settings, "ticks", at, verdicts, INSTRUMENTS, None)
+    recorder.close()
+    return directory
+
+
+@settings(max_examples=30, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.lists(
+                st.one_of(st.none(), st.floats(0, 1e6, allow_nan=False)), min_size=4, max_size=4
+            ),
+            st.lists(st.sampled_from(list(Status)), min_size=4, max_size=4),
+        ),
+        min_size=1,
+        max_size=20,
+    )
+)
+def test_what_is_recorded_reads_back(
+    tmp_path_factory: pytest.TempPathFactory,
+    runs: list[tuple[list[float | None], list[Status]]],
+) -> None:
+    tmp_path = tmp_path_factory.mktemp("rec")
+    start = 1_790_000_000.0
+    recorded = [(start + i, verdicts_at(ages, statuses)) for i, (ages, statuses) in enumerate(runs)]
+    recording = open_recording(record(tmp_path, recorded))
+    back = [run for _segment, run in recording.runs(with_values=True)]
+    assert recording.problems == []
+    assert len(back) == len(runs)
+    for (at, verdicts), run in zip(recorded, back, strict=True):
+        assert run.at == pytest.approx(at, abs=1e-3)
+        assert run.size == 4
+        assert [run.not_ok.get(i, (Status.OK, None))[0] for i in range(4)] == [
+            v.status for v in verdicts
+        ]
+        assert run.values is not None
+        for want, got in zip(verdicts, run.values, strict=True):
+            if want.value is None:
+                assert got is None
+            else:
+                assert got == pytest.approx(want.value, abs=0.0011)
+
+
+def test_a_torn_tail_costs_only_the_tail(tmp_path: Path) -> None:
+    ok = [Status.OK] * 4
+    directory = record(
+        tmp_path, [(1_790_000_000.0 + i, verdicts_at([1.0] * 4, ok)) for i in range(5)]
+    )
+    (path,) = directory.iterdir()
+    whole = path.read_bytes()
+    # a second block, cut in the middle as a SIGKILL during its write would leave it
+    directory2 = record(tmp_path / "b", [(1_790_000_100.0, verdicts_at([2.0] * 4, ok))])
+    (other,) = directory2.iterdir()
+    extra = other.read_bytes()[len(b"TSREC1\n") :]
+    path.write_bytes(whole + extra[: len(extra) // 2])
+    recording = open_recording(directory)
+    runs = [run for _s, run in recording.runs()]
+    assert len(runs) == 5
+    assert any("torn tail" in p for p in recording.problems)
+
+
+def test_a_disk_that_refuses_writes_never_blocks_and_is_counted(tmp_path: Path) -> None:
+    blocked = tmp_path / "file"
+    blocked.write_text("not a directory")
+    errors: list[float] = []
+    dropped: list[float] = []
+    from supervisor.recorder.writer import Counters
+
+    recorder = Recorder(
+        blocked / "recorder",
+        64 << 20,
+        86400.0,
+        Counters(dropped=dropped.append, errors=errors.append),
+    )
+    settings = settings_for(tmp_path)
+    started = time.perf_counter()
+    for i in range(100):
+        recorder.record(
+            settings,
+            "ticks",
+            1.79e9 + i,
+            verdicts_at([1.0] * 4, [Status.OK] * 4),
+            INSTRUMENTS,
+            None,
+        )
+    assert time.perf_counter() - started < 0.5  # handing over never waits for the disk
+    recorder.close()
+    assert errors and sum(dropped) == 400
+
+
+def test_values_that_overflow_are_kept_as_no_value(tmp_path: Path) -> None:
+    verdicts = verdicts_at([math.inf, 1e300, math.nan, 3.0], [Status.BREACH] * 3 + [Status.OK])
+    recording = open_recording(record(tmp_path, [(1.79e9, verdicts)]))
+    (run,) = [run for _s, run in recording.runs(with_values=True)]
+    assert run.values == [None, None, None, pytest.approx(3.0)]
+    assert run.not_ok[0][0] is Status.BREACH
