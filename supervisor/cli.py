@@ -49,6 +49,7 @@ from supervisor.protection import Protection, build_protection, unmet_needs
 from supervisor.publish.audit import read as audit_read
 from supervisor.publish.logging import setup_cli_logging, setup_logging
 from supervisor.publish.published import read_published
+from supervisor.recorder.commands import add_commands as add_recorder_commands
 from supervisor.secrets import mask_url
 from supervisor.sources.redis import connect
 from supervisor.text import safe_line, safe_lines
@@ -203,6 +204,8 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="the JSON Schema of the config file (for editors: taplo, Even Better TOML)"
     )
     schema.set_defaults(handler=cmd_config_schema)
+
+    add_recorder_commands(commands, common)  # recorder show / export, replay
 
     unit = commands.add_parser("unit", help="the systemd unit (deploy/systemd)")
     unit_commands = unit.add_subparsers(required=True, metavar="ACTION")

@@ -197,7 +197,10 @@ def _decode_section(
         total = sum(sizes)
         codes = get_runs(reader, total)
         raw = reader.take(reader.varint())
-        values = _values(raw, times, sizes, header.entry) if with_values else None
+        # Values are decoded when asked for, or when a subject was not OK (a replay judges
+        # those again); a healthy block's are skipped.
+        wanted = with_values or any(codes)
+        values = _values(raw, times, sizes, header.entry) if wanted else None
         return _every_runs(header, subjects, times, flags, sizes, lows, highs, codes, values)
     body = Reader(reader.take(reader.varint()))
     runs = []
