@@ -151,7 +151,7 @@ async def test_a_replay_with_the_recorded_config_takes_the_daemons_decisions(
     assert len(timeline.decisions) == len(trail)
     for audited, replayed in zip(trail, timeline.decisions, strict=True):
         assert replayed.watchdog == audited.watchdog == "ticks"
-        assert replayed.severity is Status.BREACH and audited.outcome.value == "breach"
+        assert replayed.severity is Status.BREACH and audited.outcome == "breach"
         assert list(replayed.actuators) == audited.detail["actuators"] == ["breaker"]
         assert abs(replayed.at - audited.at) <= 1.0
     opened = [(e.at) for e in timeline.events if e.what == "opened"]
