@@ -47,14 +47,14 @@ def settings_for(state_dir: Path, count: int) -> Settings:
     )
 
 
-def feed(count: int, seconds: int, seed: int = 7) -> list[list[bytes]]:
+def feed(count: int, seconds: int, seed: int = 7, start: float = START) -> list[list[bytes]]:
     """Each second's replies: the last tick's epoch seconds (ms precision) per instrument."""
     rng = random.Random(seed)
     rates = [5.0 if rng.random() < 0.8 else 0.3 for _ in range(count)]
-    last = [START - rng.random() for _ in range(count)]
+    last = [start - rng.random() for _ in range(count)]
     replies = []
     for second in range(seconds):
-        now = START + second
+        now = start + second
         stalled = set(rng.sample(range(count), max(1, count // 500))) if second % 60 > 50 else ()
         for i, rate in enumerate(rates):
             if i not in stalled and rng.random() < 1 - math.exp(-rate):

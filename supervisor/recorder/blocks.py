@@ -1,7 +1,9 @@
-"""One block of runs, columnar: per watchdog, the runs' times, session flags, sizes and
-worst values, then every subject's status (run-length) and value (delta from its previous
-run), or, for a watchdog with more subjects than ALL_SUBJECTS_UP_TO, only the subjects
-that were not OK. Pure: `Section` collects, `encode_block` / `decode_block` convert."""
+"""One block of runs, columnar: per watchdog, the runs' times (delta of deltas), session
+flags, sizes, usual status and extreme values; the subjects whose status differs from the
+usual one (OK), with their values, which is all a replay reads; and, for a watchdog of at
+most ALL_SUBJECTS_UP_TO subjects, every subject's value as the delta from its previous run
+(zigzag varints; zlib over the block does the rest), for `recorder show` and `export`.
+Pure: `Section` collects, `encode_sections` / `decode_sections` convert."""
 
 from __future__ import annotations
 
@@ -15,9 +17,7 @@ from supervisor.recorder.catalog import WatchdogEntry
 from supervisor.recorder.codec import (
     NONE,
     Reader,
-    get_runs,
     get_times,
-    put_runs,
     put_times,
     put_varint,
     symbol_value,
@@ -46,7 +46,6 @@ class Section:
     highest: list[int] = field(default_factory=list)  # value symbols: the run's largest value
     lowest: list[int] = field(default_factory=list)
     usuals: list[int] = field(default_factory=list)  # the status of subjects not listed
-    statuses: list[int] = field(default_factory=list)  # every subject, run after run
     values: bytearray = field(default_factory=bytearray)
     not_ok: bytearray = field(default_factory=bytearray)
     previous: list[int] = field(default_factory=list)  # each subject's last quantum
@@ -58,10 +57,11 @@ class Section:
         self.open_flags.append(1 if is_open else 0)
         self.sizes.append(len(verdicts))
         self.samples += len(verdicts)
+        self._add_unusual(entry, verdicts)
         if self.every_subject:
             low, high = self._add_every(entry, at_ms, verdicts)
         else:
-            low, high = self._add_not_ok(entry, verdicts)
+            low, high = None, verdicts.max_value  # the smallest is not known
         self.lowest.append(value_symbol(quantise(low, entry.scale)))
         self.highest.append(value_symbol(quantise(high, entry.scale)))
 
@@ -71,12 +71,11 @@ class Section:
         scale, instant, values = entry.scale, entry.instant, self.values
         if len(self.previous) != len(verdicts):
             self.previous = [at_ms if instant else 0] * len(verdicts)
-        previous, statuses = self.previous, self.statuses
+        previous = self.previous
         low: float | None = None
         high: float | None = None
         for i, verdict in enumerate(verdicts):
             status = verdict.status
-            statuses.append(status)
             value = verdict.value
             quantum = quantise(value, scale)
             if quantum is None:
@@ -91,15 +90,12 @@ class Section:
             delta = quantum - previous[i]
             previous[i] = quantum
             put_varint(values, delta * 2 + 1 if delta >= 0 else -delta * 2)
-        self.usuals.append(Status.OK)
         return low, high
 
-    def _add_not_ok(
-        self, entry: WatchdogEntry, verdicts: Verdicts
-    ) -> tuple[float | None, float | None]:
-        """The subjects whose status is not the run's usual one (OK, or the one every
-        subject got: a timeout, a closed session), the usual status, and the largest value;
-        the smallest is not known (a "below" threshold cannot be re-judged from this)."""
+    def _add_unusual(self, entry: WatchdogEntry, verdicts: Verdicts) -> None:
+        """The run's usual status (OK, or the one every subject got: a timeout, a closed
+        session) and the subjects whose status differs, with their values: all a replay
+        with the recorded config reads."""
         out, last = self.not_ok, 0
         self.usuals.append(verdicts.usual)
         unusual = sorted(verdicts.unusual.items())
@@ -109,7 +105,6 @@ class Section:
             last = i
             put_varint(out, verdict.status)
             put_varint(out, value_symbol(quantise(verdict.value, entry.scale)))
-        return None, verdicts.max_value
 
 
 def encode_sections(sections: Sequence[Section]) -> bytes:
@@ -132,13 +127,11 @@ def _encode_section(out: bytearray, section: Section) -> None:
     for column in columns:
         for number in column:
             put_varint(out, number)
+    put_varint(out, len(section.not_ok))
+    out += section.not_ok
     if section.every_subject:
-        put_runs(out, section.statuses)
         put_varint(out, len(section.values))
         out += section.values
-    else:
-        put_varint(out, len(section.not_ok))
-        out += section.not_ok
 
 
 @dataclass
@@ -193,25 +186,13 @@ def _decode_section(
     times = get_times(reader, count)
     flags, sizes, usuals, lows, highs = ([reader.varint() for _ in range(count)] for _ in range(5))
     scale = header.entry.scale
-    if every:
-        total = sum(sizes)
-        codes = get_runs(reader, total)
-        raw = reader.take(reader.varint())
-        # Values are decoded when asked for, or when a subject was not OK (a replay judges
-        # those again); a healthy block's are skipped.
-        wanted = with_values or any(codes)
-        values = _values(raw, times, sizes, header.entry) if wanted else None
-        return _every_runs(header, subjects, times, flags, sizes, lows, highs, codes, values)
     body = Reader(reader.take(reader.varint()))
+    rows: list[list[float | None]] | None = None
+    if every:
+        raw = reader.take(reader.varint())  # skipped unless asked for: a replay needs none
+        rows = _values(raw, times, sizes, header.entry) if with_values else None
     runs = []
     for i in range(count):
-        not_ok = {}
-        subject = 0
-        for _ in range(body.varint()):
-            subject += body.varint()
-            status = _status(body.varint())
-            quantum = symbol_value(body.varint())
-            not_ok[subject] = (status, None if quantum is None else quantum / scale)
         runs.append(
             RunRecord(
                 header.name,
@@ -220,52 +201,27 @@ def _decode_section(
                 sizes[i],
                 _unscale(lows[i], scale),
                 _unscale(highs[i], scale),
-                not_ok,
+                _unusual(body, scale),
                 subjects,
-                False,
+                every,
                 _status(usuals[i]),
+                rows[i] if rows is not None else None,
             )
         )
+    if body.pos != len(body.data):
+        raise ValueError("subject list longer than its runs")
     return runs
 
 
-def _every_runs(
-    header: SectionHeader,
-    subjects: Sequence[str],
-    times: list[int],
-    flags: list[int],
-    sizes: list[int],
-    lows: list[int],
-    highs: list[int],
-    codes: list[int],
-    values: list[list[float | None]] | None,
-) -> list[RunRecord]:
-    runs, offset, scale = [], 0, header.entry.scale
-    for i, size in enumerate(sizes):
-        chunk = codes[offset : offset + size]
-        not_ok = {}
-        if any(chunk):
-            row = values[i] if values is not None else None
-            for j, code in enumerate(chunk):
-                if code:
-                    not_ok[j] = (_status(code), row[j] if row is not None else None)
-        runs.append(
-            RunRecord(
-                header.name,
-                times[i] / 1000,
-                bool(flags[i]),
-                size,
-                _unscale(lows[i], scale),
-                _unscale(highs[i], scale),
-                not_ok,
-                subjects,
-                True,
-                Status.OK,
-                values[i] if values is not None else None,
-            )
-        )
-        offset += size
-    return runs
+def _unusual(body: Reader, scale: int) -> dict[int, tuple[Status, float | None]]:
+    found = {}
+    subject = 0
+    for _ in range(body.varint()):
+        subject += body.varint()
+        status = _status(body.varint())
+        quantum = symbol_value(body.varint())
+        found[subject] = (status, None if quantum is None else quantum / scale)
+    return found
 
 
 def _values(
@@ -293,11 +249,13 @@ def _values(
     return rows
 
 
+_STATUSES = tuple(Status)
+
+
 def _status(code: int) -> Status:
-    try:
-        return Status(code)
-    except ValueError:
-        raise ValueError(f"unknown status code {code}") from None
+    if code >= len(_STATUSES):
+        raise ValueError(f"unknown status code {code}")
+    return _STATUSES[code]
 
 
 def _unscale(symbol: int, scale: int) -> float | None:

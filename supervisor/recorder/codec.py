@@ -1,10 +1,10 @@
-"""The recorder's number encodings: zigzag varints, delta-of-delta times, run-length
-statuses. Pure; every decoder refuses what it cannot read with ValueError (a torn or
+"""The recorder's number encodings: zigzag varints and delta-of-delta times. Pure;
+every decoder refuses what it cannot read with ValueError (a torn or
 foreign file is outside input)."""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
 NONE = 0  # the value symbol for "no value" (None, NaN, infinity): values are shifted by one
 
@@ -78,38 +78,6 @@ def get_times(reader: Reader, count: int) -> list[int]:
         previous += delta
         times.append(previous)
     return times
-
-
-def put_runs(out: bytearray, codes: Iterable[int]) -> None:
-    """Run-length pairs (code, length): a healthy block of OKs is two varints."""
-    current, length = -1, 0
-    for code in codes:
-        if code == current:
-            length += 1
-            continue
-        if length:
-            put_varint(out, current)
-            put_varint(out, length)
-        current, length = code, 1
-    if length:
-        put_varint(out, current)
-        put_varint(out, length)
-    put_varint(out, 0)
-    put_varint(out, 0)  # (0, 0) ends the column
-
-
-def get_runs(reader: Reader, total: int) -> list[int]:
-    codes: list[int] = []
-    while True:
-        code, length = reader.varint(), reader.varint()
-        if length == 0:
-            break
-        if len(codes) + length > total:
-            raise ValueError("status runs longer than the block")
-        codes.extend([code] * length)
-    if len(codes) != total:
-        raise ValueError("status runs shorter than the block")
-    return codes
 
 
 def value_symbol(quantum: int | None) -> int:

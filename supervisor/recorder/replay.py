@@ -257,7 +257,7 @@ def _subject(subjects: list[str] | tuple[str, ...] | Iterable[str], i: int) -> s
 
 
 def _reason(subjects: object, i: int, status: Status, value: float | None) -> str:
-    shown = "" if value is None else f" {format_value(value, '')}"
+    shown = "" if value is None else f" {value:g}"
     return f"{_subject(subjects, i)}{shown} {status.name}"  # type: ignore[arg-type]
 
 

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 
 from supervisor.config.settings import Settings
 from supervisor.model import Status, Verdict, Verdicts
-from supervisor.recorder.codec import Reader, get_runs, get_times, put_runs, put_times
+from supervisor.recorder.codec import Reader, get_times, put_times
 from supervisor.recorder.recording import open_recording
 from supervisor.recorder.writer import Recorder
 
@@ -54,13 +54,6 @@ def test_times_round_trip(times: list[int]) -> None:
     out = bytearray()
     put_times(out, times)
     assert get_times(Reader(bytes(out)), len(times)) == times
-
-
-@given(st.lists(st.integers(0, 4), max_size=200))
-def test_status_runs_round_trip(codes: list[int]) -> None:
-    out = bytearray()
-    put_runs(out, codes)
-    assert get_runs(Reader(bytes(out)), len(codes)) == codes
 
 
 def record(tmp_path: Path, runs: list[tuple[float, Verdicts]]) -> Path:
