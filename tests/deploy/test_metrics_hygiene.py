@@ -38,6 +38,9 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_audit_outbox_events",
     "supervisor_build_info",
     "supervisor_heartbeat_timestamp_seconds",
+    "supervisor_recorder_bytes_written_total",
+    "supervisor_recorder_dropped_samples_total",
+    "supervisor_recorder_errors_total",
 }
 
 # What each label may hold in testbed/live_metrics.py's config: its names, or a fixed set.
