@@ -191,8 +191,9 @@ class _Open:
             return
         samples = sum(s.samples for s in sections.values())
         payload = frame(encode_sections(list(sections.values())))
+        first_run = min(s.times_ms[0] for s in sections.values()) / 1000
         try:
-            self._ensure_open()
+            self._ensure_open(first_run)
             self.handle.write(payload)
             self.handle.flush()
         except OSError as exc:
@@ -206,7 +207,8 @@ class _Open:
     def _segment_bytes(self) -> int:
         return max(1 << 20, min(64 << 20, self.max_bytes // 8))
 
-    def _ensure_open(self) -> None:
+    def _ensure_open(self, first_run: float) -> None:
+        """The segment to write to; a new one starts at `first_run` (the daemon's clock)."""
         if self.handle is not None:
             return
         if self.failed_at is not None and self.wall() - self.failed_at < RETRY_S:
@@ -214,13 +216,18 @@ class _Open:
         now = self.wall()
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._prune(now)
-        path = self.directory / f"{round(now * 1000):013d}-{self.hash}{SUFFIX}"
+        stem = f"{round(first_run * 1000):013d}-{self.hash}"
+        path = self.directory / f"{stem}{SUFFIX}"
+        for attempt in range(1, 100):  # never append to a segment of an earlier run
+            if not path.exists():
+                break
+            path = self.directory / f"{stem}-{attempt}{SUFFIX}"
         watchdogs = {
             name: (entry, self.subjects.get(name, [])) for name, entry in self.entries.items()
         }
         handle = path.open("ab")
         try:
-            handle.write(MAGIC + frame(header_payload(self.hash, now, watchdogs)))
+            handle.write(MAGIC + frame(header_payload(self.hash, first_run, watchdogs)))
         except OSError:
             handle.close()
             raise

@@ -157,3 +157,62 @@ def test_values_that_overflow_are_kept_as_no_value(tmp_path: Path) -> None:
     (run,) = [run for _s, run in recording.runs(with_values=True)]
     assert run.values == [None, None, None, pytest.approx(3.0)]
     assert run.not_ok[0][0] is Status.BREACH
+
+
+def stale_run(at: float, stale: dict[str, float]) -> Verdicts:
+    """SPX..CL: 1 s old, except `stale` (instrument -> age), judged at warn 5 s, breach 10 s."""
+    ages = [stale.get(name, 1.0) for name in INSTRUMENTS]
+    statuses = [
+        Status.BREACH if age > 10 else Status.WARN if age > 5 else Status.OK for age in ages
+    ]
+    return verdicts_at(ages, statuses)
+
+
+def day(start: float) -> list[tuple[float, Verdicts]]:
+    """60 runs: ES grows stale from run 10 to 30 (warn, breach), then ticks again."""
+    return [
+        (start + i, stale_run(start + i, {"ES": i - 9.0} if 10 <= i < 30 else {}))
+        for i in range(60)
+    ]
+
+
+def test_over_the_subject_limit_a_replay_still_takes_every_decision(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from supervisor.recorder import writer
+    from supervisor.recorder.replay import Replay
+
+    runs = day(1_790_000_000.0)
+    whole = Replay(None).run(open_recording(record(tmp_path / "whole", runs)), None, None)
+    monkeypatch.setattr(writer, "ALL_SUBJECTS_UP_TO", 2)  # 4 instruments: "too many"
+    sparse_dir = record(tmp_path / "sparse", runs)
+    sparse = Replay(None).run(open_recording(sparse_dir), None, None)
+    assert whole.decisions and [(d.severity, d.at) for d in sparse.decisions] == [
+        (d.severity, d.at) for d in whole.decisions
+    ]
+    looser = settings_for(tmp_path).model_copy()
+    dog = looser.watchdogs[0].model_copy(update={"breach_s": 15.0})
+    looser = looser.model_copy(update={"watchdogs": [dog]})
+    later = Replay(looser).run(open_recording(sparse_dir), None, None)
+    assert [d.at - whole.decisions[0].at for d in later.decisions] == [pytest.approx(5.0)]
+    (run,) = [r for _s, r in open_recording(sparse_dir).runs(1_790_000_020.0, 1_790_000_020.0)]
+    assert not run.every_subject and run.highest == pytest.approx(11.0)
+    assert run.not_ok == {1: (Status.BREACH, pytest.approx(11.0))}
+
+
+def test_show_escapes_subjects_from_outside(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from supervisor.cli import main
+
+    directory = tmp_path / "recorder"
+    recorder = Recorder(directory, 64 << 20, 86400.0)
+    evil = "lock:\x1b[2J\nFAKE OK"
+    verdicts = Verdicts.of([Verdict("ticks", evil, Status.BREACH, "r", 30.0, "s")])
+    recorder.record(settings_for(tmp_path), "ticks", 1_790_000_000.0, verdicts, [evil], None)
+    recorder.close()
+    at = "2026-09-21T14:13:20+00:00"  # 1_790_000_000
+    assert main(["recorder", "show", "--at", at, "--recording", str(directory)]) == 0
+    out = capsys.readouterr().out
+    assert "\x1b" not in out and "\nFAKE OK" not in out
+    assert "BREACH" in out and "age 30s" in out
