@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
@@ -40,7 +41,7 @@ def settings_for(state_dir: Path, instruments: list[str] = INSTRUMENTS) -> Setti
     )
 
 
-def verdicts_at(ages: list[float | None], statuses: list[Status]) -> Verdicts:
+def verdicts_at(ages: Sequence[float | None], statuses: list[Status]) -> Verdicts:
     return Verdicts.of(
         [
             Verdict("ticks", name, status, "r", age, "s")
@@ -197,7 +198,8 @@ def test_over_the_subject_limit_a_replay_still_takes_every_decision(
     assert [d.at - whole.decisions[0].at for d in later.decisions] == [pytest.approx(5.0)]
     (run,) = [r for _s, r in open_recording(sparse_dir).runs(1_790_000_020.0, 1_790_000_020.0)]
     assert not run.every_subject and run.highest == pytest.approx(11.0)
-    assert run.not_ok == {1: (Status.BREACH, pytest.approx(11.0))}
+    assert list(run.not_ok) == [1]
+    assert run.not_ok[1][0] is Status.BREACH and run.not_ok[1][1] == pytest.approx(11.0)
 
 
 def test_show_escapes_subjects_from_outside(
