@@ -12,6 +12,8 @@ from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
+import anyio
+
 from supervisor.config.loading import find_config, load_config
 from supervisor.constants import EX_OK
 from supervisor.model import Status
@@ -19,12 +21,15 @@ from supervisor.publish.audit.read import parse_since
 from supervisor.quantities import format_value
 from supervisor.recorder.blocks import RunRecord
 from supervisor.recorder.diff import render_diff, trips_diff
+from supervisor.recorder.prometheus import replay_prometheus
 from supervisor.recorder.recording import Recording, open_recording
 from supervisor.recorder.replay import Replay, Timeline
 from supervisor.recorder.segments import Segment
+from supervisor.secrets import mask_url
 from supervisor.text import safe_line
 
 Printer = Callable[[str], None]
+EX_USAGE = 2  # as argparse exits on a bad command line
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -58,6 +63,18 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     replay.add_argument("--to", dest="end", type=_time, metavar="T")
     replay.add_argument(
         "--recorded", action="store_true", help="the recording's own config, even with --config"
+    )
+    replay.add_argument(
+        "--prometheus",
+        metavar="URL",
+        help="no recording: the values from Prometheus range queries (needs --from)",
+    )
+    replay.add_argument(
+        "--query",
+        action="append",
+        default=[],
+        metavar="NAME=PROMQL",
+        help="with --prometheus: watchdog NAME's values (prometheus_query: its own query)",
     )
     replay.set_defaults(handler=cmd_replay)
 
@@ -204,6 +221,8 @@ def _every_row(run: RunRecord) -> Iterator[tuple[int, str, Status, float | None]
 
 
 def cmd_replay(args: argparse.Namespace) -> int:
+    if args.prometheus:
+        return _replay_prometheus(args)
     directory = recording_dir(args)
     candidate = None
     if args.config is not None and not args.recorded:
@@ -228,3 +247,24 @@ def render_timeline(timeline: Timeline, what: str, emit: Printer) -> None:
         emit(f"cannot replay {name}: {why}")
     for note in timeline.notes:
         emit(f"note: {note}")
+
+
+def _replay_prometheus(args: argparse.Namespace) -> int:
+    if args.start is None:
+        return _usage("replay --prometheus needs --from")
+    queries = {}
+    for item in args.query:
+        name, sep, query = item.partition("=")
+        if not sep or not name or not query:
+            return _usage(f"--query {item!r}: write NAME=PROMQL")
+        queries[name] = query
+    settings = load_config(find_config(args.config))
+    end = args.end if args.end is not None else time.time()
+    timeline = anyio.run(replay_prometheus, settings, args.prometheus, queries, args.start, end)
+    render_timeline(timeline, f"{mask_url(args.prometheus)} (range queries)", say)
+    return EX_OK
+
+
+def _usage(text: str) -> int:
+    print(f"trading-supervisor: {safe_line(text)}", file=sys.stderr)
+    return EX_USAGE

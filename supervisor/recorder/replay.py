@@ -82,7 +82,7 @@ class Replay:
             seen.add(run.watchdog)
             verdicts = self._verdicts(run, recorded)
             if verdicts is not None:
-                self._step(run, verdicts, self._rules(run.watchdog, recorded))
+                self.step(run.watchdog, run.at, verdicts, self._rules(run.watchdog, recorded))
         self._finish(seen, recording)
         return self.timeline
 
@@ -111,14 +111,14 @@ class Replay:
             return None
         return judged_again(run, recorded, candidate.entry.thresholds)
 
-    def _step(self, run: RunRecord, verdicts: Verdicts, rules: Rules) -> None:
-        name = run.watchdog
+    def step(self, name: str, at: float, verdicts: Verdicts, rules: Rules) -> None:
+        """One run of watchdog `name` through the policy, noted in the timeline."""
         before = self.states.get(name, PolicyState())
-        after, decisions = step(rules, before, name, verdicts, run.at, self._new_id)
+        after, decisions = step(rules, before, name, verdicts, at, self._new_id)
         self.states[name] = after
         self.timeline.runs += 1
         self.timeline.decisions += decisions
-        self._note(run.at, name, before, after, decisions)
+        self._note(at, name, before, after, decisions)
 
     def _new_id(self) -> str:
         return str(next(self.ids))
