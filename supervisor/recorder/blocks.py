@@ -24,7 +24,7 @@ from supervisor.recorder.codec import (
     value_symbol,
 )
 
-STATUS_CODES = {status: int(status) for status in Status}
+MAX_SUBJECTS = 10_000_000  # a size beyond this in a block is damage, not a watchdog
 
 
 def quantise(value: float | None, scale: int) -> int | None:
@@ -185,6 +185,8 @@ def _decode_section(
     count = reader.varint()
     times = get_times(reader, count)
     flags, sizes, usuals, lows, highs = ([reader.varint() for _ in range(count)] for _ in range(5))
+    if any(size > MAX_SUBJECTS for size in sizes):
+        raise ValueError("a run with more subjects than any watchdog has")
     scale = header.entry.scale
     body = Reader(reader.take(reader.varint()))
     rows: list[list[float | None]] | None = None

@@ -8,7 +8,6 @@ import csv
 import sys
 import time
 from collections.abc import Callable, Iterator
-from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -21,6 +20,7 @@ from supervisor.publish.audit.read import parse_since
 from supervisor.quantities import format_value
 from supervisor.recorder.blocks import RunRecord
 from supervisor.recorder.diff import render_diff, trips_diff
+from supervisor.recorder.instants import stamp
 from supervisor.recorder.prometheus import replay_prometheus
 from supervisor.recorder.recording import Recording, open_recording
 from supervisor.recorder.replay import Replay, Timeline
@@ -97,10 +97,6 @@ def recording_dir(args: argparse.Namespace) -> Path:
         return Path(args.recording)
     settings = load_config(find_config(args.config))
     return settings.supervisor.state_dir / "recorder"
-
-
-def stamp(at: float) -> str:
-    return datetime.fromtimestamp(at).astimezone().isoformat(timespec="milliseconds")
 
 
 def say(line: str) -> None:

@@ -6,10 +6,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 
 from supervisor.model import Decision, Status
 from supervisor.quantities import format_duration
+from supervisor.recorder.instants import stamp
 from supervisor.recorder.replay import Timeline
 
 MATCH_WINDOW_S = 900.0
@@ -80,12 +80,8 @@ _KINDS = ("gained", "lost", "earlier", "later", "same")
 def _describe(change: Change) -> str:
     if change.before is None:
         assert change.after is not None
-        return f"gained at {_stamp(change.after)}"
+        return f"gained at {stamp(change.after)}"
     if change.after is None:
-        return f"lost (was at {_stamp(change.before)})"
+        return f"lost (was at {stamp(change.before)})"
     moved = format_duration(abs(change.after - change.before))
-    return f"{change.kind} by {moved} ({_stamp(change.before)} -> {_stamp(change.after)})"
-
-
-def _stamp(at: float) -> str:
-    return datetime.fromtimestamp(at).astimezone().isoformat(timespec="milliseconds")
+    return f"{change.kind} by {moved} ({stamp(change.before)} -> {stamp(change.after)})"

@@ -64,7 +64,7 @@ class Segment:
         for index, packed in enumerate(self.frames):
             try:
                 runs = decode_sections(zlib.decompress(packed), self.sections, with_values)
-            except (ValueError, zlib.error) as exc:
+            except (ValueError, OverflowError, zlib.error) as exc:  # outside input
                 self.problem = f"block {index + 1} unreadable ({exc}): the rest is skipped"
                 return
             yield from sorted(runs, key=lambda run: run.at)
@@ -88,7 +88,7 @@ def read_segment(path: Path) -> Segment:
     try:
         header = json.loads(zlib.decompress(frames[0]))
         segment = _segment(path, header)
-    except (ValueError, zlib.error, TypeError, KeyError, AttributeError) as exc:
+    except (ValueError, OverflowError, zlib.error, TypeError, KeyError, AttributeError) as exc:
         raise ValueError(f"{path.name}: bad header: {exc}") from exc
     segment.frames = frames[1:]
     segment.problem = problem

@@ -138,6 +138,7 @@ class _Open:
         self.block_started = 0.0
         self.failed_at: float | None = None
         self.max_age_s = 0.0
+        self.partial: set[str] = set()  # watchdogs recorded without every subject's value
 
     def add(self, run: Run) -> None:
         if run.settings is not self.settings:
@@ -155,6 +156,15 @@ class _Open:
             section = None
         if section is None:
             every = len(subjects) <= ALL_SUBJECTS_UP_TO
+            if not every and run.watchdog not in self.partial:
+                self.partial.add(run.watchdog)
+                log.info(
+                    "recorder: watchdog=%s has %d subjects (more than %d): each run keeps the"
+                    " subjects that are not OK and the largest value, what a replay needs",
+                    run.watchdog,
+                    len(subjects),
+                    ALL_SUBJECTS_UP_TO,
+                )
             index = list(self.entries).index(run.watchdog)
             section = self.sections[run.watchdog] = Section(index, every, own)
             if not self.block_started:

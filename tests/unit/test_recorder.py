@@ -218,3 +218,60 @@ def test_show_escapes_subjects_from_outside(
     out = capsys.readouterr().out
     assert "\x1b" not in out and "\nFAKE OK" not in out
     assert "BREACH" in out and "age 30s" in out
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.data())
+def test_a_damaged_or_hostile_segment_is_named_never_a_crash(
+    tmp_path_factory: pytest.TempPathFactory, data: st.DataObject
+) -> None:
+    """What the recorder wrote is outside input when read back: flip, cut or extend it
+    anywhere, and reading says what it skipped, and never raises."""
+    from supervisor.recorder.replay import Replay
+
+    directory = _one_recording(tmp_path_factory)
+    (path,) = directory.iterdir()
+    raw = bytearray(path.read_bytes())
+    for _ in range(data.draw(st.integers(1, 4))):
+        where = data.draw(st.integers(0, len(raw) - 1))
+        raw[where] = data.draw(st.integers(0, 255))
+    raw = raw[: data.draw(st.integers(0, len(raw)))] + data.draw(st.binary(max_size=64))
+    copy = tmp_path_factory.mktemp("damaged")
+    (copy / path.name).write_bytes(bytes(raw))
+    recording = open_recording(copy)
+    for _segment, _run in recording.runs(with_values=True):
+        pass
+    Replay(None).run(open_recording(copy), None, None)
+
+
+_RECORDED: list[Path] = []
+
+
+def _one_recording(factory: pytest.TempPathFactory) -> Path:
+    if not _RECORDED:
+        _RECORDED.append(record(factory.mktemp("source"), day(1_790_000_000.0)))
+    return _RECORDED[0]
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.binary(max_size=200), st.lists(st.integers(0, 2**70), max_size=30))
+def test_a_block_with_a_good_checksum_and_garbage_inside_is_skipped(
+    tmp_path_factory: pytest.TempPathFactory, junk: bytes, numbers: list[int]
+) -> None:
+    """A crafted frame passes the CRC; its content is still checked (huge varints too)."""
+    from supervisor.recorder.codec import put_varint
+    from supervisor.recorder.replay import Replay
+    from supervisor.recorder.segments import frame
+
+    directory = _one_recording(tmp_path_factory)
+    (path,) = directory.iterdir()
+    varints = bytearray()
+    for number in numbers:
+        put_varint(varints, number)
+    copy = tmp_path_factory.mktemp("crafted")
+    payload = path.read_bytes() + frame(bytes(varints) + junk)
+    (copy / path.name).write_bytes(payload)
+    recording = open_recording(copy)
+    runs = [run for _s, run in recording.runs(with_values=True)]
+    assert len(runs) >= 60  # everything before the crafted block
+    Replay(None).run(open_recording(copy), None, None)
