@@ -29,7 +29,7 @@ def record_day(state: Path, count: int, seconds: int) -> int:
     judge = TickJudge(settings.watchdogs[0])  # type: ignore[arg-type]
     subjects = [f"I{i:06d}" for i in range(count)]
     clock = [START]
-    writer = _Open(state / "recorder", 1 << 34, Counters(), lambda: clock[0])
+    writer = _Open(state / "recorder", 1 << 34, 86400.0, Counters(), lambda: clock[0])
     for chunk in range(0, seconds, CHUNK_S):
         replies = feed(count, min(CHUNK_S, seconds - chunk), seed=chunk, start=START + chunk)
         for offset, reply in enumerate(replies):

@@ -73,7 +73,7 @@ class Recorder:
         self.wall = wall
         self._queue: queue.Queue[Run | None] = queue.Queue(QUEUE_RUNS)
         self._thread = threading.Thread(target=self._serve, name="recorder", daemon=True)
-        self._segment = _Open(directory, max_bytes, self.counters, wall)
+        self._segment = _Open(directory, max_bytes, max_age_s, self.counters, wall)
         self._thread.start()
 
     def record(
@@ -120,10 +120,16 @@ class _Open:
     """The segment being written and the block being gathered (the writer thread's own)."""
 
     def __init__(
-        self, directory: Path, max_bytes: int, counters: Counters, wall: Callable[[], float]
+        self,
+        directory: Path,
+        max_bytes: int,
+        max_age_s: float,
+        counters: Counters,
+        wall: Callable[[], float],
     ) -> None:
         self.directory = directory
         self.max_bytes = max_bytes
+        self.max_age_s = max_age_s
         self.counters = counters
         self.wall = wall
         self.settings: Settings | None = None
@@ -137,7 +143,6 @@ class _Open:
         self.sections: dict[str, Section] = {}
         self.block_started = 0.0
         self.failed_at: float | None = None
-        self.max_age_s = 0.0
         self.partial: set[str] = set()  # watchdogs recorded without every subject's value
 
     def add(self, run: Run) -> None:
@@ -181,7 +186,6 @@ class _Open:
     def _config(self, settings: Settings) -> None:
         new_hash = config_hash(settings)
         self.settings = settings
-        self.max_age_s = settings.recorder.max_age_s
         if new_hash == self.hash:
             return
         self.flush()

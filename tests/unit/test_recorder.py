@@ -4,6 +4,7 @@ itself, a full disk never stops the caller, the ring stays inside its bounds."""
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Sequence
 from pathlib import Path
@@ -275,3 +276,22 @@ def test_a_block_with_a_good_checksum_and_garbage_inside_is_skipped(
     runs = [run for _s, run in recording.runs(with_values=True)]
     assert len(runs) >= 60  # everything before the crafted block
     Replay(None).run(open_recording(copy), None, None)
+
+
+def test_the_ring_drops_the_oldest_segments_past_its_size_and_age(tmp_path: Path) -> None:
+    directory = tmp_path / "recorder"
+    directory.mkdir()
+    now = time.time()
+    old = directory / "1000000000000-aaaa.rec"  # 2001: older than max_age
+    old.write_bytes(b"x")
+    os.utime(old, (now - 7200, now - 7200))
+    big = [directory / f"17000000{i:05d}-bbbb.rec" for i in range(4)]
+    for path in big:
+        path.write_bytes(b"y" * (1 << 20))  # 4 MiB in all
+    recorder = Recorder(directory, 4 << 20, 3600.0)  # room: 4 MiB less a 1 MiB segment
+    recorder.record(settings_for(tmp_path), "ticks", now, stale_run(now, {}), INSTRUMENTS, None)
+    recorder.close()
+    left = sorted(p.name for p in directory.iterdir())
+    assert old.name not in left
+    assert [p.name for p in big if p.name in left] == [p.name for p in big[1:]]
+    assert len(left) == 4  # the three newest (3 MiB) and the new segment
