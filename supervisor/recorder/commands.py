@@ -236,6 +236,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 
 def render_timeline(timeline: Timeline, what: str, emit: Printer) -> None:
     emit(f"replay with {what}: {timeline.runs} runs, {len(timeline.decisions)} decisions")
+    if timeline.first is not None and timeline.last is not None:
+        emit(f"runs from {stamp(timeline.first)} to {stamp(timeline.last)}")
+    if timeline.configs:
+        emit(f"recorded by config {', '.join(timeline.configs)}")
     for event in timeline.events:
         label = event.status.name if event.what != "cleared" else "cleared"
         emit(f"{stamp(event.at)}  {event.watchdog:<20} {label:<8} {event.text}")

@@ -45,6 +45,9 @@ class Timeline:
     unreplayable: dict[str, str] = field(default_factory=dict)  # watchdog -> why
     notes: list[str] = field(default_factory=list)
     runs: int = 0
+    configs: list[str] = field(default_factory=list)  # the hashes of the configs that recorded
+    first: float | None = None  # the first and last run replayed
+    last: float | None = None
 
 
 @dataclass
@@ -80,6 +83,8 @@ class Replay:
             if recorded is None:
                 continue
             seen.add(run.watchdog)
+            if segment.config_hash not in self.timeline.configs:
+                self.timeline.configs.append(segment.config_hash)
             verdicts = self._verdicts(run, recorded)
             if verdicts is not None:
                 self.step(run.watchdog, run.at, verdicts, self._rules(run.watchdog, recorded))
@@ -116,7 +121,10 @@ class Replay:
         before = self.states.get(name, PolicyState())
         after, decisions = step(rules, before, name, verdicts, at, self._new_id)
         self.states[name] = after
-        self.timeline.runs += 1
+        timeline = self.timeline
+        timeline.runs += 1
+        timeline.first = at if timeline.first is None else min(timeline.first, at)
+        timeline.last = at if timeline.last is None else max(timeline.last, at)
         self.timeline.decisions += decisions
         self._note(at, name, before, after, decisions)
 
