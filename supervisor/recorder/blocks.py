@@ -22,6 +22,7 @@ from supervisor.recorder.codec import (
     put_varint,
     symbol_value,
     value_symbol,
+    zigzag,
 )
 
 MAX_SUBJECTS = 10_000_000  # a size beyond this in a block is damage, not a watchdog
@@ -96,15 +97,14 @@ class Section:
         """The run's usual status (OK, or the one every subject got: a timeout, a closed
         session) and the subjects whose status differs, with their values: all a replay
         with the recorded config reads."""
-        out, last = self.not_ok, 0
+        out, last, scale = self.not_ok, 0, entry.scale
         self.usuals.append(verdicts.usual)
-        unusual = sorted(verdicts.unusual.items())
-        put_varint(out, len(unusual))
-        for i, verdict in unusual:
-            put_varint(out, i - last)
+        put_varint(out, len(verdicts.unusual))
+        for i, verdict in verdicts.unusual.items():  # in index order: the gaps stay small
+            put_varint(out, zigzag(i - last))
             last = i
             put_varint(out, verdict.status)
-            put_varint(out, value_symbol(quantise(verdict.value, entry.scale)))
+            put_varint(out, value_symbol(quantise(verdict.value, scale)))
 
 
 def encode_sections(sections: Sequence[Section]) -> bytes:
@@ -219,7 +219,9 @@ def _unusual(body: Reader, scale: int) -> dict[int, tuple[Status, float | None]]
     found = {}
     subject = 0
     for _ in range(body.varint()):
-        subject += body.varint()
+        subject += body.signed()
+        if subject < 0:
+            raise ValueError("a negative subject index")
         status = _status(body.varint())
         quantum = symbol_value(body.varint())
         found[subject] = (status, None if quantum is None else quantum / scale)
