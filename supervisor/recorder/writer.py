@@ -230,16 +230,10 @@ class _Open:
         now = self.wall()
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._prune(now)
-        stem = f"{round(first_run * 1000):013d}-{self.hash}"
-        path = self.directory / f"{stem}{SUFFIX}"
-        for attempt in range(1, 100):  # never append to a segment of an earlier run
-            if not path.exists():
-                break
-            path = self.directory / f"{stem}-{attempt}{SUFFIX}"
+        path, handle = self._create(f"{round(first_run * 1000):013d}-{self.hash}")
         watchdogs = {
             name: (entry, self.subjects.get(name, [])) for name, entry in self.entries.items()
         }
-        handle = path.open("ab")
         try:
             handle.write(MAGIC + frame(header_payload(self.hash, first_run, watchdogs)))
         except OSError:
@@ -250,6 +244,16 @@ class _Open:
         if self.failed_at is not None:
             log.warning("recorder: writing again (%s)", path.name)
             self.failed_at = None
+
+    def _create(self, stem: str) -> tuple[Path, Any]:
+        """A new file, never one that exists (another instance's, an earlier run's)."""
+        for attempt in range(100):
+            path = self.directory / f"{stem}{f'-{attempt}' if attempt else ''}{SUFFIX}"
+            try:
+                return path, path.open("xb")
+            except FileExistsError:
+                continue
+        raise OSError(f"recorder: {stem}: 100 segments of that name exist")
 
     def _failed(self, exc: OSError, samples: int) -> None:
         self.counters.errors(1)
