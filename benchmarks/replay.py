@@ -63,12 +63,15 @@ def main() -> None:
                 f" {time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
+            for problem in recording.problems:
+                print(f"  note: {problem}", flush=True)
         candidate = settings_for(state, args.instruments).model_copy()
-        looser = candidate.watchdogs[0].model_copy(update={"breach_s": 4.0, "warn_s": 2.0})
+        looser = candidate.watchdogs[0].model_copy(update={"breach_s": 20.0, "warn_s": 8.0})
         candidate = candidate.model_copy(update={"watchdogs": [looser]})
         for label, config in (("recorded config", None), ("candidate config", candidate)):
             started, cpu = time.perf_counter(), time.process_time()
-            timeline = Replay(config).run(open_recording(state / "recorder"), None, None)
+            recording = open_recording(state / "recorder")
+            timeline = Replay(config).run(recording, None, None)
             took, cpu = time.perf_counter() - started, time.process_time() - cpu
             print(
                 f"replay with the {label}: {timeline.runs:,} runs in {took:.1f} s"
