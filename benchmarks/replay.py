@@ -63,8 +63,6 @@ def main() -> None:
                 f" {time.perf_counter() - started:.0f} s)",
                 flush=True,
             )
-            for problem in recording.problems:
-                print(f"  note: {problem}", flush=True)
         candidate = settings_for(state, args.instruments).model_copy()
         looser = candidate.watchdogs[0].model_copy(update={"breach_s": 20.0, "warn_s": 8.0})
         candidate = candidate.model_copy(update={"watchdogs": [looser]})
@@ -80,6 +78,8 @@ def main() -> None:
                 f" (target: one 6.5 h day of 1,000 instruments in <= 60 s)",
                 flush=True,
             )
+            for problem in recording.problems:
+                print(f"  note: {problem}", flush=True)
 
 
 if __name__ == "__main__":
