@@ -12,12 +12,12 @@ subject's value, runs a candidate session would watch that the recorded session 
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from supervisor.config.settings import Settings
 from supervisor.config.watchdog_base import WatchdogBase
-from supervisor.model import Decision, Status, Verdict, Verdicts, worst
+from supervisor.model import Decision, Status, Verdict, Verdicts
 from supervisor.policy import PolicyState, Rules, step
 from supervisor.protection import rules_for
 from supervisor.quantities import format_value
@@ -257,17 +257,10 @@ def _judge(value: float, thresholds: Thresholds) -> Status:
     return judge_value(value, t.warn, t.breach, t.critical, t.direction).status
 
 
-def _subject(subjects: list[str] | tuple[str, ...] | Iterable[str], i: int) -> str:
-    try:
-        return subjects[i]  # type: ignore[index]
-    except IndexError:
-        return f"#{i}"
+def _subject(subjects: Sequence[str], i: int) -> str:
+    return subjects[i] if i < len(subjects) else f"#{i}"  # a recording is outside input
 
 
-def _reason(subjects: object, i: int, status: Status, value: float | None) -> str:
+def _reason(subjects: Sequence[str], i: int, status: Status, value: float | None) -> str:
     shown = "" if value is None else f" {value:g}"
-    return f"{_subject(subjects, i)}{shown} {status.name}"  # type: ignore[arg-type]
-
-
-def worst_of(statuses: Iterable[Status]) -> Status:
-    return worst(statuses)
+    return f"{_subject(subjects, i)}{shown} {status.name}"
