@@ -138,6 +138,7 @@ class _Open:
         self.subjects: dict[str, list[str]] = {}
         self.handle: Any = None
         self.path: Path | None = None
+        self.blocks = 0  # blocks written to the open segment
         self.opened_at = 0.0
         self.size = 0
         self.sections: dict[str, Section] = {}
@@ -206,6 +207,9 @@ class _Open:
         samples = sum(s.samples for s in sections.values())
         payload = frame(encode_sections(list(sections.values())))
         first_run = min(s.times_ms[0] for s in sections.values()) / 1000
+        if self.handle is None and self._resting():
+            self.counters.dropped(samples)  # the disk failed a moment ago: not again yet
+            return
         try:
             self._ensure_open(first_run)
             self.handle.write(payload)
@@ -214,7 +218,11 @@ class _Open:
             self._failed(exc, samples)
             return
         self.size += len(payload)
+        self.blocks += 1
         self.counters.written(len(payload))
+        if self.failed_at is not None:
+            log.warning("recorder: writing again (%s)", self.path.name if self.path else "")
+            self.failed_at = None
         if self.size >= self._segment_bytes() or self.wall() - self.opened_at >= SEGMENT_S:
             self.close()
 
@@ -225,8 +233,6 @@ class _Open:
         """The segment to write to; a new one starts at `first_run` (the daemon's clock)."""
         if self.handle is not None:
             return
-        if self.failed_at is not None and self.wall() - self.failed_at < RETRY_S:
-            raise OSError("recorder: waiting before trying the disk again")
         now = self.wall()
         self.directory.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._prune(now)
@@ -234,16 +240,13 @@ class _Open:
         watchdogs = {
             name: (entry, self.subjects.get(name, [])) for name, entry in self.entries.items()
         }
-        try:
-            handle.write(MAGIC + frame(header_payload(self.hash, first_run, watchdogs)))
-        except OSError:
-            handle.close()
-            raise
-        self.handle, self.path, self.opened_at = handle, path, now
+        self.handle, self.path, self.opened_at, self.blocks = handle, path, now, 0
+        handle.write(MAGIC + frame(header_payload(self.hash, first_run, watchdogs)))
+        handle.flush()
         self.size = handle.tell()
-        if self.failed_at is not None:
-            log.warning("recorder: writing again (%s)", path.name)
-            self.failed_at = None
+
+    def _resting(self) -> bool:
+        return self.failed_at is not None and self.wall() - self.failed_at < RETRY_S
 
     def _create(self, stem: str) -> tuple[Path, Any]:
         """A new file, never one that exists (another instance's, an earlier run's)."""
@@ -266,6 +269,10 @@ class _Open:
             )
         self.failed_at = self.wall()
         self.close()
+        if self.path is not None and self.blocks == 0:  # a header and no block: no use
+            with contextlib.suppress(OSError):
+                os.unlink(self.path)
+        self.path = None
 
     def close(self) -> None:
         if self.handle is not None:
