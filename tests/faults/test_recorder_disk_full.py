@@ -15,6 +15,8 @@ import pytest
 from testbed import REPO_ROOT
 from tests.faults.test_disk_faults import mount_problem, private_tmpfs
 
+pytestmark = pytest.mark.slow  # as every fault test (a subprocess in its own namespace)
+
 
 def test_a_full_disk_costs_samples_never_the_caller_and_recording_resumes(
     tmp_path: Path,
