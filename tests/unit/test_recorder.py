@@ -295,3 +295,20 @@ def test_the_ring_drops_the_oldest_segments_past_its_size_and_age(tmp_path: Path
     assert old.name not in left
     assert [p.name for p in big if p.name in left] == [p.name for p in big[1:]]
     assert len(left) == 4  # the three newest (3 MiB) and the new segment
+
+
+def test_recorder_settings_change_only_on_restart_and_sizes_parse(tmp_path: Path) -> None:
+    from supervisor.daemon.assembly import restart_only_changes
+    from supervisor.recorder.writer import Off, start_recorder
+
+    running = settings_for(tmp_path)
+    data = running.model_dump(by_alias=True)
+    data["recorder"] = {"enabled": False, "max_bytes": "512MiB", "max_age": "48h"}
+    changed = Settings.model_validate(data)
+    assert changed.recorder.max_bytes == 512 << 20 and changed.recorder.max_age_s == 172800
+    assert restart_only_changes(running, changed) == ["[recorder]: changes only on restart"]
+    assert isinstance(start_recorder(changed, metrics=None), Off)
+    for bad in ({"max_bytes": "1MiB"}, {"max_bytes": "lots"}, {"max_age": "10m"}):
+        data["recorder"] = bad
+        with pytest.raises(ValueError, match="recorder"):
+            Settings.model_validate(data)
