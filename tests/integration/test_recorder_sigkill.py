@@ -32,6 +32,9 @@ def test_sigkill_costs_at_most_the_unflushed_tail(tmp_path: Path) -> None:
     finally:
         os.kill(child.pid, signal.SIGKILL)
         child.wait(timeout=10)
+        for line in child.stdout:  # what it handed over after the line read last
+            if line.strip().isdigit():
+                handed = int(line)
         child.stdout.close()
     recording = open_recording(tmp_path / "recorder")
     runs = [run.at for _s, run in recording.runs()]
