@@ -21,6 +21,7 @@ from supervisor.quantities import format_value
 from supervisor.recorder.blocks import RunRecord
 from supervisor.recorder.diff import render_diff, trips_diff
 from supervisor.recorder.instants import stamp
+from supervisor.recorder.plot import PlotUnavailable, plot
 from supervisor.recorder.prometheus import replay_prometheus
 from supervisor.recorder.recording import Recording, open_recording
 from supervisor.recorder.replay import Replay, Timeline
@@ -63,6 +64,9 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     replay.add_argument("--to", dest="end", type=_time, metavar="T")
     replay.add_argument(
         "--recorded", action="store_true", help="the recording's own config, even with --config"
+    )
+    replay.add_argument(
+        "--plot", type=Path, metavar="FILE.png", help="draw the timeline (needs matplotlib)"
     )
     replay.add_argument(
         "--prometheus",
@@ -226,11 +230,22 @@ def cmd_replay(args: argparse.Namespace) -> int:
     recorded = Replay(None).run(open_recording(directory, args.start), args.start, args.end)
     if candidate is None:
         render_timeline(recorded, "the recording's own config", say)
-        return EX_OK
+        return _plot(recorded, args.plot)
     replayed = Replay(candidate).run(open_recording(directory, args.start), args.start, args.end)
     render_timeline(replayed, f"candidate {args.config}", say)
     say("")
     render_diff(trips_diff(recorded, replayed), say)
+    return _plot(replayed, args.plot)
+
+
+def _plot(timeline: Timeline, path: Path | None) -> int:
+    if path is None:
+        return EX_OK
+    try:
+        plot(timeline, timeline.thresholds, path)
+    except PlotUnavailable as exc:
+        return _usage(str(exc))
+    say(f"plot: {path}")
     return EX_OK
 
 
@@ -262,7 +277,7 @@ def _replay_prometheus(args: argparse.Namespace) -> int:
     end = args.end if args.end is not None else time.time()
     timeline = anyio.run(replay_prometheus, settings, args.prometheus, queries, args.start, end)
     render_timeline(timeline, f"{mask_url(args.prometheus)} (range queries)", say)
-    return EX_OK
+    return _plot(timeline, args.plot)
 
 
 def _usage(text: str) -> int:

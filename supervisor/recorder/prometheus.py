@@ -131,3 +131,5 @@ def _feed(
         else:
             verdicts = verdicts_at(candidate, samples)
         replay.step(name, at, verdicts, candidate.rules)
+        replay.note_value(name, at, verdicts.max_value)
+    replay.timeline.thresholds[name] = candidate.entry.thresholds

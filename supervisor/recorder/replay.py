@@ -48,6 +48,8 @@ class Timeline:
     configs: list[str] = field(default_factory=list)  # the hashes of the configs that recorded
     first: float | None = None  # the first and last run replayed
     last: float | None = None
+    values: dict[str, list[tuple[float, float]]] = field(default_factory=dict)  # for --plot
+    thresholds: dict[str, Thresholds | None] = field(default_factory=dict)
 
 
 @dataclass
@@ -88,8 +90,19 @@ class Replay:
             verdicts = self._verdicts(run, recorded)
             if verdicts is not None:
                 self.step(run.watchdog, run.at, verdicts, self._rules(run.watchdog, recorded))
+                self.note_value(run.watchdog, run.at, run.highest)
+                self.timeline.thresholds[run.watchdog] = self._thresholds(run.watchdog, recorded)
         self._finish(seen, recording)
         return self.timeline
+
+    def note_value(self, name: str, at: float, value: float | None) -> None:
+        if value is not None:
+            self.timeline.values.setdefault(name, []).append((at, value))
+
+    def _thresholds(self, name: str, recorded: WatchdogEntry) -> Thresholds | None:
+        if self.candidate is None:
+            return recorded.thresholds
+        return self.candidate[name].entry.thresholds
 
     def _rules(self, name: str, recorded: WatchdogEntry) -> Rules:
         if self.candidate is None:

@@ -312,3 +312,23 @@ def test_recorder_settings_change_only_on_restart_and_sizes_parse(tmp_path: Path
         data["recorder"] = bad
         with pytest.raises(ValueError, match="recorder"):
             Settings.model_validate(data)
+
+
+def test_replay_plot_draws_the_timeline_or_says_what_it_needs(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib.util
+
+    from supervisor.cli import main
+
+    directory = record(tmp_path, day(1_790_000_000.0))
+    png = tmp_path / "timeline.png"
+    code = main(["replay", "--recording", str(directory), "--plot", str(png)])
+    captured = capsys.readouterr()
+    if importlib.util.find_spec("matplotlib") is None:  # the bench extra only
+        assert code == 2 and "--plot needs matplotlib" in captured.err
+        assert not png.exists()
+    else:
+        assert code == 0 and f"plot: {png}" in captured.out
+        assert png.read_bytes().startswith(b"\x89PNG") and png.stat().st_size > 10_000
+    assert "would engage breaker" in captured.out  # the timeline is printed either way
