@@ -17,6 +17,9 @@ HEARTBEAT_KEY = "heartbeat"
 
 # The housekeeping cycle: heartbeat, published state, systemd WATCHDOG=1.
 HOUSEKEEPING_INTERVAL_S = 1.0
+# A store that still reads engaged this long after a manual reset is the operator's problem
+# to be told about (journal once, DEGRADED), never a reason to engage it again.
+RELEASE_WAIT_WARN_S = 60.0
 HEARTBEAT_TTL_CYCLES = 3  # the heartbeat expires within 3 quiet cycles
 WATCHDOG_LATE_FACTOR = 2.0  # a watchdog that has not run within 2x its interval is late
 

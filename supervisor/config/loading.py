@@ -146,10 +146,38 @@ def _mask_urls(node: Any) -> Any:
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the TOML file, as written (durations as "15s" or seconds, the keys
-    users write rather than the `*_s` field names)."""
-    schema = Settings.model_json_schema(by_alias=True, mode="validation")
+    users write rather than the `*_s` field names). Every constraint JSON Schema can say is
+    in it (docs/configuration.md, "What the JSON Schema checks"); the loader's checks stay
+    the whole rule."""
+    schema = by_kind(Settings.model_json_schema(by_alias=True, mode="validation"))
+    schema["properties"]["watchdogs"]["minItems"] = 1  # settings.NO_WATCHDOGS
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "trading-supervisor configuration",
         **schema,
+        "required": ["watchdogs"],
+    }
+
+
+def by_kind(node: Any) -> Any:
+    """pydantic's discriminated unions (`oneOf` with OpenAPI's `discriminator`, which JSON
+    Schema validators ignore) as one `if kind == K then <K's schema>` per kind: a validator
+    then reports a bad field at its own path, not "not valid under any of the schemas" for
+    the whole watchdog."""
+    if isinstance(node, list):
+        return [by_kind(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "discriminator" not in node:
+        return {key: by_kind(value) for key, value in node.items()}
+    tag = node["discriminator"]["propertyName"]
+    mapping = node["discriminator"]["mapping"]
+    return {
+        "type": "object",
+        "required": [tag],
+        "properties": {tag: {"enum": sorted(mapping)}},
+        "allOf": [
+            {"if": {"required": [tag], "properties": {tag: {"const": kind}}}, "then": {"$ref": ref}}
+            for kind, ref in sorted(mapping.items())
+        ],
     }
