@@ -1,5 +1,5 @@
-"""The fixed sections of the file: [supervisor], [redis], [postgres], [metrics], [ha] and
-the session calendars of [sessions.NAME]."""
+"""The fixed sections of the file: [supervisor], [redis], [postgres], [metrics], [ha],
+[recorder] and the session calendars of [sessions.NAME]."""
 
 from __future__ import annotations
 
