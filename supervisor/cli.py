@@ -48,6 +48,7 @@ from supervisor.protection import Protection, build_protection, unmet_needs
 from supervisor.publish.audit import read as audit_read
 from supervisor.publish.logging import setup_cli_logging, setup_logging
 from supervisor.publish.published import read_published
+from supervisor.recorder.commands import add_commands as add_recorder_commands
 from supervisor.secrets import mask_url
 from supervisor.sources.redis import connect
 from supervisor.state_dir_lock import StateDirInUse, lock_state_dir
@@ -231,6 +232,8 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="the JSON Schema of the config file (for editors: taplo, Even Better TOML)"
     )
     schema.set_defaults(handler=cmd_config_schema)
+
+    add_recorder_commands(commands, common)  # recorder show / export, replay
 
     unit = commands.add_parser("unit", help="the systemd unit (deploy/systemd)")
     unit_commands = unit.add_subparsers(required=True, metavar="ACTION")

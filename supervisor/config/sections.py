@@ -1,5 +1,5 @@
-"""The fixed sections of the file: [supervisor], [redis], [postgres], [metrics], [ha] and
-the session calendars of [sessions.NAME]."""
+"""The fixed sections of the file: [supervisor], [redis], [postgres], [metrics], [ha],
+[recorder] and the session calendars of [sessions.NAME]."""
 
 from __future__ import annotations
 
@@ -10,10 +10,18 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
+from pydantic import (
+    AfterValidator,
+    BeforeValidator,
+    Field,
+    StringConstraints,
+    WithJsonSchema,
+    model_validator,
+)
 
 from supervisor.config.sentinel_url import check_sentinel_login
 from supervisor.config.types import (
+    MAX_DURATION_S,
     POSITIVE_DURATION_PATTERN,
     Duration,
     Listen,
@@ -107,6 +115,39 @@ class HaSection(Strict):
     # With Redis unreachable nobody can hold a lease: every instance then runs the actions
     # that do not need Redis (they only move toward safety). False: none does.
     act_without_lease: bool = True
+
+
+_SIZE = re.compile(r"^\s*(\d+)\s*(B|KiB|MiB|GiB|KB|MB|GB)?\s*$")
+_SIZE_UNITS = {"B": 1, "KiB": 1 << 10, "MiB": 1 << 20, "GiB": 1 << 30}
+_SIZE_UNITS.update(KB=10**3, MB=10**6, GB=10**9)
+
+
+def parse_size(value: object) -> object:
+    """A byte count: 536870912, or "512MiB" / "500MB" (B, KiB, MiB, GiB, KB, MB, GB)."""
+    if isinstance(value, str):
+        match = _SIZE.match(value)
+        if match is None:
+            raise ValueError("a size is a number of bytes or a string like '512MiB' or '2GB'")
+        return int(match.group(1)) * _SIZE_UNITS[match.group(2) or "B"]
+    return value
+
+
+SizeText = Annotated[str, StringConstraints(pattern=_SIZE.pattern)]
+Size = Annotated[
+    int, BeforeValidator(parse_size, json_schema_input_type=SizeText | int), Field(ge=16 << 20)
+]
+
+
+class RecorderSection(Strict):
+    """The flight recorder (state_dir/recorder): a ring bounded by size and age. Read at
+    start only: a reload that changes it is refused (restart to apply)."""
+
+    enabled: bool = True
+    # 1,000 instruments at 1 s take about 30 MB per 6.5-hour trading day (README).
+    max_bytes: Size = 2 << 30
+    max_age_s: Annotated[Duration, between(3600.0, MAX_DURATION_S)] = Field(
+        14 * 86400.0, alias="max_age"
+    )
 
 
 _CLOCK_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d)?$")

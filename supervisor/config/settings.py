@@ -16,6 +16,7 @@ from supervisor.config.sections import (
     HaSection,
     MetricsSection,
     PostgresSection,
+    RecorderSection,
     RedisSection,
     SessionConfig,
     SupervisorSection,
@@ -37,6 +38,7 @@ class Settings(BaseSettings):
     postgres: PostgresSection = PostgresSection()
     metrics: MetricsSection = MetricsSection()
     ha: HaSection = HaSection()
+    recorder: RecorderSection = RecorderSection()
     sessions: dict[Name, SessionConfig] = {}
     actuators: dict[Name, ActuatorConfig] = {}
     watchdogs: list[WatchdogConfig] = []

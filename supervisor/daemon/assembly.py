@@ -30,7 +30,7 @@ from supervisor.publish.redis_state import StatePublisher
 from supervisor.sessions import Session
 from supervisor.watchdogs.base import Watchdog
 
-RESTART_ONLY_SECTIONS = ("redis", "postgres", "metrics", "ha")
+RESTART_ONLY_SECTIONS = ("redis", "postgres", "metrics", "ha", "recorder")
 RESTART_ONLY_FIELDS = ("instance_id", "namespace", "state_dir")  # of [supervisor]
 
 

@@ -38,6 +38,7 @@ from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.publish.systemd import Notifier
+from supervisor.recorder.writer import start_recorder
 from supervisor.stored_redis import is_wrong_type, repair_types
 from supervisor.text import safe_line
 
@@ -66,6 +67,7 @@ class Context:
         self.monotonic = monotonic  # the lease's clock: never stepped, never another host's
         self.started_at = clock()
         self.runtime = Runtime(trading_since=self.started_at)
+        self.recorder = start_recorder(assembly.settings, metrics)
         ha = assembly.settings.ha
         self.leadership = Leadership(
             assembly.instance_id, ha.enabled, ha.lease_ttl_s, ha.act_without_lease

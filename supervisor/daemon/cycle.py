@@ -66,6 +66,7 @@ class Cycle:
         if context.assembly is not assembly:  # reloaded meanwhile: these verdicts are stale
             return None
         verdicts = evaluation.verdicts
+        context.recorder.record(assembly.settings, name, now, verdicts, watchdog.subjects, session)
         self._count_cut_offs(name, evaluation.cut_off, watchdog.config.check_timeout_s)
         previous = context.runtime.policy.get(name, PolicyState())
         rules = assembly.protection.rules[name]

@@ -141,6 +141,7 @@ class Supervisor:
         if self.lease is not None:
             await self.lease.release()
         await context.assembly.close()
+        context.recorder.close()
         context.metrics.close()
         log.info("stopped (%d in-flight checks/actions cancelled)", cancelled)
         context.notifier.close()

@@ -185,6 +185,21 @@ class Metrics:
             "The fencing token of this instance's lease while it leads; 0 otherwise.",
             registry=r,
         )
+        self.recorder_bytes = Counter(
+            "supervisor_recorder_bytes_written",
+            "Bytes the flight recorder wrote to state_dir/recorder.",
+            registry=r,
+        )
+        self.recorder_dropped = Counter(
+            "supervisor_recorder_dropped_samples",
+            "Subject-samples the flight recorder dropped (writer behind, or the disk failed).",
+            registry=r,
+        )
+        self.recorder_errors = Counter(
+            "supervisor_recorder_errors",
+            "Flight recorder write failures (a full disk...); protection goes on.",
+            registry=r,
+        )
         self.clock_offset = Gauge(
             "supervisor_clock_offset_seconds",
             "Redis TIME minus this daemon's clock (positive: Redis ahead), round-trip corrected,"
