@@ -31,6 +31,8 @@ from supervisor.text import safe_line
 
 Printer = Callable[[str], None]
 EX_USAGE = 2  # as argparse exits on a bad command line
+FROM_HELP = "from this instant (ISO-8601 or '10m' ago); default: the recording's first run"
+TO_HELP = "up to this instant (ISO-8601 or '10m' ago); default: its last run"
 
 
 def add_commands(commands: argparse._SubParsersAction, common: argparse.ArgumentParser) -> None:  # type: ignore[type-arg]
@@ -42,16 +44,16 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
     _where(show)
     show.add_argument("--at", required=True, type=_time, metavar="T", help="ISO-8601 or '10m'")
     show.add_argument("--around", default=2.0, type=float, metavar="S", help="seconds either side")
-    show.add_argument("--watchdog", metavar="W")
-    show.add_argument("--subject", metavar="S")
+    show.add_argument("--watchdog", metavar="W", help="only this watchdog's runs")
+    show.add_argument("--subject", metavar="S", help="only this subject (an instrument, a key)")
     show.add_argument("--limit", default=20, type=int, help="subjects shown per run")
     show.set_defaults(handler=cmd_show)
     export = actions.add_parser("export", parents=[common], help="runs as CSV, for a notebook")
     _where(export)
     export.add_argument("--format", choices=["csv"], default="csv", help="CSV only")
-    export.add_argument("--from", dest="start", type=_time, metavar="T")
-    export.add_argument("--to", dest="end", type=_time, metavar="T")
-    export.add_argument("--watchdog", metavar="W")
+    export.add_argument("--from", dest="start", type=_time, metavar="T", help=FROM_HELP)
+    export.add_argument("--to", dest="end", type=_time, metavar="T", help=TO_HELP)
+    export.add_argument("--watchdog", metavar="W", help="only this watchdog's runs")
     export.add_argument("--output", "-o", type=Path, metavar="FILE", help="default: stdout")
     export.set_defaults(handler=cmd_export)
     replay = commands.add_parser(
@@ -60,8 +62,8 @@ def add_commands(commands: argparse._SubParsersAction, common: argparse.Argument
         help="the policy over the recording (--config: a candidate config); touches nothing",
     )
     _where(replay)
-    replay.add_argument("--from", dest="start", type=_time, metavar="T")
-    replay.add_argument("--to", dest="end", type=_time, metavar="T")
+    replay.add_argument("--from", dest="start", type=_time, metavar="T", help=FROM_HELP)
+    replay.add_argument("--to", dest="end", type=_time, metavar="T", help=TO_HELP)
     replay.add_argument(
         "--recorded", action="store_true", help="the recording's own config, even with --config"
     )
