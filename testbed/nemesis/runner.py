@@ -1,0 +1,325 @@
+"""Plays a schedule against the real stack and records the history.
+
+The main thread runs the schedule's actions in time order (a late action runs late, and its
+real time is what is recorded); a recorder thread polls the breaker's history, the
+`{ns}:events` stream and the daemons' processes every 0.1 s. At the end every fault is undone,
+the outboxes get time to drain into PostgreSQL, and the rest is read: PostgreSQL's audit
+table, the outboxes left, the daemons' logs, their exit codes on a clean stop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import asyncpg
+from redis.exceptions import RedisError
+
+from supervisor.constants import AUDIT_OUTBOX_FILE
+from testbed.daemon_process import cli
+from testbed.nemesis import faults
+from testbed.nemesis.history import AuditRow, BreakerTrip, Exit, History, Injected, VenueRequest
+from testbed.nemesis.history import Window as RealWindow
+from testbed.nemesis.schedule import Fault, Schedule, StaleWindow
+from testbed.nemesis.stack import NAMESPACE, Stack, start_stack, stop_stack
+from testbed.waiting import wait_until
+
+POLL_S = 0.1
+DRAIN_S = 20.0  # the outboxes get this long to drain once PostgreSQL is back for good
+RESET_REASON = "nemesis: the incident of stale window {index} is over, releasing"
+
+
+@dataclass
+class Recorder:
+    """Polls what can be lost later (a FLUSHALL empties the breaker history and the stream)."""
+
+    stack: Stack
+    history: History
+    stop: threading.Event = field(default_factory=threading.Event)
+    seen_entries: set[bytes] = field(default_factory=set)
+    last_stream_id: bytes = b"0-0"
+    counted_daemons: set[int] = field(default_factory=set)
+
+    def run(self) -> None:
+        client = self.stack.admin()
+        try:
+            while not self.stop.wait(POLL_S):
+                now = time.monotonic() - self.stack.t0
+                self._exits(now)
+                try:
+                    self._breaker(client, now)
+                    self._stream(client)
+                except (RedisError, OSError):
+                    continue  # Redis away: what it held meanwhile is read next time
+        finally:
+            client.close()
+
+    def _breaker(self, client: object, now: float) -> None:
+        entries = client.zrange("circuit_breaker:history", 0, -1)  # type: ignore[attr-defined]
+        for raw in entries:
+            if raw in self.seen_entries:
+                continue
+            self.seen_entries.add(raw)
+            entry = json.loads(raw)
+            if entry.get("event") == "trip":
+                token = entry.get("fencing_token")
+                self.history.breaker.append(
+                    BreakerTrip(
+                        now,
+                        str(entry.get("incident_id")),
+                        str(entry.get("by")),
+                        None if token is None else str(token),
+                    )
+                )
+
+    def _stream(self, client: object) -> None:
+        key = f"{NAMESPACE}:events"
+        try:
+            entries = client.xrange(key, min=b"(" + self.last_stream_id)  # type: ignore[attr-defined]
+        except RedisError:
+            return  # garbage of another type at the key
+        for entry_id, fields in entries:
+            self.last_stream_id = entry_id
+            event_id = fields.get(b"id")
+            if isinstance(event_id, bytes) and fields.get(b"kind") is not None:
+                self.history.stream_ids.append(event_id.decode(errors="replace"))
+
+    def _exits(self, now: float) -> None:
+        for instance in self.stack.instances.values():
+            daemon = instance.daemon
+            if daemon is None or id(daemon) in self.counted_daemons:
+                continue
+            code = daemon.process.poll()
+            if code is not None:
+                self.counted_daemons.add(id(daemon))
+                self.history.exits.append(Exit(instance.name, now, code))
+
+
+class Runner:
+    def __init__(self, schedule: Schedule, directory: Path, say: Callable[[str], None]) -> None:
+        self.schedule = schedule
+        self.directory = directory
+        self.say = say
+        timing = schedule.timing
+        self.history = History(schedule.seed, timing, schedule.instances)
+        self.stack: Stack | None = None
+        self.open: dict[int, faults.Open] = {}
+        self._window_start = self._window_end = 0.0
+
+    def now(self) -> float:
+        assert self.stack is not None
+        return time.monotonic() - self.stack.t0
+
+    def run(self) -> History:
+        t = self.schedule.timing
+        clock = "clock" in self.schedule.faults_enabled
+        self.stack = start_stack(
+            self.directory,
+            self.schedule.instances,
+            clock_faults=clock,
+            breach_s=t.breach_s,
+            interval_s=t.interval_s,
+            lease_ttl_s=t.lease_ttl_s,
+        )
+        recorder = Recorder(self.stack, self.history)
+        thread = threading.Thread(target=recorder.run, daemon=True)
+        try:
+            self._start_instances()
+            self._set_t0(time.monotonic())
+            thread.start()
+            self._play()
+            self._heal()
+            self._drain()
+        finally:
+            recorder.stop.set()
+            thread.join(timeout=10)
+            self._collect()
+            codes = stop_stack(self.stack)
+            now = self.now()
+            self.history.exits += [
+                Exit(name, now, code, final=True) for name, code in codes.items()
+            ]
+            self._journal()
+        return self.history
+
+    def _set_t0(self, t0: float) -> None:
+        assert self.stack is not None
+        self.stack.t0 = self.stack.venue.t0 = self.stack.feed.t0 = t0
+
+    def _start_instances(self) -> None:
+        assert self.stack is not None
+        for name, instance in self.stack.instances.items():
+            instance.start()
+            wait_until(lambda n=name: self._role(n) is not None, 30, f"{name} to start")  # type: ignore[misc]
+        first = next(iter(self.stack.instances))
+        wait_until(lambda: faults.leader_name(self.stack) == first, 30, f"{first} to lead")  # type: ignore[arg-type]
+
+    def _role(self, name: str) -> str | None:
+        assert self.stack is not None
+        try:
+            with self.stack.admin() as client:
+                raw = client.hget(f"{NAMESPACE}:instance:{name}", "role")
+        except (RedisError, OSError):
+            return None
+        return raw.decode() if isinstance(raw, bytes) else None
+
+    # --- the schedule -------------------------------------------------------------------------
+
+    def _actions(self) -> list[tuple[float, int, Callable[[], None]]]:
+        actions: list[tuple[float, int, Callable[[], None]]] = []
+        for w in self.schedule.windows:
+            actions += [
+                (w.start_s, 0, lambda w=w: self._pause(w)),  # type: ignore[misc]
+                (w.end_s, 0, lambda w=w: self._resume(w)),  # type: ignore[misc]
+                (w.reset_s, 0, lambda w=w: self._reset(w)),  # type: ignore[misc]
+            ]
+        for f in self.schedule.faults:
+            actions.append((f.at_s, 1, lambda f=f: self._begin(f)))  # type: ignore[misc]
+            if f.duration_s > 0:
+                actions.append((f.end_s, 1, lambda f=f: self._end(f.index)))  # type: ignore[misc]
+        return sorted(actions, key=lambda a: (a[0], a[1]))
+
+    def _play(self) -> None:
+        for at_s, _, action in self._actions():
+            delay = at_s - self.now()
+            if delay > 0:
+                time.sleep(delay)
+            action()
+
+    def _pause(self, window: StaleWindow) -> None:
+        assert self.stack is not None
+        self._window_start = self.stack.feed.pause(window.instruments)
+        self.say(f"{self.now():8.2f}s stale #{window.index} {'+'.join(window.instruments)}")
+
+    def _resume(self, window: StaleWindow) -> None:
+        assert self.stack is not None
+        self._window_end = self.stack.feed.resume(window.instruments)
+
+    def _reset(self, window: StaleWindow) -> None:
+        assert self.stack is not None and self.stack.operator_config is not None
+        reason = RESET_REASON.format(index=window.index)
+        for group in ("breaker", "kill"):
+            for _ in range(5):
+                faults._infra(self.stack, lambda c: c.delete(f"{NAMESPACE}:reset_lock"))
+                args = ("reset", group, "--force", "--reason", reason)
+                done = cli(
+                    *args, "--operator", "nemesis", "--config", str(self.stack.operator_config)
+                )
+                if done.returncode == 0:
+                    break
+                time.sleep(0.5)
+        self.history.windows.append(
+            RealWindow(
+                window.index, self._window_start, self._window_end, self.now(), window.instruments
+            )
+        )
+
+    def _begin(self, fault: Fault) -> None:
+        assert self.stack is not None
+        opened = faults.begin(self.stack, fault, self.now())
+        self.open[fault.index] = opened
+        who = f" {opened.instance.name}" if opened.instance else ""
+        self.say(f"{self.now():8.2f}s fault #{fault.index} {fault.kind}{who}")
+        if fault.duration_s <= 0:
+            self._end(fault.index)
+
+    def _end(self, index: int) -> None:
+        assert self.stack is not None
+        opened = self.open.pop(index, None)
+        if opened is None:
+            return
+        faults.end(self.stack, opened)
+        self.history.faults.append(
+            Injected(
+                opened.fault.index,
+                opened.fault.kind,
+                opened.start_s,
+                self.now(),
+                opened.instance.name if opened.instance else None,
+                opened.was_leader,
+                opened.detail,
+            )
+        )
+
+    # --- the end --------------------------------------------------------------------------
+
+    def _heal(self) -> None:
+        """Whatever is still open ends now (the schedule keeps a tail, so normally nothing)."""
+        for index in sorted(self.open):
+            self._end(index)
+
+    def _drain(self) -> None:
+        assert self.stack is not None
+        deadline = time.monotonic() + DRAIN_S
+        while time.monotonic() < deadline:
+            if all(_outbox_lines(i.state_dir) == [] for i in self.stack.instances.values()):
+                break
+            time.sleep(0.5)
+        time.sleep(1.0)  # the last events of the run reach their store
+
+    def _collect(self) -> None:
+        assert self.stack is not None
+        self.history.venue = [
+            VenueRequest(
+                at,
+                r.headers.get("idempotency-key", ""),
+                r.headers.get("x-fencing-token"),
+                r.body.decode(errors="replace"),
+                r.status,
+            )
+            for at, r in self.stack.venue.activations_log()
+        ]
+        try:
+            self.history.postgres = asyncio.run(_audit_rows(self.stack.postgres.dsn))
+        except (OSError, asyncpg.PostgresError) as exc:
+            self.say(f"cannot read the audit table: {exc}")
+        for instance in self.stack.instances.values():
+            self.history.outbox += [_row(line) for line in _outbox_lines(instance.state_dir)]
+
+    def _journal(self) -> None:
+        assert self.stack is not None
+        logs = [(i.name, p) for i in self.stack.instances.values() for p in i.logs()]
+        logs += [(f"dup-{n}", d.log_path) for n, d in enumerate(self.stack.extras)]
+        for name, path in logs:
+            for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+                if "Traceback (most recent call last)" in line or " bug: " in line:
+                    self.history.bug_lines.append(f"{name}: {line.strip()[:300]}")
+
+
+def _outbox_lines(state_dir: Path) -> list[bytes]:
+    path = state_dir / AUDIT_OUTBOX_FILE
+    try:
+        return [line for line in path.read_bytes().splitlines() if line.strip()]
+    except FileNotFoundError:
+        return []
+
+
+def _row(line: bytes) -> AuditRow:
+    try:
+        raw = json.loads(line)
+    except ValueError:
+        return AuditRow(id=f"torn line {line[:40]!r}", kind="")
+    return AuditRow(
+        str(raw.get("id")),
+        str(raw.get("kind")),
+        raw.get("actuator"),
+        raw.get("incident_id"),
+        raw.get("instance"),
+        raw.get("outcome"),
+    )
+
+
+async def _audit_rows(dsn: str) -> list[AuditRow]:
+    connection = await asyncpg.connect(dsn, timeout=10)
+    try:
+        rows = await connection.fetch(
+            "SELECT id::text, kind, actuator, incident_id, instance, outcome FROM supervisor_events"
+        )
+    finally:
+        await connection.close()
+    return [AuditRow(*row) for row in rows]
