@@ -57,7 +57,8 @@ def trips(history: History) -> list[Trip]:
     for request in history.venue:
         found.setdefault(("venue", request.key), request.at_s)
     for entry in history.breaker:
-        found.setdefault(("breaker", entry.incident_id), entry.seen_s)
+        # a latch written back after Redis lost it is its own entry: same id, a later token
+        found.setdefault(("breaker", f"{entry.incident_id}:{entry.fencing_token}"), entry.seen_s)
     return sorted(
         (Trip(at, src, ident) for (src, ident), at in found.items()), key=lambda t: t.at_s
     )

@@ -110,6 +110,7 @@ def begin(stack: Stack, fault: Fault, now_s: float) -> Open:  # noqa: C901 (like
         instance.stopped = True
     elif kind in ("sigkill", "garbage_file"):
         assert instance is not None and instance.daemon is not None
+        instance.held_down = True
         instance.daemon.kill()
         if kind == "garbage_file":
             path = instance.state_dir / str(fault.detail["file"])

@@ -30,6 +30,7 @@ from testbed.nemesis.stack import NAMESPACE, Stack, start_stack, stop_stack
 from testbed.waiting import wait_until
 
 POLL_S = 0.1
+RESTART_SEC_S = 1.0  # a daemon that exits on its own is restarted, as systemd would
 DRAIN_S = 20.0  # the outboxes get this long to drain once PostgreSQL is back for good
 RESET_REASON = "nemesis: the incident of stale window {index} is over, releasing"
 
@@ -186,10 +187,16 @@ class Runner:
 
     def _play(self) -> None:
         for at_s, _, action in self._actions():
-            delay = at_s - self.now()
-            if delay > 0:
-                time.sleep(delay)
+            while (delay := at_s - self.now()) > 0:
+                time.sleep(min(delay, 0.2))
+                self._restart_failed()
             action()
+
+    def _restart_failed(self) -> None:
+        assert self.stack is not None
+        for instance in self.stack.instances.values():
+            if instance.restart_if_failed(RESTART_SEC_S):
+                self.say(f"{self.now():8.2f}s {instance.name} restarted (Restart=on-failure)")
 
     def _pause(self, window: StaleWindow) -> None:
         assert self.stack is not None
@@ -278,8 +285,9 @@ class Runner:
             self.history.postgres = asyncio.run(_audit_rows(self.stack.postgres.dsn))
         except (OSError, asyncpg.PostgresError) as exc:
             self.say(f"cannot read the audit table: {exc}")
-        for instance in self.stack.instances.values():
-            self.history.outbox += [_row(line) for line in _outbox_lines(instance.state_dir)]
+        # every state_dir's outbox: the daemons', the duplicates', the operator's CLI runs'
+        for state_dir in sorted(self.directory.glob("*/state")):
+            self.history.outbox += [_row(line) for line in _outbox_lines(state_dir)]
 
     def _journal(self) -> None:
         assert self.stack is not None

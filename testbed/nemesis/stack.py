@@ -160,6 +160,8 @@ class Instance:
     daemon: Daemon | None = None
     restarts: int = 0
     stopped: bool = False  # SIGSTOPped by the schedule
+    held_down: bool = False  # killed by the schedule, until it restarts it
+    died_at: float | None = None  # monotonic: when it was first seen dead unexpectedly
 
     @property
     def state_dir(self) -> Path:
@@ -180,7 +182,8 @@ class Instance:
         # one config copy per start, so each start has its own log file (Daemon names it so)
         self.daemon = Daemon(log, None, extra_env=env)
         self.restarts += 1
-        self.stopped = False
+        self.stopped = self.held_down = False
+        self.died_at = None
 
     def alive(self) -> bool:
         return self.daemon is not None and self.daemon.process.poll() is None
@@ -189,6 +192,19 @@ class Instance:
         if self.alive():
             assert self.daemon is not None
             self.daemon.process.send_signal(signum)
+
+    def restart_if_failed(self, restart_after_s: float) -> bool:
+        """What systemd's Restart=on-failure does for a daemon that exited on its own: start
+        it again `restart_after_s` later (the exit is still a violation)."""
+        if self.held_down or self.daemon is None or self.alive():
+            return False
+        now = time.monotonic()
+        if self.died_at is None:
+            self.died_at = now
+        if now - self.died_at < restart_after_s:
+            return False
+        self.start()
+        return True
 
     def logs(self) -> list[Path]:
         return sorted(self.directory.glob("run-*.log"))

@@ -5,6 +5,7 @@ documented behaviour does not explain it). The schedule: drawn from the seed alo
 from __future__ import annotations
 
 import dataclasses
+import itertools
 from pathlib import Path
 
 from hypothesis import given, settings
@@ -181,7 +182,7 @@ def test_a_schedule_is_drawn_from_its_seed_alone(seed: int, minutes: float) -> N
     assert schedule == make_schedule(seed, minutes * 60)
     windows = schedule.windows
     assert all(w.start_s < w.end_s < w.reset_s < schedule.duration_s for w in windows)
-    assert all(a.reset_s < b.start_s for a, b in zip(windows, windows[1:], strict=False))
+    assert all(a.reset_s < b.start_s for a, b in itertools.pairwise(windows))
     assert all(0 < f.at_s <= f.end_s < schedule.duration_s for f in schedule.faults)
     fewer = make_schedule(seed, minutes * 60, faults=("sigkill", "flushall"))
     assert fewer.windows == windows  # a subset of faults keeps the incidents where they were
