@@ -29,6 +29,7 @@ EARLY_S = 0.25  # a trip this long before breach is still "at breach" (two clock
 RESET_GRACE_S = 0.5  # the recorder polls the breaker every 0.1 s; a reset takes a moment
 EXIT_SEEN_S = 2.0  # the recorder notices an exit within this long
 STEP_BELIEVED_S = 1.0  # supervisor/clock.py STEP_S: a smaller step is believed at once
+HOUSEKEEPING_S = 1.0  # resets and real states are read every housekeeping pass
 LEADER_FAULTS = ("sigstop", "sigkill", "blackhole", "garbage_file")
 
 
@@ -147,11 +148,30 @@ def no_missed_trip(history: History) -> Verdict:
     return verdict
 
 
+def _reset_lost(history: History, trip: Trip) -> bool:
+    """A latch written back (incident "latch") because Redis lost an operator's reset before
+    the daemons read it (they read resets every housekeeping pass, ~1 s): README's
+    "an engagement ... can only err toward staying engaged"."""
+    if trip.source != "breaker" or not trip.ident.startswith("latch:"):
+        return False
+    noticed_s = HOUSEKEEPING_S + history.timing.slack_s
+    return any(
+        w.reset_s <= f.start_s <= w.reset_s + noticed_s
+        and f.start_s <= trip.at_s
+        and trip.at_s <= f.end_s + noticed_s
+        for w in history.windows
+        for f in history.faults
+        if f.kind in ("redis_restart", "flushall")
+    )
+
+
 def no_spurious_trip(history: History) -> Verdict:
     verdict = Verdict("no spurious trip")
     for trip in trips(history):
         verdict.checked += 1
-        if window_of(history, trip.at_s) is None:
+        if window_of(history, trip.at_s) is None and _reset_lost(history, trip):
+            verdict.explained["Redis lost a reset before the daemons read it: latch kept"] += 1
+        elif window_of(history, trip.at_s) is None:
             verdict.violations.append(
                 f"{trip.source} trip {trip.ident!r} at {trip.at_s:.2f}s:"
                 " no stale window explains it"

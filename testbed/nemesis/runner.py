@@ -110,7 +110,7 @@ class Runner:
         self.history = History(schedule.seed, timing, schedule.instances)
         self.stack: Stack | None = None
         self.open: dict[int, faults.Open] = {}
-        self._window_start = self._window_end = 0.0
+        self._window_start = 0.0
 
     def now(self) -> float:
         assert self.stack is not None
@@ -205,7 +205,7 @@ class Runner:
 
     def _resume(self, window: StaleWindow) -> None:
         assert self.stack is not None
-        self._window_end = self.stack.feed.resume(window.instruments)
+        self.stack.feed.resume(window.instruments)
 
     def _reset(self, window: StaleWindow) -> None:
         assert self.stack is not None and self.stack.operator_config is not None
@@ -220,10 +220,10 @@ class Runner:
                 if done.returncode == 0:
                     break
                 time.sleep(0.5)
+        fresh = self.stack.feed.fresh_again_at(window.instruments)
+        end = self.now() if fresh is None else fresh
         self.history.windows.append(
-            RealWindow(
-                window.index, self._window_start, self._window_end, self.now(), window.instruments
-            )
+            RealWindow(window.index, self._window_start, end, self.now(), window.instruments)
         )
 
     def _begin(self, fault: Fault) -> None:

@@ -145,7 +145,7 @@ class Schedule:
 WARMUP_S = 3.0  # the stack settles (one leader, fresh ticks) before the first event
 TAIL_S = 4.0  # nothing starts this close to the end
 RESET_AFTER_S = 2.0  # the feed is fresh again this long before the operator resets
-RESET_TAKES_S = 3.0  # two CLI runs on a loaded machine
+RESET_TAKES_S = 6.0  # two CLI runs on a loaded machine (~2.5 s each)
 
 
 def make_schedule(

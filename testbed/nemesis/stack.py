@@ -108,6 +108,7 @@ class Feed:
         self.t0 = t0
         self.paused: set[str] = set()
         self.last_write: dict[str, float] = {}
+        self.fresh_at: dict[str, float | None] = {}  # first tick written after a resume
         self.lock = threading.Lock()
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, daemon=True)
@@ -126,19 +127,29 @@ class Feed:
                 continue
             with self.lock:
                 self.last_write[name] = time.monotonic() - self.t0
+                if name in self.fresh_at and self.fresh_at[name] is None:
+                    self.fresh_at[name] = self.last_write[name]
 
     def pause(self, instruments: tuple[str, ...]) -> float:
-        """Stop; the window starts at the latest last tick of the paused instruments."""
+        """Stop; the window starts at the earliest last tick of the paused instruments (one
+        stale instrument is enough to breach; a Redis outage before the pause counts)."""
         with self.lock:
             self.paused.update(instruments)
-            return max(self.last_write.get(name, 0.0) for name in instruments)
+            return min(self.last_write.get(name, 0.0) for name in instruments)
 
-    def resume(self, instruments: tuple[str, ...]) -> float:
+    def resume(self, instruments: tuple[str, ...]) -> None:
         with self.lock:
             self.paused.difference_update(instruments)
+            for name in instruments:
+                self.fresh_at[name] = None
         self.write()
+
+    def fresh_again_at(self, instruments: tuple[str, ...]) -> float | None:
+        """When the last of `instruments` got a tick after the resume (None: not yet, Redis
+        was away): the window ends then, not when the feed was told to resume."""
         with self.lock:
-            return min(self.last_write.get(name, 0.0) for name in instruments)
+            times = [self.fresh_at.get(name) for name in instruments]
+        return None if None in times else max(t for t in times if t is not None)
 
     def _run(self) -> None:
         while not self._stop.wait(0.1):

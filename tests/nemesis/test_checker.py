@@ -188,3 +188,13 @@ def test_a_schedule_is_drawn_from_its_seed_alone(seed: int, minutes: float) -> N
     assert fewer.windows == windows  # a subset of faults keeps the incidents where they were
     assert {f.kind for f in fewer.faults} <= {"sigkill", "flushall"}
     assert {f.kind for f in schedule.faults} <= set(ALL_FAULTS)
+
+
+def test_a_latch_written_back_after_redis_lost_a_reset_is_explained_nothing_else() -> None:
+    rewritten = with_(clean(), breaker=[*clean().breaker, BreakerTrip(24.5, "latch", "a", "4")])
+    assert not no_spurious_trip(rewritten).ok  # after the reset at 23 s
+    lost = fault("redis_restart", 23.2, 23.8)
+    verdict = no_spurious_trip(with_(rewritten, faults=[lost]))
+    assert verdict.ok and sum(verdict.explained.values()) == 1
+    later = fault("redis_restart", 27.0, 27.5)  # the daemons had read the reset by then
+    assert not no_spurious_trip(with_(rewritten, faults=[later])).ok
