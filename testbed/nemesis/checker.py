@@ -81,9 +81,16 @@ def _small_offsets(history: History, window: Window) -> list[float]:
 
 def earliest_trip(history: History, window: Window) -> float:
     """The earliest moment a trip can be explained by this window: breach after its last
-    tick, less a clock running ahead (believed steps only)."""
+    tick, less a clock running ahead (believed steps only); or at once if Redis lost the
+    paused instruments' keys meanwhile (README: a missing key is BREACH, "no tick")."""
     ahead = max((o for o in _small_offsets(history, window) if o > 0), default=0.0)
-    return window.start_s + history.timing.breach_s - EARLY_S - ahead
+    breach = window.start_s + history.timing.breach_s - ahead
+    lost = [
+        f.start_s
+        for f in _overlapping(history, window.start_s, window.end_s)
+        if f.kind in ("redis_restart", "flushall") and f.start_s >= window.start_s
+    ]
+    return min([breach, *lost]) - EARLY_S
 
 
 def trip_deadline(history: History, window: Window) -> float:
@@ -320,6 +327,41 @@ def no_bug_in_journal(history: History) -> Verdict:
     return verdict
 
 
+# Faults that may end a lease: its holder down, hung or cut off, Redis emptied, garbage.
+LEASE_ENDERS = ("sigstop", "sigkill", "blackhole", "garbage_file", "redis_restart", "flushall")
+
+
+def _lease_may_end(history: History, at_s: float) -> bool:
+    t = history.timing
+    after_s = 2 * t.lease_ttl_s + t.interval_s + t.slack_s
+    for fault in history.faults:
+        if not fault.start_s - EARLY_S <= at_s <= fault.end_s + after_s:
+            continue
+        infra = fault.kind in ("redis_restart", "flushall", "garbage")
+        if infra or (fault.kind in LEASE_ENDERS and fault.was_leader):
+            return True
+    return False
+
+
+def leadership_changes_explained(history: History) -> Verdict:
+    """A new fencing token is a new lease: only a fault that can end the holder's lease
+    explains one (two processes taking a lease from each other is a fault of the product).
+    A token never goes down."""
+    verdict = Verdict("a new lease only when a fault ended the last one")
+    for before, after in zip(history.tokens, history.tokens[1:], strict=False):
+        verdict.checked += 1
+        if after.token < before.token:
+            verdict.violations.append(
+                f"fencing counter went down {before.token} -> {after.token} at {after.seen_s:.2f}s"
+            )
+        elif not _lease_may_end(history, after.seen_s):
+            verdict.violations.append(
+                f"lease {after.token} granted at {after.seen_s:.2f}s: no fault ended lease"
+                f" {before.token}"
+            )
+    return verdict
+
+
 INVARIANTS: tuple[Callable[[History], Verdict], ...] = (
     no_missed_trip,
     no_spurious_trip,
@@ -328,6 +370,7 @@ INVARIANTS: tuple[Callable[[History], Verdict], ...] = (
     audit_once,
     no_unexpected_exit,
     no_bug_in_journal,
+    leadership_changes_explained,
 )
 
 

@@ -84,7 +84,7 @@ def resolve(stack: Stack, role: str | None) -> tuple[Instance | None, bool]:
     """The instance a role names now, and whether it holds the lease."""
     if role is None:
         return None, False
-    alive = [i for i in stack.instances.values() if i.alive()]
+    alive = [i for i in stack.instances.values() if i.ready()]
     if not alive:
         return None, False
     leader = leader_name(stack)
@@ -179,7 +179,8 @@ def end(stack: Stack, opened: Open) -> None:  # noqa: C901 (one branch per kind)
 
 def _storm(instance: Instance, count: int, over_s: float) -> None:
     for _ in range(count):
-        instance.signal(signal.SIGHUP)
+        if instance.ready() and not instance.stopped:  # as `systemctl reload` would
+            instance.signal(signal.SIGHUP)
         time.sleep(over_s / count)
 
 

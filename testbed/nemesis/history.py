@@ -71,6 +71,14 @@ class BreakerTrip:
 
 
 @dataclass(frozen=True)
+class TokenSeen:
+    """`{ns}:leader:fencing` when the recorder saw it change: a new lease was granted."""
+
+    seen_s: float
+    token: int
+
+
+@dataclass(frozen=True)
 class AuditRow:
     id: str
     kind: str
@@ -100,6 +108,7 @@ class History:
     faults: list[Injected] = field(default_factory=list)
     venue: list[VenueRequest] = field(default_factory=list)
     breaker: list[BreakerTrip] = field(default_factory=list)
+    tokens: list[TokenSeen] = field(default_factory=list)
     stream_ids: list[str] = field(default_factory=list)  # ids seen in {ns}:events
     postgres: list[AuditRow] = field(default_factory=list)
     outbox: list[AuditRow] = field(default_factory=list)  # every instance's outbox at the end
@@ -122,6 +131,7 @@ class History:
             faults=[Injected(**f) for f in raw["faults"]],
             venue=[VenueRequest(**v) for v in raw["venue"]],
             breaker=[BreakerTrip(**b) for b in raw["breaker"]],
+            tokens=[TokenSeen(**t) for t in raw.get("tokens", [])],
             stream_ids=list(raw["stream_ids"]),
             postgres=[AuditRow(**r) for r in raw["postgres"]],
             outbox=[AuditRow(**r) for r in raw["outbox"]],

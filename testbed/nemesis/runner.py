@@ -23,7 +23,15 @@ from redis.exceptions import RedisError
 from supervisor.constants import AUDIT_OUTBOX_FILE
 from testbed.daemon_process import cli
 from testbed.nemesis import faults
-from testbed.nemesis.history import AuditRow, BreakerTrip, Exit, History, Injected, VenueRequest
+from testbed.nemesis.history import (
+    AuditRow,
+    BreakerTrip,
+    Exit,
+    History,
+    Injected,
+    TokenSeen,
+    VenueRequest,
+)
 from testbed.nemesis.history import Window as RealWindow
 from testbed.nemesis.schedule import Fault, Schedule, StaleWindow
 from testbed.nemesis.stack import NAMESPACE, Stack, start_stack, stop_stack
@@ -54,6 +62,7 @@ class Recorder:
                 self._exits(now)
                 try:
                     self._breaker(client, now)
+                    self._token(client, now)
                     self._stream(client)
                 except (RedisError, OSError):
                     continue  # Redis away: what it held meanwhile is read next time
@@ -77,6 +86,15 @@ class Recorder:
                         None if token is None else str(token),
                     )
                 )
+
+    def _token(self, client: object, now: float) -> None:
+        raw = client.get(f"{NAMESPACE}:leader:fencing")  # type: ignore[attr-defined]
+        try:
+            token = int(raw)
+        except (TypeError, ValueError):
+            return  # no lease yet (Redis emptied), or garbage in the counter
+        if not self.history.tokens or self.history.tokens[-1].token != token:
+            self.history.tokens.append(TokenSeen(now, token))
 
     def _stream(self, client: object) -> None:
         key = f"{NAMESPACE}:events"
@@ -219,6 +237,7 @@ class Runner:
                 )
                 if done.returncode == 0:
                     break
+                self.say(f"{self.now():8.2f}s reset {group} failed: {done.stderr.strip()[-200:]}")
                 time.sleep(0.5)
         fresh = self.stack.feed.fresh_again_at(window.instruments)
         end = self.now() if fresh is None else fresh
@@ -256,9 +275,17 @@ class Runner:
     # --- the end --------------------------------------------------------------------------
 
     def _heal(self) -> None:
-        """Whatever is still open ends now (the schedule keeps a tail, so normally nothing)."""
+        """Whatever is still open ends now (the schedule keeps a tail, so normally nothing);
+        every daemon is up before the clean stop (systemd stops a unit once it is started)."""
+        assert self.stack is not None
         for index in sorted(self.open):
             self._end(index)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            self._restart_failed()
+            if all(i.ready() for i in self.stack.instances.values()):
+                break
+            time.sleep(0.2)
 
     def _drain(self) -> None:
         assert self.stack is not None

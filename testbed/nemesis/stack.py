@@ -196,6 +196,14 @@ class Instance:
         self.stopped = self.held_down = False
         self.died_at = None
 
+    def ready(self) -> bool:
+        """Alive and past its start ("started" logged): what systemd's Type=notify waits for
+        before it lets `systemctl reload` or `stop` signal it."""
+        if not self.alive():
+            return False
+        assert self.daemon is not None
+        return "INFO supervisor: started version=" in self.daemon.log()
+
     def alive(self) -> bool:
         return self.daemon is not None and self.daemon.process.poll() is None
 

@@ -15,6 +15,7 @@ from testbed.nemesis.checker import (
     audit_once,
     check,
     fencing_never_down,
+    leadership_changes_explained,
     no_bug_in_journal,
     no_missed_trip,
     no_spurious_trip,
@@ -28,6 +29,7 @@ from testbed.nemesis.history import (
     Exit,
     History,
     Injected,
+    TokenSeen,
     VenueRequest,
     Window,
 )
@@ -57,6 +59,8 @@ def clean() -> History:
         ],
         outbox=[AuditRow("e3", "action", "kill", "inc1", "a", "ok")],
         exits=[Exit("a", 40.0, 0, final=True), Exit("b", 40.0, 0, final=True)],
+        tokens=[TokenSeen(0.5, 3), TokenSeen(31.0, 4)],
+        faults=[Injected(9, "sigkill", 30.0, 31.5, "a", was_leader=True)],
     )
 
 
@@ -198,3 +202,23 @@ def test_a_latch_written_back_after_redis_lost_a_reset_is_explained_nothing_else
     assert verdict.ok and sum(verdict.explained.values()) == 1
     later = fault("redis_restart", 27.0, 27.5)  # the daemons had read the reset by then
     assert not no_spurious_trip(with_(rewritten, faults=[later])).ok
+
+
+def test_a_new_lease_without_a_fault_that_ends_one_or_a_token_going_down_is_a_violation() -> None:
+    assert leadership_changes_explained(clean()).ok  # the leader was killed at 30 s
+    flapping = with_(clean(), tokens=[TokenSeen(0.5, 3), TokenSeen(15.0, 4), TokenSeen(15.6, 5)])
+    verdict = leadership_changes_explained(flapping)
+    assert len(verdict.violations) == 2 and "no fault ended lease 3" in verdict.violations[0]
+    backward = with_(clean(), tokens=[TokenSeen(0.5, 3), TokenSeen(31.0, 2)])
+    assert "went down 3 -> 2" in leadership_changes_explained(backward).violations[0]
+    follower = Injected(9, "sigkill", 30.0, 31.5, "b", was_leader=False)
+    assert not leadership_changes_explained(with_(clean(), faults=[follower])).ok
+
+
+def test_a_key_lost_while_stale_may_trip_before_breach() -> None:
+    early = with_(clean(), venue=[request(10.9, "inc1:kill:3")], breaker=[])
+    assert not no_spurious_trip(early).ok
+    flushed = fault("flushall", 10.3, 10.3)  # the paused instrument's key is gone: no tick
+    assert no_spurious_trip(with_(early, faults=[flushed])).ok
+    before = fault("flushall", 9.0, 9.0)  # the feed wrote it again before the window
+    assert not no_spurious_trip(with_(early, faults=[before])).ok

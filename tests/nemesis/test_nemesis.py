@@ -41,7 +41,7 @@ def test_a_short_random_schedule_violates_no_invariant(tmp_path: Path) -> None:
     if problem is not None:
         pytest.skip(problem)
     schedule = make_schedule(SEED, DURATION_S, faults())
-    result = run(schedule, tmp_path, say=lambda line: None)
+    result = run(schedule, tmp_path, say=print)
     print(figures(result))
     assert result.history.windows, "the schedule ran no incident"
     assert result.history.venue and result.history.breaker, "nothing ever tripped"
