@@ -129,6 +129,7 @@ class Runner:
         self.stack: Stack | None = None
         self.open: dict[int, faults.Open] = {}
         self._window_start = 0.0
+        self._resetting: threading.Thread | None = None
 
     def now(self) -> float:
         assert self.stack is not None
@@ -218,6 +219,7 @@ class Runner:
 
     def _pause(self, window: StaleWindow) -> None:
         assert self.stack is not None
+        self._await_reset()  # the last incident is over before the next one begins
         self._window_start = self.stack.feed.pause(window.instruments)
         self.say(f"{self.now():8.2f}s stale #{window.index} {'+'.join(window.instruments)}")
 
@@ -226,6 +228,17 @@ class Runner:
         self.stack.feed.resume(window.instruments)
 
     def _reset(self, window: StaleWindow) -> None:
+        """In a thread: two CLI runs take seconds, and the faults keep their times meanwhile."""
+        self._await_reset()
+        self._resetting = threading.Thread(target=self._do_reset, args=(window,), daemon=True)
+        self._resetting.start()
+
+    def _await_reset(self) -> None:
+        if self._resetting is not None:
+            self._resetting.join(timeout=120)
+            self._resetting = None
+
+    def _do_reset(self, window: StaleWindow) -> None:
         assert self.stack is not None and self.stack.operator_config is not None
         reason = RESET_REASON.format(index=window.index)
         for group in ("breaker", "kill"):
@@ -280,6 +293,7 @@ class Runner:
         assert self.stack is not None
         for index in sorted(self.open):
             self._end(index)
+        self._await_reset()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             self._restart_failed()

@@ -60,6 +60,10 @@ GARBAGE_KEYS = (
     "instances",
     "instance:*",
 )
+# The keys read on every pass or at a takeover, and the values JSON parsers choke on, come
+# up more often: a short run should meet them.
+GARBAGE_KEY_WEIGHTS = (3, 2, 2, 1, 1, 1, 1, 1, 1, 1, 1)
+GARBAGE_VALUE_WEIGHTS = (3, 2, 1, 1, 1, 1, 1)
 STATE_FILES = ("engaged.json", "pending-actions.json")
 CLOCK_OFFSETS_S = (3600.0, -3600.0, 30.0, -30.0, 0.8, -0.8)
 
@@ -239,8 +243,9 @@ def _fault(rng: random.Random, kind: str, at: float, timing: Timing) -> Fault:  
     if kind == "pg_stop":
         return Fault(0, kind, at, rng.uniform(3.0, 15.0))
     if kind == "garbage":
-        key = rng.choice(GARBAGE_KEYS)
-        detail: dict[str, Any] = {"key": key, "value": rng.choice(GARBAGE_VALUES)}
+        key = rng.choices(GARBAGE_KEYS, weights=GARBAGE_KEY_WEIGHTS)[0]
+        value = rng.choices(GARBAGE_VALUES, weights=GARBAGE_VALUE_WEIGHTS)[0]
+        detail: dict[str, Any] = {"key": key, "value": value}
         if key in ("engaged", "reset", "state") or key.startswith("instance:"):
             detail["field"] = rng.choice(("breaker", "kill", "bogus"))
         if key == "instance:*":
