@@ -343,18 +343,27 @@ def _lease_may_end(history: History, at_s: float) -> bool:
     return False
 
 
-def leadership_changes_explained(history: History) -> Verdict:
-    """A new fencing token is a new lease: only a fault that can end the holder's lease
-    explains one (two processes taking a lease from each other is a fault of the product).
-    A token never goes down."""
-    verdict = Verdict("a new lease only when a fault ended the last one")
+def counter_never_down(history: History) -> Verdict:
+    """README: "A token never goes backward, even when Redis lost the counter"."""
+    verdict = Verdict("the fencing counter never goes down")
     for before, after in zip(history.tokens, history.tokens[1:], strict=False):
         verdict.checked += 1
         if after.token < before.token:
             verdict.violations.append(
                 f"fencing counter went down {before.token} -> {after.token} at {after.seen_s:.2f}s"
             )
-        elif not _lease_may_end(history, after.seen_s):
+    return verdict
+
+
+def leadership_changes_explained(history: History) -> Verdict:
+    """A new fencing token is a new lease: only a fault that can end the holder's lease
+    explains one (two processes taking a lease from each other is a fault of the product)."""
+    verdict = Verdict("a new lease only when a fault ended the last one")
+    for before, after in zip(history.tokens, history.tokens[1:], strict=False):
+        if after.token < before.token:
+            continue  # counter_never_down
+        verdict.checked += 1
+        if not _lease_may_end(history, after.seen_s):
             verdict.violations.append(
                 f"lease {after.token} granted at {after.seen_s:.2f}s: no fault ended lease"
                 f" {before.token}"
@@ -371,6 +380,7 @@ INVARIANTS: tuple[Callable[[History], Verdict], ...] = (
     no_unexpected_exit,
     no_bug_in_journal,
     leadership_changes_explained,
+    counter_never_down,
 )
 
 
