@@ -7,6 +7,7 @@ from __future__ import annotations
 import signal
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -136,12 +137,14 @@ def begin(stack: Stack, fault: Fault, now_s: float) -> Open:  # noqa: C901 (like
     elif kind == "redis_restart":
         stack.redis.kill()
     elif kind == "flushall":
-        _infra(stack, lambda client: client.flushall())
+        if not _infra(stack, lambda client: client.flushall()):
+            opened.detail["skipped"] = "Redis away"
         stack.feed.write()  # ticks back at once: only the namespace's keys stay lost
     elif kind == "garbage":
         key = _garbage_key(stack, fault.detail)
         opened.detail["key"] = key
-        _infra(stack, lambda client: write_garbage(client, key, fault.detail))
+        if not _infra(stack, lambda client: write_garbage(client, key, fault.detail)):
+            opened.detail["skipped"] = "Redis away"
     elif kind == "pg_stop":
         stack.postgres.stop()
     return opened
@@ -207,9 +210,11 @@ def _garbage_key(stack: Stack, detail: dict[str, Any]) -> str:
     return f"{NAMESPACE}:{short}"
 
 
-def _infra(stack: Stack, action: Any) -> None:
+def _infra(stack: Stack, action: Callable[[Redis], object]) -> bool:
+    """Do `action` on Redis; False when Redis is away (another fault): the record says so."""
     try:
         with stack.admin() as client:
             action(client)
     except (RedisError, OSError):
-        pass  # Redis is away (another fault): this one is a no-op, the record says when
+        return False
+    return True

@@ -16,8 +16,10 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, cast
 
 import asyncpg
+from redis import Redis
 from redis.exceptions import RedisError
 
 from supervisor.constants import AUDIT_OUTBOX_FILE
@@ -69,8 +71,8 @@ class Recorder:
         finally:
             client.close()
 
-    def _breaker(self, client: object, now: float) -> None:
-        entries = client.zrange("circuit_breaker:history", 0, -1)  # type: ignore[attr-defined]
+    def _breaker(self, client: Redis, now: float) -> None:
+        entries = cast(list[bytes], client.zrange("circuit_breaker:history", 0, -1))
         for raw in entries:
             if raw in self.seen_entries:
                 continue
@@ -87,19 +89,19 @@ class Recorder:
                     )
                 )
 
-    def _token(self, client: object, now: float) -> None:
-        raw = client.get(f"{NAMESPACE}:leader:fencing")  # type: ignore[attr-defined]
+    def _token(self, client: Redis, now: float) -> None:
+        raw = client.get(f"{NAMESPACE}:leader:fencing")
         try:
-            token = int(raw)
+            token = int(cast(bytes, raw))
         except (TypeError, ValueError):
             return  # no lease yet (Redis emptied), or garbage in the counter
         if not self.history.tokens or self.history.tokens[-1].token != token:
             self.history.tokens.append(TokenSeen(now, token))
 
-    def _stream(self, client: object) -> None:
+    def _stream(self, client: Redis) -> None:
         key = f"{NAMESPACE}:events"
         try:
-            entries = client.xrange(key, min=b"(" + self.last_stream_id)  # type: ignore[attr-defined]
+            entries = cast(list[Any], client.xrange(key, min=b"(" + self.last_stream_id))
         except RedisError:
             return  # garbage of another type at the key
         for entry_id, fields in entries:

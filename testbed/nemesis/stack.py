@@ -188,10 +188,10 @@ class Instance:
                 "FAKETIME_NO_CACHE": "1",
                 "FAKETIME_DONT_FAKE_MONOTONIC": "1",
             }
-        log = self.directory / f"run-{self.restarts}.toml"
-        log.write_text(self.config.read_text(encoding="utf-8"), encoding="utf-8")
-        # one config copy per start, so each start has its own log file (Daemon names it so)
-        self.daemon = Daemon(log, None, extra_env=env)
+        # one config copy per start, so that each start has its own log (run-N.log)
+        copy = self.directory / f"run-{self.restarts}.toml"
+        copy.write_text(self.config.read_text(encoding="utf-8"), encoding="utf-8")
+        self.daemon = Daemon(copy, None, extra_env=env)
         self.restarts += 1
         self.stopped = self.held_down = False
         self.died_at = None
