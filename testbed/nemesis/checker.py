@@ -144,6 +144,9 @@ def no_missed_trip(history: History) -> Verdict:
             if window.end_s >= plain + history.timing.slack_s:
                 verdict.explained["a fault delayed acting past the window's end"] += 1
             continue
+        if not tripped and _still_latched(history, window):
+            verdict.explained["still latched: the operator's reset before it failed"] += 1
+            continue
         verdict.checked += 1
         if not tripped:
             later = [f"{t.at_s:.2f}s" for t in all_trips if t.at_s > deadline][:1]
@@ -170,6 +173,25 @@ def _reset_lost(history: History, trip: Trip) -> bool:
         for f in history.faults
         if f.kind in ("redis_restart", "flushall")
     )
+
+
+def _still_latched(history: History, window: Window) -> bool:
+    earlier = {w.index for w in history.windows if w.start_s < window.start_s}
+    return any(not r.ok for r in history.resets if r.window in earlier)
+
+
+def resets_succeed(history: History) -> Verdict:
+    """The operator can release after every incident (retried for longer than any Redis
+    outage of the schedule)."""
+    verdict = Verdict("the operator's reset succeeds")
+    for reset in history.resets:
+        verdict.checked += 1
+        if not reset.ok:
+            verdict.violations.append(
+                f"reset {reset.group} after window #{reset.window} failed {reset.attempts}"
+                f" times: {reset.error}"
+            )
+    return verdict
 
 
 def no_spurious_trip(history: History) -> Verdict:
@@ -381,6 +403,7 @@ INVARIANTS: tuple[Callable[[History], Verdict], ...] = (
     no_bug_in_journal,
     leadership_changes_explained,
     counter_never_down,
+    resets_succeed,
 )
 
 

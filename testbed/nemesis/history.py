@@ -71,6 +71,18 @@ class BreakerTrip:
 
 
 @dataclass(frozen=True)
+class Reset:
+    """The operator's `trading-supervisor reset GROUP` after a window: retried while it fails
+    (Redis may be away for a moment), `ok` when it finally succeeded."""
+
+    window: int
+    group: str
+    ok: bool
+    attempts: int
+    error: str = ""
+
+
+@dataclass(frozen=True)
 class TokenSeen:
     """`{ns}:leader:fencing` when the recorder saw it change: a new lease was granted."""
 
@@ -109,6 +121,7 @@ class History:
     venue: list[VenueRequest] = field(default_factory=list)
     breaker: list[BreakerTrip] = field(default_factory=list)
     tokens: list[TokenSeen] = field(default_factory=list)
+    resets: list[Reset] = field(default_factory=list)
     stream_ids: list[str] = field(default_factory=list)  # ids seen in {ns}:events
     postgres: list[AuditRow] = field(default_factory=list)
     outbox: list[AuditRow] = field(default_factory=list)  # every instance's outbox at the end
@@ -132,6 +145,7 @@ class History:
             venue=[VenueRequest(**v) for v in raw["venue"]],
             breaker=[BreakerTrip(**b) for b in raw["breaker"]],
             tokens=[TokenSeen(**t) for t in raw.get("tokens", [])],
+            resets=[Reset(**r) for r in raw.get("resets", [])],
             stream_ids=list(raw["stream_ids"]),
             postgres=[AuditRow(**r) for r in raw["postgres"]],
             outbox=[AuditRow(**r) for r in raw["outbox"]],

@@ -31,6 +31,7 @@ from testbed.nemesis.history import (
     Exit,
     History,
     Injected,
+    Reset,
     TokenSeen,
     VenueRequest,
 )
@@ -40,6 +41,7 @@ from testbed.nemesis.stack import NAMESPACE, Stack, start_stack, stop_stack
 from testbed.waiting import wait_until
 
 POLL_S = 0.1
+RESET_ATTEMPTS = 5  # ~15 s: longer than any Redis outage of the schedule
 RESTART_SEC_S = 1.0  # a daemon that exits on its own is restarted, as systemd would
 DRAIN_S = 20.0  # the outboxes get this long to drain once PostgreSQL is back for good
 RESET_REASON = "nemesis: the incident of stale window {index} is over, releasing"
@@ -244,21 +246,28 @@ class Runner:
         assert self.stack is not None and self.stack.operator_config is not None
         reason = RESET_REASON.format(index=window.index)
         for group in ("breaker", "kill"):
-            for _ in range(5):
-                faults._infra(self.stack, lambda c: c.delete(f"{NAMESPACE}:reset_lock"))
-                args = ("reset", group, "--force", "--reason", reason)
-                done = cli(
-                    *args, "--operator", "nemesis", "--config", str(self.stack.operator_config)
-                )
-                if done.returncode == 0:
-                    break
-                self.say(f"{self.now():8.2f}s reset {group} failed: {done.stderr.strip()[-200:]}")
-                time.sleep(0.5)
+            self.history.resets.append(self._reset_group(window.index, group, reason))
         fresh = self.stack.feed.fresh_again_at(window.instruments)
         end = self.now() if fresh is None else fresh
         self.history.windows.append(
             RealWindow(window.index, self._window_start, end, self.now(), window.instruments)
         )
+
+    def _reset_group(self, index: int, group: str, reason: str) -> Reset:
+        assert self.stack is not None and self.stack.operator_config is not None
+        config = str(self.stack.operator_config)
+        error = ""
+        for attempt in range(1, RESET_ATTEMPTS + 1):
+            # more often than once a minute: the nemesis lifts the rate limit first
+            faults._infra(self.stack, lambda c: c.delete(f"{NAMESPACE}:reset_lock"))
+            args = ("reset", group, "--force", "--reason", reason, "--operator", "nemesis")
+            done = cli(*args, "--config", config)
+            if done.returncode == 0:
+                return Reset(index, group, True, attempt)
+            error = done.stderr.strip()[-300:]
+            self.say(f"{self.now():8.2f}s reset {group} failed: {error}")
+            time.sleep(0.5)
+        return Reset(index, group, False, RESET_ATTEMPTS, error)
 
     def _begin(self, fault: Fault) -> None:
         assert self.stack is not None

@@ -22,6 +22,7 @@ from testbed.nemesis.checker import (
     no_spurious_trip,
     no_unexpected_exit,
     one_key_per_incident,
+    resets_succeed,
     trip_deadline,
 )
 from testbed.nemesis.history import (
@@ -30,6 +31,7 @@ from testbed.nemesis.history import (
     Exit,
     History,
     Injected,
+    Reset,
     TokenSeen,
     VenueRequest,
     Window,
@@ -61,6 +63,7 @@ def clean() -> History:
         outbox=[AuditRow("e3", "action", "kill", "inc1", "a", "ok")],
         exits=[Exit("a", 40.0, 0, final=True), Exit("b", 40.0, 0, final=True)],
         tokens=[TokenSeen(0.5, 3), TokenSeen(31.0, 4)],
+        resets=[Reset(0, "breaker", True, 1), Reset(0, "kill", True, 2)],
         faults=[Injected(9, "sigkill", 30.0, 31.5, "a", was_leader=True)],
     )
 
@@ -224,3 +227,13 @@ def test_a_key_lost_while_stale_may_trip_before_breach() -> None:
     assert no_spurious_trip(with_(early, faults=[flushed])).ok
     before = fault("flushall", 9.0, 9.0)  # the feed wrote it again before the window
     assert not no_spurious_trip(with_(early, faults=[before])).ok
+
+
+def test_a_reset_that_kept_failing_is_a_violation_and_the_next_window_stays_latched() -> None:
+    failed = Reset(0, "breaker", False, 5, "refused: Redis: ResponseError: value is not an integer")
+    history = with_(clean(), resets=[failed])
+    assert "value is not an integer" in resets_succeed(history).violations[0]
+    second = Window(1, 30.0, 40.0, 43.0)  # never tripped: the breaker was never released
+    verdict = no_missed_trip(with_(history, windows=[*history.windows, second]))
+    assert verdict.ok and sum(verdict.explained.values()) == 1
+    assert not no_missed_trip(with_(clean(), windows=[*clean().windows, second])).ok
