@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from testbed.nemesis.__main__ import figures, run
+from testbed.nemesis.report import figures, run
 from testbed.nemesis.schedule import ALL_FAULTS, make_schedule
 from testbed.nemesis.stack import environment_problem
 
