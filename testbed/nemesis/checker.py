@@ -342,10 +342,12 @@ def no_unexpected_exit(history: History) -> Verdict:
 
 
 def no_bug_in_journal(history: History) -> Verdict:
-    """A traceback or a `bug:` line in a daemon's log is a bug by README's own words."""
+    """A traceback (its exception line) or a `bug:` line in a daemon's log is a bug, by
+    README's own words."""
     verdict = Verdict("no bug or traceback in the journal")
     verdict.checked = len(history.instances)
-    verdict.violations = [f"journal: {line}" for line in dict.fromkeys(history.bug_lines)][:20]
+    counts = Counter(history.bug_lines)
+    verdict.violations = [f"journal ({n}x): {line}" for line, n in counts.items()]
     return verdict
 
 

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,6 +43,8 @@ from testbed.nemesis.stack import NAMESPACE, Stack, start_stack, stop_stack
 from testbed.waiting import wait_until
 
 POLL_S = 0.1
+EXCEPTION = re.compile(r"^[A-Za-z_.]*(Error|Exception): ")  # a traceback's last line
+TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
 RESET_ATTEMPTS = 5  # ~15 s: longer than any Redis outage of the schedule
 RESTART_SEC_S = 1.0  # a daemon that exits on its own is restarted, as systemd would
 DRAIN_S = 20.0  # the outboxes get this long to drain once PostgreSQL is back for good
@@ -109,8 +113,8 @@ class Recorder:
         for entry_id, fields in entries:
             self.last_stream_id = entry_id
             event_id = fields.get(b"id")
-            if isinstance(event_id, bytes) and fields.get(b"kind") is not None:
-                self.history.stream_ids.append(event_id.decode(errors="replace"))
+            if isinstance(event_id, bytes) and _is_uuid(event_id):  # not garbage of ours
+                self.history.stream_ids.append(event_id.decode())
 
     def _exits(self, now: float) -> None:
         for instance in self.stack.instances.values():
@@ -347,8 +351,17 @@ class Runner:
         logs += [(f"dup-{n}", d.log_path) for n, d in enumerate(self.stack.extras)]
         for name, path in logs:
             for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
-                if "Traceback (most recent call last)" in line or " bug: " in line:
-                    self.history.bug_lines.append(f"{name}: {line.strip()[:300]}")
+                if " bug: " in line or EXCEPTION.match(line):
+                    text = TIMESTAMP.sub("", line.strip())[:300]  # the same bug once
+                    self.history.bug_lines.append(f"{name}: {text}")
+
+
+def _is_uuid(raw: bytes) -> bool:
+    try:
+        uuid.UUID(raw.decode())
+    except ValueError:
+        return False
+    return True
 
 
 def _outbox_lines(state_dir: Path) -> list[bytes]:
