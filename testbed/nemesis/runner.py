@@ -45,6 +45,7 @@ from testbed.waiting import wait_until
 POLL_S = 0.1
 EXCEPTION = re.compile(r"^[A-Za-z_.]*(Error|Exception): ")  # a traceback's last line
 TIMESTAMP = re.compile(r"^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d+ ")
+Action = tuple[float, Callable[[], None]]
 RESET_ATTEMPTS = 5  # ~15 s: longer than any Redis outage of the schedule
 RESTART_SEC_S = 1.0  # a daemon that exits on its own is restarted, as systemd would
 DRAIN_S = 20.0  # the outboxes get this long to drain once PostgreSQL is back for good
@@ -137,7 +138,6 @@ class Runner:
         self.stack: Stack | None = None
         self.open: dict[int, faults.Open] = {}
         self._window_start = 0.0
-        self._resetting: threading.Thread | None = None
 
     def now(self) -> float:
         assert self.stack is not None
@@ -198,25 +198,33 @@ class Runner:
 
     # --- the schedule -------------------------------------------------------------------------
 
-    def _actions(self) -> list[tuple[float, int, Callable[[], None]]]:
-        actions: list[tuple[float, int, Callable[[], None]]] = []
-        for w in self.schedule.windows:
-            actions += [
-                (w.start_s, 0, lambda w=w: self._pause(w)),  # type: ignore[misc]
-                (w.end_s, 0, lambda w=w: self._resume(w)),  # type: ignore[misc]
-                (w.reset_s, 0, lambda w=w: self._reset(w)),  # type: ignore[misc]
-            ]
-        for f in self.schedule.faults:
-            actions.append((f.at_s, 1, lambda f=f: self._begin(f)))  # type: ignore[misc]
-            if f.duration_s > 0:
-                actions.append((f.end_s, 1, lambda f=f: self._end(f.index)))  # type: ignore[misc]
-        return sorted(actions, key=lambda a: (a[0], a[1]))
-
     def _play(self) -> None:
-        for at_s, _, action in self._actions():
+        """Two timelines: the feed and the operator (stale windows, resets) in a thread, the
+        faults here. Each runs in order and late when it must (a reset retried while Redis
+        is away); neither waits for the other, so no fault waits behind a reset."""
+        windows: list[Action] = []
+        for w in self.schedule.windows:
+            windows += [
+                (w.start_s, lambda w=w: self._pause(w)),  # type: ignore[misc]
+                (w.end_s, lambda w=w: self._resume(w)),  # type: ignore[misc]
+                (w.reset_s, lambda w=w: self._reset(w)),  # type: ignore[misc]
+            ]
+        faults_: list[Action] = []
+        for f in self.schedule.faults:
+            faults_.append((f.at_s, lambda f=f: self._begin(f)))  # type: ignore[misc]
+            if f.duration_s > 0:
+                faults_.append((f.end_s, lambda f=f: self._end(f.index)))  # type: ignore[misc]
+        operator = threading.Thread(target=self._timeline, args=(windows, False), daemon=True)
+        operator.start()
+        self._timeline(sorted(faults_, key=lambda a: a[0]), True)
+        operator.join()
+
+    def _timeline(self, actions: list[Action], restarts: bool) -> None:
+        for at_s, action in actions:
             while (delay := at_s - self.now()) > 0:
                 time.sleep(min(delay, 0.2))
-                self._restart_failed()
+                if restarts:
+                    self._restart_failed()
             action()
 
     def _restart_failed(self) -> None:
@@ -227,7 +235,6 @@ class Runner:
 
     def _pause(self, window: StaleWindow) -> None:
         assert self.stack is not None
-        self._await_reset()  # the last incident is over before the next one begins
         self._window_start = self.stack.feed.pause(window.instruments)
         self.say(f"{self.now():8.2f}s stale #{window.index} {'+'.join(window.instruments)}")
 
@@ -236,17 +243,6 @@ class Runner:
         self.stack.feed.resume(window.instruments)
 
     def _reset(self, window: StaleWindow) -> None:
-        """In a thread: two CLI runs take seconds, and the faults keep their times meanwhile."""
-        self._await_reset()
-        self._resetting = threading.Thread(target=self._do_reset, args=(window,), daemon=True)
-        self._resetting.start()
-
-    def _await_reset(self) -> None:
-        if self._resetting is not None:
-            self._resetting.join(timeout=120)
-            self._resetting = None
-
-    def _do_reset(self, window: StaleWindow) -> None:
         assert self.stack is not None and self.stack.operator_config is not None
         reason = RESET_REASON.format(index=window.index)
         for group in ("breaker", "kill"):
@@ -308,7 +304,6 @@ class Runner:
         assert self.stack is not None
         for index in sorted(self.open):
             self._end(index)
-        self._await_reset()
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline:
             self._restart_failed()
