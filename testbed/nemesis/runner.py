@@ -214,10 +214,21 @@ class Runner:
             faults_.append((f.at_s, lambda f=f: self._begin(f)))  # type: ignore[misc]
             if f.duration_s > 0:
                 faults_.append((f.end_s, lambda f=f: self._end(f.index)))  # type: ignore[misc]
-        operator = threading.Thread(target=self._timeline, args=(windows, False), daemon=True)
+        failed: list[BaseException] = []
+        operator = threading.Thread(target=self._operator, args=(windows, failed), daemon=True)
         operator.start()
         self._timeline(sorted(faults_, key=lambda a: a[0]), True)
-        operator.join()
+        while operator.is_alive():
+            operator.join(timeout=0.2)
+            self._restart_failed()
+        if failed:
+            raise failed[0]
+
+    def _operator(self, actions: list[Action], failed: list[BaseException]) -> None:
+        try:
+            self._timeline(actions, False)
+        except BaseException as exc:  # raised again by the main thread
+            failed.append(exc)
 
     def _timeline(self, actions: list[Action], restarts: bool) -> None:
         for at_s, action in actions:
