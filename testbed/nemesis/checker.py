@@ -278,12 +278,27 @@ def fencing_never_down(history: History) -> Verdict:
                 f"key {request.key!r}: fencing token {request.fencing_token!r}"
             )
             continue
-        if highest is not None and token < highest:
+        if highest is not None and token < highest and _counter_restarted(history, request, token):
+            verdict.explained[COUNTER_RESTARTED] += 1
+        elif highest is not None and token < highest:
             verdict.violations.append(
                 f"key {request.key!r} at {request.at_s:.2f}s: token {token} after {highest}"
             )
         highest = token if highest is None else max(highest, token)
     return verdict
+
+
+COUNTER_RESTARTED = "the counter went down before it (a violation of its own invariant)"
+
+
+def _counter_restarted(history: History, request: VenueRequest, token: int) -> bool:
+    """The venue saw a lower token because the counter itself went down before (the root
+    cause, reported once by `counter_never_down`)."""
+    pairs = zip(history.tokens, history.tokens[1:], strict=False)
+    return any(
+        after.token < before.token and after.token <= token and after.seen_s <= request.at_s
+        for before, after in pairs
+    )
 
 
 def _killed_near(history: History, at_s: float) -> bool:

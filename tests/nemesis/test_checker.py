@@ -147,6 +147,10 @@ def test_a_token_lower_than_one_the_venue_saw_or_none_is_a_violation() -> None:
     assert "token 2 after 3" in fencing_never_down(lower).violations[0]
     missing = with_(clean(), venue=[request(11.7, "inc1:kill:3", None)])
     assert not fencing_never_down(missing).ok
+    restarted = with_(lower, tokens=[TokenSeen(0.5, 3), TokenSeen(12.0, 1), TokenSeen(12.2, 2)])
+    verdict = fencing_never_down(restarted)  # the root cause is counter_never_down's
+    assert verdict.ok and sum(verdict.explained.values()) == 1
+    assert not counter_never_down(restarted).ok
     retry = with_(clean(), venue=[*clean().venue, request(12.5, "inc0:kill:1", "1")])
     retry.venue.insert(0, request(11.0, "inc0:kill:1", "1"))
     assert fencing_never_down(retry).ok  # a retry of a key seen before keeps its token

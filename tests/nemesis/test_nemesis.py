@@ -30,7 +30,8 @@ PENDING = ("garbage", "garbage_file", "duplicate_id")
 KNOWN = {
     "the fencing counter never goes down": (
         "Redis emptied while an instance restarts: it claims having seen no token, so the"
-        " counter starts again at 1 (the highest token seen is not kept across a restart)"
+        " counter starts again at 1 (the highest token seen is not kept across a restart);"
+        " a venue then sees a lower token (counted as explained by this invariant)"
     ),
 }
 
