@@ -29,6 +29,7 @@ EARLY_S = 0.25  # a trip this long before breach is still "at breach" (two clock
 RESET_GRACE_S = 0.5  # the recorder polls the breaker every 0.1 s; a reset takes a moment
 EXIT_SEEN_S = 2.0  # the recorder notices an exit within this long
 STEP_BELIEVED_S = 1.0  # supervisor/clock.py STEP_S: a smaller step is believed at once
+STARTUP_S = 3.0  # a restarted daemon is up and has read Redis (a loaded machine)
 HOUSEKEEPING_S = 1.0  # resets and real states are read every housekeeping pass
 LEADER_FAULTS = ("sigstop", "sigkill", "blackhole", "garbage_file")
 
@@ -159,17 +160,26 @@ def no_missed_trip(history: History) -> Verdict:
 
 
 def _reset_lost(history: History, trip: Trip) -> bool:
-    """A latch written back (incident "latch") because Redis lost an operator's reset before
-    the daemons read it (they read resets every housekeeping pass, ~1 s): README's
-    "an engagement ... can only err toward staying engaged"."""
+    """A latch written back (incident "latch") because Redis lost the last operator's reset
+    before every daemon had read it (they read resets every housekeeping pass, ~1 s; a daemon
+    restarted after the reset reads it once it is up): README's "an engagement ... can only
+    err toward staying engaged". Once lost, every later loss of Redis writes it back again,
+    until the next reset."""
     if trip.source != "breaker" or not trip.ident.startswith("latch:"):
         return False
+    resets = [w.reset_s for w in history.windows if w.reset_s <= trip.at_s]
+    if not resets:
+        return False
+    reset = max(resets)
     noticed_s = HOUSEKEEPING_S + history.timing.slack_s
+    restarts = [
+        f.end_s
+        for f in history.faults
+        if f.kind in ("sigkill", "garbage_file") and reset <= f.end_s <= trip.at_s
+    ]
+    unread_until = max([reset, *restarts]) + noticed_s + (STARTUP_S if restarts else 0.0)
     return any(
-        w.reset_s <= f.start_s <= w.reset_s + noticed_s
-        and f.start_s <= trip.at_s
-        and trip.at_s <= f.end_s + noticed_s
-        for w in history.windows
+        reset <= f.start_s <= min(unread_until, trip.at_s)
         for f in history.faults
         if f.kind in ("redis_restart", "flushall")
     )
@@ -271,6 +281,9 @@ def fencing_never_down(history: History) -> Verdict:
             continue
         seen.add(request.key)
         verdict.checked += 1
+        if request.fencing_token is None and _split_brain(history, request.at_s):
+            verdict.explained["no lease to fence with: acting without it (act_without_lease)"] += 1
+            continue
         try:
             token = int(request.fencing_token or "")
         except ValueError:

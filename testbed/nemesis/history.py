@@ -56,8 +56,8 @@ class VenueRequest:
 
     @property
     def actuator(self) -> str:
-        parts = self.key.split(":")
-        return parts[-2] if len(parts) >= 3 else ""
+        parts = self.key.split(":")  # the token is left out while no lease is held
+        return parts[1] if len(parts) >= 2 else ""
 
 
 @dataclass(frozen=True)

@@ -145,8 +145,11 @@ def test_a_second_key_for_one_incident_is_a_violation_unless_split_brain() -> No
 def test_a_token_lower_than_one_the_venue_saw_or_none_is_a_violation() -> None:
     lower = with_(clean(), venue=[*clean().venue, request(12.5, "inc9:kill:2", "2")])
     assert "token 2 after 3" in fencing_never_down(lower).violations[0]
-    missing = with_(clean(), venue=[request(11.7, "inc1:kill:3", None)])
+    missing = with_(clean(), venue=[request(11.7, "inc1:kill", None)])
     assert not fencing_never_down(missing).ok
+    assert missing.venue[0].actuator == "kill"
+    away = fault("redis_restart", 11.0, 11.5)  # no lease can be held: act_without_lease
+    assert fencing_never_down(with_(missing, faults=[away])).ok
     restarted = with_(lower, tokens=[TokenSeen(0.5, 3), TokenSeen(12.0, 1), TokenSeen(12.2, 2)])
     verdict = fencing_never_down(restarted)  # the root cause is counter_never_down's
     assert verdict.ok and sum(verdict.explained.values()) == 1
@@ -210,6 +213,14 @@ def test_a_latch_written_back_after_redis_lost_a_reset_is_explained_nothing_else
     assert verdict.ok and sum(verdict.explained.values()) == 1
     later = fault("redis_restart", 27.0, 27.5)  # the daemons had read the reset by then
     assert not no_spurious_trip(with_(rewritten, faults=[later])).ok
+    restarted = fault("sigkill", 25.0, 26.0, instance="b")  # but b, restarted, had not
+    again = with_(
+        rewritten, faults=[restarted, later], breaker=[BreakerTrip(27.9, "latch", "b", "5")]
+    )
+    assert no_spurious_trip(again).ok
+    twice = with_(rewritten, faults=[lost, later])  # lost once, written back at every loss
+    twice.breaker.append(BreakerTrip(27.8, "latch", "a", "5"))
+    assert no_spurious_trip(twice).ok
 
 
 def test_a_new_lease_without_a_fault_or_a_counter_going_down_is_a_violation() -> None:
