@@ -1,6 +1,5 @@
 """The `trading-supervisor` command. Exceptions become exit codes here and nowhere else."""
 
-# (The docstring above is also `--help`'s description; the rest is said here.)
 # Expected failures end a command with one line on stderr and its documented exit code: a bad
 # config (78), Redis or PostgreSQL unreachable (CommandFailed: 1 for manual commands and
 # `events`, 2 for `status`, 3 UNKNOWN for `check`). A reader that closes the pipe early
@@ -13,6 +12,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
+import logging
 import os
 import sys
 import time
@@ -24,10 +24,11 @@ import anyio
 import asyncpg
 from redis.exceptions import RedisError
 
-from supervisor import __version__, manual, nagios
+from supervisor import __version__, manual, nagios, shipped
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
 from supervisor.clients import close_clients, open_clients
+from supervisor.config.environment import ignored_note
 from supervisor.config.loading import config_schema, find_config, load_config, redacted
 from supervisor.config.settings import Settings
 from supervisor.constants import (
@@ -36,6 +37,7 @@ from supervisor.constants import (
     EX_OK,
     EX_PIPE,
     EX_REFUSED,
+    EX_UNIT_PROBLEM,
     NAGIOS_UNKNOWN,
     STATUS_NO_LIVE_SUPERVISOR,
 )
@@ -48,11 +50,20 @@ from supervisor.publish.logging import setup_cli_logging, setup_logging
 from supervisor.publish.published import read_published
 from supervisor.secrets import mask_url
 from supervisor.sources.redis import connect
+from supervisor.state_dir_lock import StateDirInUse, lock_state_dir
 from supervisor.text import safe_line, safe_lines
 
 # What an unreachable Redis or PostgreSQL raises (TimeoutError is an OSError); a full disk
 # under state_dir too.
 IO_FAILURES = (RedisError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+log = logging.getLogger(__name__)
+
+
+DESCRIPTION = (
+    "Watch a live trading stack and act toward safety on its own (trip the breaker, halt,"
+    " kill switch). `COMMAND --help` says more about each command."
+)
 
 
 class CommandFailed(Exception):
@@ -64,7 +75,14 @@ class CommandFailed(Exception):
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        args = _parser().parse_args(argv)
+    except SystemExit as exc:
+        if argv[:1] == ["check"] and exc.code not in (0, None):  # a plugin exits 0-3 only
+            print(nagios.unknown_output("bad arguments (usage on stderr)"), flush=True)
+            return NAGIOS_UNKNOWN
+        raise
     handler: Callable[[argparse.Namespace], int] = args.handler
     if handler is not cmd_run:
         setup_cli_logging()
@@ -133,7 +151,7 @@ def _parser() -> argparse.ArgumentParser:
         help="config file (default: $SUPERVISOR_CONFIG, "
         "/etc/trading-supervisor/supervisor.toml, ./config/supervisor.toml)",
     )
-    parser = argparse.ArgumentParser(prog="trading-supervisor", description=__doc__)
+    parser = argparse.ArgumentParser(prog="trading-supervisor", description=DESCRIPTION)
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -183,6 +201,16 @@ def _parser() -> argparse.ArgumentParser:
     events.add_argument("--json", action="store_true", help="one JSON object per line")
     events.set_defaults(handler=cmd_events)
 
+    files = commands.add_parser(
+        "install-files",
+        help="put the systemd unit, example config, alert rules, dashboard and ACLs in place",
+    )
+    files.add_argument(
+        "--root", metavar="DIR", default="/", help="install under DIR instead of / (packaging)"
+    )
+    files.add_argument("--list", action="store_true", help="only say what goes where")
+    files.set_defaults(handler=cmd_install_files)
+
     config = commands.add_parser("config", help="validate or show the configuration")
     config_commands = config.add_subparsers(required=True, metavar="ACTION")
     validate = config_commands.add_parser(
@@ -198,6 +226,13 @@ def _parser() -> argparse.ArgumentParser:
         "schema", help="the JSON Schema of the config file (for editors: taplo, Even Better TOML)"
     )
     schema.set_defaults(handler=cmd_config_schema)
+
+    unit = commands.add_parser("unit", help="the systemd unit (deploy/systemd)")
+    unit_commands = unit.add_subparsers(required=True, metavar="ACTION")
+    unit_check = unit_commands.add_parser(
+        "check", help="would the unit's sandbox hide this install? exit 1 if so"
+    )
+    unit_check.set_defaults(handler=cmd_unit_check)
     return parser
 
 
@@ -212,30 +247,67 @@ def _load(args: argparse.Namespace) -> tuple[Path, Settings]:
 
 def cmd_run(args: argparse.Namespace) -> int:
     from supervisor.daemon import Supervisor  # the daemon's imports are only needed here
+    from supervisor.daemon.lease_keeper import IdentityInUse
 
     setup_logging(args.log_level)
     path, settings = _load(args)
+    note = ignored_note(os.environ)  # supervisord's SUPERVISOR_ENABLED and the like
+    if note:
+        log.info("%s", note)
+    try:  # the descriptor is never closed: the lock is held until the process ends
+        lock_state_dir(settings.supervisor.state_dir)
+    except StateDirInUse as exc:
+        raise CommandFailed(str(exc), EX_CONFIG) from None
     supervisor = Supervisor(settings, config_path=path)
-    anyio.run(supervisor.run, backend="asyncio")
+    try:
+        anyio.run(supervisor.run, backend="asyncio")
+    except IdentityInUse as exc:
+        raise CommandFailed(str(exc), exc.exit_code) from None
     return EX_OK
 
 
 def cmd_check(args: argparse.Namespace) -> int:
+    """A Nagios plugin: whatever goes wrong, one first line on stdout and an exit code 0-3."""
+    try:
+        return _check(args)
+    except ConfigError as exc:
+        complain(str(exc))
+        return _check_unknown(args, f"bad config: {'; '.join(exc.problems)}")
+    except CommandFailed as exc:
+        complain(str(exc))
+        return _check_unknown(args, str(exc))
+
+
+def _check_unknown(args: argparse.Namespace, reason: str) -> int:
+    if args.json:
+        print(json.dumps({"status": "UNKNOWN", "reason": safe_line(reason)}))
+    else:
+        print(nagios.unknown_output(reason))
+    return NAGIOS_UNKNOWN
+
+
+def _check(args: argparse.Namespace) -> int:
     _path, settings = _load(args)
     names = set(args.watchdog or [])
     unknown_names = names - {w.name for w in settings.watchdogs}
     if unknown_names:
-        complain(f"no such watchdog: {', '.join(sorted(unknown_names))}")
-        return NAGIOS_UNKNOWN
+        return _check_unknown(args, f"no such watchdog: {', '.join(sorted(unknown_names))}")
     with failing_with(settings, NAGIOS_UNKNOWN):
+        published = anyio.run(read_published, settings)
         verdicts = anyio.run(evaluate_all, settings, names, time.time)
+    configs = {w.name: w for w in settings.watchdogs}
+    code, line = nagios.plugin_output(
+        verdicts,
+        lambda v: configs[v.watchdog].alert_levels(v.subject),
+        nagios.Protector.from_published(published),
+    )
     if args.json:
         print(json.dumps([_verdict_json(v) for v in verdicts], indent=2))
     else:
-        limits = {w.name: nagios.thresholds(w) for w in settings.watchdogs}
-        print(nagios.plugin_output(verdicts, limits))
-        print(render_verdicts(verdicts))
-    return nagios.nagios_code([v.status for v in verdicts])
+        print(line)
+        # Long output: Nagios and Icinga read perfdata after a "|" on any line.
+        print(render_verdicts(verdicts).replace("|", "/"))
+    return code
 
 
 def _verdict_json(verdict: Verdict) -> dict[str, object]:
@@ -324,9 +396,10 @@ async def _show_events(
 
 
 def cmd_config_validate(args: argparse.Namespace) -> int:
-    for warning in protect_home_warnings():  # before the config: an install problem is worse
-        print(f"trading-supervisor: warning: {warning}", file=sys.stderr)
     path, settings = _load(args)
+    note = ignored_note(os.environ)
+    if note:
+        complain(f"note: {note}")
     protection = anyio.run(_build_and_close, settings)
     say(
         f"{path}: OK ({len(protection.watchdogs)} watchdogs, {len(protection.actuators)} actuators,"
@@ -342,6 +415,38 @@ async def _build_and_close(settings: Settings) -> Protection:
         return build_protection(settings, clients)
     finally:
         await close_clients(clients)
+
+
+def cmd_unit_check(args: argparse.Namespace) -> int:
+    """Only here, where the unit is installed or checked: on a laptop or under supervisord
+    ProtectHome= hides nothing, and a warning on every command would teach to ignore it."""
+    warnings = protect_home_warnings()
+    for warning in warnings:
+        complain(f"warning: {warning}")
+    if warnings:
+        return EX_UNIT_PROBLEM
+    say(f"OK: nothing the unit's ProtectHome=yes would hide (Python {sys.executable})")
+    return EX_OK
+
+
+def cmd_install_files(args: argparse.Namespace) -> int:
+    """The files the wheel carries, where an install from a checkout would copy them by hand;
+    the config only where there is none (supervisor/shipped.py)."""
+    if args.list:
+        for item in shipped.SHIPPED:
+            print(f"{item.source} -> {item.target}")
+        return EX_OK
+    try:
+        done = shipped.install(Path(args.root))
+    except OSError as exc:
+        raise CommandFailed(f"{what_failed_on(exc)}: {first_line(exc)}", EX_FAILED) from exc
+    say("\n".join(done))
+    say("next: systemctl daemon-reload && systemctl enable --now trading-supervisor")
+    return EX_OK
+
+
+def what_failed_on(exc: OSError) -> str:
+    return str(exc.filename) if exc.filename is not None else "install-files"
 
 
 def cmd_config_schema(args: argparse.Namespace) -> int:

@@ -7,13 +7,16 @@ the table, and a 10 kB reason does not bury it.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Mapping, Sequence
 
+from supervisor import stored
 from supervisor.model import Verdict
 from supervisor.quantities import format_duration, format_value
 from supervisor.text import CELL_MAX_CHARS, STATUS_LINE_MAX_CHARS, safe_line
+from supervisor.values import parse_number
+
+OFFSET_SHOWN_MAX_S = 1e7  # a clock offset read back beyond this (or NaN) is not shown as one
 
 
 def table(headers: Sequence[str], rows: Sequence[Sequence[object]]) -> str:
@@ -49,30 +52,29 @@ def render_status(published: Mapping[str, object]) -> str:
         return f"cannot read the published state: {cell(published['error'])}"
     published_state = published.get("state")
     state = published_state if isinstance(published_state, dict) else {}
-    heartbeat = published.get("heartbeat_at")
     now = time.time()
-    if isinstance(heartbeat, float):
-        alive = f"alive (heartbeat {format_duration(max(0.0, now - heartbeat))} ago)"
-    elif published.get("alive"):
-        alive = "alive? (a heartbeat is there, but it is not a time)"
-    else:
-        alive = "NO LIVE SUPERVISOR (heartbeat missing)"
+    alive = bool(published.get("alive"))
+    last = "" if alive else " (last published: no supervisor is alive to update it)"
     lines = [
-        f"supervisor:    {alive}",
-        f"trading state: {_field(state, 'trading_state')} since {_ago(state.get('since'), now)}",
+        f"supervisor:    {_liveness(published, now)}",
+        f"trading state: {_field(state, 'trading_state')} since {_ago(state.get('since'), now)}"
+        + last,
         f"health:        {_field(state, 'health')}",
-        f"breaker:       {_field(state, 'breaker')}",
-        f"kill switch:   {_field(state, 'kill_switch')}",
+        f"breaker:       {_group(published, state, 'breaker')}",
+        f"kill switch:   {_group(published, state, 'kill_switch')}",
         f"reason:        {safe_line(str(state.get('reason', '')), STATUS_LINE_MAX_CHARS)}",
         f"instance:      {_field(state, 'instance')} (leader {_field(state, 'leader')}, "
         f"version {_field(state, 'version')})",
+        f"clock offset:  {_clock_offset(state)}",
         "",
     ]
+    if not alive:
+        lines.append("watchdogs: STALE, as last published; nothing evaluates them now")
     watchdogs = published.get("watchdogs")
     rows = [
         [
             name,
-            h.get("status", "never ran"),
+            _watchdog_status(h, alive),
             h.get("value", ""),
             _ago(h.get("last_run"), now),
             h.get("streak", ""),
@@ -85,6 +87,30 @@ def render_status(published: Mapping[str, object]) -> str:
     if isinstance(instances, list) and _worth_a_table(instances):
         lines += ["", render_instances(instances, now)]
     return "\n".join(lines)
+
+
+def _liveness(published: Mapping[str, object], now: float) -> str:
+    heartbeat = published.get("heartbeat_at")
+    if isinstance(heartbeat, float):
+        return f"alive (heartbeat {format_duration(max(0.0, now - heartbeat))} ago)"
+    if published.get("alive"):
+        return "alive? (a heartbeat is there, but it is not a time)"
+    return "NO LIVE SUPERVISOR (heartbeat missing)"
+
+
+def _group(published: Mapping[str, object], state: Mapping[str, object], name: str) -> str:
+    """The breaker's or kill switch's published state; "none configured" when the config has
+    no such actuator (the daemon publishes OPEN / OFF regardless, and OPEN reads as tripped)."""
+    configured = published.get("configured")
+    if isinstance(configured, Mapping) and configured.get(name) is False:
+        return "none configured"
+    value = _field(state, name)
+    return "not tripped (OPEN)" if name == "breaker" and value == "OPEN" else value
+
+
+def _watchdog_status(published: Mapping[str, str], alive: bool) -> str:
+    status = published.get("status", "never ran")
+    return status if alive else f"STALE (was {status})"
 
 
 def _worth_a_table(instances: Sequence[Mapping[str, str]]) -> bool:
@@ -117,8 +143,8 @@ def render_instances(instances: Sequence[Mapping[str, str]], now: float) -> str:
 
 def _verdicts(record: Mapping[str, str]) -> dict[str, str] | None:
     try:
-        verdicts = json.loads(record.get("verdicts", ""))
-    except ValueError:
+        verdicts = stored.decode_json(record.get("verdicts", ""))
+    except stored.Unreadable:
         return None
     return verdicts if isinstance(verdicts, dict) else None
 
@@ -133,12 +159,28 @@ def _compared(mine: dict[str, str] | None, leader: dict[str, str] | None) -> str
     return f"differ: {shown}" + (f" (+{len(differ) - 3})" if len(differ) > 3 else "")
 
 
+def _clock_offset(state: Mapping[str, object]) -> str:
+    """Redis TIME against the daemon's clock, as the daemon last measured it."""
+    try:
+        offset = float(str(state.get("clock_offset", "")))
+        uncertainty = float(str(state.get("clock_offset_uncertainty", "")))
+    except ValueError:
+        return "not measured (no Redis TIME reading)"
+    if not (abs(offset) < OFFSET_SHOWN_MAX_S and 0 <= uncertainty < OFFSET_SHOWN_MAX_S):
+        return "not measured (no Redis TIME reading)"  # what was read back is no offset
+    side = "ahead of" if offset >= 0 else "behind"
+    return (
+        f"Redis TIME {abs(offset) * 1000:.1f} ms {side} the daemon's clock"
+        f" (±{uncertainty * 1000:.1f} ms)"
+    )
+
+
 def _field(state: Mapping[str, object], name: str) -> str:
     return cell(state.get(name, "?"))
 
 
 def _ago(epoch: object, now: float) -> str:
     try:
-        return f"{format_duration(max(0.0, now - float(str(epoch))))} ago"
-    except ValueError:
+        return f"{format_duration(max(0.0, now - parse_number(str(epoch))))} ago"
+    except ValueError:  # absent, or not a number (written by hand)
         return "-"

@@ -5,6 +5,7 @@ EX_OK = 0
 EX_CONFIG = 78
 EX_REFUSED = 1  # a manual command refused (short reason, rate limit, breach)
 EX_FAILED = 1  # a manual command or `events` could not reach Redis / PostgreSQL
+EX_UNIT_PROBLEM = 1  # `unit check`: the unit's sandbox would hide this install
 EX_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, what a shell shows)
 NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
 STATUS_NO_LIVE_SUPERVISOR = 2
@@ -16,6 +17,9 @@ HEARTBEAT_KEY = "heartbeat"
 
 # The housekeeping cycle: heartbeat, published state, systemd WATCHDOG=1.
 HOUSEKEEPING_INTERVAL_S = 1.0
+# A store that still reads engaged this long after a manual reset is the operator's problem
+# to be told about (journal once, DEGRADED), never a reason to engage it again.
+RELEASE_WAIT_WARN_S = 60.0
 HEARTBEAT_TTL_CYCLES = 3  # the heartbeat expires within 3 quiet cycles
 WATCHDOG_LATE_FACTOR = 2.0  # a watchdog that has not run within 2x its interval is late
 

@@ -4,6 +4,7 @@ EXPRESSION_FAILURES, what a jmespath expression may raise on a hostile document.
 
 from jmespath.exceptions import JMESPathError
 
+from supervisor.secrets import mask_urls
 from supervisor.text import safe_line
 
 # What evaluating a jmespath expression on a document it was not written for may raise: a
@@ -43,8 +44,15 @@ class ActuatorError(SupervisorError, RuntimeError):
 
 def first_line(exc: BaseException) -> str:
     """`ExcType: first line of the message`, or `ExcType` when the message is blank (a bare
-    TimeoutError), made safe (text.py) and cut to FIRST_LINE_MAX_CHARS."""
+    TimeoutError), its URLs masked (a library's message names the URL it failed on, user
+    part and query included), made safe (text.py) and cut to FIRST_LINE_MAX_CHARS. Masked
+    before the cut: a URL cut short could lose the `@` that marks its user part. Our own
+    errors are written to be read: their message alone (a class name before "refused: ..."
+    or before a message that quotes another first_line is what made "Refused: refused: ..."
+    stutter)."""
     name = type(exc).__name__
-    lines = str(exc).strip().splitlines()
+    lines = mask_urls(str(exc)).strip().splitlines()
+    if lines and isinstance(exc, SupervisorError):
+        return safe_line(lines[0].strip(), FIRST_LINE_MAX_CHARS)
     text = f"{name}: {lines[0].strip()}" if lines else name
     return safe_line(text, FIRST_LINE_MAX_CHARS)

@@ -21,6 +21,7 @@ STATUS_MAX_CHARS = 400  # systemd shows STATUS= on one line of `systemctl status
 class Engagement:
     level: TradingState
     reason: str  # "breaker tripped by spx_ticks — SPX age 17.2s > 15.0s"
+    confirmed: bool = True  # False: ordered, the actuator has not confirmed it yet
 
 
 @dataclass(frozen=True)
@@ -75,8 +76,13 @@ def _reason(
     waiting: int,
 ) -> str:
     if trading is not TradingState.ACTIVE:
-        top = [e.reason for e in engaged.values() if e.level == trading]
-        return "; ".join(top)
+        top = [e for e in engaged.values() if e.level == trading]
+        if any(e.confirmed for e in top):
+            return "; ".join(e.reason for e in top)
+        # Only ordered so far (failing, perhaps): say what is confirmed meanwhile (a
+        # fallback flag that halted trading while the venue's kill switch fails).
+        below = sorted((e for e in engaged.values() if e.confirmed), key=lambda e: -e.level)
+        return "; ".join(e.reason for e in (*top, *below))
     ok = sum(1 for status, _ in watchdogs.values() if status is Status.OK)
     not_ok = [
         f"{name} {status.name} — {why}"

@@ -1,4 +1,4 @@
-"""Install problems `config validate` warns about before systemd finds them the hard way.
+"""Install problems `unit check` warns about before systemd finds them the hard way.
 
 The shipped unit sets ProtectHome=yes: /root, /home and /run/user are empty and inaccessible
 to the daemon. A venv made from a Python under one of them (pyenv's ~/.pyenv, a user's own

@@ -25,12 +25,47 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
+from supervisor import stored
 from supervisor.model import TradingState
+from supervisor.stored_redis import (
+    TTL_MS,
+    aside_key,
+    is_not_a_counter,
+    is_wrong_type,
+    repair_types,
+    set_aside_field,
+)
+from supervisor.text import safe_line
 
 log = logging.getLogger(__name__)
 
 ENGAGED_FILE = "engaged.json"
+
+# KEYS: the counter, where a value it cannot hold goes. ARGV: the lowest number it may give
+# now (above every number this instance knows), ttl ms of the value set aside. A counter INCR
+# refuses (not an integer, at 2**63-1, not a string) is set aside and moved to ARGV[1];
+# one another instance recovered meanwhile is incremented, to no less than ARGV[1].
+RECOVER_COUNTER = """
+local found = redis.call('TYPE', KEYS[1]).ok
+if found ~= 'none' and found ~= 'string' then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[2])
+else
+  local value = redis.call('GET', KEYS[1])
+  if value and string.match(value, '^%d+$') and string.len(value) < 19 then
+    local next = redis.call('INCR', KEYS[1])
+    if next >= tonumber(ARGV[1]) then
+      return tostring(next)
+    end
+  elseif value then
+    redis.call('SET', KEYS[2], value, 'PX', ARGV[2])
+  end
+end
+redis.call('SET', KEYS[1], ARGV[1])
+return ARGV[1]
+"""
 
 # KEYS: the counter, the engaged hash. ARGV: the latch's number, its name, its JSON.
 SAVE_NUMBERED = """
@@ -53,13 +88,23 @@ class Latch:
         return json.dumps({**asdict(self), "level": self.level.name})
 
     @classmethod
-    def from_json(cls, text: str | bytes) -> Latch:
-        data = json.loads(text)
-        level, reason, at = TradingState[data["level"]], str(data["reason"]), float(data["at"])
-        seq = data.get("seq")
-        if seq is not None and (isinstance(seq, bool) or not isinstance(seq, int)):
-            raise ValueError(f"seq must be an integer, not {type(seq).__name__}")
-        return cls(level, reason, at, str(data.get("watchdog", "")), seq)
+    def from_json(cls, raw: str | bytes) -> Latch:
+        """Raises Unreadable for anything that is not a whole latch (stored.py)."""
+        return cls.from_value(stored.decode_json(raw))
+
+    @classmethod
+    def from_value(cls, value: object) -> Latch:
+        data = stored.mapping(value, "a latch")
+        level_name = stored.text(data, "level")
+        if level_name not in TradingState.__members__:
+            raise stored.Unreadable(f"level {safe_line(level_name, 20)!r} is not a trading state")
+        return cls(
+            TradingState[level_name],
+            stored.text(data, "reason"),
+            stored.number(data, "at"),
+            stored.text(data, "watchdog", ""),
+            stored.optional_counter(data, "seq"),
+        )
 
     def voided_by(self, reset_seq: int | None) -> bool:
         """True when a reset numbered `reset_seq` came after this engagement."""
@@ -106,17 +151,40 @@ class LatchStore:
         self.redis = redis
         self.namespace = namespace
         self.key = engaged_key(namespace)
+        self.highest_seq = 0  # the highest number of `{ns}:seq` this instance has seen
 
     def load_file(self) -> dict[str, Latch]:
+        """The latches in state_dir. An unreadable file, or one with an unreadable entry, is
+        said, counted and set aside (its readable entries are written back); Redis may still
+        know."""
+        then = "relying on Redis for the engaged actuators it held"
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            return {name: Latch.from_json(json.dumps(v)) for name, v in data.items()}
-        except FileNotFoundError:
+            found = stored.read_file_guarded(self.path, ENGAGED_FILE, then)
+        except OSError as exc:  # never guess "nothing engaged": say so loudly
+            log.error("cannot read %s (%s): %s", self.path, exc, then)
             return {}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            # Unreadable: say so loudly; Redis may still know. Never guess "nothing engaged".
-            log.error("cannot read %s (%s): relying on Redis for engaged actuators", self.path, exc)
+        if found is None:
             return {}
+        raw, data = found
+        if not isinstance(data, dict):
+            stored.unreadable_file(self.path, ENGAGED_FILE, raw, "not a JSON object", then)
+            return {}
+        latches, bad = {}, []
+        for name, value in data.items():
+            try:
+                latches[name] = Latch.from_value(value)
+            except stored.Unreadable as exc:
+                bad.append(f"{safe_line(name, 40)}: {exc}")
+        if bad:
+            stored.unreadable_file(self.path, ENGAGED_FILE, raw, "; ".join(bad), then)
+            self._write_back(latches)
+        return latches
+
+    def _write_back(self, latches: dict[str, Latch]) -> None:
+        try:
+            self.save_file(latches)
+        except OSError as exc:
+            log.error("cannot write %s: %s", self.path, exc)
 
     def save_file(self, latches: dict[str, Latch]) -> None:
         payload = {name: json.loads(latch.to_json()) for name, latch in latches.items()}
@@ -129,39 +197,111 @@ class LatchStore:
         os.replace(temporary, self.path)
 
     async def load_redis(self) -> tuple[dict[str, Latch], dict[str, int]]:
-        """(latches, resets) as published in Redis; raises if Redis cannot answer."""
+        """(latches, resets) as published in Redis; raises if Redis cannot answer. A key
+        of the wrong type (written by hand) is set aside and reads as empty."""
+        try:
+            raw_latches, raw_resets = await self._read_hashes()
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            keys = {engaged_key(self.namespace): "hash", reset_key(self.namespace): "hash"}
+            await repair_types(self.redis, self.namespace, keys)
+            raw_latches, raw_resets = await self._read_hashes()
+        return await self._latches(raw_latches), await self._resets(raw_resets)
+
+    async def _read_hashes(self) -> list[dict[bytes, bytes]]:
         async with self.redis.pipeline(transaction=False) as pipe:
             pipe.hgetall(engaged_key(self.namespace))
             pipe.hgetall(reset_key(self.namespace))
-            raw_latches, raw_resets = await pipe.execute()
+            return list(await pipe.execute())
+
+    async def _latches(self, raw: dict[bytes, bytes]) -> dict[str, Latch]:
         latches = {}
-        for name, value in raw_latches.items():
+        for field, value in raw.items():
             try:
-                latches[name.decode()] = Latch.from_json(value)
-            except (ValueError, KeyError, TypeError):
-                log.error("ignoring unreadable %s entry %r", engaged_key(self.namespace), name)
-        resets = {}
-        for name, value in raw_resets.items():
-            try:
-                resets[name.decode()] = int(value)
-            except ValueError:  # an epoch from an older version: it orders nothing now
+                latch = latches[stored.key_text(field)] = Latch.from_json(value)
+            except stored.Unreadable as exc:
+                await set_aside_field(
+                    self.redis, self.namespace, self.key, field, value, str(exc), "ignored"
+                )
                 continue
-        return latches, resets
+            self.highest_seq = max(self.highest_seq, latch.seq or 0)
+        return latches
+
+    async def _resets(self, raw: dict[bytes, bytes]) -> dict[str, int]:
+        resets = {}
+        key = reset_key(self.namespace)
+        for field, value in raw.items():
+            number = stored.counter_text(value)
+            try:
+                name = stored.key_text(field)
+            except stored.Unreadable:
+                number = None
+            if number is None:  # also an epoch from an older version: it orders nothing now
+                why = "not a reset number"
+                await set_aside_field(self.redis, self.namespace, key, field, value, why, "ignored")
+                continue
+            resets[name] = number
+            self.highest_seq = max(self.highest_seq, number)
+        return resets
 
     async def save_redis(self, name: str, latch: Latch) -> Latch:
         """Write `latch`, numbering it first if it has no number yet; return it as written."""
         counter = seq_key(self.namespace)
         if latch.seq is None:
-            latch = replace(latch, seq=await self.redis.incr(counter))
-        await self.redis.eval(
-            SAVE_NUMBERED, 2, counter, self.key, str(latch.seq), name, latch.to_json()
-        )
+            latch = replace(latch, seq=await self.next_seq())
+        args = (counter, self.key, str(latch.seq), name, latch.to_json())
+        try:
+            await self.redis.eval(SAVE_NUMBERED, 2, *args)
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self.redis, self.namespace, {counter: "string", self.key: "hash"})
+            await self.redis.eval(SAVE_NUMBERED, 2, *args)
         return latch
 
     async def record_reset(self, names: list[str]) -> int:
         """Mark `names` reset (before anything is released) and drop their entries; return
         the reset's number. Every engagement numbered below it is void from now on."""
-        seq: int = await self.redis.incr(seq_key(self.namespace))
+        seq = await self.next_seq()
+        keys = {reset_key(self.namespace): "hash", engaged_key(self.namespace): "hash"}
+        await repair_types(self.redis, self.namespace, keys)  # a reset must go through
         await self.redis.hset(reset_key(self.namespace), mapping=dict.fromkeys(names, str(seq)))
         await self.redis.hdel(engaged_key(self.namespace), *names)
+        return seq
+
+    async def next_seq(self) -> int:
+        """INCR `{ns}:seq`; a counter INCR refuses is recovered (README, "Unreadable
+        entries"): moved past every number this instance knows, never backward."""
+        counter = seq_key(self.namespace)
+        try:
+            seq = int(await self.redis.incr(counter))
+        except ResponseError as exc:
+            if not (is_wrong_type(exc) or is_not_a_counter(exc)):
+                raise
+            seq = await self._recover_seq(counter, str(exc))
+        self.highest_seq = max(self.highest_seq, seq)
+        return seq
+
+    async def _recover_seq(self, counter: str, why: str) -> int:
+        latches, resets = await self.load_redis()  # also raises self.highest_seq to what is known
+        floor = self.highest_seq + 1
+        if floor > stored.MAX_COUNTER:
+            raise ResponseError(f"{counter} cannot be recovered: {floor - 1} is known")
+        aside = aside_key(self.namespace, counter)
+        raw = await self.redis.eval(RECOVER_COUNTER, 2, counter, aside, str(floor), TTL_MS)
+        seq = int(raw)
+        stored.SIGHTINGS.report(
+            "seq", counter, why.encode(), why, f"moved past {floor - 1}, the highest number known"
+        )
+        log.warning(
+            "%s could not be incremented (%s): recovered, moved to %d (past %d latches and"
+            " %d resets known; the old value set aside as %s)",
+            counter,
+            safe_line(why, 80),
+            seq,
+            len(latches),
+            len(resets),
+            aside,
+        )
         return seq

@@ -35,7 +35,19 @@ from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from supervisor.publish.redis_state import watchdog_key
+from supervisor.stored import SIGHTINGS
+from supervisor.stored_redis import TTL_MS, aside_key
 from supervisor.text import safe_line
+
+# KEYS: the lock, where it goes. ARGV: ttl ms of the copy. Moves the lock only if it has no expiry.
+MOVE_NO_EXPIRY = """
+if redis.call('PTTL', KEYS[1]) == -1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+  redis.call('PEXPIRE', KEYS[2], ARGV[1])
+  return 1
+end
+return 0
+"""
 
 # What Redis being away raises: a manual command says so and exits 1, never a traceback.
 REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
@@ -127,6 +139,8 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         try:
             breaching = await _reset_allowed(settings, redis, operator, force)
             await store.record_reset([a.name for a in targets])  # before anything is released
+        except Refused:
+            raise  # its own words (a PermissionError, so an OSError too: not Redis trouble)
         except REDIS_TROUBLE as exc:
             raise Refused(f"refused: Redis: {first_line(exc)}; nothing was released") from None
         context = ActionContext(f"{settings.supervisor.instance_id}/{operator}", time.time())
@@ -155,10 +169,26 @@ async def _reset_allowed(settings: Settings, redis: Redis, operator: str, force:
     breaching = await _breaching_watchdogs(settings, redis)
     if breaching and not force:
         raise Refused(f"refused: still breaching: {', '.join(breaching)} (use --force to override)")
-    if not await redis.set(f"{ns}:reset_lock", operator, nx=True, ex=RESET_INTERVAL_S):
-        wait_s = await redis.ttl(f"{ns}:reset_lock")
+    lock = f"{ns}:reset_lock"
+    taken = await redis.set(lock, operator, nx=True, ex=RESET_INTERVAL_S)
+    if not taken and await _set_aside_lock(redis, ns, lock):  # no expiry: not a reset's
+        taken = await redis.set(lock, operator, nx=True, ex=RESET_INTERVAL_S)
+    if not taken:
+        wait_s = await redis.ttl(lock)
         raise Refused(f"refused: at most one reset a minute (next in {max(wait_s, 1)}s)")
     return breaching
+
+
+async def _set_aside_lock(redis: Redis, namespace: str, lock: str) -> bool:
+    """A reset lock without expiry was never written by a reset (by hand, or of another type):
+    it would refuse every reset forever. Set it aside; True if it was moved."""
+    aside = aside_key(namespace, lock)
+    moved = await redis.eval(MOVE_NO_EXPIRY, 2, lock, aside, TTL_MS)
+    if moved:
+        SIGHTINGS.report(
+            "reset", lock, None, "a reset lock without expiry", f"set aside as {aside}"
+        )
+    return bool(moved)
 
 
 async def _record(
@@ -192,12 +222,23 @@ def _targets(protection: Protection, group: Group) -> list[Actuator]:
 
 
 async def _breaching_watchdogs(settings: Settings, redis: Redis) -> list[str]:
+    """The watchdogs whose published status is BREACH or CRITICAL, or cannot be read (a key
+    of the wrong type): a reset then needs --force, as it would while they breach."""
     names = [w.name for w in settings.watchdogs]
-    statuses = [
-        await redis.hget(watchdog_key(settings.supervisor.namespace, n), "status") for n in names
-    ]
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.hget(watchdog_key(settings.supervisor.namespace, name), "status")
+        statuses = await pipe.execute(raise_on_error=False)
     failing = {Status.BREACH.name.encode(), Status.CRITICAL.name.encode()}
-    return [n for n, status in zip(names, statuses, strict=True) if status in failing]
+    breaching = []
+    for name, status in zip(names, statuses, strict=True):
+        if isinstance(status, OSError):
+            raise status
+        if isinstance(status, RedisError):
+            breaching.append(f"{name} (its status cannot be read)")
+        elif status in failing:
+            breaching.append(name)
+    return breaching
 
 
 async def _release(actuator: Actuator, context: ActionContext) -> str:

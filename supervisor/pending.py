@@ -22,7 +22,9 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from supervisor import stored
 from supervisor.model import Decision, Origin, Status
+from supervisor.text import safe_line
 
 log = logging.getLogger(__name__)
 
@@ -54,32 +56,42 @@ class Order:
         return {"actuator": self.actuator, "after_reset": self.after_reset, "decision": decision}
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Order:
-        """Raises KeyError, TypeError or ValueError for anything that is not a whole order."""
-        raw = data["decision"]
-        after_reset = data.get("after_reset")
-        if after_reset is not None and (
-            isinstance(after_reset, bool) or not isinstance(after_reset, int)
-        ):
-            raise TypeError("after_reset must be an integer")
+    def from_dict(cls, value: object) -> Order:
+        """Raises Unreadable (stored.py) for anything that is not a whole order."""
+        data = stored.mapping(value, "an order")
+        raw = stored.mapping(data.get("decision"), "its decision")
         decision = Decision(
-            watchdog=str(raw["watchdog"]),
-            severity=Status[str(raw["severity"])],
-            actuators=tuple(str(name) for name in raw["actuators"]),
-            reason=str(raw["reason"]),
-            incident_id=str(raw["incident_id"]),
-            at=float(raw["at"]),
-            escalated_from=tuple(str(name) for name in raw.get("escalated_from", ())),
-            origin=Origin(str(raw.get("origin", Origin.WATCHDOG.value))),
-            fencing_token=_token(raw.get("fencing_token")),
+            watchdog=stored.text(raw, "watchdog"),
+            severity=_member(Status, stored.text(raw, "severity"), "severity"),
+            actuators=_names(raw.get("actuators"), "actuators"),
+            reason=stored.text(raw, "reason"),
+            incident_id=stored.text(raw, "incident_id"),
+            at=stored.number(raw, "at"),
+            escalated_from=_names(raw.get("escalated_from", []), "escalated_from"),
+            origin=_origin(stored.text(raw, "origin", Origin.WATCHDOG.value)),
+            fencing_token=stored.optional_counter(raw, "fencing_token"),
         )
-        return cls(str(data["actuator"]), decision, after_reset)
+        after_reset = stored.optional_counter(data, "after_reset")
+        return cls(stored.text(data, "actuator"), decision, after_reset)
 
 
-def _token(raw: object) -> int | None:
-    if raw is not None and (isinstance(raw, bool) or not isinstance(raw, int)):
-        raise TypeError("fencing_token must be an integer")
-    return raw
+def _member(enum: type[Status], name: str, what: str) -> Status:
+    if name not in enum.__members__:
+        raise stored.Unreadable(f"{what} {safe_line(name, 20)!r} is unknown")
+    return enum[name]
+
+
+def _origin(value: str) -> Origin:
+    try:
+        return Origin(value)
+    except ValueError:
+        raise stored.Unreadable(f"origin {safe_line(value, 20)!r} is unknown") from None
+
+
+def _names(value: object, what: str) -> tuple[str, ...]:
+    if not isinstance(value, list) or not all(isinstance(name, str) for name in value):
+        raise stored.Unreadable(f"{what} is not a list of names")
+    return tuple(value)
 
 
 def order(actuator: str, decision: Decision, after_reset: int | None) -> Order:
@@ -118,17 +130,34 @@ class PendingActions:
 
     def load(self) -> list[Order]:
         """The orders a previous run left (and remember them). Never raises: an unreadable
-        file is logged and set aside, the orders in it cannot be carried out."""
+        file, or one with an unreadable order, is said, counted and set aside (README,
+        "Unreadable entries"); the orders in it that are readable are kept and written back."""
+        then = "the actions a crash interrupted are lost"
         try:
-            data = json.loads(self.path.read_text(encoding="utf-8"))
-            orders = [Order.from_dict(item) for item in data]
-        except FileNotFoundError:
+            found = stored.read_file_guarded(self.path, PENDING_FILE, then)
+        except OSError as exc:
+            log.error("cannot read %s (%s): %s", self.path, exc, then)
             return []
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            log.error("cannot read %s (%s): actions a crash interrupted are lost", self.path, exc)
+        if found is None:
             return []
+        raw, data = found
+        if not isinstance(data, list):
+            stored.unreadable_file(self.path, PENDING_FILE, raw, "not a JSON list", then)
+            return []
+        orders, bad = [], []
+        for item in data:
+            try:
+                orders.append(Order.from_dict(item))
+            except stored.Unreadable as exc:
+                bad.append(str(exc))
         self._orders = {o.key: o for o in orders}
-        return orders
+        if bad:
+            stored.unreadable_file(self.path, PENDING_FILE, raw, "; ".join(bad[:3]), then)
+            try:
+                self.save()
+            except OSError as exc:
+                log.error("cannot write %s: %s", self.path, exc)
+        return list(self._orders.values())  # one per incident and actuator, as remembered
 
     def save(self) -> None:
         """Write every order known now (also: again, once state_dir is writable again)."""

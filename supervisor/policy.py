@@ -54,6 +54,12 @@ class PolicyState:
             return self.counters[SEVERITIES.index(self.status)]
         return self.ok_streak
 
+    @property
+    def confirmed(self) -> Status:
+        """The highest severity the open incident has confirmed (its counter reached
+        trip_after), held until clear_after OKs end the incident: what alerts should follow."""
+        return self.incident.fired if self.incident is not None else Status.OK
+
 
 def step(
     rules: Rules,
@@ -102,11 +108,14 @@ def _judge(
 
 
 def _reason_for(status: Status, verdicts: Verdicts) -> str:
-    """The first three reasons at `status`, and how many more there are."""
+    """The first three reasons at `status` (each once), and how many more subjects there are."""
     if not verdicts:
         return "no verdicts"
-    named = [v.reason for v in verdicts.with_status(status, 3)]
-    more = verdicts.counts[status] - len(named)
+    shown = [v.reason for v in verdicts.with_status(status, 3)]
+    more = verdicts.counts[status] - len(shown)
+    named = list(dict.fromkeys(shown))  # one Redis error for every subject is said once
+    if len(named) < len(shown):
+        return "; ".join(named) + f" ({verdicts.counts[status]} subjects)"
     return "; ".join(named) + (f" (+{more} more)" if more > 0 else "")
 
 

@@ -1,11 +1,14 @@
 """A real, programmable HTTP kill-switch server on 127.0.0.1, for tests and demos.
 
 Shaped like the QuantZoo safety API: `POST /kill-switch/activate` (Bearer token when one is
-set) and `GET /status` -> {"kill_switch_active": true|false}. Like a well-behaved server it
-deduplicates by `Idempotency-Key`: a key that already activated gets the same 200 again without
-a second activation. Programmable: fail the first N activation requests with 500, never
-confirm on /status, refuse with a fixed status, hold the first N activation requests for a
-while before handling them (a venue that hangs). Any other path answers 200 and is recorded
+set) and `GET /status` -> {"kill_switch_active": true|false, "trading_enabled": ...}. The
+switch has real engaged/released state: the same endpoint with `{"enabled": true}` releases it
+(runbook 002: resume trading), as does `release()`, an operator releasing it at the venue.
+Like a well-behaved server it deduplicates by `Idempotency-Key`: a key that already
+activated gets the same 200 again without a second activation. Programmable: fail the first
+N activation requests with 500, never confirm on /status, refuse with a fixed status, hold
+the first N activation requests (or /status reads) for a while before handling them (a venue
+that hangs). Any other path answers 200 and is recorded
 (a venue's cancel-on-disconnect endpoint for deadman tests). stop() takes it down (the port
 then refuses connections, held requests are dropped unhandled); every request is recorded in
 order once answered, and every activation's Idempotency-Key as it arrives (`received_keys`).
@@ -49,6 +52,8 @@ class Behaviour:
     hold_first: int = 0  # the first N activation requests wait `hold_s` before being handled
     hold_s: float = 0.0
     keep_alive: bool = False  # HTTP/1.1 persistent connections, as a production endpoint has
+    hold_status_first: int = 0  # the first N /status reads after an activation wait...
+    hold_status_s: float = 0.0  # ...this long, then answer what the state is by then
 
 
 @dataclass
@@ -60,6 +65,8 @@ class State:
     failed: int = 0
     held: int = 0
     received_keys: list[str] = field(default_factory=list)  # activation keys, as they arrive
+    releases: int = 0  # release requests ({"enabled": true}) and operator releases
+    status_held: int = 0
 
 
 class KillSwitchServer:
@@ -142,6 +149,25 @@ class KillSwitchServer:
         with self.lock:
             return self.state.active
 
+    @property
+    def releases(self) -> int:
+        with self.lock:
+            return self.state.releases
+
+    def release(self) -> None:
+        """An operator releases the switch at the venue (trading enabled again)."""
+        with self.lock:
+            self.state.active = False
+            self.state.releases += 1
+
+    def release_request(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """`{"enabled": true}` on the activation endpoint: release (same token rule)."""
+        token = self.behaviour.token
+        if token is not None and headers.get("authorization") != f"Bearer {token}":
+            return 401, {"error": "unauthorized"}
+        self.release()
+        return 200, {"kill_switch_active": False}
+
     # --- behaviour (called from the handler threads) ---------------------------------------
 
     def activate(self, headers: dict[str, str]) -> tuple[int, dict[str, Any]] | None:
@@ -172,13 +198,26 @@ class KillSwitchServer:
 
     def status(self) -> tuple[int, dict[str, Any]]:
         with self.lock:
-            return 200, {
-                "kill_switch_active": self.state.active and not self.behaviour.never_confirm
-            }
+            hold = self.state.active and self.state.status_held < self.behaviour.hold_status_first
+            self.state.status_held += hold
+        if hold:
+            self._stopping.wait(self.behaviour.hold_status_s)
+        with self.lock:
+            active = self.state.active and not self.behaviour.never_confirm
+            return 200, {"kill_switch_active": active, "trading_enabled": not self.state.active}
 
     def record(self, entry: Recorded) -> None:
         with self.lock:
             self.state.requests.append(entry)
+
+
+def enables(body: bytes) -> bool:
+    """A body that asks to enable trading again: `{"enabled": true}`."""
+    try:
+        document = json.loads(body or b"null")
+    except ValueError:
+        return False
+    return isinstance(document, dict) and document.get("enabled") is True
 
 
 class QuietServer(ThreadingHTTPServer):
@@ -205,7 +244,9 @@ def _handler_for(owner: KillSwitchServer) -> type[BaseHTTPRequestHandler]:
             at = time.time()
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             headers = {k.lower(): v for k, v in self.headers.items()}
-            if self.path == ACTIVATE_PATH and self.command == "POST":
+            if self.path == ACTIVATE_PATH and self.command == "POST" and enables(body):
+                status, document = owner.release_request(headers)
+            elif self.path == ACTIVATE_PATH and self.command == "POST":
                 answer = owner.activate(headers)
                 if answer is None:
                     self.close_connection = True

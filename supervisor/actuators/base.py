@@ -15,6 +15,10 @@ def _nothing() -> None:
     return None
 
 
+def _ignore(_why: str) -> None:
+    return None
+
+
 @dataclass(frozen=True)
 class ActionContext:
     instance_id: str
@@ -22,13 +26,16 @@ class ActionContext:
     # Called once the action is on its way (the request written, the process started): the
     # cycle that ordered it holds its own bookkeeping back until then (daemon/cycle.py).
     sent: Callable[[], None] = _nothing
+    # Called with what went wrong on each failed attempt of an action that retries (an HTTP
+    # kill switch retries for `retry_for`): a failing kill shows at once, not at the deadline.
+    attempt_failed: Callable[[str], None] = _ignore
 
 
 @dataclass(frozen=True)
 class Outcome:
     """What an engage call did, for the journal and the audit trail."""
 
-    changed: bool  # False: it was already engaged, nothing changed
+    changed: bool  # the venue's truth: False only when it was engaged before the action
     detail: str = ""
     response_code: int | None = None
 
@@ -64,6 +71,19 @@ class Actuator(abc.ABC):
         """True when is_engaged() reads real state (a breaker key), not this process's memory.
         Only readable actuators are re-engaged when found disengaged without a reset."""
         return True
+
+    @property
+    def relatch_on_release(self) -> bool:
+        """Found released while latched and without a reset: engage it again (a flushed Redis
+        must never re-arm trading). False where the store is the venue's own switch, which
+        its operators release at the venue (runbook: the same endpoint, enabled again): that
+        is reported, not fought, unless the incident that engaged it is still open."""
+        return True
+
+    def note_reset(self) -> None:
+        """A manual reset released it: what this process remembers of engaging it is void,
+        so the next engage is news (an engagement, not "already engaged")."""
+        return None  # a store it reads (a Redis key) already says so
 
     @property
     def read_timeout_s(self) -> float:

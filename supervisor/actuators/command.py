@@ -107,6 +107,9 @@ class CommandActuator(Actuator):
     def readable(self) -> bool:
         return False
 
+    def note_reset(self) -> None:
+        self._succeeded = False  # the reset is the only news that it was undone
+
     @property
     def program(self) -> str:
         return self.config.argv[0]

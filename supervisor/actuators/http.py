@@ -13,6 +13,15 @@ truthiness: null, false, 0, "", [] and {} do not confirm; write explicit compari
 re-checked with the same backoff until it holds or the same deadline passes; then the action is
 declared failed (ActuatorError) and the daemon escalates to `on_failure`.
 
+`release` (optional) is the request that releases the switch again on a manual reset (for
+the QuantZoo-style ops API: the same endpoint with `{"enabled": true}`): sent by
+`trading-supervisor reset` with the same retries for at most RELEASE_RETRY_FOR_S, then, with
+`verify`, re-checked until `expect` no longer holds. Without it, the operator releases the
+switch at the venue, before or after the reset.
+
+Whether an engage changed anything is the venue's truth: engaged before the action (as the
+last read of `verify`, or this process's own engagement since the last reset, said) or not.
+
 Body templates: every string in `json` (values, recursively; keys are literal) may hold
 `{reason}`, `{watchdog}`, `{instance_id}`, `{incident_id}`, `{severity}`, `{fencing_token}`
 (empty with [ha] off). Substitution is one regex pass over the template, so text inside a
@@ -29,6 +38,7 @@ import json
 import random
 import re
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -61,6 +71,7 @@ RETRYABLE_STATUSES = frozenset({408, 425, 429})
 FENCING_HEADER = "X-Fencing-Token"  # sent with [ha] on: the leader term that ordered it
 INITIAL_BACKOFF_S = 0.1
 MAX_BACKOFF_S = 5.0
+RELEASE_RETRY_FOR_S = 10.0  # an operator waits for `reset`: a release retries this long at most
 
 
 def render(template: Any, values: Mapping[str, str]) -> Any:
@@ -109,6 +120,20 @@ class VerifyConfig(Strict):
     headers: Headers = {}
 
 
+class ReleaseConfig(Strict):
+    """The request that releases the switch on a manual reset."""
+
+    method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
+    url: HttpUrl | None = None  # None: the action's own url
+    headers: Headers | None = None  # None: the action's own headers (its token)
+    json_body: JsonBody | None = Field(None, alias="json")
+
+    @model_validator(mode="after")
+    def _known_placeholders(self) -> ReleaseConfig:
+        check_placeholders(self.json_body, ("instance_id",))
+        return self
+
+
 class HttpActuatorConfig(ActuatorBase):
     kind: Literal["http"]
     method: Literal["POST", "PUT", "PATCH", "DELETE", "GET"] = "POST"
@@ -117,6 +142,7 @@ class HttpActuatorConfig(ActuatorBase):
     json_body: JsonBody | None = Field(None, alias="json")
     idempotency_header: HeaderName | None = "Idempotency-Key"
     verify: VerifyConfig | None = None
+    release: ReleaseConfig | None = None
     timeout_s: Timeout = Field(2.0, alias="timeout")
     retry_for_s: Duration = Field(60.0, alias="retry_for")
 
@@ -134,10 +160,11 @@ class Deadline:
     """`retry_for` measured from the first attempt, on the monotonic clock."""
 
     at: float
+    span_s: float = 0.0  # how long it was set for, for messages
 
     @classmethod
     def after(cls, seconds: float) -> Deadline:
-        return cls(time.monotonic() + seconds)
+        return cls(time.monotonic() + seconds, seconds)
 
     def remaining(self) -> float:
         return max(0.0, self.at - time.monotonic())
@@ -228,7 +255,9 @@ class HttpActuator(Actuator):
         self.config = config
         self.client = client  # None only when built for `config validate` (no I/O)
         self.verifier = Verifier(config.verify, config.timeout_s) if config.verify else None
-        self._engaged = False
+        # The venue's state as last known: engaged by this process since the last reset, or
+        # read from `verify`; None: not known. Decides whether an engage changed anything.
+        self._engaged: bool | None = None
 
     @property
     def on_failure(self) -> tuple[str, ...]:
@@ -244,6 +273,14 @@ class HttpActuator(Actuator):
     @property
     def readable(self) -> bool:
         return self.verifier is not None
+
+    @property
+    def relatch_on_release(self) -> bool:
+        return False  # the venue's switch: its operators release it there (runbook 002)
+
+    def note_reset(self) -> None:
+        if self.verifier is None:
+            self._engaged = False  # nothing to read: the reset is the only news of a release
 
     @property
     def read_timeout_s(self) -> float:
@@ -276,14 +313,18 @@ class HttpActuator(Actuator):
 
     async def engage(self, decision: Decision, context: ActionContext) -> Outcome:
         client = self._client()
+        engaged_before = self._engaged is True
         started = time.monotonic()
         deadline = Deadline.after(self.config.retry_for_s)
+        request = (self.config.method, self.config.url)
         status, attempts = await self._send_until(
             client,
+            request,
             self.request_headers(decision),
             self.body(decision, context),
             deadline,
             sent_hook(context.sent),
+            context.attempt_failed,
         )
         detail = f"{self.where} -> HTTP {status} after {attempts} attempt(s)"
         if self.verifier is not None:
@@ -292,41 +333,90 @@ class HttpActuator(Actuator):
         else:
             detail += "; not verified (no verify configured)"
         detail += f"; took {format_duration(time.monotonic() - started)}"
-        changed = not self._engaged
         self._engaged = True
-        return Outcome(changed, detail, status)
+        return Outcome(not engaged_before, detail, status)
+
+    async def disengage(self, context: ActionContext) -> Outcome:
+        """Manual reset: send `release`, then (with `verify`) wait until it reads released."""
+        release = self.config.release
+        if release is None:
+            return await super().disengage(context)
+        client = self._client()
+        deadline = Deadline.after(min(self.config.retry_for_s, RELEASE_RETRY_FOR_S))
+        url = release.url or self.config.url
+        headers = plain_headers(self.config.headers if release.headers is None else release.headers)
+        if self.config.idempotency_header:  # one key per reset, the same on every retry
+            headers[self.config.idempotency_header] = f"release-{uuid.uuid4().hex}:{self.name}"
+        body = None
+        if release.json_body is not None:
+            body = encode_json(render(release.json_body, {"instance_id": context.instance_id}))
+            headers.setdefault("Content-Type", "application/json")
+        trace = sent_hook(context.sent)
+        status, attempts = await self._send_until(
+            client, (release.method, url), headers, body, deadline, trace, context.attempt_failed
+        )
+        detail = f"{release.method} {mask_url(url)} -> HTTP {status} after {attempts} attempt(s)"
+        if self.verifier is not None:
+            checks = await self._until_released(client, deadline)
+            detail += f"; released at the venue after {checks} check(s)"
+        self._engaged = False
+        return Outcome(True, detail, status)
+
+    async def _until_released(self, client: httpx.AsyncClient, deadline: Deadline) -> int:
+        assert self.verifier is not None, "called only with verify configured"
+        checks = 0
+        while True:
+            checks += 1
+            try:
+                if not await self.verifier.probe(client):
+                    return checks
+                why = f"{self.verifier.config.expect!r} still holds"
+            except ActuatorError as exc:
+                why = str(exc)
+            if deadline.expired():
+                raise ActuatorError(
+                    f"{self.name}: release sent but the venue still reads engaged after"
+                    f" {checks} check(s): {why}"
+                )
+            await deadline.sleep(checks)
 
     async def _send_until(
         self,
         client: httpx.AsyncClient,
+        request: tuple[str, str],
         headers: dict[str, str],
         body: bytes | None,
         deadline: Deadline,
         trace: Trace,
+        attempt_failed: Callable[[str], None],
     ) -> tuple[int, int]:
-        """Send until a 2xx: (status, attempts). Raises ActuatorError on a final answer or
-        when the deadline passes (the last failure named)."""
+        """Send `request` (method, url) until a 2xx: (status, attempts). Raises ActuatorError
+        on a final answer or when the deadline passes (the last failure named); says each
+        failed attempt to `attempt_failed` as it happens."""
+        where = f"{request[0]} {mask_url(request[1])}"
         attempt = 0
         while True:
             attempt += 1
-            status, failure = await self._attempt(client, headers, body, trace)
+            status, failure = await self._attempt(client, request, headers, body, trace)
             if status is not None and 200 <= status < 300:
                 return status, attempt
             if status is not None and not retryable(status):
                 raise ActuatorError(
-                    f"{self.name}: {self.where} answered HTTP {status} on attempt {attempt}:"
+                    f"{self.name}: {where} answered HTTP {status} on attempt {attempt}:"
                     " not retried (the request itself is refused; repeating cannot fix it)"
                 )
+            attempt_failed(f"{where}: attempt {attempt}: {failure}")
             if deadline.expired():
                 raise ActuatorError(
-                    f"{self.name}: {self.where} failed {attempt} attempt(s) within"
-                    f" {format_duration(self.config.retry_for_s)}; last: {failure}"
+                    f"{self.name}: {where} failed {attempt} attempt(s) within"
+                    f" {format_duration(deadline.span_s)}; last: {failure}"
                 )
             await deadline.sleep(attempt)
 
     async def _attempt(
         self,
         client: httpx.AsyncClient,
+        request: tuple[str, str],
         headers: dict[str, str],
         body: bytes | None,
         trace: Trace,
@@ -340,8 +430,8 @@ class HttpActuator(Actuator):
         try:
             with anyio.fail_after(self.config.timeout_s):
                 async with client.stream(
-                    self.config.method,
-                    self.config.url,
+                    request[0],
+                    request[1],
                     headers=headers,
                     content=body,
                     timeout=self.config.timeout_s,
@@ -357,8 +447,9 @@ class HttpActuator(Actuator):
         """With `verify`: what the venue says (raises when it cannot say). Without: only
         whether this process engaged it (an unverifiable endpoint has no readable state)."""
         if self.verifier is None:
-            return self._engaged
-        return await self.verifier.probe(self._client())
+            return self._engaged is True
+        self._engaged = await self.verifier.probe(self._client())
+        return self._engaged
 
     def _client(self) -> httpx.AsyncClient:
         if self.client is None:

@@ -14,9 +14,10 @@ from typing import Literal
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
+from supervisor import stored
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.config.actuator_base import ActuatorBase
-from supervisor.config.types import Duration, Level, Text
+from supervisor.config.types import Level, PositiveDuration, Text
 from supervisor.declarations import ActuatorKind, Need
 from supervisor.model import Decision, TradingState
 
@@ -55,7 +56,7 @@ class RedisBreakerConfig(ActuatorBase):
     format: Literal["json", "plain"] = "json"  # plain: the key holds just the state word
     history_max: int = Field(10_000, ge=1, le=1_000_000)  # a ZSET entry per trip, capped
     # Only a reduce-only breaker may release itself, and only after its watchdog cleared.
-    auto_reset_after_s: Duration | None = Field(None, alias="auto_reset_after", gt=0)
+    auto_reset_after_s: PositiveDuration | None = Field(None, alias="auto_reset_after")
 
     @model_validator(mode="after")
     def _auto_reset_only_reduce_only(self) -> RedisBreakerConfig:
@@ -151,8 +152,8 @@ def breaker_state(raw: bytes | str) -> str:
     """The state word of a breaker value, JSON ({"state": ...}) or plain."""
     text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
     try:
-        document = json.loads(text)
-    except ValueError:
+        document = stored.decode_json(text)  # any depth, any size: never a RecursionError
+    except stored.Unreadable:
         return text.strip()
     if isinstance(document, dict):
         return str(document.get("state", ""))

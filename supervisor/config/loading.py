@@ -9,13 +9,13 @@ from __future__ import annotations
 import os
 import stat
 import tomllib
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from pydantic_settings import SettingsError
 
+from supervisor.config.environment import unknown_settings
 from supervisor.config.settings import Settings
 from supervisor.constants import CONFIG_ENV, CONFIG_PATHS
 from supervisor.errors import ConfigError
@@ -48,7 +48,7 @@ def load_config(path: Path) -> Settings:
         raise ConfigError([f"not valid TOML: {exc}"], str(path)) from None
     except RecursionError:  # tomllib recurses once per nested array or inline table
         raise ConfigError(["not valid TOML: nested too deeply"], str(path)) from None
-    problems = unknown_environment_overrides(os.environ)
+    problems = unknown_settings(os.environ)
     if problems:
         raise ConfigError(problems, str(path))
     try:
@@ -89,24 +89,6 @@ def _file_type(mode: int) -> str:
         stat.S_ISSOCK: "a socket",
     }
     return next((name for test, name in kinds.items() if test(mode)), "not a file")
-
-
-def unknown_environment_overrides(environ: Mapping[str, str]) -> list[str]:
-    """A mistyped override (SUPERVISOR_SUPERVISOR_DRY_RUN) must not be silently ignored."""
-    sections = set(Settings.model_fields)
-    problems = []
-    for name in sorted(environ):
-        # pydantic-settings matches names case-insensitively: so must this check.
-        upper = name.upper()
-        if not upper.startswith("SUPERVISOR_") or upper == CONFIG_ENV:
-            continue
-        section = upper.removeprefix("SUPERVISOR_").split("__", 1)[0].lower()
-        if section not in sections:
-            problems.append(
-                f"environment {name}: not a setting; use SUPERVISOR_<SECTION>__<KEY> with a"
-                f" section among {', '.join(sorted(sections))}"
-            )
-    return problems
 
 
 def describe_errors(exc: ValidationError, data: dict[str, Any] | None = None) -> list[str]:
@@ -164,10 +146,38 @@ def _mask_urls(node: Any) -> Any:
 
 def config_schema() -> dict[str, Any]:
     """The JSON Schema of the TOML file, as written (durations as "15s" or seconds, the keys
-    users write rather than the `*_s` field names)."""
-    schema = Settings.model_json_schema(by_alias=True, mode="validation")
+    users write rather than the `*_s` field names). Every constraint JSON Schema can say is
+    in it (docs/configuration.md, "What the JSON Schema checks"); the loader's checks stay
+    the whole rule."""
+    schema = by_kind(Settings.model_json_schema(by_alias=True, mode="validation"))
+    schema["properties"]["watchdogs"]["minItems"] = 1  # settings.NO_WATCHDOGS
     return {
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "trading-supervisor configuration",
         **schema,
+        "required": ["watchdogs"],
+    }
+
+
+def by_kind(node: Any) -> Any:
+    """pydantic's discriminated unions (`oneOf` with OpenAPI's `discriminator`, which JSON
+    Schema validators ignore) as one `if kind == K then <K's schema>` per kind: a validator
+    then reports a bad field at its own path, not "not valid under any of the schemas" for
+    the whole watchdog."""
+    if isinstance(node, list):
+        return [by_kind(item) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "discriminator" not in node:
+        return {key: by_kind(value) for key, value in node.items()}
+    tag = node["discriminator"]["propertyName"]
+    mapping = node["discriminator"]["mapping"]
+    return {
+        "type": "object",
+        "required": [tag],
+        "properties": {tag: {"enum": sorted(mapping)}},
+        "allOf": [
+            {"if": {"required": [tag], "properties": {tag: {"const": kind}}}, "then": {"$ref": ref}}
+            for kind, ref in sorted(mapping.items())
+        ],
     }

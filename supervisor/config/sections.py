@@ -10,10 +10,11 @@ from pathlib import Path
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo
 
-from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+from pydantic import AfterValidator, BeforeValidator, Field, WithJsonSchema, model_validator
 
 from supervisor.config.sentinel_url import check_sentinel_login
 from supervisor.config.types import (
+    POSITIVE_DURATION_PATTERN,
     Duration,
     Listen,
     Name,
@@ -24,9 +25,13 @@ from supervisor.config.types import (
     between,
     check_redis_url,
     check_timezone,
+    duration_json,
 )
 from supervisor.secrets import mask_url
 from supervisor.sessions import WEEKDAYS, Session
+
+# For the JSON Schema: the schemes check_redis_url takes.
+REDIS_URL_PATTERN = r"^(redis|rediss|unix|redis\+sentinel|rediss\+sentinel)://"
 
 
 def check_state_dir(path: Path) -> Path:
@@ -43,13 +48,23 @@ class SupervisorSection(Strict):
     instance_id: Name = Field(default_factory=socket.gethostname)
     namespace: Name = "supervisor"
     dry_run: bool = False
-    state_dir: Annotated[Path, AfterValidator(check_state_dir)] = Path(
-        "/var/lib/trading-supervisor"
-    )
+    state_dir: Annotated[
+        Path,
+        AfterValidator(check_state_dir),
+        WithJsonSchema({"type": "string", "pattern": "^/"}),  # absolute
+    ] = Path("/var/lib/trading-supervisor")
+    # Redis TIME this far from the daemon's clock (beyond the reading's uncertainty): DEGRADED
+    max_clock_offset_s: Annotated[
+        Duration, between(0.01, 60.0), duration_json(POSITIVE_DURATION_PATTERN, 0.01, 60.0)
+    ] = Field(0.25, alias="max_clock_offset")
 
 
 class RedisSection(Strict):
-    url: Annotated[str, AfterValidator(check_redis_url)] = "redis://127.0.0.1:6379/0"
+    url: Annotated[
+        str,
+        AfterValidator(check_redis_url),
+        WithJsonSchema({"type": "string", "pattern": REDIS_URL_PATTERN}),
+    ] = "redis://127.0.0.1:6379/0"
     username: Text | None = None
     password: Secret | None = None
     timeout_s: Timeout = Field(1.0, alias="timeout")
@@ -86,7 +101,9 @@ class HaSection(Strict):
     enabled: bool = False
     # Renewed every third of it, so one missed renewal does not lose it; longer than 5
     # minutes is a standby that waits that long to take over from a dead leader.
-    lease_ttl_s: Annotated[Duration, between(2.0, 300.0)] = Field(5.0, alias="lease_ttl")
+    lease_ttl_s: Annotated[
+        Duration, between(2.0, 300.0), duration_json(POSITIVE_DURATION_PATTERN, 2.0, 300.0)
+    ] = Field(5.0, alias="lease_ttl")
     # With Redis unreachable nobody can hold a lease: every instance then runs the actions
     # that do not need Redis (they only move toward safety). False: none does.
     act_without_lease: bool = True
@@ -129,8 +146,21 @@ def parse_holiday(value: object) -> date:
     return day
 
 
-ClockTime = Annotated[time, BeforeValidator(parse_clock_time)]
-Holiday = Annotated[date, BeforeValidator(parse_holiday)]
+# For the JSON Schema: "HH:MM[:SS]", or a TOML local time as a validator shows it: Python's
+# isoformat ("09:30:00", with microseconds if it has them), check-jsonschema's "09:30:00Z".
+# A holiday's date in HOLIDAY_YEARS.
+CLOCK_TIME_PATTERN = r"^([01]\d|2[0-3]):[0-5]\d(:[0-5]\d(\.\d+)?Z?)?$"
+HOLIDAY_PATTERN = r"^(20\d\d|2100)-(0[1-9]|1[0-2])-(0[1-9]|[12]\d|3[01])$"
+ClockTime = Annotated[
+    time,
+    BeforeValidator(parse_clock_time),
+    WithJsonSchema({"type": "string", "pattern": CLOCK_TIME_PATTERN}),
+]
+Holiday = Annotated[
+    date,
+    BeforeValidator(parse_holiday),
+    WithJsonSchema({"type": "string", "format": "date", "pattern": HOLIDAY_PATTERN}),
+]
 
 
 class SessionConfig(Strict):

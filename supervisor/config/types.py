@@ -10,7 +10,7 @@ import ipaddress
 import re
 import unicodedata
 from collections.abc import Mapping
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 from urllib.parse import SplitResult, urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -24,7 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SecretStr,
-    StringConstraints,
+    WithJsonSchema,
 )
 from redis.asyncio import ConnectionPool
 
@@ -201,23 +201,86 @@ def check_headers(headers: Mapping[str, SecretStr]) -> Mapping[str, SecretStr]:
     return headers
 
 
-# What a duration may be written as, for the JSON Schema (`config schema`): "250ms", 15...
-DurationText = Annotated[str, StringConstraints(pattern=r"^\s*\d+(\.\d+)?\s*(ms|s|m|h)?\s*$")]
+# The JSON Schema of each duration type (`config schema`): a string such as "250ms", or a
+# number of seconds within the type's bounds. A pattern cannot compare magnitudes across
+# units, so it refuses a string only where it can say so exactly: "0s" where 0 is refused,
+# below 10ms written in ms or s for an interval or a timeout. Upper bounds, and "0.0001m",
+# are the loader's alone (docs/configuration.md, "What the JSON Schema checks").
+_ANY = r"\d+(\.\d+)?"
+_NONZERO = r"\d*[1-9]\d*(\.\d+)?|\d+\.\d*[1-9]\d*"
+_AT_LEAST_10_MS = r"0*[1-9]\d+(\.\d+)?"
+_AT_LEAST_10_MS_IN_S = r"\d*[1-9]\d*(\.\d+)?|\d+\.(0[1-9]|[1-9])\d*"
+
+
+def duration_pattern(ms: str, s: str, m_h: str) -> str:
+    """A duration string whose number matches `ms`, `s` (also bare seconds) or `m_h`."""
+    return rf"^\s*(({ms})\s*ms|({s})\s*s?|({m_h})\s*[mh])\s*$"
+
+
+def duration_json(pattern: str, low: float, high: float, *, above_low: bool = False) -> Any:
+    bound = "exclusiveMinimum" if above_low else "minimum"
+    number = {"type": "number", bound: low, "maximum": high}
+    return WithJsonSchema({"anyOf": [{"type": "string", "pattern": pattern}, number]})
+
+
+def above_zero(seconds: float) -> float:
+    if seconds <= 0:
+        raise ValueError("must be above 0")
+    return seconds
+
+
 Duration = Annotated[
     float,
-    BeforeValidator(parse_duration, json_schema_input_type=DurationText | float),
+    BeforeValidator(parse_duration),
     between(0.0, MAX_DURATION_S),
+    duration_json(duration_pattern(_ANY, _ANY, _ANY), 0.0, MAX_DURATION_S),
 ]
-Interval = Annotated[Duration, between(MIN_INTERVAL_S, MAX_INTERVAL_S)]
-Timeout = Annotated[Duration, between(MIN_TIMEOUT_S, MAX_TIMEOUT_S)]
+POSITIVE_DURATION_PATTERN = duration_pattern(_NONZERO, _NONZERO, _NONZERO)
+PositiveDuration = Annotated[
+    Duration,
+    AfterValidator(above_zero),
+    duration_json(POSITIVE_DURATION_PATTERN, 0.0, MAX_DURATION_S, above_low=True),
+]
+_AT_LEAST_10MS = duration_pattern(_AT_LEAST_10_MS, _AT_LEAST_10_MS_IN_S, _NONZERO)
+Interval = Annotated[
+    Duration,
+    between(MIN_INTERVAL_S, MAX_INTERVAL_S),
+    duration_json(_AT_LEAST_10MS, MIN_INTERVAL_S, MAX_INTERVAL_S),
+]
+Timeout = Annotated[
+    Duration,
+    between(MIN_TIMEOUT_S, MAX_TIMEOUT_S),
+    duration_json(_AT_LEAST_10MS, MIN_TIMEOUT_S, MAX_TIMEOUT_S),
+]
 Secret = Annotated[SecretStr, BeforeValidator(resolve_secret)]
 Headers = Annotated[dict[str, Secret], AfterValidator(check_headers)]
+# Patterns for the JSON Schema: what a pattern can say of the checks above (the loader's
+# checks are the whole rule; the schema may let through what they refuse, never the reverse).
+PORT_PATTERN = r"0*([1-9]\d{0,3}|[1-5]\d{4}|6[0-4]\d{3}|65[0-4]\d{2}|655[0-2]\d|6553[0-5])"
+TEXT_PATTERN = r"^\S(.*\S)?$"  # not blank, no space around it
+HTTP_URL_PATTERN = (
+    rf"^[hH][tT][tT][pP][sS]?://([^\s/?#]*@)?(\[[^\]\s]*\]|[^\s/?#@:\[\]]+)"
+    rf"(:({PORT_PATTERN})?)?([/?#].*)?$"
+)
+LISTEN_PATTERN = rf"^(\[[^\]]+\]|[^:\[\]]+):{PORT_PATTERN}$"
 HeaderName = Annotated[str, AfterValidator(check_header_name)]
-Text = Annotated[str, AfterValidator(check_text)]
+Text = Annotated[
+    str,
+    AfterValidator(check_text),
+    WithJsonSchema({"type": "string", "pattern": TEXT_PATTERN}),
+]
 Query = Annotated[str, AfterValidator(check_query)]
 JmesPath = Annotated[str, AfterValidator(check_jmespath)]
-HttpUrl = Annotated[str, AfterValidator(check_http_url)]
-Listen = Annotated[str, AfterValidator(check_listen)]
+HttpUrl = Annotated[
+    str,
+    AfterValidator(check_http_url),
+    WithJsonSchema({"type": "string", "pattern": HTTP_URL_PATTERN}),
+]
+Listen = Annotated[
+    str,
+    AfterValidator(check_listen),
+    WithJsonSchema({"type": "string", "pattern": LISTEN_PATTERN}),
+]
 Name = Annotated[str, Field(pattern=r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}$")]
 Level = Literal["reduce_only", "halted", "flatten"]
 

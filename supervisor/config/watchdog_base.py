@@ -8,15 +8,27 @@ Each kind's own config class extends these next to its implementation
 from __future__ import annotations
 
 import itertools
+from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import ConfigDict, Field, model_validator
 
-from supervisor.config.types import Duration, Interval, Name, Strict, Timeout
+from supervisor.config.types import Duration, Interval, Name, PositiveDuration, Strict, Timeout
 
 # More consecutive observations than this before acting (or before ending an incident) is a
 # watchdog that in practice never acts: lengthen `interval` instead.
 MAX_CONSECUTIVE = 100
+LEVELS = ("warn", "breach", "critical")
+
+
+@dataclass(frozen=True)
+class AlertLevels:
+    """The levels a subject is judged against, for `check`'s perfdata (warn;crit): `warn`
+    gives WARN, `breach` the level that trips; `direction` "below" when lower is worse."""
+
+    warn: float | None = None
+    breach: float | None = None
+    direction: str = "above"
 
 
 class WatchdogBase(Strict):
@@ -41,6 +53,11 @@ class WatchdogBase(Strict):
         """Each check is cut off after this; by default its interval, at most 2 s."""
         return self.timeout_s if self.timeout_s is not None else min(self.interval_s, 2.0)
 
+    def alert_levels(self, subject: str) -> AlertLevels:
+        """The levels `subject` is judged against. A kind with the threshold shapes below has
+        theirs; a kind with other limits overrides this."""
+        return shape_levels(self)
+
     def actuator_refs(self) -> dict[str, list[str]]:
         return {
             "on_warn": self.on_warn,
@@ -51,9 +68,9 @@ class WatchdogBase(Strict):
 
 class AgeThresholds(Strict):
     # An age is never below 0, so a 0 threshold would be crossed by every reading.
-    warn_s: Duration | None = Field(None, alias="warn", gt=0)
-    breach_s: Duration = Field(alias="breach", gt=0)
-    critical_s: Duration | None = Field(None, alias="critical", gt=0)
+    warn_s: PositiveDuration | None = Field(None, alias="warn")
+    breach_s: PositiveDuration = Field(alias="breach")
+    critical_s: PositiveDuration | None = Field(None, alias="critical")
 
     @model_validator(mode="after")
     def _ordered(self) -> AgeThresholds:
@@ -62,6 +79,11 @@ class AgeThresholds(Strict):
 
 
 class ValueThresholds(Strict):
+    # The JSON Schema says what _ordered() says first: at least one level is set.
+    model_config = ConfigDict(
+        json_schema_extra={"anyOf": [{"required": [level]} for level in LEVELS]}
+    )
+
     warn: float | None = None
     breach: float | None = None
     critical: float | None = None
@@ -73,6 +95,14 @@ class ValueThresholds(Strict):
             raise ValueError("set at least one of 'warn', 'breach', 'critical'")
         check_order(self.warn, self.breach, self.critical, self.direction)
         return self
+
+
+def shape_levels(config: object) -> AlertLevels:
+    if isinstance(config, AgeThresholds):
+        return AlertLevels(config.warn_s, config.breach_s)
+    if isinstance(config, ValueThresholds):
+        return AlertLevels(config.warn, config.breach, config.direction)
+    return AlertLevels()
 
 
 def check_order(warn: float | None, breach: float | None, crit: float | None, way: str) -> None:

@@ -7,6 +7,12 @@ to state_dir as pending before its actuator is called and forgotten once it succ
 daemon that dies mid-action carries it out when it starts again (supervisor/pending.py).
 With [ha] on, only the leader acts; a follower holds its decisions back and takes them up if
 it takes over before anybody engaged them.
+
+From the moment an action is ordered its level counts in the trading state as ordered and not
+yet confirmed (runtime.Ordered), marked FAILING from its first failed attempt, until its
+actuator confirms it (latched, with the watchdog and reason of the decision) or a reset voids
+it. Whether it was an engagement or "already engaged" is the actuator's answer (the venue's
+truth), never whether this process had it latched.
 """
 
 from __future__ import annotations
@@ -22,17 +28,48 @@ import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.runtime import Ordered
 from supervisor.errors import first_line
 from supervisor.latch import Latch
 from supervisor.model import Decision, Origin
 from supervisor.pending import Order, order
 from supervisor.policy import action_failed
-from supervisor.publish.audit import AuditOutcome, action_event
+from supervisor.publish.audit import AuditOutcome, action_event, decision_event
 from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
 
 SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach Redis (HA)
+
+
+class Announcement:
+    """Audits a cycle's decisions once: after its actions are on their way (they go out
+    first), and in any case before the first of those actions' own audit records, so the
+    trail and the journal say the decision before what came of it."""
+
+    def __init__(self, context: Context, decisions: list[Decision]) -> None:
+        self.context = context
+        self.decisions = decisions
+        self.done = False
+
+    def __call__(self) -> bool:
+        """Audit the decisions unless done already; True when it did it now."""
+        if self.done:
+            return False
+        self.done = True
+        if not self.context.may_act():  # the leader's trail has the decisions; a follower's held
+            return False
+        for decision in self.decisions:
+            self.context.audit(decision_event(decision))
+        return bool(self.decisions)
+
+
+def _nothing_to_announce() -> bool:
+    return False
+
+
+def latch_reason(actuator: str, decision: Decision) -> str:
+    return f"{actuator} tripped by {decision.source} — {decision.reason}"
 
 
 class Acting:
@@ -42,10 +79,13 @@ class Acting:
         # instance takes over while nobody has engaged that actuator (`take_up_held`).
         self.held: dict[str, Decision] = {}
 
-    def start(self, decision: Decision) -> list[asyncio.Event]:
+    def start(
+        self, decision: Decision, announce: Callable[[], bool] = _nothing_to_announce
+    ) -> list[asyncio.Event]:
         """Engage each of the decision's actuators in the background; stamped with the
         fencing token of this instance's lease (with [ha] on) unless it has one already.
-        Returns one event per actuator, set once its action is on its way."""
+        Returns one event per actuator, set once its action is on its way. `announce`
+        audits the decision, at the latest before the first action's own record."""
         token = self.context.leadership.token
         if decision.fencing_token is None and token is not None:
             decision = replace(decision, fencing_token=token)
@@ -53,18 +93,35 @@ class Acting:
         dispatched = []
         for name in decision.actuators:
             sent = asyncio.Event()
-            self.context.spawn(self._act(decision, actuators[name], sent))
+            self.context.spawn(self._act(decision, actuators[name], sent, announce))
             dispatched.append(sent)
+        if dispatched:  # readers of {ns}:state see the order as soon as it is on its way
+            self.context.spawn(self._publish_once_sent(dispatched))
         return dispatched
 
-    async def _act(self, decision: Decision, actuator: Actuator, sent: asyncio.Event) -> None:
+    async def _publish_once_sent(self, dispatched: list[asyncio.Event]) -> None:
+        for sent in dispatched:
+            await sent.wait()
+        await self.context.publish_state()  # refreshes STATUS and metrics first
+
+    async def _act(
+        self,
+        decision: Decision,
+        actuator: Actuator,
+        sent: asyncio.Event,
+        announce: Callable[[], bool],
+    ) -> None:
         try:
-            await self._carry_out(decision, actuator, sent.set)
+            await self._carry_out(decision, actuator, sent.set, announce)
         finally:
             sent.set()  # held back, refused, done or failed: on its way or never will be
 
     async def _carry_out(
-        self, decision: Decision, actuator: Actuator, sent: Callable[[], None]
+        self,
+        decision: Decision,
+        actuator: Actuator,
+        sent: Callable[[], None],
+        announce: Callable[[], bool],
     ) -> None:
         if not self.context.may_act():  # checked as late as possible: a lease can lapse
             self._hold(replace(decision, actuators=(actuator.name,)), actuator.name)
@@ -72,23 +129,67 @@ class Acting:
         if self.context.assembly.settings.supervisor.dry_run:
             self._would_act(decision, actuator)
             return
+        self._ordered(decision, actuator)
         await self._pending(actuator.name, decision)
         now = self.context.clock()
         started = time.perf_counter()
+        context = ActionContext(
+            self.context.assembly.instance_id,
+            now,
+            sent,
+            lambda why: self._attempt_failed(decision, actuator, why),
+        )
         try:
             with anyio.fail_after(actuator.max_duration_s):
-                outcome = await actuator.engage(
-                    decision, ActionContext(self.context.assembly.instance_id, now, sent)
-                )
+                outcome = await actuator.engage(decision, context)
         except ACTUATOR_TROUBLE as exc:
-            self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)
+            took_ms = (time.perf_counter() - started) * 1000
+            await self._failed(decision, actuator, exc, took_ms, announce)
             return
         except Exception as exc:  # a bug: show it, and still retry and escalate (fail safe)
             log.exception("bug: actuator=%s raised while engaging", actuator.name)
-            self._failed(decision, actuator, exc, (time.perf_counter() - started) * 1000)
+            took_ms = (time.perf_counter() - started) * 1000
+            await self._failed(decision, actuator, exc, took_ms, announce)
             return
         sent()  # done, whether or not the actuator said when it was on its way
-        await self._succeeded(decision, actuator, outcome, (time.perf_counter() - started) * 1000)
+        took_ms = (time.perf_counter() - started) * 1000
+        await self._succeeded(decision, actuator, outcome, took_ms, announce)
+
+    def _ordered(self, decision: Decision, actuator: Actuator) -> None:
+        """The decision's level counts from now (in state, STATUS and metrics), as ordered and
+        not yet confirmed, until its actuator is latched or a reset voids the order."""
+        runtime = self.context.runtime
+        if actuator.name in runtime.engaged:
+            return
+        previous = runtime.ordered.get(actuator.name)
+        failing = previous.failing if previous is not None else ""
+        mine = replace(decision, actuators=(actuator.name,))
+        runtime.ordered[actuator.name] = Ordered(actuator.level, mine, failing)
+        # Shown (STATUS, metrics, {ns}:state) once the request is on its way: see start().
+
+    def ordered_decision(self, name: str) -> Decision | None:
+        """The decision whose action on `name` is not yet confirmed, if any."""
+        ordered = self.context.runtime.ordered.get(name)
+        return ordered.decision if ordered is not None else None
+
+    def _attempt_failed(self, decision: Decision, actuator: Actuator, why: str) -> None:
+        """One attempt failed (the action still retries): a failing kill shows at once."""
+        context = self.context
+        ordered = context.runtime.ordered.get(actuator.name)
+        first = ordered is None or not ordered.failing
+        if ordered is not None:
+            ordered.failing = safe_line(why, 200)
+        if first:
+            log.error(
+                "action actuator=%s failing for watchdog=%s incident=%s: %s (retrying)",
+                actuator.name,
+                decision.source,
+                decision.incident_id,
+                safe_line(why, 200),
+            )
+        context.runtime.problems[f"action {actuator.name}"] = "failing"
+        context.refresh()
+        context.publish_soon("state", context.publish_state)
 
     def _hold(self, decision: Decision, name: str) -> None:
         leadership = self.context.leadership
@@ -177,9 +278,16 @@ class Acting:
         )
 
     async def _succeeded(
-        self, decision: Decision, actuator: Actuator, outcome: Outcome, took_ms: float
+        self,
+        decision: Decision,
+        actuator: Actuator,
+        outcome: Outcome,
+        took_ms: float,
+        announce: Callable[[], bool],
     ) -> None:
         context = self.context
+        if announce():
+            await asyncio.sleep(0)  # the decision's journal line goes first
         result = "engaged" if outcome.changed else "already_engaged"
         context.audit(
             action_event(
@@ -193,10 +301,11 @@ class Acting:
         )
         context.runtime.problems.pop(f"action {actuator.name}", None)
         context.metrics.actions.labels(actuator.name, result).inc()
-        reason = f"{actuator.name} tripped by {decision.source} — {decision.reason}"
-        latched = self.latch(actuator, reason, decision.watchdog)
+        latched = self.latch(actuator, latch_reason(actuator.name, decision), decision.watchdog)
+        confirmed = context.runtime.ordered.pop(actuator.name, None) is not None
         self.pending_done(actuator.name)
-        if latched:
+        if latched or confirmed:
+            context.refresh()
             await context.publish_state()  # readers of {ns}:state see the trip now
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
@@ -211,10 +320,17 @@ class Acting:
             decision.reason,
         )
 
-    def _failed(
-        self, decision: Decision, actuator: Actuator, exc: Exception, took_ms: float
+    async def _failed(
+        self,
+        decision: Decision,
+        actuator: Actuator,
+        exc: Exception,
+        took_ms: float,
+        announce: Callable[[], bool],
     ) -> None:
         context = self.context
+        if announce():
+            await asyncio.sleep(0)  # the decision's journal line goes first
         context.audit(
             action_event(
                 decision,
@@ -234,6 +350,10 @@ class Acting:
             detail,
         )
         context.runtime.problems[f"action {actuator.name}"] = "failing"
+        ordered = context.runtime.ordered.get(actuator.name)
+        if ordered is not None:
+            ordered.failing = detail
+        context.refresh()
         state = context.runtime.policy.get(decision.watchdog)
         if state is not None:
             context.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)

@@ -23,11 +23,22 @@ from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.runtime import Runtime
 from supervisor.errors import SupervisorError, first_line
 from supervisor.global_state import GlobalState
-from supervisor.ha.instances import InstanceRecord, publish_instance, verdicts_json
+from supervisor.ha.instances import (
+    InstanceRecord,
+    instance_key,
+    instances_key,
+    publish_instance,
+    verdicts_json,
+)
 from supervisor.ha.leadership import Leadership, Role
+from supervisor.ha.lease import identity_key, lease_keys
+from supervisor.ha.orders import order_key
+from supervisor.latch import engaged_key, reset_key, seq_key
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
+from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.publish.systemd import Notifier
+from supervisor.stored_redis import is_wrong_type, repair_types
 from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
@@ -60,10 +71,12 @@ class Context:
             assembly.instance_id, ha.enabled, ha.lease_ttl_s, ha.act_without_lease
         )
         metrics.ha_enabled.set(1 if ha.enabled else 0)
+        metrics.audit_postgres_enabled.set(0 if assembly.settings.postgres.dsn is None else 1)
         self.observe_leadership()
         self.in_flight: set[asyncio.Task[Any]] = set()
         self._waiting: dict[str, Callable[[], Awaitable[None]]] = {}  # newest write per key
         self._writing: set[str] = set()  # keys with a writer task
+        self._repairing = False  # setting aside keys of the wrong type
 
     def spawn(self, work: Coroutine[Any, Any, None]) -> None:
         """Run `work` as a task the two-phase shutdown waits for; a bug in it is logged."""
@@ -128,11 +141,46 @@ class Context:
             self._writing.discard(key)
 
     def note_problem(self, component: str, exc: BaseException) -> None:
-        """Say once what is wrong with one of the supervisor's own dependencies."""
+        """Say once what is wrong with one of the supervisor's own dependencies. A key of
+        its own that holds the wrong Redis type (WRONGTYPE) is set aside, to be written again."""
         detail = "timed out" if isinstance(exc, TimeoutError) else first_line(exc)
         if component not in self.runtime.problems:
             log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
         self.runtime.problems[component] = detail
+        if is_wrong_type(exc) and not self._repairing:
+            self._repairing = True
+            self.spawn(self._repair_types())
+
+    async def _repair_types(self) -> None:
+        try:
+            redis = self.assembly.clients.redis
+            with anyio.fail_after(self.assembly.redis_timeout_s * 2):
+                await repair_types(
+                    redis, self.assembly.settings.supervisor.namespace, self.own_keys()
+                )
+        except REDIS_TROUBLE as exc:
+            log.warning("redis: cannot set keys of the wrong type aside: %s", first_line(exc))
+        finally:
+            self._repairing = False
+
+    def own_keys(self) -> dict[str, str]:
+        """The daemon's own Redis keys and the type each must have."""
+        assembly = self.assembly
+        ns = assembly.settings.supervisor.namespace
+        keys = {
+            state_key(ns): "hash",
+            heartbeat_key(ns): "string",
+            engaged_key(ns): "hash",
+            reset_key(ns): "hash",
+            seq_key(ns): "string",
+        }
+        keys.update({watchdog_key(ns, name): "hash" for name in assembly.watchdogs})
+        if self.leadership.enabled:
+            keys.update(dict.fromkeys(lease_keys(ns), "string"))
+            keys[identity_key(ns, assembly.instance_id)] = "string"
+            keys.update({instances_key(ns): "set", instance_key(ns, assembly.instance_id): "hash"})
+            keys.update({order_key(ns, name): "string" for name in assembly.actuators})
+        return keys
 
     def refresh(self) -> GlobalState:
         """Derive the global answer again and show it: metrics, STATUS, a log line on change."""
@@ -157,6 +205,9 @@ class Context:
             breaker=runtime.breaker_tripped,
             kill=runtime.kill_engaged,
         )
+        failing = {name: ordered.failing for name, ordered in runtime.ordered.items()}
+        self.metrics.observe_actions(failing, runtime.releasing)
+        self.metrics.observe_latches(runtime.engaged)
         self.notifier.status(self.role_prefix() + summary.status_line())
         return summary
 
@@ -183,7 +234,9 @@ class Context:
         snapshot = self.runtime.snapshot(summary, self.assembly.instance_id, leader, now)
         publisher = self.assembly.publisher
         await self.publish(publisher.publish_state(snapshot, whole=self.leads()))
-        if self.leadership.enabled:  # `status` lists the instances of an HA group
+        # `status` lists the instances of an HA group; a duplicate would overwrite the record
+        # of the process that holds its instance id
+        if self.leadership.enabled and self.leadership.role is not Role.DUPLICATE:
             record = self.record(now)
             await self.publish(publish_instance(publisher.redis, publisher.namespace, record))
 

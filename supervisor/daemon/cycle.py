@@ -7,16 +7,16 @@ import asyncio
 import logging
 import time
 import uuid
+from collections.abc import Collection
 
 import anyio
 
-from supervisor.daemon.acting import Acting
+from supervisor.daemon.acting import Acting, Announcement
 from supervisor.daemon.context import Context
 from supervisor.daemon.repairs import Repairs
 from supervisor.daemon.schedule import Schedule
 from supervisor.model import Decision, Status, WatchdogRun
 from supervisor.policy import PolicyState, step
-from supervisor.publish.audit import decision_event
 from supervisor.quantities import format_duration
 from supervisor.watchdogs.base import run_check
 
@@ -71,7 +71,8 @@ class Cycle:
         rules = assembly.protection.rules[name]
         state, decisions = step(rules, previous, name, verdicts, now, lambda: uuid.uuid4().hex)
         context.runtime.policy[name] = state
-        log_transition(previous, state, name)  # the journal says what was seen, then what done
+        engaged_by = {latch.watchdog for latch in context.runtime.engaged.values()}
+        log_transition(previous, state, name, engaged_by)  # what was seen, then what was done
         await self._dispatch(decisions)
         for remedy in watchdog.remedies():
             self.repairs.start(remedy)
@@ -83,6 +84,7 @@ class Cycle:
         )
         context.runtime.runs[name] = run
         context.metrics.observe_run(watchdog.kind, run, watchdog.config.subject_metrics)
+        context.metrics.observe_confirmed(name, state.confirmed)
         if context.leads():  # a follower's verdicts go in its own record (ha/instances.py)
             context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
         return run
@@ -91,14 +93,14 @@ class Cycle:
         """Start the actions, and let them go out before anything else of this run: the
         event loop is theirs until each request is written (or DISPATCH_WAIT_S has passed);
         the decisions' audit records (a log line, a stream entry, an fsync) come after."""
-        dispatched = [sent for decision in decisions for sent in self.acting.start(decision)]
+        announce = Announcement(self.context, decisions)
+        dispatched = [sent for d in decisions for sent in self.acting.start(d, announce)]
         if dispatched:
             with anyio.move_on_after(DISPATCH_WAIT_S):
                 for sent in dispatched:
                     await sent.wait()
-        if self.context.may_act():  # the leader's trail has the decisions; a follower's held
-            for decision in decisions:
-                self.context.audit(decision_event(decision))
+            self.context.refresh()  # the ordered level in STATUS and metrics, from now on
+        announce()  # unless an action's own record came first and announced them
 
     def _count_cut_offs(self, name: str, cut_off: bool, timeout_s: float) -> None:
         """A check cut off by its timeout run after run leaves the supervisor blind to what
@@ -125,7 +127,10 @@ class Cycle:
             runtime.problems[problem] = f"checks cut off after {format_duration(timeout_s)}"
 
 
-def log_transition(before: PolicyState, after: PolicyState, name: str) -> None:
+def log_transition(
+    before: PolicyState, after: PolicyState, name: str, engaged: Collection[str] = ()
+) -> None:
+    """`engaged`: the watchdogs whose decisions engaged a latched actuator."""
     if before.status is not after.status:
         level = logging.INFO if after.status is Status.OK else logging.WARNING
         log.log(
@@ -139,8 +144,5 @@ def log_transition(before: PolicyState, after: PolicyState, name: str) -> None:
     if before.incident is None and after.incident is not None:
         log.warning("watchdog=%s incident=%s opened: %s", name, after.incident.id, after.reason)
     elif before.incident is not None and after.incident is None:
-        log.info(
-            "watchdog=%s incident=%s cleared; engaged actuators stay latched",
-            name,
-            before.incident.id,
-        )
+        latched = "; engaged actuators stay latched" if name in engaged else ""
+        log.info("watchdog=%s incident=%s cleared%s", name, before.incident.id, latched)

@@ -12,6 +12,7 @@ from supervisor.actuators.deadman import Deadman
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, WATCHDOG_LATE_FACTOR
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
 from supervisor.daemon.reconcile import Reconciler
+from supervisor.daemon.steps import Pass
 from supervisor.model import TradingState
 from supervisor.state_dir import unwritable
 
@@ -52,14 +53,18 @@ class Housekeeping:
 
     async def sync(self, now: float) -> None:
         """Reconcile with the stores, publish the state and heartbeat, beat the deadmen,
-        replay the audit outbox."""
-        context = self.context
-        await self.check_state_dir()
-        await self.reconciler.refresh()
-        await context.publish_state()
-        self.beat_deadmen(now)
+        replay the audit outbox: steps that fail alone (one failing never stops the
+        heartbeat)."""
+        steps = Pass("housekeeping", self.context.metrics)
+        await steps.step("check_state_dir", self.check_state_dir)
+        await steps.step("reconcile", self.reconciler.refresh)
+        await steps.step("publish_state", self.context.publish_state)
+        await steps.step("beat_deadmen", lambda: self.beat_deadmen(now))
+        await steps.step("replay", self.replay_audit)
+
+    async def replay_audit(self) -> None:
         with anyio.move_on_after(AUDIT_REPLAY_BUDGET_S):
-            await context.assembly.audit.replay()
+            await self.context.assembly.audit.replay()
 
     async def check_state_dir(self) -> None:
         """Latches and the audit outbox must be writable: DEGRADED while they are not.

@@ -3,6 +3,15 @@ holder while another instance leads (asking again the moment its lease would exp
 it up on a clean stop. Every change of role is logged, audited and counted; taking over
 starts with a reconcile pass (what the old leader latched) and then the actions this
 instance held back as a follower that nobody has taken yet.
+
+One instance id, one process (lease.py): at start, another process that holds this id and
+renews it while this one watches (at most lease_ttl) is alive, and this one is refused
+(`IdentityInUse`, exit 78). One that lets it expire was a dead predecessor (a SIGKILL, a
+crash before the restart): the id is taken over. One that neither renews nor lets it expire
+within the watch cannot be told apart: this process runs, acts on nothing, and says so
+(journal, STATUS, `status`, `supervisor_instance_id_conflict`) until the id is its own. So
+does a running process that finds its id taken by another (it was paused long enough to
+look dead): it stops leading at once.
 """
 
 from __future__ import annotations
@@ -10,13 +19,15 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Callable, Coroutine
+from dataclasses import dataclass
 from typing import Any
 
 import anyio
 
+from supervisor.constants import EX_CONFIG
 from supervisor.daemon.context import REDIS_TROUBLE, Context
 from supervisor.ha.leadership import Leadership, Role
-from supervisor.ha.lease import Granted, HeldElsewhere, LeaseStore
+from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 from supervisor.text import safe_line
 
@@ -24,6 +35,14 @@ log = logging.getLogger("supervisor")
 
 FOLLOWER_POLL_MIN_S = 0.05  # asks again no sooner than this, whatever the holder's TTL says
 EXPIRY_SLACK_S = 0.01  # asks this long after the holder's lease would have expired
+PTTL_RESOLUTION_S = 0.002  # Redis answers PTTL in whole milliseconds
+DUPLICATE_PROBLEM = "instance_id"  # the key of runtime.problems while the id is not ours
+
+
+class IdentityInUse(Exception):
+    """Another live process runs with this instance id: this one must not start."""
+
+    exit_code = EX_CONFIG
 
 
 class LeaseKeeper:
@@ -54,30 +73,113 @@ class LeaseKeeper:
                 log.exception("bug: the lease claim failed")
                 self._next_in_s = self.leadership.lease_ttl_s / 3
 
+    async def start(self) -> None:
+        """The first claim, before the first cycle; IdentityInUse when another live process
+        holds this instance id (it renewed its hold while this one watched)."""
+        deadline = self.monotonic() + self.leadership.lease_ttl_s + EXPIRY_SLACK_S
+        seen: HoldSeen | None = None
+        while True:
+            sent_at = self.monotonic()
+            reply = await self._ask()
+            if not isinstance(reply, IdentityTaken):
+                self._apply(reply, sent_at)  # the id is this process's
+                return
+            hold = HoldSeen.of(reply, sent_at, self.monotonic())
+            if seen is not None and renewed(seen, hold):
+                raise IdentityInUse(
+                    f"instance_id {self.leadership.instance!r} is in use: another live"
+                    f" trading-supervisor holds it in namespace"
+                    f" {self.context.assembly.namespace!r} (it renewed its hold while this"
+                    " one watched). Give each instance its own [supervisor] instance_id."
+                )
+            if self.monotonic() >= deadline:
+                self._apply(reply, sent_at)  # nobody can tell whether it lives: _duplicate
+                return
+            if seen is None:
+                log.warning(
+                    "instance_id %r is held by another process (boot %s): waiting up to %.1fs"
+                    " to see whether it is alive",
+                    self.leadership.instance,
+                    safe_line(reply.owner, 40),
+                    deadline - self.monotonic(),
+                )
+            seen = hold
+            await asyncio.sleep(self._watch_wait_s(reply))
+
+    def _watch_wait_s(self, reply: IdentityTaken) -> float:
+        """Until the hold would expire, but no longer than a renewal period."""
+        third_s = self.leadership.lease_ttl_s / 3
+        if reply.remaining_s is None:
+            return third_s
+        return max(FOLLOWER_POLL_MIN_S, min(reply.remaining_s + EXPIRY_SLACK_S, third_s))
+
     async def claim(self) -> None:
         """Renew or acquire once; learn who leads; act on a change of role."""
-        leadership = self.leadership
-        third_s = leadership.lease_ttl_s / 3
         sent_at = self.monotonic()
+        self._apply(await self._ask(), sent_at)
+
+    async def _ask(self) -> Granted | HeldElsewhere | IdentityTaken | None:
+        """One claim; None when Redis did not answer (noted as a problem)."""
+        leadership = self.leadership
         try:
-            with anyio.fail_after(min(self.context.assembly.redis_timeout_s * 2, third_s)):
-                reply = await self.store.claim(leadership.token, self.highest_seen)
+            with anyio.fail_after(
+                min(self.context.assembly.redis_timeout_s * 2, leadership.lease_ttl_s / 3)
+            ):
+                return await self.store.claim(leadership.token, self.highest_seen)
         except REDIS_TROUBLE as exc:
             self.context.note_problem("redis", exc)
+            return None
+
+    def _apply(self, reply: Granted | HeldElsewhere | IdentityTaken | None, sent_at: float) -> None:
+        leadership = self.leadership
+        third_s = leadership.lease_ttl_s / 3
+        if reply is None:
             if leadership.unreachable(self.monotonic()):
                 self._lost("Redis cannot be reached and the lease may have expired")
             self._next_in_s = third_s
-            self.context.observe_leadership()
-            return
-        if isinstance(reply, Granted):
+        elif isinstance(reply, IdentityTaken):
+            self._duplicate(reply)
+            self._next_in_s = third_s
+        elif isinstance(reply, Granted):
+            self._own_id()
             self._granted(reply.token, sent_at)
             self._next_in_s = third_s
         else:
+            self._own_id()
             self._held_elsewhere(reply)
             self._next_in_s = max(
                 FOLLOWER_POLL_MIN_S, min(third_s, reply.remaining_s + EXPIRY_SLACK_S)
             )
         self.context.observe_leadership()
+
+    def _duplicate(self, reply: IdentityTaken) -> None:
+        """Another process holds this instance id: lead no more, act on nothing, say so."""
+        leadership, problems = self.leadership, self.context.runtime.problems
+        why = (
+            f"another process (boot {safe_line(reply.owner, 40)}) runs with instance_id"
+            f" {safe_line(leadership.instance, 80)}"
+        )
+        if leadership.duplicate():
+            self._lost(why)
+        if DUPLICATE_PROBLEM not in problems:
+            log.error(
+                "identity: %s (this process is boot %s); this one acts on nothing until the"
+                " ids differ: give each instance its own [supervisor] instance_id",
+                why,
+                self.store.boot,
+            )
+            problems[DUPLICATE_PROBLEM] = f"{why}: acting on nothing"
+            self.context.refresh()
+        self.context.metrics.instance_id_conflict.set(1)
+
+    def _own_id(self) -> None:
+        """The instance id is this process's (again): clear a duplicate's problem."""
+        if self.context.runtime.problems.pop(DUPLICATE_PROBLEM, None) is not None:
+            log.warning(
+                "identity: instance_id %r is this process's again", self.leadership.instance
+            )
+            self.context.refresh()
+        self.context.metrics.instance_id_conflict.set(0)
 
     def _granted(self, token: int, sent_at: float) -> None:
         leadership = self.leadership
@@ -104,6 +206,12 @@ class LeaseKeeper:
         known = leadership.role is Role.FOLLOWER and leadership.leader == reply.holder
         if leadership.lost(reply.holder, reply.token):
             self._lost(f"{safe_line(reply.holder, 80)} holds the lease")
+        elif not known and reply.holder == leadership.instance:
+            log.warning(
+                "follower: an earlier process with this instance_id holds the lease (fencing"
+                " token %s) until it expires; this one takes it then",
+                reply.token if reply.token is not None else "?",
+            )
         elif not known:
             log.info(
                 "follower: %s leads (fencing token %s); this instance evaluates and publishes,"
@@ -119,15 +227,44 @@ class LeaseKeeper:
         )
 
     async def release(self) -> None:
-        """On a clean stop: give the lease up so that a follower takes over at once."""
+        """On a clean stop: give the lease up so that a follower takes over at once, and the
+        instance id so that a restart need not wait for it to expire."""
         token = self.leadership.token
-        if token is None or not self.leadership.leads(self.monotonic()):
-            return
+        if token is not None and not self.leadership.leads(self.monotonic()):
+            token = None  # a lapsed lease may be another's by now: only the id is given up
         try:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 released = await self.store.release(token)
         except REDIS_TROUBLE as exc:
             log.warning("leader: could not give the lease up (%s); it expires on its own", exc)
             return
-        if released:
+        if released and token is not None:
             log.info("leader: gave the lease up (fencing token %d)", token)
+
+
+@dataclass(frozen=True)
+class HoldSeen:
+    """Another process's hold on this instance id, as one read saw it: when it expires, on
+    this process's monotonic clock, somewhere between two bounds (Redis measured its time
+    to live between sending the read and receiving the answer). None: it never expires."""
+
+    owner: str
+    expires_after: float | None
+    expires_before: float | None
+
+    @classmethod
+    def of(cls, reply: IdentityTaken, sent_at: float, received_at: float) -> HoldSeen:
+        if reply.remaining_s is None:
+            return cls(reply.owner, None, None)
+        return cls(reply.owner, sent_at + reply.remaining_s, received_at + reply.remaining_s)
+
+
+def renewed(before: HoldSeen, after: HoldSeen) -> bool:
+    """Whether the other process showed it is alive between two reads: its hold now expires
+    later than it could have before (only a renewal moves an expiry later), or another
+    process took the id meanwhile. A hold that never expires (set by hand) proves nothing."""
+    if after.owner != before.owner:
+        return True
+    if after.expires_after is None or before.expires_before is None:
+        return False
+    return after.expires_after > before.expires_before + PTTL_RESOLUTION_S

@@ -23,12 +23,14 @@ from supervisor.config.settings import Settings
 from supervisor.constants import SHUTDOWN_GRACE_S
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.assembly import Assembly
+from supervisor.daemon.clock_reference import ClockReference
 from supervisor.daemon.context import Context
 from supervisor.daemon.cycle import Cycle
 from supervisor.daemon.housekeeping import Housekeeping
 from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.schedule import Schedule
+from supervisor.daemon.steps import Pass, prepare
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
@@ -54,7 +56,11 @@ class Supervisor:
         metrics = metrics or Metrics(kind_gauges=kind_gauges())
         assembly = Assembly.build(settings, metrics.audit_outbox_events.set)
         notifier = notifier or Notifier()
-        self.context = Context(assembly, metrics, notifier, clock or SteadyClock(), monotonic)
+        clock = clock or SteadyClock()
+        self.context = Context(assembly, metrics, notifier, clock, monotonic)
+        # Redis TIME against the daemon's clock (a clock passed in by a test has no use for it)
+        steady = clock if isinstance(clock, SteadyClock) else None
+        self.clock_reference = ClockReference(self.context, steady) if steady else None
         self._prepare_metrics(assembly)
         self.schedule = Schedule(metrics)
         self.acting = Acting(self.context)
@@ -71,10 +77,12 @@ class Supervisor:
             await self.housekeeping.check_state_dir()
             background = []
             if self.lease is not None:  # the role is known before the first cycle
-                await self.lease.claim()
+                await self.lease.start()  # IdentityInUse: another process has this id
                 background.append(self.lease.run())
             self.start()
             background.append(self.schedule.follow_clock_steps(self._replan))
+            if self.clock_reference is not None:
+                background.append(self.clock_reference.run())
             loop = asyncio.get_running_loop()
             tasks = [loop.create_task(work) for work in background]
             try:
@@ -88,10 +96,16 @@ class Supervisor:
         """Just became the leader: learn what the old one latched, carry out what it ordered
         and did not see done, then engage what this instance held back as a follower and
         nobody has engaged; publish the state."""
-        await self.reconciler.refresh()
-        adopted = await self.acting.adopt_orders()
-        self.acting.take_up_held(adopted)
-        await self.context.publish_state()
+        steps = Pass("take_over", self.context.metrics)  # each step fails alone
+        adopted: set[str] = set()
+
+        async def adopt() -> None:
+            adopted.update(await self.acting.adopt_orders())
+
+        await steps.step("reconcile", self.reconciler.refresh)
+        await steps.step("adopt_orders", adopt)
+        await steps.step("take_up_held", lambda: self.acting.take_up_held(adopted))
+        await steps.step("publish_state", self.context.publish_state)
 
     def start(self) -> None:
         context = self.context
@@ -187,6 +201,7 @@ class Supervisor:
     def _prepare_metrics(self, assembly: Assembly) -> None:
         actuators = [*assembly.actuators, *assembly.deadmen]
         self.context.metrics.prepare(assembly.watchdogs, actuators)
+        prepare(self.context.metrics)
 
     def _replan(self) -> None:
         self.schedule.replace_jobs(self._intervals(), self.cycle.run_job, self.housekeeping.run)

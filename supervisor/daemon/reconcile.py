@@ -2,22 +2,32 @@
 actions a crash interrupted), then every housekeeping pass: resets written by
 `trading-supervisor reset`, engagements made elsewhere (manually or by another supervisor),
 the actuators' real state, and the one automatic release (`auto_reset_after` on a
-reduce_only breaker)."""
+reduce_only breaker).
+
+A reset of an actuator whose store is read back waits for that store to read released: until
+then trading stays at its level ("reset, waiting for the venue to release"), it is never
+engaged again on its own, and a store still engaged RELEASE_WAIT_WARN_S after the reset is
+said once (journal, DEGRADED). A store found engaged while an action on it is still on its
+way is latched for that action's decision."""
 
 from __future__ import annotations
 
 import logging
+import uuid
 
 import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator
-from supervisor.daemon.acting import Acting
+from supervisor.constants import RELEASE_WAIT_WARN_S
+from supervisor.daemon.acting import Acting, latch_reason
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.runtime import Releasing
 from supervisor.latch import Latch, merge, without_reset
 from supervisor.model import Decision, Origin, Status
 from supervisor.pending import Order
 from supervisor.policy import Incident, PolicyState
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
+from supervisor.quantities import format_duration
 
 log = logging.getLogger("supervisor")
 
@@ -26,6 +36,8 @@ class Reconciler:
     def __init__(self, context: Context, acting: Acting) -> None:
         self.context = context
         self.acting = acting
+        self._read: set[str] = set()  # actuators whose store has been read since the start
+        self._told_released: set[str] = set()  # latched, found released at the venue: said
 
     async def restore(self) -> None:
         """Merge the engagements persisted in state_dir and Redis (the most restrictive wins),
@@ -96,7 +108,10 @@ class Reconciler:
         if published is None:
             return
         latches, resets = published
+        previous = self.context.runtime.resets
         self.context.runtime.resets = resets
+        if previous is not None:
+            self._note_resets(newly_reset(previous, resets))
         self._apply_resets(resets)
         self.acting.void_pending(resets)
         fresh = without_reset(latches, resets)
@@ -136,13 +151,32 @@ class Reconciler:
             self.context.note_problem("redis", exc)
             return None
 
+    def _note_resets(self, names: set[str]) -> None:
+        """A manual reset of `names`: forget what this process remembers of engaging them and
+        the orders it has not seen confirmed; a readable store must read released before
+        the reset is complete (until then the reset waits for the venue)."""
+        runtime = self.context.runtime
+        for name in sorted(names):
+            actuator = self.context.assembly.actuators.get(name)
+            if actuator is None:
+                continue
+            actuator.note_reset()
+            runtime.ordered.pop(name, None)
+            runtime.problems.pop(f"action {name}", None)
+            self._told_released.discard(name)
+            runtime.problems.pop(f"release {name}", None)
+            if actuator.readable:
+                runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
+        if names:
+            self.context.refresh()
+
     def _apply_resets(self, resets: dict[str, int]) -> None:
         runtime = self.context.runtime
         kept = without_reset(runtime.engaged, resets)
         if len(kept) == len(runtime.engaged):
             return
         for name in set(runtime.engaged) - set(kept):
-            log.warning("actuator=%s released by a manual reset", name)
+            log.warning("actuator=%s released by a manual reset: its latch is cleared", name)
         runtime.engaged = kept
         self.acting.save_file()
         self.context.refresh()
@@ -157,27 +191,116 @@ class Reconciler:
             where = "redis" if actuator.kind.startswith("redis") else f"actuator {actuator.name}"
             context.note_problem(where, exc)
             return
-        context.runtime.problems.pop(f"actuator {actuator.name}", None)
-        latch = context.runtime.engaged.get(actuator.name)
-        if engaged and latch is None:
-            self.acting.latch(actuator, f"{actuator.name} engaged (found in its store)")
-        elif not engaged and latch is not None:
-            # Latched but released without a recorded reset (flushed Redis, an unaudited
-            # write): nothing automatic ever un-trips, so engage it again.
+        first_read = actuator.name not in self._read
+        self._read.add(actuator.name)
+        if engaged:
+            self._found_engaged(actuator, first_read)
+            return
+        if actuator.name in context.runtime.engaged:
+            await self._resets_again()  # a reset between this pass's read and the release
+        self._found_released(actuator)
+
+    async def _resets_again(self) -> None:
+        """Read the resets again before taking a release for one without a reset: `reset`
+        records its reset, then releases; this pass may have read the resets in between."""
+        published = await self._read_redis()
+        if published is None:
+            return
+        resets = published[1]
+        previous = self.context.runtime.resets or {}
+        if resets != previous:
+            self.context.runtime.resets = resets
+            self._note_resets(newly_reset(previous, resets))
+            self._apply_resets(resets)
+
+    def _found_engaged(self, actuator: Actuator, first_read: bool) -> None:
+        runtime = self.context.runtime
+        name = actuator.name
+        runtime.problems.pop(f"actuator {name}", None)  # its store answers
+        if name in self._told_released:
+            self._told_released.discard(name)
+            runtime.problems.pop(f"release {name}", None)
+        if name in runtime.engaged:
+            return
+        ordered = self.acting.ordered_decision(name)
+        if ordered is not None:  # the action's own answer is on its way: it engaged it
+            runtime.releasing.pop(name, None)
+            self.acting.latch(actuator, latch_reason(name, ordered), ordered.watchdog)
+            return
+        resets = runtime.resets or {}
+        if name not in runtime.releasing and first_read and name in resets:
+            # Started after a reset that its store has not followed yet (a restart between
+            # a reset and the venue's release): the reset waits, nothing is latched.
+            runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
+            self.context.refresh()
+        waiting = runtime.releasing.get(name)
+        if waiting is not None:
+            self._still_waiting(name, waiting)
+        else:
+            self.acting.latch(actuator, f"{name} engaged (found in its store)")
+
+    def _still_waiting(self, name: str, waiting: Releasing) -> None:
+        """A reset whose store still reads engaged: said once when it has waited long."""
+        waited_s = self.context.clock() - waiting.since
+        if waiting.told or waited_s < RELEASE_WAIT_WARN_S:
+            return
+        waiting.told = True
+        log.error(
+            "actuator=%s: reset %s ago, and its store still reads engaged: release it at the"
+            " venue (it is not engaged again on its own)",
+            name,
+            format_duration(waited_s),
+        )
+        problem = f"reset {format_duration(waited_s)} ago, still engaged at the venue"
+        self.context.runtime.problems[f"release {name}"] = problem
+        self.context.refresh()
+
+    def _found_released(self, actuator: Actuator) -> None:
+        context = self.context
+        runtime = context.runtime
+        name = actuator.name
+        runtime.problems.pop(f"actuator {name}", None)  # its store answers
+        if runtime.releasing.pop(name, None) is not None:
+            log.warning("actuator=%s released at the venue: the reset is complete", name)
+            runtime.problems.pop(f"release {name}", None)
+            context.refresh()
+        latch = runtime.engaged.get(name)
+        if latch is None:
+            return
+        if actuator.relatch_on_release or self._incident_open(latch.watchdog):
+            self._engage_again(actuator, latch)
+        elif name not in self._told_released:
+            self._told_released.add(name)
             log.error(
-                "actuator=%s found released without a reset: engaging it again", actuator.name
+                "actuator=%s released at the venue without a reset: trading stays %s here"
+                " until `trading-supervisor reset` (not engaged again: its incident is over)",
+                name,
+                latch.level.name,
             )
-            self.acting.start(
-                Decision(
-                    watchdog="",
-                    severity=Status.BREACH,
-                    actuators=(actuator.name,),
-                    reason=latch.reason,
-                    incident_id="latch",
-                    at=context.clock(),
-                    origin=Origin.LATCH,
-                )
+            runtime.problems[f"release {name}"] = "released at the venue without a reset"
+            context.refresh()
+
+    def _incident_open(self, watchdog: str) -> bool:
+        state = self.context.runtime.policy.get(watchdog)
+        return state is not None and state.incident is not None
+
+    def _engage_again(self, actuator: Actuator, latch: Latch) -> None:
+        """Latched but released without a recorded reset (flushed Redis, an unaudited write):
+        nothing automatic ever un-trips, so engage it again, under an incident of its own per
+        latch (a venue that deduplicates by key must act on a later latch's order too)."""
+        log.error("actuator=%s found released without a reset: engaging it again", actuator.name)
+        stamp = latch.seq if latch.seq is not None else uuid.uuid5(uuid.NAMESPACE_OID, repr(latch))
+        self.acting.start(
+            Decision(
+                watchdog="",
+                severity=Status.BREACH,
+                actuators=(actuator.name,),
+                reason=latch.reason,
+                incident_id=f"latch-{stamp}",
+                at=self.context.clock(),
+                origin=Origin.LATCH,
             )
+        )
 
     async def _auto_reset(self) -> None:
         """The one automatic release: a reduce_only breaker with `auto_reset_after`, once that
@@ -225,3 +348,8 @@ class Reconciler:
             latch.watchdog,
         )
         context.refresh()
+
+
+def newly_reset(before: dict[str, int], after: dict[str, int]) -> set[str]:
+    """The actuators a reset numbered higher than the last one seen released since."""
+    return {name for name, seq in after.items() if seq > before.get(name, 0)}

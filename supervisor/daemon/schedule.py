@@ -22,7 +22,7 @@ from apscheduler.events import EVENT_JOB_ERROR, EVENT_JOB_MAX_INSTANCES, EVENT_J
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from supervisor.clock import STEP_S
+from supervisor.clock import AGREE_S
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, MISFIRE_GRACE_S
 from supervisor.model import Verdicts
 from supervisor.publish.metrics import Metrics
@@ -35,6 +35,9 @@ MIN_RESCHEDULE_S = 0.01  # never re-arm a job closer than this: it must have fin
 # waiting behind a full read of 100,000 instruments (~0.1 s) would make detection that late.
 REGULAR_RUN_MARGIN = 1.5
 CLOCK_WATCH_S = 0.5
+# A step of the system clock this large moves a job planned on it by as much: re-plan. Even a
+# boot-time NTP step of 0.4 s would otherwise hold a deadline run back by that much.
+REPLAN_STEP_S = 10 * AGREE_S
 
 WatchdogJob = Callable[[str], Awaitable[None]]
 HousekeepingJob = Callable[[], Awaitable[None]]
@@ -150,8 +153,8 @@ class Schedule:
             await asyncio.sleep(CLOCK_WATCH_S)
             wall, mono = time.time(), time.monotonic()
             step_s = (wall - last_wall) - (mono - last_mono)
-            if abs(step_s) > STEP_S:
-                log.warning("system clock stepped by %+.1fs: re-planning every job", step_s)
+            if abs(step_s) > REPLAN_STEP_S:
+                log.warning("system clock stepped by %+.3fs: re-planning every job", step_s)
                 replan()
             last_wall, last_mono = wall, mono
 

@@ -15,6 +15,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
 from supervisor.constants import HEARTBEAT_TTL_CYCLES, HOUSEKEEPING_INTERVAL_S
 
@@ -60,14 +61,22 @@ async def publish_instance(redis: Redis, namespace: str, record: InstanceRecord)
 
 
 async def read_instances(redis: Redis, namespace: str) -> list[dict[str, str]]:
-    """The live instances' records (leader first, then by id)."""
-    members = sorted(_text(m) for m in await redis.smembers(instances_key(namespace)))
-    members = members[:MAX_INSTANCES_SHOWN]
+    """The live instances' records (leader first, then by id). A key of the wrong type
+    (written by hand) reads as no record: the others are still shown."""
+    try:
+        raw_members = await redis.smembers(instances_key(namespace))
+    except ResponseError:  # not a set
+        return []
+    members = sorted(_text(m) for m in raw_members)[:MAX_INSTANCES_SHOWN]
     async with redis.pipeline(transaction=False) as pipe:
         for member in members:
             pipe.hgetall(instance_key(namespace, member))
-        hashes = await pipe.execute()
-    live = [{_text(k): _text(v) for k, v in h.items()} for h in hashes if h]
+        hashes = await pipe.execute(raise_on_error=False)
+    for result in hashes:
+        if isinstance(result, Exception) and not isinstance(result, ResponseError):
+            raise result  # the connection, not a key
+    records = [h for h in hashes if isinstance(h, dict) and h]
+    live = [{_text(k): _text(v) for k, v in h.items()} for h in records]
     return sorted(live, key=lambda r: (r.get("role") != "leader", r.get("instance", "")))
 
 

@@ -26,6 +26,7 @@ class Role(StrEnum):
     LEADER = "leader"  # holds the lease (until its deadline, by the monotonic clock)
     FOLLOWER = "follower"  # another instance holds the lease
     NO_LEASE = "no_lease"  # Redis cannot be reached: nobody can hold a lease
+    DUPLICATE = "duplicate"  # another process runs with this instance id: acts on nothing
 
 
 @dataclass
@@ -78,6 +79,14 @@ class Leadership:
         was_leader = self.role is Role.LEADER
         self.role, self.token, self.acquired_at = Role.FOLLOWER, None, None
         self.leader, self.leader_token = holder, holder_token
+        return was_leader
+
+    def duplicate(self) -> bool:
+        """Another process holds this instance id: this one leads no more and acts on
+        nothing until the ids differ. True if this one led until now."""
+        was_leader = self.role is Role.LEADER
+        self.role, self.token, self.acquired_at = Role.DUPLICATE, None, None
+        self.leader, self.leader_token = None, None
         return was_leader
 
     def unreachable(self, now: float) -> bool:

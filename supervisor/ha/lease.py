@@ -6,45 +6,93 @@ without a new token, and a renewal extends only the caller's own lease (compare-
 A token never goes backward, even when Redis lost the counter (a FLUSHALL, a failover to a
 replica that missed the last INCR): the claimant sends the highest token it has seen, and a
 counter at or below it is moved past it.
+
+One instance id, one process: every claim first takes or renews `{ns}:identity:{id}`, which
+holds the process's boot nonce (random, new at every start) and expires after lease_ttl like
+the lease. A claim that finds another nonce there is refused (`IdentityTaken`): another
+process runs with this instance id. The lease, too, belongs to the holder's id *and* nonce
+(`{ns}:leader:boot`), so a second process with the same id never renews nor re-takes the
+first one's lease: two processes with one id can never both believe they hold it.
 """
 
 from __future__ import annotations
 
+import logging
+import secrets
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
+from redis.exceptions import ResponseError
 
-# KEYS: leader, token, fencing counter. ARGV: instance, ttl ms, the caller's token ("" if
-# none), the highest token the caller has seen.
-# Returns {1, token} when the caller holds the lease now, else {0, holder, token, pttl ms}.
+from supervisor.stored import SIGHTINGS
+from supervisor.stored_redis import TTL_MS, aside_key, is_wrong_type, repair_types
+
+log = logging.getLogger("supervisor")
+
+# KEYS: leader, token, fencing counter, the leader's boot nonce, this id's identity, where a
+# counter INCR refuses goes. ARGV: instance, ttl ms, the caller's token ("" if none), the
+# highest token the caller has seen, the caller's boot nonce, ttl ms of a value set aside.
+# Returns {1, token, recovered} when the caller holds the lease now (recovered: 1 if the
+# counter INCR refused had to be moved past the highest token known), {0, holder, token,
+# pttl ms} when another instance does, {2, nonce, pttl ms} when another process holds this
+# instance id.
 CLAIM = """
+local owner = redis.call('GET', KEYS[5])
+if owner and owner ~= ARGV[5] then
+  return {2, owner, redis.call('PTTL', KEYS[5])}
+end
+redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[2])
 local holder = redis.call('GET', KEYS[1])
 local held = redis.call('GET', KEYS[2])
-if holder == ARGV[1] and ARGV[3] ~= '' and held == ARGV[3] then
+local mine = holder == ARGV[1] and redis.call('GET', KEYS[4]) == ARGV[5]
+if mine and ARGV[3] ~= '' and held == ARGV[3] then
   redis.call('PEXPIRE', KEYS[1], ARGV[2])
   redis.call('PEXPIRE', KEYS[2], ARGV[2])
-  return {1, ARGV[3]}
+  redis.call('PEXPIRE', KEYS[4], ARGV[2])
+  return {1, ARGV[3], 0}
 end
-if holder == false or holder == ARGV[1] then
-  local token = redis.call('INCR', KEYS[3])
+if holder == false or mine then
   local floor = tonumber(ARGV[4])
-  if token <= floor then
+  if held and string.match(held, '^%d+$') and string.len(held) < 16 then
+    floor = math.max(floor, tonumber(held))
+  end
+  local token = redis.pcall('INCR', KEYS[3])
+  local recovered = 0
+  if type(token) == 'table' then
+    recovered = 1
+    if redis.call('TYPE', KEYS[3]).ok == 'string' then
+      redis.call('SET', KEYS[6], redis.call('GET', KEYS[3]), 'PX', ARGV[6])
+    else
+      redis.call('RENAME', KEYS[3], KEYS[6])
+      redis.call('PEXPIRE', KEYS[6], ARGV[6])
+    end
+    token = floor + 1
+    redis.call('SET', KEYS[3], token)
+  elseif token <= floor then
     token = floor + 1
     redis.call('SET', KEYS[3], token)
   end
   redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
   redis.call('SET', KEYS[2], token, 'PX', ARGV[2])
-  return {1, tostring(token)}
+  redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[2])
+  return {1, tostring(token), recovered}
 end
 return {0, holder, held or '', redis.call('PTTL', KEYS[1])}
 """
 
-# KEYS: leader, token. ARGV: instance, token. Gives the lease up if the caller still holds it.
+# KEYS: leader, token, the leader's boot nonce, this id's identity. ARGV: instance, token,
+# boot nonce. Gives the lease up if the caller still holds it, and the instance id if it is
+# still the caller's (a clean stop: a restart need not wait for them to expire).
 RELEASE = """
-if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2] then
-  return redis.call('DEL', KEYS[1], KEYS[2])
+local released = 0
+if redis.call('GET', KEYS[1]) == ARGV[1] and redis.call('GET', KEYS[2]) == ARGV[2]
+    and redis.call('GET', KEYS[3]) == ARGV[3] then
+  released = redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
 end
-return 0
+if redis.call('GET', KEYS[4]) == ARGV[3] then
+  redis.call('DEL', KEYS[4])
+end
+return released
 """
 
 
@@ -60,9 +108,40 @@ def fencing_key(namespace: str) -> str:
     return f"{namespace}:leader:fencing"
 
 
+def boot_key(namespace: str) -> str:
+    return f"{namespace}:leader:boot"
+
+
+def identity_key(namespace: str, instance: str) -> str:
+    return f"{namespace}:identity:{instance}"
+
+
+def lease_keys(namespace: str) -> list[str]:
+    """The lease's keys (strings), the instance's identity aside."""
+    return [
+        leader_key(namespace),
+        token_key(namespace),
+        fencing_key(namespace),
+        boot_key(namespace),
+    ]
+
+
+def new_boot_nonce() -> str:
+    """A process's own mark, new at every start: two processes never share one."""
+    return secrets.token_hex(8)
+
+
 @dataclass(frozen=True)
 class Granted:
     token: int
+
+
+@dataclass(frozen=True)
+class IdentityTaken:
+    """Another process (boot nonce `owner`) holds this instance id; nothing was claimed."""
+
+    owner: str
+    remaining_s: float | None  # how long its hold has left, by Redis; None: it never expires
 
 
 @dataclass(frozen=True)
@@ -73,30 +152,62 @@ class HeldElsewhere:
 
 
 class LeaseStore:
-    def __init__(self, redis: Redis, namespace: str, instance: str, ttl_s: float) -> None:
+    def __init__(
+        self, redis: Redis, namespace: str, instance: str, ttl_s: float, boot: str = ""
+    ) -> None:
         self.instance = instance
+        self.boot = boot or new_boot_nonce()
         self.ttl_ms = int(ttl_s * 1000)
-        self.keys = [leader_key(namespace), token_key(namespace), fencing_key(namespace)]
+        self.keys = [*lease_keys(namespace), identity_key(namespace, instance)]
+        self.namespace = namespace
+        self._redis = redis
+        self.aside = aside_key(namespace, fencing_key(namespace))
         self._claim = redis.register_script(CLAIM)
         self._release = redis.register_script(RELEASE)
 
-    async def claim(self, token: int | None, highest_seen: int) -> Granted | HeldElsewhere:
-        """Renew this instance's lease (`token`), or acquire it if nobody holds it."""
+    async def claim(
+        self, token: int | None, highest_seen: int
+    ) -> Granted | HeldElsewhere | IdentityTaken:
+        """Renew this process's lease (`token`), or acquire it if nobody holds it; first
+        this process's hold on its instance id."""
         args: list[str | int] = [
             self.instance,
             self.ttl_ms,
             "" if token is None else token,
             highest_seen,
+            self.boot,
+            TTL_MS,
         ]
-        reply = await self._claim(keys=self.keys, args=args)
+        try:
+            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
+        except ResponseError as exc:  # a key of the wrong type (by hand): set aside, again
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self._redis, self.namespace, dict.fromkeys(self.keys, "string"))
+            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
         if int(reply[0]) == 1:
+            if int(reply[2]) == 1:
+                self._recovered(int(reply[1]), highest_seen)
             return Granted(int(reply[1]))
+        if int(reply[0]) == 2:
+            pttl_ms = int(reply[2])
+            return IdentityTaken(_text(reply[1]), pttl_ms / 1000 if pttl_ms >= 0 else None)
         holder, held, pttl_ms = reply[1:4]
         return HeldElsewhere(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
 
-    async def release(self, token: int) -> bool:
-        """Give the lease up (a clean stop): the follower takes over at once."""
-        return bool(await self._release(keys=self.keys[:2], args=[self.instance, token]))
+    def _recovered(self, token: int, highest_seen: int) -> None:
+        counter = self.keys[2]
+        why = "INCR refused it (not an integer, or at 2**63-1)"
+        then = f"moved past the highest token known ({highest_seen}) to {token}"
+        SIGHTINGS.report("leader", counter, str(token), why, f"{then}; set aside as {self.aside}")
+        log.warning("%s could not be incremented: recovered, %s", counter, then)
+
+    async def release(self, token: int | None) -> bool:
+        """Give the lease (and the instance id) up on a clean stop: a follower takes over at
+        once, and a restart with this id need not wait."""
+        keys = [self.keys[0], self.keys[1], self.keys[3], self.keys[4]]
+        args = [self.instance, "" if token is None else token, self.boot]
+        return bool(await self._release(keys=keys, args=args))
 
 
 def _text(raw: bytes | str) -> str:

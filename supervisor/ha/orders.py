@@ -14,15 +14,13 @@ failing) never fires on a takeover days later.
 from __future__ import annotations
 
 import json
-import logging
 from collections.abc import Iterable
 
 from redis.asyncio import Redis
 
+from supervisor import stored
 from supervisor.pending import Order
-from supervisor.text import safe_line
-
-log = logging.getLogger("supervisor")
+from supervisor.stored_redis import set_aside_string
 
 ORDER_TTL_LEASES = 3
 
@@ -46,7 +44,8 @@ class SharedOrders:
 
     async def load(self, actuators: Iterable[str]) -> list[Order]:
         """The orders in Redis for `actuators`; one that is not a whole order (written by
-        hand, another version) is logged and left out."""
+        hand, another version) is said once, counted, set aside and left out. A key that is
+        not a string reads as none (MGET)."""
         names = list(actuators)
         if not names:
             return []
@@ -56,8 +55,8 @@ class SharedOrders:
             if raw is None:
                 continue
             try:
-                orders.append(Order.from_dict(json.loads(raw)))
-            except (ValueError, KeyError, TypeError) as exc:
-                shown = safe_line(order_key(self.namespace, name), 120)
-                log.error("%s is not a usable order (%s): ignored", shown, exc)
+                orders.append(Order.from_dict(stored.decode_json(raw)))
+            except stored.Unreadable as exc:
+                key = order_key(self.namespace, name)
+                await set_aside_string(self.redis, self.namespace, key, raw, str(exc), "ignored")
         return orders

@@ -16,14 +16,20 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Iterable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 from supervisor import __version__
 from supervisor.gauges import KindGauge
 from supervisor.model import Health, Status, TradingState, WatchdogRun
 from supervisor.publish.subject_metrics import SubjectSeries
+from supervisor.stored import SIGHTINGS, STORES
+
+if TYPE_CHECKING:
+    from supervisor.latch import Latch
 
 log = logging.getLogger(__name__)
 
@@ -48,6 +54,14 @@ class Metrics:
         self.watchdog_status = Gauge(
             "supervisor_watchdog_status",
             "0 OK, 1 WARN, 2 BREACH, 3 CRITICAL, 4 UNKNOWN.",
+            ["watchdog"],
+            registry=r,
+        )
+        self.watchdog_confirmed = Gauge(
+            "supervisor_watchdog_confirmed_status",
+            "The highest severity the watchdog's open incident has confirmed (trip_after runs in"
+            " a row): 0 none, 1 WARN, 2 BREACH, 3 CRITICAL; held until clear_after OK runs"
+            " end the incident.",
             ["watchdog"],
             registry=r,
         )
@@ -84,6 +98,24 @@ class Metrics:
             "1 while any halted/flatten actuator is engaged.",
             registry=r,
         )
+        self.decision_unconfirmed = Gauge(
+            "supervisor_decision_unconfirmed",
+            "Actuators ordered by a decision and not yet confirmed engaged (counted in"
+            " supervisor_trading_state at once).",
+            registry=r,
+        )
+        self.action_failing = Gauge(
+            "supervisor_action_failing",
+            "1 from an action's first failed attempt until it is confirmed (or reset).",
+            ["actuator"],
+            registry=r,
+        )
+        self.reset_waiting = Gauge(
+            "supervisor_reset_waiting_for_venue",
+            "1 between a manual reset and its venue's store reading released.",
+            ["actuator"],
+            registry=r,
+        )
         self.actions = Counter(
             "supervisor_actions",
             "Actions by actuator and outcome.",
@@ -112,6 +144,19 @@ class Metrics:
             "Audit events waiting in the local outbox for Postgres.",
             registry=r,
         )
+        self.actuator_engaged = Gauge(
+            "supervisor_actuator_engaged",
+            "1 per latched actuator, at its level, with the watchdog whose incident engaged it"
+            " (empty: manual or restored); a reset removes the series.",
+            ["actuator", "level", "watchdog"],
+            registry=r,
+        )
+        self._latch_series: set[tuple[str, str, str]] = set()
+        self.audit_postgres_enabled = Gauge(
+            "supervisor_audit_postgres_enabled",
+            "1 when [postgres] dsn is set: the audit outbox is meant to drain into Postgres.",
+            registry=r,
+        )
         self.build_info = Gauge(
             "supervisor_build_info", "Build information.", ["version"], registry=r
         )
@@ -129,15 +174,53 @@ class Metrics:
             " leaders count only these).",
             registry=r,
         )
+        self.instance_id_conflict = Gauge(
+            "supervisor_instance_id_conflict",
+            "1 while another process holds this instance's instance_id (with [ha] on): this one"
+            " acts on nothing until the ids differ.",
+            registry=r,
+        )
         self.fencing_token = Gauge(
             "supervisor_leader_fencing_token",
             "The fencing token of this instance's lease while it leads; 0 otherwise.",
             registry=r,
         )
+        self.clock_offset = Gauge(
+            "supervisor_clock_offset_seconds",
+            "Redis TIME minus this daemon's clock (positive: Redis ahead), round-trip corrected,"
+            " from the fastest reading of the last 30 s; NaN while Redis TIME is not read.",
+            registry=r,
+        )
+        self.clock_offset.set(math.nan)
+        self.clock_offset_uncertainty = Gauge(
+            "supervisor_clock_offset_uncertainty_seconds",
+            "Half the round trip of the reading behind supervisor_clock_offset_seconds.",
+            registry=r,
+        )
+        self.clock_offset_uncertainty.set(math.nan)
+        self.clock_offset_max = Gauge(
+            "supervisor_clock_offset_max_seconds",
+            "[supervisor] max_clock_offset: beyond it (less the uncertainty) health is DEGRADED.",
+            registry=r,
+        )
+        self.clock_unbelieved = Gauge(
+            "supervisor_clock_unbelieved_step_seconds",
+            "The system clock minus this daemon's clock: a step not (yet) believed, 0 otherwise.",
+            registry=r,
+        )
+        self.step_failures = Counter(
+            "supervisor_pass_step_failures",
+            "Steps of a housekeeping pass or a takeover that failed on a bug (the rest of the"
+            " pass went on; the journal has the traceback).",
+            ["step"],
+            registry=r,
+        )
+        r.register(UnreadableEntries())
         self.kind_gauges = dict(kind_gauges)
         self.subject_series = SubjectSeries(kind_gauges)
         r.register(self.subject_series)
         self._server: Any = None
+        self._actuators: set[str] = set()  # with an action_failing and reset_waiting series
 
     def serve(self, host: str, port: int) -> None:
         self._server, _thread = start_http_server(port, addr=host, registry=self.registry)
@@ -159,6 +242,9 @@ class Metrics:
             self.check_cut_offs.labels(watchdog)
         for actuator in actuators:
             self.actions.labels(actuator, "failed")
+            self._actuators.add(actuator)
+            self.action_failing.labels(actuator).set(0)
+            self.reset_waiting.labels(actuator).set(0)
 
     def observe_run(self, kind: str, run: WatchdogRun, subject_metrics: str = "auto") -> None:
         verdicts = run.verdicts
@@ -174,11 +260,25 @@ class Metrics:
     def forget_watchdogs(self, names: list[str]) -> None:
         """Drop the series of watchdogs a reload removed: a gone watchdog is not "stuck"."""
         per_watchdog = [self.watchdog_status, self.last_run, self.duration, self.check_cut_offs]
+        per_watchdog.append(self.watchdog_confirmed)
         per_watchdog += [self.subjects, self.value_max]
         for name in names:
             self.subject_series.forget(name)  # its subjects, in every gauge
             for metric in per_watchdog:
                 metric.remove_by_labels({"watchdog": name})
+
+    def observe_confirmed(self, watchdog: str, status: Status) -> None:
+        self.watchdog_confirmed.labels(watchdog).set(status)
+
+    def observe_latches(self, latches: Mapping[str, Latch]) -> None:
+        """One series per latch; a released one loses its series. Removed and added one by
+        one (never clear()): a scrape in between must not see every latch gone."""
+        wanted = {(name, latch.level.name, latch.watchdog) for name, latch in latches.items()}
+        for labels in self._latch_series - wanted:
+            self.actuator_engaged.remove(*labels)
+        for labels in wanted:
+            self.actuator_engaged.labels(*labels).set(1)
+        self._latch_series = wanted
 
     def observe_state(
         self, trading: TradingState, health: Health, breaker: bool, kill: bool
@@ -187,3 +287,34 @@ class Metrics:
         self.health_state.set(health)
         self.breaker_tripped.set(int(breaker))
         self.kill_switch_engaged.set(int(kill))
+
+    def observe_actions(self, ordered: Mapping[str, str], releasing: Iterable[str]) -> None:
+        """`ordered`: actuator -> its last failed attempt ("" while none failed), for the
+        actions not yet confirmed; `releasing`: actuators whose reset waits for the venue."""
+        self.decision_unconfirmed.set(len(ordered))
+        waiting = set(releasing)
+        self._actuators |= set(ordered) | waiting
+        for name in self._actuators:
+            self.action_failing.labels(name).set(1 if ordered.get(name) else 0)
+            self.reset_waiting.labels(name).set(1 if name in waiting else 0)
+
+
+class UnreadableEntries(Collector):
+    """`supervisor_unreadable_entries_total{store}`: stored entries found unreadable (each
+    counted once), read at scrape time from the process-wide tally (supervisor/stored.py).
+    Every store has a series from the start, so that `increase()` sees the first one."""
+
+    def collect(self) -> Iterable[CounterMetricFamily]:
+        family = CounterMetricFamily(
+            "supervisor_unreadable_entries",
+            "Entries of the supervisor's own Redis keys and state files that could not be read"
+            " back (said once in the journal, set aside under {ns}:unreadable:... or renamed).",
+            labels=["store"],
+        )
+        counts = SIGHTINGS.counts()
+        for store in STORES:
+            family.add_metric([store], counts.get(store, 0))
+        other = sum(n for store, n in counts.items() if store not in STORES)
+        if other:
+            family.add_metric(["other"], other)
+        yield family

@@ -12,8 +12,19 @@ from supervisor.sources.redis import connect
 from supervisor.values import parse_number
 
 
+def configured_groups(settings: Settings) -> dict[str, bool]:
+    """Whether any actuator is a breaker (reduce-only) or a kill switch (halted, flatten):
+    `status` says "none configured" rather than a state the daemon publishes regardless."""
+    levels = {getattr(a, "level", None) for a in settings.actuators.values()}
+    return {
+        "breaker": "reduce_only" in levels,
+        "kill_switch": bool(levels & {"halted", "flatten"}),
+    }
+
+
 async def read_published(settings: Settings) -> dict[str, object]:
-    """The published state as plain data; `alive` says whether a heartbeat is present."""
+    """The published state as plain data; `alive` says whether a heartbeat is present,
+    `configured` which groups of actuators the config has."""
     ns = settings.supervisor.namespace
     redis = connect(settings.redis, "trading-supervisor-status")
     try:
@@ -22,12 +33,17 @@ async def read_published(settings: Settings) -> dict[str, object]:
             pipe.get(heartbeat_key(ns))
             for watchdog in settings.watchdogs:
                 pipe.hgetall(watchdog_key(ns, watchdog.name))
-            state, heartbeat, *watchdogs = await pipe.execute()
+            # A key of the wrong type fails alone (WRONGTYPE): the rest is still shown.
+            state, heartbeat, *watchdogs = await pipe.execute(raise_on_error=False)
         instances = await read_instances(redis, ns)
     except (RedisError, OSError) as exc:
         return {"alive": False, "error": f"redis: {first_line(exc)}"}
     finally:
         await redis.aclose()
+    for result in (state, heartbeat, *watchdogs):
+        if isinstance(result, OSError):  # the connection, not a key: no answer at all
+            return {"alive": False, "error": f"redis: {first_line(result)}"}
+    heartbeat = None if isinstance(heartbeat, RedisError) else heartbeat
     return {
         "alive": heartbeat is not None,
         "heartbeat_at": _epoch(heartbeat),
@@ -36,6 +52,7 @@ async def read_published(settings: Settings) -> dict[str, object]:
             w.name: _decode(h) for w, h in zip(settings.watchdogs, watchdogs, strict=True)
         },
         "instances": instances,
+        "configured": configured_groups(settings),
     }
 
 
@@ -48,5 +65,7 @@ def _epoch(raw: bytes | None) -> float | None:
         return None
 
 
-def _decode(fields: dict[bytes, bytes]) -> dict[str, str]:
+def _decode(fields: dict[bytes, bytes] | Exception) -> dict[str, str]:
+    if isinstance(fields, Exception):  # not a hash: written by hand, shown as nothing
+        return {}
     return {k.decode("utf-8", "replace"): v.decode("utf-8", "replace") for k, v in fields.items()}

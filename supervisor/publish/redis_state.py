@@ -36,6 +36,8 @@ class StateSnapshot:
     leader: str
     version: str
     updated_at: float
+    clock_offset: str = ""  # Redis TIME minus the daemon's clock, seconds; "" not measured
+    clock_offset_uncertainty: str = ""  # half the round trip of that reading
 
 
 def state_key(namespace: str) -> str:

@@ -36,7 +36,7 @@ import jmespath
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration, JmesPath, Text
+from supervisor.config.types import Duration, JmesPath, PositiveDuration, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
@@ -65,8 +65,8 @@ class CbStalenessConfig(WatchdogBase, AgeThresholds):
     json_field: JmesPath | None = None
     timestamp_key: Text | None = None
     unit: TimestampUnit = "auto"
-    warn_s: Duration | None = Field(5.0, alias="warn", gt=0)  # the runbook's SLA: <= 5 s
-    breach_s: Duration = Field(10.0, alias="breach", gt=0)  # page above 10 s
+    warn_s: PositiveDuration | None = Field(5.0, alias="warn")  # the runbook's SLA: <= 5 s
+    breach_s: PositiveDuration = Field(10.0, alias="breach")  # page above 10 s
     max_future_s: Duration = Field(2.0, alias="max_future")
     fail_closed: bool = True
 

@@ -43,8 +43,8 @@ import httpx
 import jmespath
 from pydantic import Field
 
-from supervisor.config.types import Duration, Headers, HttpUrl, JmesPath
-from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.config.types import Headers, HttpUrl, JmesPath, PositiveDuration
+from supervisor.config.watchdog_base import AlertLevels, WatchdogBase
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
@@ -61,8 +61,11 @@ class HttpHealthConfig(WatchdogBase):
     url: HttpUrl
     headers: Headers = {}
     expect_status: list[Annotated[int, Field(ge=100, le=599)]] = Field([200], min_length=1)
-    max_latency_s: Duration | None = Field(None, alias="max_latency", gt=0)
+    max_latency_s: PositiveDuration | None = Field(None, alias="max_latency")
     expect: JmesPath | None = None  # must evaluate to boolean true, e.g. "ok == `true`"
+
+    def alert_levels(self, subject: str) -> AlertLevels:
+        return AlertLevels(warn=self.max_latency_s)  # slower than it: WARN, never a trip
 
 
 class HttpHealth(Watchdog):

@@ -52,8 +52,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
-from supervisor.config.types import Duration, Text
-from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.config.types import PositiveDuration, Text
+from supervisor.config.watchdog_base import AlertLevels, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.errors import first_line
@@ -122,13 +122,16 @@ class LockTtlConfig(WatchdogBase):
     """What each limit means: see the module docstring above."""
 
     kind: Literal["lock_ttl"]
-    keys: list[Text] = Field(min_length=1)
-    max_ttl_s: Duration | None = Field(None, alias="max_ttl", gt=0)
-    max_hold_s: Duration | None = Field(None, alias="max_hold", gt=0)
+    keys: list[Text] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
+    max_ttl_s: PositiveDuration | None = Field(None, alias="max_ttl")
+    max_hold_s: PositiveDuration | None = Field(None, alias="max_hold")
     # The TTL must be seen counting down (no renewal between two checks) at least this often.
-    min_ttl_progress_s: Duration | None = Field(None, alias="min_ttl_progress", gt=0)
+    min_ttl_progress_s: PositiveDuration | None = Field(None, alias="min_ttl_progress")
     require_owner: list[Text] = []
     release_orphans: bool = False  # compare-and-delete a lock with no expiry (audited)
+
+    def alert_levels(self, subject: str) -> AlertLevels:
+        return AlertLevels(breach=self.max_ttl_s)  # the value is the TTL: above it, BREACH
 
     @model_validator(mode="after")
     def _known_keys(self) -> LockTtlConfig:

@@ -48,7 +48,12 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from supervisor.config.types import Duration, Query
-from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase, check_order
+from supervisor.config.watchdog_base import (
+    AlertLevels,
+    ValueThresholds,
+    WatchdogBase,
+    check_order,
+)
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need, WatchdogKind
 from supervisor.gauges import KindGauge
@@ -107,6 +112,11 @@ class PoisonQueueConfig(WatchdogBase, ValueThresholds):
     oldest_warn_s: Duration | None = Field(None, alias="oldest_warn")
     oldest_breach_s: Duration | None = Field(None, alias="oldest_breach")
     oldest_critical_s: Duration | None = Field(None, alias="oldest_critical")
+
+    def alert_levels(self, subject: str) -> AlertLevels:
+        if subject == OLDEST:
+            return AlertLevels(self.oldest_warn_s, self.oldest_breach_s)
+        return AlertLevels(self.warn, self.breach)
 
     @model_validator(mode="after")
     def _poison_rules(self) -> PoisonQueueConfig:

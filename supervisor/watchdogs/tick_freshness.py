@@ -29,7 +29,7 @@ from supervisor.watchdogs.tick_reads import TickReads
 class TickFreshnessConfig(WatchdogBase, AgeThresholds):
     kind: Literal["tick_freshness"]
     key: Text
-    instruments: list[Text] = Field(min_length=1)
+    instruments: list[Text] = Field(min_length=1, json_schema_extra={"uniqueItems": True})
     field: Text | None = None  # a hash field
     json_field: JmesPath | None = None  # a field of a JSON value
     stream: bool = False  # the key is a stream: the last entry's id (or its `field`)

@@ -141,3 +141,40 @@ def test_every_query_is_valid_promql(promtool: str, tmp_path: Path) -> None:
 def test_every_metric_in_the_dashboard_is_exported_by_a_live_daemon(live_metrics: str) -> None:
     used = {name for expr in expressions() for name in metric_names(expr)}
     assert used - exported_names(live_metrics) == set()
+
+
+def panel_titled(title: str) -> dict[str, Any]:
+    (found,) = [panel for panel in panels() if panel["title"] == title]
+    return found
+
+
+def test_a_panel_says_when_the_supervisor_does_not_answer() -> None:
+    """Not only SupervisorDown: at a glance, a dead supervisor is DOWN, not a blank board
+    (tests/deploy/test_alerting_live.py evaluates it in a real Prometheus)."""
+    panel = panel_titled("Supervisor answering")
+    (target,) = panel["targets"]
+    assert target["expr"].startswith('(up{instance=~"$instance"}')
+    assert "unless on (instance, job) up" in target["expr"]  # gone from the scrape config
+    (mapping,) = panel["fieldConfig"]["defaults"]["mappings"]
+    assert {value: option["text"] for value, option in mapping["options"].items()} == {
+        "1": "UP",
+        "0": "DOWN",
+    }
+
+
+def test_heartbeat_age_keeps_rising_while_the_supervisor_is_dead() -> None:
+    """The age from the last heartbeat Prometheus saw, not only the age at each scrape
+    (which ends with the last scrape)."""
+    rising = 'time() - last_over_time(supervisor_heartbeat_timestamp_seconds{instance=~"$instance"}'
+    for title in ("Heartbeat age", "Heartbeat age now"):
+        assert any(t["expr"].startswith(rising) for t in panel_titled(title)["targets"]), title
+
+
+def test_the_last_reported_trading_state_does_not_go_blank() -> None:
+    (target,) = panel_titled("Trading state (last reported)")["targets"]
+    assert target["expr"].startswith("last_over_time(supervisor_trading_state{")
+
+
+@pytest.mark.parametrize("panel", panels(), ids=lambda panel: str(panel["title"]))
+def test_a_blank_panel_says_why(panel: dict[str, Any]) -> None:
+    assert panel["fieldConfig"]["defaults"]["noValue"]

@@ -10,6 +10,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from supervisor import __version__
+from supervisor.daemon.steps import ALL_STEPS
+from supervisor.stored import STORES
 from testbed.live_metrics import WATCHDOGS
 from tests.deploy.promql import exported_names
 
@@ -19,6 +21,7 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_trading_state",
     "supervisor_health_state",
     "supervisor_watchdog_status",
+    "supervisor_watchdog_confirmed_status",
     "supervisor_watchdog_value",
     "supervisor_watchdog_subjects",
     "supervisor_watchdog_value_max",
@@ -27,6 +30,10 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_breaker_tripped",
     "supervisor_kill_switch_engaged",
     "supervisor_actions_total",
+    "supervisor_decision_unconfirmed",
+    "supervisor_action_failing",
+    "supervisor_reset_waiting_for_venue",
+    "supervisor_actuator_engaged",
     "supervisor_tick_age_seconds",
     "supervisor_lock_ttl_seconds",
     "supervisor_margin_utilization_ratio",
@@ -36,14 +43,22 @@ PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts u
     "supervisor_leader_fencing_token",
     "supervisor_ha_enabled",
     "supervisor_audit_outbox_events",
+    "supervisor_audit_postgres_enabled",
     "supervisor_build_info",
     "supervisor_heartbeat_timestamp_seconds",
+    "supervisor_unreadable_entries_total",
+    "supervisor_pass_step_failures_total",
+    "supervisor_clock_offset_seconds",
+    "supervisor_clock_offset_uncertainty_seconds",
+    "supervisor_clock_unbelieved_step_seconds",
+    "supervisor_clock_offset_max_seconds",
 }
 
 # What each label may hold in testbed/live_metrics.py's config: its names, or a fixed set.
 ALLOWED_LABEL_VALUES = {
     "watchdog": set(WATCHDOGS),
     "actuator": {"breaker"},
+    "level": {"REDUCE_ONLY", "HALTED", "FLATTEN"},
     "outcome": {"engaged", "already_engaged", "failed", "dry_run", "heartbeat"},
     "event": {"error", "missed", "max_instances"},
     "instrument": {"SPX", "ES"},
@@ -60,6 +75,8 @@ ALLOWED_LABEL_VALUES = {
     },
     "version": {__version__},
     "status": {"OK", "WARN", "BREACH", "CRITICAL", "UNKNOWN"},
+    "store": set(STORES),
+    "step": set(ALL_STEPS),
 }
 HISTOGRAM_LABELS = {"le"}  # the buckets: fixed in supervisor/publish/metrics.py
 

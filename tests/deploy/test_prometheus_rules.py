@@ -1,6 +1,7 @@
 """deploy/prometheus/supervisor-rules.yml: promtool accepts the rules and their unit tests
 pass; every alert is unit-tested, pages or warns, says what is wrong and points to a runbook
-section that exists in README.md; the metrics it uses are the ones a live daemon exports."""
+section that exists in README.md, by an absolute link once RUNBOOK_BASE is set; the metrics
+it uses are the ones a live daemon exports."""
 
 from __future__ import annotations
 
@@ -8,11 +9,13 @@ import re
 import subprocess
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 import yaml
 
 from tests.deploy.promql import exported_names, metric_names
+from tests.deploy.runbooks import PLACEHOLDER, rendered_rules
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "supervisor-rules.yml"
@@ -21,13 +24,14 @@ README = REPO / "README.md"
 SEVERITIES = {"page", "warning"}
 NAMING_LABEL = {  # a metric's label that says what is wrong: the summary must name it
     "supervisor_watchdog_status": "watchdog",
+    "supervisor_watchdog_confirmed_status": "watchdog",
     "supervisor_watchdog_check_cut_offs_total": "watchdog",
     "supervisor_actions_total": "actuator",
 }
 
 
-def alerts() -> list[dict[str, Any]]:
-    document = yaml.safe_load(RULES.read_text(encoding="utf-8"))
+def alerts(text: str | None = None) -> list[dict[str, Any]]:
+    document = yaml.safe_load(RULES.read_text(encoding="utf-8") if text is None else text)
     return [rule for group in document["groups"] for rule in group["rules"] if "alert" in rule]
 
 
@@ -86,8 +90,49 @@ def test_alert_says_how_bad_what_and_where_to_read(alert: dict[str, Any]) -> Non
     per_job = "by (job)" in alert["expr"] and "$labels.job" in annotations["summary"]
     assert "$labels.instance" in annotations["summary"] or "absent(" in alert["expr"] or per_job
     page, _, anchor = annotations["runbook_url"].partition("#")
-    assert page == "README.md"
+    assert page == PLACEHOLDER  # the operator's absolute base goes there
     assert anchor in readme_anchors(), f"README.md has no heading for #{anchor}"
+
+
+def test_rendered_runbook_links_are_absolute_and_their_anchors_exist(
+    promtool: str, tmp_path: Path
+) -> None:
+    base = "https://git.example.com/ops/trading-supervisor/blob/main/README.md"
+    text = rendered_rules(base)
+    assert PLACEHOLDER not in text
+    for alert in alerts(text):
+        url = urlsplit(alert["annotations"]["runbook_url"])
+        assert (url.scheme, url.netloc) == ("https", "git.example.com"), alert["alert"]
+        assert url.fragment in readme_anchors(), alert["alert"]
+    (tmp_path / RULES.name).write_text(text, encoding="utf-8")
+    promtool_run(promtool, "check", "rules", str(tmp_path / RULES.name))
+
+
+def test_trading_alert_names_the_actuator_and_the_watchdog() -> None:
+    (alert,) = [a for a in alerts() if a["alert"] == "SupervisorTradingNotActive"]
+    summary = alert["annotations"]["summary"]
+    assert "supervisor_actuator_engaged" in summary
+    assert ".Labels.actuator" in summary and ".Labels.watchdog" in summary
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "SupervisorTradingNotActive",
+        "SupervisorWatchdogBreach",
+        "SupervisorWatchdogCritical",
+        "SupervisorWatchdogUnknown",
+        "SupervisorDegraded",
+    ],
+)
+def test_state_alerts_keep_the_last_state_while_the_target_is_down(name: str) -> None:
+    """The promtool tests prove it in time; this keeps a new state alert from forgetting."""
+    (alert,) = [a for a in alerts() if a["alert"] == name]
+    assert (
+        "last_over_time(" in alert["expr"]
+        and "unless on (instance, job) up == 1" in (alert["expr"])
+    )
+    assert "does not answer scrapes" in alert["annotations"]["summary"]
 
 
 @pytest.mark.slow

@@ -83,9 +83,11 @@ def venue(fault: str) -> Iterator[Venue]:
 
 
 def halted_and_degraded(notify: NotifySocket, after: float) -> str:
-    """The first STATUS since `after` saying HALTED by the fallback flag, and DEGRADED."""
+    """The first STATUS since `after` saying FLATTEN ordered and failing, HALTED by the
+    fallback flag meanwhile, and DEGRADED."""
     for status in statuses(notify, after):
-        if status.startswith("HALTED: kill_flag tripped by spx_ticks") and "| DEGRADED: " in status:
+        failing = status.startswith("FLATTEN: kill_api ordered by spx_ticks, FAILING")
+        if failing and "kill_flag tripped by spx_ticks" in status and "| DEGRADED: " in status:
             return status
     return ""
 
@@ -144,7 +146,8 @@ def test_kill_endpoint_failing_is_retried_with_one_key_then_escalates(
             assert "kill_api" in status.partition("| DEGRADED: ")[2]  # the failure is named
             assert "escalating: kill_api failed" in daemon.log()
             assert failed is not None and failed >= 2  # every engage that failed is counted
-            assert sample(metrics, "supervisor_trading_state") == 2.0  # HALTED by the flag
+            assert sample(metrics, "supervisor_trading_state") == 3.0  # FLATTEN ordered, failing
+            assert sample(metrics, "supervisor_action_failing", actuator="kill_api") == 1.0
             assert attempts[0] >= 2  # re-sent (or, verify failing, re-checked) within retry_for
             if kill.server is not None:
                 assert len(keys) >= 2 and len(set(keys)) == 1, keys  # one incident, one key

@@ -307,3 +307,41 @@ async def test_sent_is_called_once_the_request_is_written_before_the_answer(
     answered = time.monotonic()
     assert len(sent_at) == 1
     assert sent_at[0] - started < 0.3 and answered - sent_at[0] >= 0.4
+
+
+async def test_the_release_request_releases_the_venue_and_waits_until_it_reads_released(
+    client: httpx.AsyncClient, start_server: StartServer
+) -> None:
+    server = start_server()
+    actuator = kill_api(client, server, release={"json": {"enabled": True}})
+    assert (await actuator.engage(DECISION, CONTEXT)).changed is True
+    outcome = await actuator.disengage(CONTEXT)
+    assert not server.active and server.releases == 1
+    release = [r for r in server.activation_requests() if r.json() == {"enabled": True}]
+    assert len(release) == 1
+    assert release[0].headers["authorization"] == f"Bearer {TOKEN}"  # the action's token
+    assert "released at the venue after 1 check(s)" in outcome.detail
+    # The venue released: the next incident's action engages it, and says so.
+    later = Decision("w1", Status.BREACH, ("kill_api",), "again", "inc-2", 1002.0)
+    assert await actuator.is_engaged() is False
+    assert (await actuator.engage(later, CONTEXT)).changed is True
+    assert server.activations == 2
+
+
+async def test_a_release_the_venue_never_takes_fails_and_says_so(
+    client: httpx.AsyncClient, start_server: StartServer
+) -> None:
+    server = start_server()
+    actuator = kill_api(client, server, release={"json": {"release": "ignored"}}, retry_for="300ms")
+    await actuator.engage(DECISION, CONTEXT)
+    with pytest.raises(ActuatorError, match="release sent but the venue still reads engaged"):
+        await actuator.disengage(CONTEXT)
+    assert server.active
+
+
+async def test_without_a_release_request_the_reset_leaves_it_to_the_venue(
+    client: httpx.AsyncClient, start_server: StartServer
+) -> None:
+    actuator = kill_api(client, start_server())
+    with pytest.raises(ActuatorError, match="cannot be released from here"):
+        await actuator.disengage(CONTEXT)

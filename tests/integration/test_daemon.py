@@ -17,6 +17,7 @@ from redis import Redis
 
 from testbed.daemon_process import Daemon, cli, write_config
 from testbed.http_server import Answer, HttpServer
+from testbed.icinga import icinga2, parse_plugin_output
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
 from testbed.tick_feed import TickFeed
@@ -78,16 +79,54 @@ def test_feed_stops_breaker_trips_within_breach_plus_interval(
         status = cli("status", "--config", str(config))
         assert status.returncode == 0, status.stderr
         assert "REDUCE_ONLY" in status.stdout and "TRIPPED" in status.stdout
-        assert cli("check", "--config", str(config)).returncode == 2
+        check = cli("check", "--config", str(config))
+        assert check.returncode == 2
+        assert check.stdout.startswith("TRADING-SUPERVISOR CRITICAL - trading REDUCE_ONLY: ")
     finally:
         feed.stop()
         assert daemon.terminate() == 0
+
+
+def test_check_is_critical_once_the_supervisor_dies(
+    tmp_path: Path, redis_server: RedisServer, sync_redis: Redis
+) -> None:
+    """Every watchdog OK, but nothing protects trading any more: CRITICAL, never OK."""
+    config, _ = write_config(tmp_path, redis_server.url)
+    feed = TickFeed(redis_server.url).start()
+    daemon = Daemon(config, None)
+    try:
+        wait_until(lambda: bool(sync_redis.exists("sup:heartbeat")), 10, "the first heartbeat")
+        alive = cli("check", "--config", str(config))
+        assert alive.returncode == 0, alive.stdout + alive.stderr
+        binary = icinga2()
+        if binary is not None:  # the whole output, long output included, as Icinga reads it
+            stored = parse_plugin_output(alive.stdout, binary)
+            assert {item["label"] for item in stored} == {"spx_ticks/SPX", "spx_ticks/ES"}
+            assert all((item["warn"], item["crit"]) == (1, 1.5) for item in stored)
+        daemon.kill()
+        wait_until(lambda: not sync_redis.exists("sup:heartbeat"), 10, "the heartbeat to expire")
+        dead = cli("check", "--config", str(config))
+        status = cli("status", "--config", str(config))
+    finally:
+        feed.stop()
+        daemon.kill()
+    assert dead.returncode == 2, dead.stdout
+    first = dead.stdout.splitlines()[0]
+    assert first.startswith("TRADING-SUPERVISOR CRITICAL - NO LIVE SUPERVISOR (no heartbeat)")
+    assert "2 of 2 subjects OK" in first
+    # `status` shows what the dead daemon last published, and says it is stale.
+    assert status.returncode == 2
+    row = next(line for line in status.stdout.splitlines() if line.startswith("spx_ticks"))
+    assert row.split()[1:4] == ["STALE", "(was", "OK)"]
 
 
 def test_check_returns_nagios_codes(
     tmp_path: Path, redis_server: RedisServer, sync_redis: Redis
 ) -> None:
     config, _ = write_config(tmp_path, redis_server.url, warn="10s", breach="20s")
+    # What a live supervisor publishes, here without one (it would act on these ages).
+    sync_redis.hset("sup:state", mapping={"trading_state": "ACTIVE"})
+    sync_redis.set("sup:heartbeat", str(time.time()), ex=300)
 
     def set_ages(spx: float, es: float) -> int:
         # Ages from the moment they are written: each CLI call takes a second or more.
@@ -133,10 +172,17 @@ def test_status_without_a_live_supervisor_exits_2(
 def test_bad_config_exits_78_naming_the_field(tmp_path: Path, redis_server: RedisServer) -> None:
     config, _ = write_config(tmp_path, redis_server.url)
     config.write_text(config.read_text().replace('breach = "1500ms"', 'breach = "soon"'))
-    for command in (["run"], ["config", "validate"], ["check"]):
+    problem = "watchdogs[0] (spx_ticks).breach: invalid duration 'soon'"
+    for command in (["run"], ["config", "validate"]):
         result = cli(*command, "--config", str(config))
         assert result.returncode == 78, command
-        assert "watchdogs[0] (spx_ticks).breach: invalid duration 'soon'" in result.stderr
+        assert problem in result.stderr
+    # `check` is a Nagios plugin: UNKNOWN, and the reason on its one line.
+    result = cli("check", "--config", str(config))
+    assert result.returncode == 3
+    assert result.stdout.startswith(f"TRADING-SUPERVISOR UNKNOWN - bad config: {problem}")
+    assert result.stdout.count("\n") == 1
+    assert problem in result.stderr
 
 
 def test_metrics_are_served_on_loopback(

@@ -44,6 +44,12 @@ def kill_config(tmp_path: Path, redis_url: str, server: KillSwitchServer) -> Pat
     return config
 
 
+def status_now(notify_socket: NotifySocket) -> str:
+    """The last STATUS sent."""
+    sent = [m for _at, m in notify_socket.messages if m.startswith("STATUS=")]
+    return sent[-1].removeprefix("STATUS=") if sent else ""
+
+
 def test_kill_api_that_never_confirms_escalates_to_the_flag(
     tmp_path: Path, redis_server: RedisServer, sync_redis: Redis, notify_socket: NotifySocket
 ) -> None:
@@ -51,7 +57,10 @@ def test_kill_api_that_never_confirms_escalates_to_the_flag(
         daemon = Daemon(kill_config(tmp_path, redis_server.url, server), notify_socket)
         try:  # no ticks: missing keys breach at once, the kill API is called
             wait_until(lambda: sync_redis.get("ops:kill_switch") == b"1", 15, "the escalation")
-            notify_socket.wait_for("STATUS=HALTED")
+            # FLATTEN ordered and failing (it is never confirmed), HALTED by the flag meanwhile
+            wait_until(lambda: "kill_flag tripped by" in status_now(notify_socket), 5, "STATUS")
+            ordered = "FLATTEN: kill_api ordered by spx_ticks, FAILING"
+            assert status_now(notify_socket).startswith(ordered)
             assert server.activations == 1  # one incident, one Idempotency-Key
             assert "escalating: kill_api failed" in daemon.log()
         finally:
@@ -64,7 +73,7 @@ def test_kill_api_that_fails_three_times_is_retried_with_one_key(
     with KillSwitchServer(Behaviour(fail_first=3)) as server:
         daemon = Daemon(kill_config(tmp_path, redis_server.url, server), notify_socket)
         try:
-            notify_socket.wait_for("STATUS=FLATTEN", timeout_s=15)
+            notify_socket.wait_for("STATUS=FLATTEN: kill_api tripped by", timeout_s=15)
             keys = {r.headers.get("Idempotency-Key") for r in server.activation_requests()}
             assert len(server.activation_requests()) >= 4
             assert len(keys) == 1

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -583,3 +584,48 @@ async def test_a_deadline_re_run_is_armed_from_the_end_of_the_run(
         assert schedule.is_deadline_run("w1")
     finally:
         schedule.stop()
+
+
+async def test_the_journal_and_the_trail_say_the_decision_before_its_action(
+    supervisor: Supervisor, redis: Redis, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The breaker trips within the dispatch wait: its records must still follow the
+    decision's, in the journal and in `{ns}:events`."""
+    caplog.set_level(logging.INFO, "supervisor")
+    await trip_breaker(supervisor, redis, clock)
+    lines = [r.getMessage() for r in caplog.records]
+    decision = next(i for i, line in enumerate(lines) if line.startswith("decision "))
+    actions = [i for i, line in enumerate(lines) if line.startswith("action ")]
+    assert actions and decision < min(actions), lines
+    events = await redis.xrange("sup:events") or []
+    kinds = [(fields or {}).get(b"kind") for _id, fields in events]
+    assert kinds.index(b"decision") < kinds.index(b"action"), kinds
+
+
+@pytest.mark.config(dry_run=True)
+async def test_an_incident_that_engaged_nothing_is_not_said_to_keep_anything_latched(
+    supervisor: Supervisor, redis: Redis, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "supervisor")
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    for _ in range(2):  # clear_after = 2
+        clock.now += 1
+        await redis.set("ticks:SPX", f"{clock.now:.3f}")
+        await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    cleared = [r.getMessage() for r in caplog.records if "cleared" in r.getMessage()]
+    assert len(cleared) == 1 and cleared[0].endswith("cleared"), cleared
+
+
+async def test_an_incident_that_engaged_the_breaker_says_it_stays_latched(
+    supervisor: Supervisor, redis: Redis, clock: Clock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, "supervisor")
+    await trip_breaker(supervisor, redis, clock)
+    for _ in range(2):
+        clock.now += 1
+        await redis.set("ticks:SPX", f"{clock.now:.3f}")
+        await supervisor.cycle.run("w1")
+    cleared = [r.getMessage() for r in caplog.records if "cleared" in r.getMessage()]
+    assert len(cleared) == 1 and cleared[0].endswith("engaged actuators stay latched")

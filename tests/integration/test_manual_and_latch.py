@@ -68,6 +68,9 @@ def test_trip_then_reset_then_a_second_reset_is_refused(
     second = cli("reset", "breaker", "--reason", REASON, "--config", str(config))
     assert second.returncode == 1
     assert "one reset a minute" in second.stderr
+    # Said once, in its own words: not "refused: Redis: Refused: refused: ..."
+    assert second.stderr.lower().count("refused") == 1, second.stderr
+    assert "Redis" not in second.stderr
 
 
 def test_reset_during_a_breach_is_refused_unless_forced(

@@ -207,7 +207,7 @@ async def test_an_operators_reason_never_forges_status_journal_status_or_events_
     assert await cli("status", "--config", str(config_path)) == 0
     status = capsys.readouterr().out
     assert not any(is_unsafe(c) for c in status.replace("\n", ""))
-    assert status.count("\n") == 7 + 1 + 1 + 3  # seven fields, a blank, a header, 3 watchdogs
+    assert status.count("\n") == 8 + 1 + 1 + 3  # eight fields, a blank, a header, 3 watchdogs
     assert (
         "reason:        manual trip by op\\x1b[31m\\x0a: drill from outside\\x0aWATCHDOG" in status
     )

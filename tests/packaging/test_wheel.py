@@ -6,11 +6,12 @@ from __future__ import annotations
 import subprocess
 import sys
 import venv
+import zipfile
 from pathlib import Path
 
 import pytest
 
-from supervisor import __version__
+from supervisor import __version__, shipped
 from testbed import REPO_ROOT
 
 pytestmark = pytest.mark.slow
@@ -43,6 +44,15 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return root / "venv" / "bin" / "trading-supervisor"
 
 
+def the_wheel(installed: Path) -> Path:
+    (wheel,) = (installed.parents[2] / "dist").glob("trading_supervisor-*.whl")
+    return wheel
+
+
+def original(item: shipped.Shipped) -> bytes:
+    return (REPO_ROOT / "supervisor" / "share" / item.source).resolve().read_bytes()
+
+
 def test_the_wheel_holds_the_product_and_nothing_of_the_tests(installed: Path) -> None:
     python = installed.parent / "python"
     site = run(python, "-c", "import supervisor; print(supervisor.__file__)")
@@ -60,3 +70,23 @@ def test_version_and_config_validate_from_the_wheel(installed: Path, tmp_path: P
     validated = run(installed, "config", "validate", PROFILE, timeout_s=60)
     assert validated.returncode == 0, validated.stderr
     assert "OK" in validated.stdout
+
+
+def test_the_wheel_carries_the_unit_rules_dashboard_acls_and_example_configs(
+    installed: Path,
+) -> None:
+    """Before, the wheel held only code: an install needed a checkout for the rest."""
+    with zipfile.ZipFile(the_wheel(installed)) as wheel:
+        for item in shipped.SHIPPED:
+            name = f"supervisor/share/{item.source}"
+            assert wheel.read(name) == original(item), name  # the file, not a symlink
+
+
+def test_install_files_from_the_wheel_needs_no_checkout(installed: Path, tmp_path: Path) -> None:
+    done = run(installed, "install-files", "--root", tmp_path, timeout_s=60)
+    assert done.returncode == 0, done.stderr
+    for item in shipped.SHIPPED:
+        assert shipped.under(tmp_path, item.target).read_bytes() == original(item)
+    config = tmp_path / "etc" / "trading-supervisor" / "supervisor.toml"
+    validated = run(installed, "config", "validate", config, timeout_s=60)
+    assert validated.returncode == 0, validated.stderr

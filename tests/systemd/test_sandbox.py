@@ -109,13 +109,18 @@ def test_protect_home_hides_an_interpreter_under_root(stack: Stack) -> None:
 
 
 def test_the_opt_venv_passes_the_install_check(stack: Stack) -> None:
-    """The venv the tests install (Debian's python3, /opt): `config validate` has nothing to
-    say about ProtectHome; the warning itself is tested in tests/unit/test_install_check.py."""
+    """The venv the tests install (Debian's python3, /opt): `unit check` has nothing to say
+    about ProtectHome; the warning itself is tested in tests/unit/test_install_check.py."""
     result = stack.cli("config", "validate")
+    unit = stack.container.run(f"{VENV}/bin/trading-supervisor", "unit", "check", check=False)
     python = stack.container.run("readlink", "-f", f"{VENV}/bin/python").stdout.strip()
-    print(f"{VENV}/bin/python -> {python}\n{result.stdout}{result.stderr}")
+    print(
+        f"{VENV}/bin/python -> {python}\n{result.stdout}{result.stderr}{unit.stdout}{unit.stderr}"
+    )
     assert result.returncode == 0 and "OK (1 watchdogs" in result.stdout
     assert "warning" not in result.stderr
+    assert unit.returncode == 0 and unit.stdout.startswith("OK: nothing the unit's ProtectHome")
+    assert unit.stderr == ""
     assert python.startswith("/usr/bin/python3")
 
 

@@ -44,12 +44,12 @@ def settings(tmp_path: Path) -> Settings:
     [
         (
             RedisConnectionError("Error 111 connecting to 127.0.0.1:1."),
-            "redis redis://:**********@127.0.0.1:1/0: ConnectionError: Error 111 connecting to"
+            "redis redis://**********@127.0.0.1:1/0: ConnectionError: Error 111 connecting to"
             " 127.0.0.1:1.",
         ),
         (
             asyncpg.InterfaceError("connection is closed"),
-            "postgres postgresql://audit:**********@127.0.0.1:2/audit?sslpassword=**********:"
+            "postgres postgresql://**********@127.0.0.1:2/audit?sslpassword=**********:"
             " InterfaceError: connection is closed",
         ),
         (

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 
 from supervisor import cli
 from supervisor.constants import EX_CONFIG
+from tests.unit.test_nagios import parse as parse_plugin_line
 
 CONFIG = """
 [supervisor]
@@ -188,3 +189,27 @@ def test_commands_meeting_a_store_that_is_down_say_so_with_a_code(
 ) -> None:
     found, stderr = run_main(argv)
     assert (found, "Traceback" in stderr) == (code, False), stderr
+
+
+CHECK_LINES = st.tuples(
+    options(flag("--json"), option("--watchdog", WATCHDOG_NAMES), flag("-v")),
+    st.lists(TEXT, max_size=2),
+).map(lambda t: ["check", *t[0], *t[1]])
+
+
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(argv=CHECK_LINES)
+def test_check_is_a_plugin_whatever_its_arguments(workdir: Path, argv: list[str]) -> None:
+    """A Nagios plugin exits 0-3 and, outside --json and --help, prints a plugin line first."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(io.StringIO()):
+        try:
+            code: object = cli.main(argv)
+        except SystemExit as exc:  # --help
+            assert exc.code == 0 and ("-h" in argv or "--help" in argv), argv
+            return
+    assert code in (0, 1, 2, 3), (argv, code)
+    if "--json" not in argv:
+        first = out.getvalue().splitlines()[0]
+        assert first.startswith("TRADING-SUPERVISOR "), (argv, first)
+        assert parse_plugin_line(first)[0] == code

@@ -177,8 +177,8 @@ def test_a_redis_url_redis_py_would_refuse_at_start_is_refused(
         ('timeout = "1ms"', "timeout: must be at least 10ms"),
         ('timeout = "11m"', "timeout: must be at most 10m"),
         ("unknown_grace = 1e12", "unknown_grace: must be at most 8784h"),
-        ('warn = "0s"', "warn: Input should be greater than 0"),
-        ('critical = "0s"', "critical: Input should be greater than 0"),
+        ('warn = "0s"', "warn: must be above 0"),
+        ('critical = "0s"', "critical: must be above 0"),
         ("trip_after = 101", "trip_after: Input should be less than or equal to 100"),
         ("clear_after = 1000000", "clear_after: Input should be less than or equal to 100"),
     ],
@@ -507,7 +507,7 @@ LISTEN_99999 = '[metrics]\nlisten = "127.0.0.1:99999"'
     ],
 )
 @pytest.mark.parametrize("command", [["config", "validate"], ["check"], ["run"]])
-def test_the_commands_refuse_it_with_exit_78(
+def test_the_commands_refuse_it_with_exit_78_check_with_unknown(
     tmp_path: Path, parts: tuple[str, ...], line: str, command: list[str]
 ) -> None:
     # Before: each validated (`check` said OK), and `run` with port 99999 died in bind()
@@ -523,7 +523,12 @@ def test_the_commands_refuse_it_with_exit_78(
         timeout=30,
         check=False,
     )
-    assert (done.returncode, done.stdout) == (78, "")
+    if command == ["check"]:  # a Nagios plugin: UNKNOWN, the problem on its one line
+        assert done.returncode == 3
+        assert done.stdout.startswith("TRADING-SUPERVISOR UNKNOWN - bad config: ")
+        assert line in done.stdout
+    else:
+        assert (done.returncode, done.stdout) == (78, "")
     assert f"  {line}\n" in done.stderr
     assert "Traceback" not in done.stderr
 

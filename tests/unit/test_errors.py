@@ -15,7 +15,7 @@ from supervisor.errors import FIRST_LINE_MAX_CHARS, SourceError, first_line
             "ConnectionError: Error 111 connecting to 127.0.0.1:1. Connection refused.",
         ),
         (ValueError("  first\nsecond\nthird  "), "ValueError: first"),
-        (SourceError("\n\n  redis: down  \r\nmore"), "SourceError: redis: down"),
+        (SourceError("\n\n  redis: down  \r\nmore"), "redis: down"),  # ours: said as written
         (TimeoutError(), "TimeoutError"),
         (RuntimeError("   \n  "), "RuntimeError"),
     ],

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
 from pathlib import Path
 
+from pytest import CaptureFixture, MonkeyPatch
+
+from supervisor import install_check
+from supervisor.cli import main
 from supervisor.install_check import protect_home_warnings
 from testbed import REPO_ROOT
 
@@ -37,20 +39,44 @@ def test_symlinks_are_followed(tmp_path: Path) -> None:
     assert "under /run/user (/run/user/1000/python3)" in warning
 
 
-def test_config_validate_warns_but_still_validates() -> None:
-    """The CLI prints the warnings for the interpreter running it, on stderr; exit 0."""
-    result = subprocess.run(
-        [sys.executable, "-m", "supervisor", "config", "validate", "config/supervisor.toml"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        cwd=REPO_ROOT,
-        check=False,
-    )
-    expected = protect_home_warnings()
-    assert result.returncode == 0, result.stderr
-    assert "OK (1 watchdogs" in result.stdout
-    for warning in expected:
-        assert f"trading-supervisor: warning: {warning}" in result.stderr
-    if not expected:
-        assert "warning" not in result.stderr
+def run_main(*args: str, capsys: CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_unit_check_warns_and_exits_1_where_the_unit_would_hide_the_install(
+    monkeypatch: MonkeyPatch, capsys: CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(install_check, "HIDDEN_BY_PROTECT_HOME", (Path("/"),))
+    code, out, err = run_main("unit", "check", capsys=capsys)
+    assert code == 1 and out == ""
+    lines = err.splitlines()
+    assert len(lines) == 2  # the interpreter and the package, one line each
+    assert all(line.startswith("trading-supervisor: warning: ") for line in lines)
+    assert "Python is under / (" in lines[0] and "ProtectHome=yes" in lines[0]
+
+
+def test_unit_check_is_ok_where_nothing_is_hidden(
+    monkeypatch: MonkeyPatch, capsys: CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(install_check, "HIDDEN_BY_PROTECT_HOME", ())
+    code, out, err = run_main("unit", "check", capsys=capsys)
+    assert (code, err) == (0, "")
+    assert out.startswith("OK: nothing the unit's ProtectHome=yes would hide")
+
+
+def test_config_validate_says_nothing_about_protect_home(
+    monkeypatch: MonkeyPatch, capsys: CaptureFixture[str], tmp_path: Path
+) -> None:
+    """On a laptop or under supervisord ProtectHome= hides nothing: `config validate` does
+    not warn, even where `unit check` would."""
+    monkeypatch.setattr(install_check, "HIDDEN_BY_PROTECT_HOME", (Path("/"),))
+    assert install_check.protect_home_warnings() != []
+    config = (REPO_ROOT / "config" / "supervisor.toml").read_text(encoding="utf-8")
+    path = tmp_path / "supervisor.toml"
+    path.write_text(config, encoding="utf-8")
+    code, out, err = run_main("config", "validate", str(path), capsys=capsys)
+    assert code == 0, err
+    assert "OK (1 watchdogs" in out
+    assert "ProtectHome" not in out + err and "warning" not in err

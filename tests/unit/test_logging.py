@@ -184,7 +184,8 @@ def test_the_filter_masks_url_credentials_in_a_library_record() -> None:
     entry = logging.LogRecord("httpx", logging.INFO, __file__, 1, line, (url,), None)
     assert MaskUrlCredentials().filter(entry) is True
     assert entry.getMessage() == (
-        'HTTP Request: GET http://u:**********@127.0.0.1:9/h?token=**********&x=1 "HTTP/1.1 200 OK"'
+        "HTTP Request: GET http://**********@127.0.0.1:9/h?token=**********&x=**********"
+        ' "HTTP/1.1 200 OK"'
     )
 
 

@@ -303,3 +303,67 @@ def test_decisions_only_ever_engage_configured_actions(rules: Rules, steps: list
         assert decision.severity in SEVERITIES
         assert decision.actuators == rules.actions[decision.severity]
         assert decision.watchdog == "spx_ticks"
+
+
+def confirmed_reference(rules: Rules, steps: list[Step]) -> list[Status]:
+    """Per step: the highest severity whose run reached trip_after in the open incident (with
+    or without actuators), OK once clear_after OKs ended it: what the breach alert follows."""
+    runs = dict.fromkeys(SEVERITIES, 0)
+    level, oks, open_ = OK, 0, False
+    out = []
+    for status in effective(rules, steps):
+        if status is not UNKNOWN:
+            runs = {sev: runs[sev] + 1 if status >= sev else 0 for sev in SEVERITIES}
+        oks = oks + 1 if status is OK else 0
+        open_ = open_ or status in SEVERITIES
+        if open_:
+            level = max([level, *(s for s in SEVERITIES if runs[s] >= rules.trip_after)])
+        if open_ and oks >= rules.clear_after:
+            level, open_ = OK, False
+        out.append(level)
+    return out
+
+
+@settings(max_examples=200)
+@given(RULES, STEPS)
+def test_confirmed_follows_trip_after_and_holds_until_clear_after(
+    rules: Rules, steps: list[Step]
+) -> None:
+    state, now, confirmed = PolicyState(), 0.0, []
+    for item in steps:
+        now += item.dt
+        state, _ = step(rules, state, "spx_ticks", item.verdicts, now, Ids())
+        confirmed.append(state.confirmed)
+    assert confirmed == confirmed_reference(rules, steps)
+
+
+def test_confirmed_rides_out_a_flapping_source() -> None:
+    """A venue restarting: BREACH and OK alternate; trip_after 2 and clear_after 3 see one
+    confirmed breach, not four."""
+    run = Run(rules(trip_after=2, clear_after=3))
+    levels = []
+    for status in [OK, BREACH, BREACH, OK, BREACH, OK, OK, BREACH, OK, OK, OK, OK]:
+        run.feed([status])
+        levels.append(run.state.confirmed)
+    assert levels == [OK, OK, BREACH, BREACH, BREACH, BREACH, BREACH, BREACH] + [BREACH] * 2 + [
+        OK,
+        OK,
+    ]
+
+
+@given(st.integers(min_value=2, max_value=500))
+def test_an_error_every_subject_shares_is_said_once(subjects: int) -> None:
+    """Redis down: every instrument is UNKNOWN for the same reason; the watchdog's reason
+    (its journal line, STATUS) says that error once, not once per instrument."""
+    error = "redis: Error 111 connecting to 127.0.0.1:6379. Connection refused."
+    verdicts = [Verdict("spx_ticks", f"I{n}", UNKNOWN, error) for n in range(subjects)]
+    state, _ = step(rules(), PolicyState(), "spx_ticks", verdicts, 1000.0, Ids())
+    assert state.reason.count("Error 111") == 1
+    assert state.reason == f"{error} ({subjects} subjects)"
+
+
+def test_different_reasons_are_each_said() -> None:
+    verdicts = [verdict(BREACH, "SPX"), verdict(BREACH, "ES"), verdict(BREACH, "NQ")]
+    verdicts.append(verdict(BREACH, "RTY"))
+    state, _ = step(rules(), PolicyState(), "spx_ticks", verdicts, 1000.0, Ids())
+    assert state.reason == "SPX is BREACH; ES is BREACH; NQ is BREACH (+1 more)"

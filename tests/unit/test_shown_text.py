@@ -38,6 +38,8 @@ def published(reason: str, value: str) -> dict[str, object]:
         "instance": value,
         "leader": value,
         "version": value,
+        "clock_offset": value,
+        "clock_offset_uncertainty": value,
     }
     watchdog = {"status": value, "value": value, "last_run": value, "streak": value}
     return {
@@ -51,7 +53,7 @@ def published(reason: str, value: str) -> dict[str, object]:
 @given(reason=outside, value=outside)
 def test_status_is_always_the_same_lines(reason: str, value: str) -> None:
     shown = render_status(published(reason, value))
-    assert_safe(shown, lines=7 + 1 + 1 + 2)  # seven fields, a blank, a header, two watchdogs
+    assert_safe(shown, lines=8 + 1 + 1 + 2)  # eight fields, a blank, a header, two watchdogs
     reason_line = shown.split("\n")[5]
     assert len(reason_line) <= len("reason:        ") + STATUS_LINE_MAX_CHARS
 
@@ -95,3 +97,21 @@ def test_an_audit_event_read_back_with_unknown_kind_and_outcome_is_one_line() ->
     shown = describe(event)
     assert_safe(shown, lines=1)
     assert shown.startswith("x\\x0aWATCHDOG=trigger")
+
+
+@given(offset=st.one_of(outside, st.floats().map(str)), uncertainty=st.floats().map(str))
+def test_status_shows_a_clock_offset_read_back_only_when_it_is_one(
+    offset: str, uncertainty: str
+) -> None:
+    state = {"clock_offset": offset, "clock_offset_uncertainty": uncertainty}
+    shown = render_status({"alive": True, "heartbeat_at": time.time(), "state": state})
+    line = next(line for line in shown.split("\n") if line.startswith("clock offset:"))
+    assert len(line) < 100 and not any(is_unsafe(c) for c in line)
+
+
+def test_status_says_which_side_the_clock_offset_is() -> None:
+    state = {"clock_offset": "-0.0125", "clock_offset_uncertainty": "0.0003"}
+    shown = render_status({"alive": True, "heartbeat_at": time.time(), "state": state})
+    assert "clock offset:  Redis TIME 12.5 ms behind the daemon's clock (±0.3 ms)" in shown
+    shown = render_status({"alive": True, "heartbeat_at": time.time(), "state": {}})
+    assert "clock offset:  not measured (no Redis TIME reading)" in shown

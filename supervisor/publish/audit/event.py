@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from supervisor import stored
 from supervisor.constants import EVENTS_KEY
 from supervisor.model import Decision, Origin
 from supervisor.publish.audit.kinds import (
@@ -86,8 +87,9 @@ class AuditEvent:
 
     @classmethod
     def from_json(cls, raw: bytes | str) -> AuditEvent:
-        """Parse and validate one outbox line; ValueError if it is not a whole, valid event."""
-        return cls.from_dict(json.loads(raw))
+        """Parse and validate one outbox line; ValueError if it is not a whole, valid event
+        (stored.Unreadable for JSON too deep or too large)."""
+        return cls.from_dict(stored.decode_json(raw))
 
     @classmethod
     def from_dict(cls, data: object) -> AuditEvent:
@@ -108,7 +110,7 @@ class AuditEvent:
             )
         except KeyError as exc:
             raise ValueError(f"an audit event needs {exc}") from None
-        except TypeError as exc:
+        except (TypeError, OverflowError) as exc:
             raise ValueError(str(exc)) from None
 
 
@@ -243,7 +245,7 @@ def event_from_stream(fields: Mapping[Any, Any]) -> AuditEvent:
     """An event back from a stream entry's fields (bytes or str); ValueError if invalid."""
     data: dict[str, Any] = {_text(k): _text(v) for k, v in fields.items()}
     if "detail" in data:
-        data["detail"] = json.loads(data["detail"])
+        data["detail"] = stored.decode_json(data["detail"])
     return AuditEvent.from_dict(data)
 
 

@@ -13,6 +13,7 @@ from typing import Any
 import asyncpg
 from pydantic import SecretStr
 
+from supervisor import stored
 from supervisor.constants import (
     AUDIT_CONNECT_TIMEOUT_S,
     AUDIT_RETRY_MAX_S,
@@ -106,7 +107,10 @@ def _scrub(value: Any) -> Any:
 
 def from_row(row: Mapping[str, Any]) -> AuditEvent:
     detail = row["detail"]
-    details = json.loads(detail) if isinstance(detail, str) else {}
+    try:  # a row written by hand may hold any JSON: shown without its detail
+        details = stored.decode_json(detail) if isinstance(detail, str) else {}
+    except stored.Unreadable:
+        details = {}
     details = details if isinstance(details, dict) else {}
     token = details.pop(FENCING_DETAIL, None)
     texts = {name: row[name] for name in TEXT_FIELDS}

@@ -4,11 +4,13 @@ the outbox; `replay()` moves the outbox into Postgres, in order (see the package
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 from pydantic import SecretStr
 from redis.asyncio import Redis
@@ -32,6 +34,9 @@ from supervisor.publish.audit.event import (
 )
 from supervisor.publish.audit.postgres import POISON, POSTGRES_AWAY, Writer, to_row
 from supervisor.publish.outbox import Outbox, append_durably
+from supervisor.secrets import mask_urls
+from supervisor.stored import SIGHTINGS
+from supervisor.stored_redis import is_wrong_type, repair_types
 
 log = logging.getLogger("supervisor.audit")
 
@@ -58,11 +63,16 @@ class AuditTrail:
         self.instance = instance
         self._redis = redis
         self._stream = events_key(namespace)
+        self._namespace = namespace
         self._set_outbox_gauge = set_outbox_gauge
         application_name = f"trading-supervisor-audit:{instance}"
         self._writer = Writer(dsn, application_name, clock) if dsn is not None else None
         self._redis_failing = False
         self._replaying = asyncio.Lock()
+        # Each event is recorded by a task of its own; two XADDs in flight on two pooled
+        # connections can land in either order (one waits for a new connection, the other
+        # does not). The lock is FIFO, and tasks reach it in the order they were spawned.
+        self._stream_order = asyncio.Lock()
 
     async def record(self, event: AuditEvent) -> None:
         """Journal, stream, Postgres or outbox. Never raises (cancellation aside: an event
@@ -105,6 +115,10 @@ class AuditTrail:
     # --- record -----------------------------------------------------------------------------
 
     def _stamped(self, event: AuditEvent) -> AuditEvent:
+        """With its instance and actor, and every URL in its texts masked: whatever an
+        actuator or a library put in a reason or a detail reaches the journal, the stream
+        and Postgres only masked."""
+        event = replace(event, reason=_masked(event.reason), detail=_masked(event.detail))
         if event.instance is None:
             event = replace(event, instance=self.instance)
         if event.actor is None:
@@ -115,7 +129,7 @@ class AuditTrail:
         if self._redis is None:
             return
         try:
-            async with asyncio.timeout(AUDIT_REDIS_TIMEOUT_S):
+            async with self._stream_order, asyncio.timeout(AUDIT_REDIS_TIMEOUT_S):
                 await self._redis.xadd(
                     self._stream,
                     stream_fields(event),  # type: ignore[arg-type]
@@ -126,10 +140,18 @@ class AuditTrail:
             if not self._redis_failing:
                 log.warning("audit: cannot add to %s: %s", self._stream, first_line(exc))
             self._redis_failing = True
+            if is_wrong_type(exc):  # not a stream (written by hand): set aside, the next one
+                await self._set_aside_stream()  # makes it right again
             return
         if self._redis_failing:
             log.info("audit: %s reachable again", self._stream)
             self._redis_failing = False
+
+    async def _set_aside_stream(self) -> None:
+        assert self._redis is not None
+        with contextlib.suppress(RedisError, OSError, TimeoutError):
+            async with asyncio.timeout(AUDIT_REDIS_TIMEOUT_S):
+                await repair_types(self._redis, self._namespace, {self._stream: "stream"})
 
     async def _store(self, event: AuditEvent) -> None:
         writer = self._writer
@@ -233,8 +255,20 @@ class AuditTrail:
             self.rejected_path,
         )
         append_durably(self.rejected_path, lines)
+        SIGHTINGS.count("audit-outbox", len(lines))
 
 
 def _chunks(items: list[bytes], size: int) -> Iterator[list[bytes]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _masked(node: Any) -> Any:
+    """`node` (a reason, a detail: JSON of any depth) with every URL in its strings masked."""
+    if isinstance(node, str):
+        return mask_urls(node)
+    if isinstance(node, dict):
+        return {_masked(key): _masked(value) for key, value in node.items()}
+    if isinstance(node, list):
+        return [_masked(item) for item in node]
+    return node
