@@ -405,6 +405,7 @@ async def test_renewal_extends_only_the_callers_own_lease(redis: Redis) -> None:
     refused = await b.claim(token, token)  # b cannot renew a's lease with a's token
     assert isinstance(refused, HeldElsewhere) and refused.holder == "a"
     assert 2.5 < refused.remaining_s <= 3.0 and refused.token == token
+    assert refused.counter == token  # a follower learns the counter too
     renewed = await a.claim(token, token)
     assert isinstance(renewed, Granted) and renewed.token == token
 
