@@ -50,6 +50,7 @@ STORES = (
     "events",
     "engaged.json",
     "pending-actions.json",
+    "fencing-token.json",
     "audit-outbox",
 )
 

@@ -28,6 +28,7 @@ from supervisor.constants import EX_CONFIG
 from supervisor.daemon.context import REDIS_TROUBLE, Context
 from supervisor.ha.leadership import Leadership, Role
 from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
+from supervisor.ha.token_memory import TokenMemory
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 from supervisor.text import safe_line
 
@@ -56,7 +57,10 @@ class LeaseKeeper:
         self.store = store
         self.take_over = take_over
         self.monotonic = context.monotonic
-        self.highest_seen = 0  # the highest fencing token seen: a new one must be above it
+        # The highest fencing token seen (a new one must be above it), kept across restarts.
+        self.tokens = TokenMemory(context.assembly.settings.supervisor.state_dir)
+        self.tokens.load()  # before any claim: a small file, read once
+        self._save_failing = False
         self._next_in_s = 0.0
 
     @property
@@ -81,6 +85,7 @@ class LeaseKeeper:
         while True:
             sent_at = self.monotonic()
             reply = await self._ask()
+            await self._remember(reply)
             if not isinstance(reply, IdentityTaken):
                 self._apply(reply, sent_at)  # the id is this process's
                 return
@@ -116,7 +121,9 @@ class LeaseKeeper:
     async def claim(self) -> None:
         """Renew or acquire once; learn who leads; act on a change of role."""
         sent_at = self.monotonic()
-        self._apply(await self._ask(), sent_at)
+        reply = await self._ask()
+        await self._remember(reply)  # on disk before this instance acts with a new token
+        self._apply(reply, sent_at)
 
     async def _ask(self) -> Granted | HeldElsewhere | IdentityTaken | None:
         """One claim; None when Redis did not answer (noted as a problem)."""
@@ -125,10 +132,40 @@ class LeaseKeeper:
             with anyio.fail_after(
                 min(self.context.assembly.redis_timeout_s * 2, leadership.lease_ttl_s / 3)
             ):
-                return await self.store.claim(leadership.token, self.highest_seen)
+                return await self.store.claim(leadership.token, self.tokens.highest)
         except REDIS_TROUBLE as exc:
             self.context.note_problem("redis", exc)
             return None
+
+    async def _remember(self, reply: Granted | HeldElsewhere | IdentityTaken | None) -> None:
+        """Note the tokens a claim saw (its own, or the leader's and the counter), and keep
+        the highest in state_dir when it grew: a restart then claims above it even if Redis
+        lost the counter. A failed write is said (once) and tried again on the next claim."""
+        if isinstance(reply, Granted):
+            self.tokens.see(reply.token)
+        elif isinstance(reply, HeldElsewhere):
+            self.tokens.see(reply.token)
+            self.tokens.see(reply.counter)
+        if not self.tokens.unsaved():
+            return
+        try:
+            await anyio.to_thread.run_sync(self.tokens.save)
+        except OSError as exc:
+            if not self._save_failing:
+                log.error(
+                    "lease: cannot keep fencing token %d in %s (%s): a restart while Redis"
+                    " lost the counter could issue a lower one",
+                    self.tokens.highest,
+                    self.tokens.path,
+                    exc.strerror or exc,
+                )
+            self._save_failing = True
+            return
+        if self._save_failing:
+            log.warning(
+                "lease: fencing token %d kept in %s again", self.tokens.highest, self.tokens.path
+            )
+        self._save_failing = False
 
     def _apply(self, reply: Granted | HeldElsewhere | IdentityTaken | None, sent_at: float) -> None:
         leadership = self.leadership
@@ -184,7 +221,6 @@ class LeaseKeeper:
     def _granted(self, token: int, sent_at: float) -> None:
         leadership = self.leadership
         previous = leadership.token
-        self.highest_seen = max(self.highest_seen, token)
         if not leadership.won(token, sent_at):
             return
         if previous is not None:  # it led: its lease lapsed (a pause), or was taken over
@@ -200,8 +236,6 @@ class LeaseKeeper:
         self.context.spawn(self.take_over())
 
     def _held_elsewhere(self, reply: HeldElsewhere) -> None:
-        if reply.token is not None:
-            self.highest_seen = max(self.highest_seen, reply.token)
         leadership = self.leadership
         known = leadership.role is Role.FOLLOWER and leadership.leader == reply.holder
         if leadership.lost(reply.holder, reply.token):

@@ -5,7 +5,9 @@ without a new token, and a renewal extends only the caller's own lease (compare-
 
 A token never goes backward, even when Redis lost the counter (a FLUSHALL, a failover to a
 replica that missed the last INCR): the claimant sends the highest token it has seen, and a
-counter at or below it is moved past it.
+counter at or below it is moved past it. What it has seen survives its restart (token_memory.py):
+a follower's claim returns the counter too, so every instance knows the cluster's highest token
+as of its last claim.
 
 One instance id, one process: every claim first takes or renews `{ns}:identity:{id}`, which
 holds the process's boot nonce (random, new at every start) and expires after lease_ttl like
@@ -24,7 +26,7 @@ from dataclasses import dataclass
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from supervisor.stored import SIGHTINGS
+from supervisor.stored import SIGHTINGS, counter_text
 from supervisor.stored_redis import TTL_MS, aside_key, is_wrong_type, repair_types
 
 log = logging.getLogger("supervisor")
@@ -34,7 +36,7 @@ log = logging.getLogger("supervisor")
 # highest token the caller has seen, the caller's boot nonce, ttl ms of a value set aside.
 # Returns {1, token, recovered} when the caller holds the lease now (recovered: 1 if the
 # counter INCR refused had to be moved past the highest token known), {0, holder, token,
-# pttl ms} when another instance does, {2, nonce, pttl ms} when another process holds this
+# pttl ms, counter} when another instance does, {2, nonce, pttl ms} when another process holds this
 # instance id.
 CLAIM = """
 local owner = redis.call('GET', KEYS[5])
@@ -77,7 +79,8 @@ if holder == false or mine then
   redis.call('SET', KEYS[4], ARGV[5], 'PX', ARGV[2])
   return {1, tostring(token), recovered}
 end
-return {0, holder, held or '', redis.call('PTTL', KEYS[1])}
+local counter = redis.call('TYPE', KEYS[3]).ok == 'string' and redis.call('GET', KEYS[3])
+return {0, holder, held or '', redis.call('PTTL', KEYS[1]), counter or ''}
 """
 
 # KEYS: leader, token, the leader's boot nonce, this id's identity. ARGV: instance, token,
@@ -149,6 +152,7 @@ class HeldElsewhere:
     holder: str  # "" when nobody holds it (cannot happen after a claim, kept for reads)
     token: int | None  # None if the token key holds no number (written by hand)
     remaining_s: float  # how long the holder's lease has left, by Redis
+    counter: int | None = None  # `{ns}:leader:fencing`; None if it holds no counter
 
 
 class LeaseStore:
@@ -192,8 +196,9 @@ class LeaseStore:
         if int(reply[0]) == 2:
             pttl_ms = int(reply[2])
             return IdentityTaken(_text(reply[1]), pttl_ms / 1000 if pttl_ms >= 0 else None)
-        holder, held, pttl_ms = reply[1:4]
-        return HeldElsewhere(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
+        holder, held, pttl_ms, counter = reply[1:5]
+        remaining_s = max(0, int(pttl_ms)) / 1000
+        return HeldElsewhere(_text(holder), _token(held), remaining_s, counter_text(counter))
 
     def _recovered(self, token: int, highest_seen: int) -> None:
         counter = self.keys[2]

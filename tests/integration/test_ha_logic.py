@@ -22,7 +22,14 @@ from supervisor.daemon import Supervisor
 from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.ha.instances import read_instances
 from supervisor.ha.leadership import Role
-from supervisor.ha.lease import Granted, HeldElsewhere, LeaseStore, leader_key, token_key
+from supervisor.ha.lease import (
+    Granted,
+    HeldElsewhere,
+    LeaseStore,
+    fencing_key,
+    leader_key,
+    token_key,
+)
 from supervisor.ha.orders import order_key
 from supervisor.kinds import kind_gauges
 from supervisor.model import Decision, Status
@@ -111,7 +118,7 @@ def build(
     tmp_path: Path, redis_url: str, instance: str, act_without_lease: bool = True
 ) -> Instance:
     directory = tmp_path / instance
-    directory.mkdir(parents=True)
+    directory.mkdir(parents=True, exist_ok=True)  # again: a restart keeps state_dir
     path = directory / "supervisor.toml"
     text = CONFIG.format(
         instance=instance,
@@ -357,6 +364,38 @@ async def test_a_fencing_token_never_goes_backward(redis_server: RedisServer, re
     assert isinstance(again, Granted) and again.token == first.token + 1
 
 
+async def close(instance: Instance) -> None:
+    await settle(instance.daemon)
+    await instance.daemon.context.assembly.close()
+    instance.daemon.context.notifier.close()
+
+
+@pytest.mark.parametrize("restarted", ["a", "b"])
+async def test_a_restart_after_redis_lost_the_counter_claims_above_every_token_seen(
+    tmp_path: Path, redis_server: RedisServer, redis: Redis, restarted: str
+) -> None:
+    """The leader ("a") or a follower ("b") restarts while Redis is emptied (FLUSHALL, a
+    Redis restarted without persistence): its first claim still issues a token above the
+    last one, because what it saw before the restart was kept in its state_dir."""
+    await redis.set(fencing_key("sup"), 41)
+    a, b = build(tmp_path, redis_server.url, "a"), build(tmp_path, redis_server.url, "b")
+    await a.claim()
+    await b.claim()  # the follower reads the leader's token
+    assert a.daemon.context.leadership.token == 42
+    assert b.daemon.context.leadership.leader == "a"
+    for instance in (a, b):
+        await close(instance)
+    await redis.flushall()
+    again = build(tmp_path, redis_server.url, restarted)  # a new process, the same state_dir
+    try:
+        await again.claim()
+        leadership = again.daemon.context.leadership
+        assert leadership.role is Role.LEADER and leadership.token == 43
+        assert await redis.get(fencing_key("sup")) == b"43"
+    finally:
+        await close(again)
+
+
 async def test_renewal_extends_only_the_callers_own_lease(redis: Redis) -> None:
     a = LeaseStore(redis, "sup", "a", 3.0)
     b = LeaseStore(redis, "sup", "b", 3.0)
@@ -366,6 +405,7 @@ async def test_renewal_extends_only_the_callers_own_lease(redis: Redis) -> None:
     refused = await b.claim(token, token)  # b cannot renew a's lease with a's token
     assert isinstance(refused, HeldElsewhere) and refused.holder == "a"
     assert 2.5 < refused.remaining_s <= 3.0 and refused.token == token
+    assert refused.counter == token  # a follower learns the counter too
     renewed = await a.claim(token, token)
     assert isinstance(renewed, Granted) and renewed.token == token
 

@@ -27,13 +27,7 @@ DURATION_S = 150.0
 # on a main without those fixes; once they are merged, this tuple is emptied.
 PENDING = ("garbage", "garbage_file", "duplicate_id")
 # Invariants a known defect without a fix yet still breaks, and why; reported, never hidden.
-KNOWN = {
-    "the fencing counter never goes down": (
-        "Redis emptied while an instance restarts: it claims having seen no token, so the"
-        " counter starts again at 1 (the highest token seen is not kept across a restart);"
-        " a venue then sees a lower token (counted as explained by this invariant)"
-    ),
-}
+KNOWN: dict[str, str] = {}
 
 
 def faults() -> tuple[str, ...]:
