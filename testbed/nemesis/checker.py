@@ -165,7 +165,7 @@ def _reset_lost(history: History, trip: Trip) -> bool:
     restarted after the reset reads it once it is up): README's "an engagement ... can only
     err toward staying engaged". Once lost, every later loss of Redis writes it back again,
     until the next reset."""
-    if trip.source != "breaker" or not trip.ident.startswith("latch:"):
+    if trip.source != "breaker" or not trip.ident.startswith(("latch:", "latch-")):
         return False
     resets = [w.reset_s for w in history.windows if w.reset_s <= trip.at_s]
     if not resets:
@@ -173,13 +173,21 @@ def _reset_lost(history: History, trip: Trip) -> bool:
     reset = max(resets)
     noticed_s = HOUSEKEEPING_S + history.timing.slack_s
     restarts = [
-        f.end_s
+        f.end_s + STARTUP_S
         for f in history.faults
         if f.kind in ("sigkill", "garbage_file") and reset <= f.end_s <= trip.at_s
     ]
-    unread_until = max([reset, *restarts]) + noticed_s + (STARTUP_S if restarts else 0.0)
+    # A daemon stopped or cut off from Redis when the reset came reads it once it is back.
+    away = [
+        f.end_s
+        for f in history.faults
+        if f.kind in ("sigstop", "blackhole") and f.start_s <= trip.at_s and reset <= f.end_s
+    ]
+    unread_until = max([reset, *restarts, *away]) + noticed_s
+    # Redis is lost at some instant of the fault (a restart: while it is down), so a fault
+    # under way when the reset came counts too.
     return any(
-        reset <= f.start_s <= min(unread_until, trip.at_s)
+        f.end_s >= reset and f.start_s <= min(unread_until, trip.at_s)
         for f in history.faults
         if f.kind in ("redis_restart", "flushall")
     )

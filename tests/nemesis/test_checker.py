@@ -223,6 +223,20 @@ def test_a_latch_written_back_after_redis_lost_a_reset_is_explained_nothing_else
     assert no_spurious_trip(twice).ok
 
 
+def test_a_latch_numbered_by_its_seq_lost_while_redis_restarted_or_a_daemon_stopped() -> None:
+    """The daemon names a written-back latch's incident `latch-<seq>`; Redis may lose a
+    reset made while its restart was under way; a daemon stopped when the reset came reads
+    it only once it runs again."""
+    rewritten = with_(clean(), breaker=[*clean().breaker, BreakerTrip(26.5, "latch-2", "a", "4")])
+    assert not no_spurious_trip(rewritten).ok
+    under_way = fault("redis_restart", 22.9, 23.6)  # began just before the reset at 23 s
+    assert no_spurious_trip(with_(rewritten, faults=[under_way])).ok
+    later = fault("flushall", 26.0, 26.1)  # 3 s after the reset: every daemon had read it
+    assert not no_spurious_trip(with_(rewritten, faults=[later])).ok
+    stopped = fault("sigstop", 22.0, 25.5, instance="a")  # but a was stopped until 25.5 s
+    assert no_spurious_trip(with_(rewritten, faults=[stopped, later])).ok
+
+
 def test_a_new_lease_without_a_fault_or_a_counter_going_down_is_a_violation() -> None:
     assert leadership_changes_explained(clean()).ok  # the leader was killed at 30 s
     flapping = with_(clean(), tokens=[TokenSeen(0.5, 3), TokenSeen(15.0, 4), TokenSeen(15.6, 5)])
