@@ -235,6 +235,22 @@ def test_a_new_lease_without_a_fault_or_a_counter_going_down_is_a_violation() ->
     assert not leadership_changes_explained(with_(clean(), faults=[follower])).ok
 
 
+def test_the_maximum_integer_planted_in_the_counter_is_not_a_token_going_down() -> None:
+    """Nemesis seed 7, `--faults garbage`: the counter read 2**63-1 (the nemesis's garbage,
+    at 104.55 s), then 4 once a claim set it aside. No claim can go past 2**63-1; only what
+    the nemesis did not plant counts."""
+    planted = Injected(
+        9, "garbage", 25.0, 25.0, detail={"key": "sup:leader:fencing", "value": "max_int"}
+    )
+    sampled = [TokenSeen(0.5, 3), TokenSeen(25.1, 2**63 - 1), TokenSeen(26.0, 4)]
+    recovered = with_(clean(), faults=[planted], tokens=sampled)
+    assert counter_never_down(recovered).ok
+    assert leadership_changes_explained(recovered).ok
+    assert not counter_never_down(with_(recovered, faults=[])).ok  # nobody planted it
+    below = with_(recovered, tokens=[*sampled[:2], TokenSeen(26.0, 2)])
+    assert "went down 3 -> 2" in counter_never_down(below).violations[0]  # still below 3
+
+
 def test_a_key_lost_while_stale_may_trip_before_breach() -> None:
     early = with_(clean(), venue=[request(10.9, "inc1:kill:3")], breaker=[])
     assert not no_spurious_trip(early).ok
