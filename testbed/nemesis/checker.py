@@ -10,8 +10,8 @@ from README:
 - Redis restarted empty or FLUSHALLed: the lease is claimed again (`lease_ttl` + interval);
 - a clock step larger than 1 s is ignored (the steady clock) for 300 s; a smaller one is
   believed at once, so it moves a trip by at most its size;
-- split brain (a leader SIGSTOPped past `lease_ttl`, a leader cut off from Redis, Redis away:
-  `act_without_lease`) may press a kill switch under a second Idempotency-Key; so may a new
+- split brain (a leader SIGSTOPped past `lease_ttl`, any instance cut off from Redis, Redis
+  away: `act_without_lease`) may press a kill switch under a second Idempotency-Key; so may a new
   leader whose predecessor's order Redis lost or that it could not read.
 
 `slack_s` (Timing) is the allowance for process scheduling on a loaded machine.
@@ -230,6 +230,8 @@ def _split_brain(history: History, at_s: float) -> str | None:
             return "split brain: leader SIGSTOPped past lease_ttl"
         if fault.kind == "blackhole" and fault.was_leader:
             return "split brain: leader cut off from Redis"
+        if fault.kind == "blackhole":  # README "Split brain": any instance cut off acts
+            return "split brain: follower cut off from Redis (act_without_lease)"
         if fault.kind == "redis_restart":
             return "split brain: Redis away (act_without_lease), restarted empty"
         if fault.kind == "flushall":

@@ -140,6 +140,13 @@ def test_a_second_key_for_one_incident_is_a_violation_unless_split_brain() -> No
     assert explained.explained == {"split brain: leader SIGSTOPped past lease_ttl": 1}
     brief = dataclasses.replace(stopped, end_s=9.5)  # back within its lease: no split brain
     assert not one_key_per_incident(with_(second, faults=[brief])).ok
+    # README "Split brain": a follower cut off from Redis acts without a lease, no token
+    # (nemesis seed 20261206, all faults: a blackholed follower's kill 0.4 s after Redis).
+    cut_off = fault("blackhole", 7.0, 12.1, instance="b", was_leader=False)
+    tokenless = with_(clean(), venue=[*clean().venue, request(12.5, "inc9:kill", None)])
+    assert one_key_per_incident(with_(tokenless, faults=[cut_off])).ok
+    assert fencing_never_down(with_(tokenless, faults=[cut_off])).ok
+    assert not one_key_per_incident(tokenless).ok
 
 
 def test_a_token_lower_than_one_the_venue_saw_or_none_is_a_violation() -> None:
