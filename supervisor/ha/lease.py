@@ -20,16 +20,29 @@ first one's lease: two processes with one id can never both believe they hold it
 from __future__ import annotations
 
 import logging
+import re
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from supervisor.stored import SIGHTINGS, counter_text
-from supervisor.stored_redis import TTL_MS, aside_key, is_wrong_type, repair_types
+from supervisor.stored_redis import (
+    TTL_MS,
+    aside_key,
+    is_wrong_type,
+    move_string,
+    repair_types,
+    store_of,
+)
 
 log = logging.getLogger("supervisor")
+
+# What a claim writes into the lease's holder key (config's Name): anything else is not a
+# holder.
+HOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 # KEYS: leader, token, fencing counter, the leader's boot nonce, this id's identity, where a
 # counter INCR refuses goes. ARGV: instance, ttl ms, the caller's token ("" if none), the
@@ -182,13 +195,9 @@ class LeaseStore:
             self.boot,
             TTL_MS,
         ]
-        try:
-            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
-        except ResponseError as exc:  # a key of the wrong type (by hand): set aside, again
-            if not is_wrong_type(exc):
-                raise
-            await repair_types(self._redis, self.namespace, dict.fromkeys(self.keys, "string"))
-            reply = await self._claim(keys=[*self.keys, self.aside], args=args)
+        reply = await self._claim_once(args)
+        if await self._set_aside_foreign_hold(reply):  # garbage held the lease
+            reply = await self._claim_once(args)
         if int(reply[0]) == 1:
             if int(reply[2]) == 1:
                 self._recovered(int(reply[1]), highest_seen)
@@ -199,6 +208,33 @@ class LeaseStore:
         holder, held, pttl_ms, counter = reply[1:5]
         remaining_s = max(0, int(pttl_ms)) / 1000
         return HeldElsewhere(_text(holder), _token(held), remaining_s, counter_text(counter))
+
+    async def _claim_once(self, args: list[str | int]) -> list[Any]:
+        try:
+            return list(await self._claim(keys=[*self.keys, self.aside], args=args))
+        except ResponseError as exc:  # a key of the wrong type (by hand): set aside, again
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self._redis, self.namespace, dict.fromkeys(self.keys, "string"))
+            return list(await self._claim(keys=[*self.keys, self.aside], args=args))
+
+    async def _set_aside_foreign_hold(self, reply: list[Any]) -> bool:
+        """A lease held by a value no claim writes (not an instance id, or without the
+        expiry every claim sets) would refuse every claim forever: it is set aside, said
+        once and counted, like every unreadable entry. True when it was moved (claim
+        again). The identity key is left alone: a hold that never expires is told apart
+        (IdentityTaken with no expiry, lease_keeper.py)."""
+        if int(reply[0]) != 0:
+            return False
+        key, raw, pttl_ms = self.keys[0], reply[1], int(reply[3])
+        assert isinstance(raw, bytes | str)
+        holder = HOLDER.fullmatch(_text(raw))
+        if holder and pttl_ms != -1:
+            return False
+        why = "a lease without expiry" if holder else "not an instance id"
+        then = f"set aside as {aside_key(self.namespace, key)}; the lease claimed again"
+        SIGHTINGS.report(store_of(self.namespace, key), key, raw, why, then)
+        return await move_string(self._redis, self.namespace, key, raw)
 
     def _recovered(self, token: int, highest_seen: int) -> None:
         counter = self.keys[2]

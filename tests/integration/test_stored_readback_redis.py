@@ -165,11 +165,46 @@ def test_a_claim_over_any_lease_keys_grants_a_token_above_every_one_seen(
             assert reply.token > highest_seen
             again = await store.claim(reply.token, reply.token)  # a renewal keeps its term
             assert isinstance(again, Granted) and again.token == reply.token
-        elif isinstance(reply, IdentityTaken):  # a string planted as this id's holder
-            assert which == identity_key(NS, "a")
-        else:  # a string planted as the leader's id: somebody holds it
-            assert isinstance(reply, HeldElsewhere)
-            assert which == leader_key(NS) and reply.holder != "a"
+        else:  # a string planted as this id's holder: told apart (never expires)
+            assert isinstance(reply, IdentityTaken), reply
+            assert which == identity_key(NS, "a") and reply.remaining_s is None
+
+    with_redis(redis_server, body)
+
+
+@pytest.mark.parametrize(
+    "planted_holder",
+    [
+        b"[" * 100_000 + b"]" * 100_000,  # the nemesis's seed 42: deep JSON, then a huge int
+        b'{"level":"HALTED","reason":"x","at":1' + b"0" * 400 + b"}",
+        b"9223372036854775807",  # an instance id's shape, but no claim writes it without expiry
+        b"not a number",
+        b"\xff\xfe",
+    ],
+)
+def test_garbage_in_the_leader_key_is_set_aside_and_the_lease_claimed(
+    redis_server: RedisServer, planted_holder: bytes
+) -> None:
+    async def body(redis: Redis) -> None:
+        await redis.set(leader_key(NS), planted_holder)  # no expiry: it would block forever
+        store = LeaseStore(redis, NS, "a", 3.0)
+        reply = await store.claim(None, 7)
+        assert isinstance(reply, Granted) and reply.token > 7
+        assert await redis.get(leader_key(NS)) == b"a"
+        assert await redis.get(f"{NS}:unreadable:leader") == planted_holder
+        assert await redis.pttl(f"{NS}:unreadable:leader") > 0
+        assert SIGHTINGS.counts().get("leader") == 1
+
+    with_redis(redis_server, body)
+
+
+def test_a_live_holder_of_another_instance_is_never_set_aside(redis_server: RedisServer) -> None:
+    async def body(redis: Redis) -> None:
+        other = LeaseStore(redis, NS, "b", 3.0)
+        assert isinstance(await other.claim(None, 0), Granted)
+        reply = await LeaseStore(redis, NS, "a", 3.0).claim(None, 0)
+        assert isinstance(reply, HeldElsewhere) and reply.holder == "b"
+        assert await redis.exists(f"{NS}:unreadable:leader") == 0
 
     with_redis(redis_server, body)
 

@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from supervisor.actuators.redis_breaker import breaker_state
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
+from supervisor.ha.lease import leader_key, token_key
 from supervisor.ha.orders import order_key
 from supervisor.kinds import kind_gauges
 from supervisor.latch import ENGAGED_FILE, engaged_key
@@ -133,6 +134,28 @@ async def test_defect_1_a_takeover_trips_despite_an_engaged_entry_too_large_for_
     assert trip["by"] == "b"
     assert "bug:" not in caplog.text
     assert (await redis.hget("sup:state", "trading_state")) == b"REDUCE_ONLY"
+
+
+async def test_garbage_in_the_lease_key_is_set_aside_and_the_follower_takes_over_and_trips(
+    pair: tuple[Instance, Instance], redis: Redis, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Nemesis seeds 7 and 42 (`--faults garbage`): a value no claim writes, without expiry,
+    in `{ns}:leader` made every instance a follower of it, for ever: no trip."""
+    _a, b = pair
+    garbage = huge_order()
+    await redis.delete(token_key("sup"))
+    await redis.set(leader_key("sup"), garbage)  # the leader's lease overwritten, no expiry
+    await stale(redis, b.clock)
+    await b.cycle()  # the follower holds its decision back
+    await b.claim()
+    await settle(b.daemon)
+
+    assert b.daemon.context.leadership.leader == "b"
+    [trip] = await history(redis)
+    assert trip["by"] == "b" and trip["fencing_token"] == b.daemon.context.leadership.token
+    assert await redis.get("sup:unreadable:leader") == garbage.encode()
+    assert unreadable_count(b.daemon, "leader") >= 1
+    assert "bug:" not in caplog.text
 
 
 async def test_a_takeover_takes_up_held_decisions_when_an_earlier_step_fails_on_a_bug(

@@ -140,6 +140,13 @@ def test_a_second_key_for_one_incident_is_a_violation_unless_split_brain() -> No
     assert explained.explained == {"split brain: leader SIGSTOPped past lease_ttl": 1}
     brief = dataclasses.replace(stopped, end_s=9.5)  # back within its lease: no split brain
     assert not one_key_per_incident(with_(second, faults=[brief])).ok
+    # README "Split brain": a follower cut off from Redis acts without a lease, no token
+    # (nemesis seed 20261206, all faults: a blackholed follower's kill 0.4 s after Redis).
+    cut_off = fault("blackhole", 7.0, 12.1, instance="b", was_leader=False)
+    tokenless = with_(clean(), venue=[*clean().venue, request(12.5, "inc9:kill", None)])
+    assert one_key_per_incident(with_(tokenless, faults=[cut_off])).ok
+    assert fencing_never_down(with_(tokenless, faults=[cut_off])).ok
+    assert not one_key_per_incident(tokenless).ok
 
 
 def test_a_token_lower_than_one_the_venue_saw_or_none_is_a_violation() -> None:
@@ -247,6 +254,22 @@ def test_a_new_lease_without_a_fault_or_a_counter_going_down_is_a_violation() ->
     assert counter_never_down(flapping).ok
     follower = Injected(9, "sigkill", 30.0, 31.5, "b", was_leader=False)
     assert not leadership_changes_explained(with_(clean(), faults=[follower])).ok
+
+
+def test_the_maximum_integer_planted_in_the_counter_is_not_a_token_going_down() -> None:
+    """Nemesis seed 7, `--faults garbage`: the counter read 2**63-1 (the nemesis's garbage,
+    at 104.55 s), then 4 once a claim set it aside. No claim can go past 2**63-1; only what
+    the nemesis did not plant counts."""
+    planted = Injected(
+        9, "garbage", 25.0, 25.0, detail={"key": "sup:leader:fencing", "value": "max_int"}
+    )
+    sampled = [TokenSeen(0.5, 3), TokenSeen(25.1, 2**63 - 1), TokenSeen(26.0, 4)]
+    recovered = with_(clean(), faults=[planted], tokens=sampled)
+    assert counter_never_down(recovered).ok
+    assert leadership_changes_explained(recovered).ok
+    assert not counter_never_down(with_(recovered, faults=[])).ok  # nobody planted it
+    below = with_(recovered, tokens=[*sampled[:2], TokenSeen(26.0, 2)])
+    assert "went down 3 -> 2" in counter_never_down(below).violations[0]  # still below 3
 
 
 def test_a_key_lost_while_stale_may_trip_before_breach() -> None:
