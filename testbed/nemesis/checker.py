@@ -219,11 +219,48 @@ def no_spurious_trip(history: History) -> Verdict:
         verdict.checked += 1
         if window_of(history, trip.at_s) is None and _reset_lost(history, trip):
             verdict.explained["Redis lost a reset before the daemons read it: latch kept"] += 1
+        elif window_of(history, trip.at_s) is None and _written_back_near_a_loss(history, trip):
+            verdict.explained["a latch written back near a Redis loss: counted below"] += 1
         elif window_of(history, trip.at_s) is None:
             verdict.violations.append(
                 f"{trip.source} trip {trip.ident!r} at {trip.at_s:.2f}s:"
                 " no stale window explains it"
             )
+    return verdict
+
+
+LOSS_BEFORE_RESET_S = 10.0  # a Redis loss this long before a reset may still shape it
+
+
+def _written_back_near_a_loss(history: History, trip: Trip) -> bool:
+    """A latch the daemon wrote back (incident `latch-<seq>`) after Redis lost data around
+    the last reset: toward safety, but the reset should have voided it."""
+    if trip.source != "breaker" or not trip.ident.startswith(("latch:", "latch-")):
+        return False
+    resets = [w.reset_s for w in history.windows if w.reset_s <= trip.at_s]
+    since = (max(resets) if resets else 0.0) - LOSS_BEFORE_RESET_S
+    return any(
+        f.end_s >= since and f.start_s <= trip.at_s
+        for f in history.faults
+        if f.kind in ("redis_restart", "flushall")
+    )
+
+
+def reset_voids_written_back_latches(history: History) -> Verdict:
+    """An operator's reset voids every latch before it, also one a daemon writes back after
+    Redis lost data: no written-back latch re-engages after the reset unless Redis lost the
+    reset itself before the daemons read it (no_spurious_trip explains those)."""
+    verdict = Verdict("a reset voids the latches written back after a Redis loss")
+    for trip in trips(history):
+        verdict.checked += 1
+        if window_of(history, trip.at_s) is not None or _reset_lost(history, trip):
+            continue
+        if not _written_back_near_a_loss(history, trip):
+            continue
+        verdict.violations.append(
+            f"{trip.source} trip {trip.ident!r} at {trip.at_s:.2f}s: a latch written back"
+            " after Redis lost data re-engaged after the operator's reset"
+        )
     return verdict
 
 
@@ -468,6 +505,7 @@ INVARIANTS: tuple[Callable[[History], Verdict], ...] = (
     no_bug_in_journal,
     leadership_changes_explained,
     counter_never_down,
+    reset_voids_written_back_latches,
     resets_succeed,
 )
 

@@ -81,6 +81,19 @@ def unbelieved_gauge(port: int) -> float | None:
     return sample(scrape(port), "supervisor_clock_unbelieved_step_seconds")
 
 
+# A loaded machine (the suite's other worker, a nemesis beside it) delays the deadline run
+# and the fsyncs before the action, never the clock: CI measured up to +415 ms there, where
+# an idle machine gives +7 to +29 ms (README). Still far below the 0.9 s of an uncorrected
+# clock; that the clock itself is right is proven by the offset gauge (within 50 ms).
+LATE_UNDER_LOAD_S = 0.5
+
+
+def assert_on_threshold(lateness_s: float) -> None:
+    """Never early by more than 100 ms (load cannot make a trip early; a clock 0.9 s ahead
+    tripped 879 ms early), and late by at most 100 ms plus what load adds."""
+    assert -0.1 < lateness_s < 0.1 + LATE_UNDER_LOAD_S, f"trip {lateness_s * 1000:+.0f} ms"
+
+
 @dataclass(frozen=True)
 class Row:
     lateness_s: float  # the trip, from the last tick + BREACH_S, on the real clock
@@ -170,7 +183,7 @@ def test_a_subsecond_correction_is_believed_and_trips_land_on_the_threshold(
     )
     skewed = row.skewed_offset_s
     assert skewed is not None and abs(skewed + start_s) < 0.05  # Redis minus the daemon
-    assert abs(row.lateness_s) < 0.1
+    assert_on_threshold(row.lateness_s)
     assert row.unbelieved_s is not None and abs(row.unbelieved_s) < 0.05
     if start_s == then_s:  # nothing stepped: nothing to say
         assert "system clock stepped" not in row.log and "corrected by" not in row.log
@@ -193,7 +206,7 @@ def test_a_wrong_subsecond_step_refuted_by_redis_is_ignored(
     )
     assert "system clock stepped by +0.900s" in row.log and "refuted by Redis TIME" in row.log
     assert "daemon clock corrected by" not in row.log
-    assert abs(row.lateness_s) < 0.1
+    assert_on_threshold(row.lateness_s)
     assert row.unbelieved_s is not None and abs(row.unbelieved_s - 0.9) < 0.05
 
 
@@ -218,4 +231,4 @@ def test_without_a_second_opinion_a_subsecond_correction_is_followed_within_ten_
     assert followed or "confirmed by the kernel's NTP state" in row.log
     # The last move may leave up to AGREE_S (5 ms, reading noise) of the 0.9 s.
     assert re.search(r"daemon clock corrected by \+0\.(89[5-9]|900)s", row.log)
-    assert abs(row.lateness_s) < 0.1
+    assert_on_threshold(row.lateness_s)

@@ -22,6 +22,7 @@ from testbed.nemesis.checker import (
     no_spurious_trip,
     no_unexpected_exit,
     one_key_per_incident,
+    reset_voids_written_back_latches,
     resets_succeed,
     trip_deadline,
 )
@@ -239,9 +240,22 @@ def test_a_latch_numbered_by_its_seq_lost_while_redis_restarted_or_a_daemon_stop
     under_way = fault("redis_restart", 22.9, 23.6)  # began just before the reset at 23 s
     assert no_spurious_trip(with_(rewritten, faults=[under_way])).ok
     later = fault("flushall", 26.0, 26.1)  # 3 s after the reset: every daemon had read it
-    assert not no_spurious_trip(with_(rewritten, faults=[later])).ok
+    assert not reset_voids_written_back_latches(with_(rewritten, faults=[later])).ok
     stopped = fault("sigstop", 22.0, 25.5, instance="a")  # but a was stopped until 25.5 s
     assert no_spurious_trip(with_(rewritten, faults=[stopped, later])).ok
+
+
+def test_a_written_back_latch_after_the_reset_is_its_own_violation() -> None:
+    """Redis emptied shortly before the reset, which the daemons did read: the latch they
+    wrote back must not re-engage; counted under its own invariant, not as spurious."""
+    rewritten = with_(clean(), breaker=[*clean().breaker, BreakerTrip(27.5, "latch-3", "a", "4")])
+    loss = fault("redis_restart", 21.0, 21.5)  # before the reset at 23 s
+    history = with_(rewritten, faults=[loss])
+    assert no_spurious_trip(history).ok
+    verdict = reset_voids_written_back_latches(history)
+    assert len(verdict.violations) == 1 and "latch-3" in verdict.violations[0]
+    assert reset_voids_written_back_latches(rewritten).ok  # no loss: a spurious trip instead
+    assert not no_spurious_trip(rewritten).ok
 
 
 def test_a_new_lease_without_a_fault_or_a_counter_going_down_is_a_violation() -> None:

@@ -26,7 +26,14 @@ DURATION_S = 150.0
 # garbage_file and duplicate_id are fixed: none is left out).
 PENDING: tuple[str, ...] = ()
 # Invariants a known defect without a fix yet still breaks, and why; reported, never hidden.
-KNOWN: dict[str, str] = {}
+KNOWN: dict[str, str] = {
+    "a reset voids the latches written back after a Redis loss": (
+        "Redis emptied around an operator's reset: a daemon writes a latch back and it"
+        " re-engages after the reset (toward safety, but the reset should have voided it;"
+        " seen once in 150 s of seed 20261206: the reset's number vs the written-back"
+        " latch's, open)"
+    ),
+}
 
 
 def faults() -> tuple[str, ...]:
