@@ -13,7 +13,11 @@ An engagement takes its number when it is first written to Redis; until then (Re
 it has none and counts as newer than every reset, so it can only err toward staying engaged.
 Writing a numbered engagement back (Redis lost it: a FLUSHALL, a restart without
 persistence) first raises `{ns}:seq` to its number, or the next reset would be numbered
-below it and release nothing.
+below it and release nothing. For the same reason every number is given above every number
+its giver knows (a counter lost with Redis restarts low), a daemon raises the counter to
+the highest number it knows on every pass, and a reset first reads every latch it can (the
+published ones and state_dir's) so that it is numbered above all of them: an engagement it
+learns of was made before it.
 """
 
 from __future__ import annotations
@@ -73,6 +77,24 @@ if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
   redis.call('SET', KEYS[1], ARGV[1])
 end
 redis.call('HSET', KEYS[2], ARGV[2], ARGV[3])
+"""
+
+
+# KEYS: the counter. ARGV: the lowest number it may give now. INCR, never below ARGV[1].
+INCR_AT_LEAST = """
+local value = tonumber(redis.call('GET', KEYS[1]))
+if value and value < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return ARGV[1]
+end
+return tostring(redis.call('INCR', KEYS[1]))
+"""
+
+# KEYS: the counter. ARGV: a number it must not be below (a number already given).
+RAISE_COUNTER = """
+if (tonumber(redis.call('GET', KEYS[1])) or 0) < tonumber(ARGV[1]) then
+  redis.call('SET', KEYS[1], ARGV[1])
+end
 """
 
 
@@ -262,7 +284,11 @@ class LatchStore:
 
     async def record_reset(self, names: list[str]) -> int:
         """Mark `names` reset (before anything is released) and drop their entries; return
-        the reset's number. Every engagement numbered below it is void from now on."""
+        the reset's number. Every engagement numbered below it is void from now on: it is
+        numbered above every latch and reset known (Redis, state_dir), as those came before
+        it even when `{ns}:seq` was lost with Redis."""
+        await self.load_redis()  # raises self.highest_seq to what is published
+        self.learn_file()
         seq = await self.next_seq()
         keys = {reset_key(self.namespace): "hash", engaged_key(self.namespace): "hash"}
         await repair_types(self.redis, self.namespace, keys)  # a reset must go through
@@ -270,12 +296,47 @@ class LatchStore:
         await self.redis.hdel(engaged_key(self.namespace), *names)
         return seq
 
+    def learn_file(self) -> None:
+        """Raise self.highest_seq to the numbers of the latches in state_dir, read only: an
+        unreadable file or entry teaches nothing (the daemon that owns it says so)."""
+        try:
+            data = stored.decode_json(self.path.read_bytes())
+        except (OSError, stored.Unreadable):
+            return
+        if not isinstance(data, dict):
+            return
+        for value in data.values():
+            try:
+                seq = Latch.from_value(value).seq
+            except stored.Unreadable:
+                continue
+            self.highest_seq = max(self.highest_seq, seq or 0)
+
+    async def keep_counter(self, known: int) -> None:
+        """Raise `{ns}:seq` to `known` (and every number seen) if it is below: a counter lost
+        with Redis must not number the next reset below a latch still engaged."""
+        self.highest_seq = max(self.highest_seq, known)
+        if self.highest_seq == 0:
+            return
+        counter = seq_key(self.namespace)
+        try:
+            await self.redis.eval(RAISE_COUNTER, 1, counter, str(self.highest_seq))
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self.redis, self.namespace, {counter: "string"})
+            await self.redis.eval(RAISE_COUNTER, 1, counter, str(self.highest_seq))
+
     async def next_seq(self) -> int:
-        """INCR `{ns}:seq`; a counter INCR refuses is recovered (README, "Unreadable
+        """INCR `{ns}:seq`, never to a number this instance knows (the counter may have been
+        lost with Redis); a counter INCR refuses is recovered (README, "Unreadable
         entries"): moved past every number this instance knows, never backward."""
         counter = seq_key(self.namespace)
         try:
             seq = int(await self.redis.incr(counter))
+            if seq <= self.highest_seq < stored.MAX_COUNTER:
+                floor = str(self.highest_seq + 1)
+                seq = int(await self.redis.eval(INCR_AT_LEAST, 1, counter, floor))
         except ResponseError as exc:
             if not (is_wrong_type(exc) or is_not_a_counter(exc)):
                 raise

@@ -124,6 +124,7 @@ class Reconciler:
                 )
                 self.acting.keep(name, latch)
         self._rewrite_lost(latches)
+        await self._keep_counter()
         for actuator in self.context.assembly.actuators.values():
             if actuator.readable:
                 await self._check_real_state(actuator)
@@ -141,6 +142,18 @@ class Reconciler:
             )
         for name, latch in lost.items():
             self.context.spawn(self.acting.write_to_redis(name, latch))
+
+    async def _keep_counter(self) -> None:
+        """Keep `{ns}:seq` at the highest number this instance knows (its latches, every
+        latch and reset it read): lost with Redis, it would number an operator's reset below
+        a latch still engaged here, and the reset would release nothing."""
+        context = self.context
+        known = max((latch.seq or 0 for latch in context.runtime.engaged.values()), default=0)
+        try:
+            with anyio.fail_after(context.assembly.redis_timeout_s * 2):
+                await context.assembly.latches.keep_counter(known)
+        except REDIS_TROUBLE as exc:
+            context.note_problem("redis", exc)
 
     async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, int]] | None:
         """(latches, resets) as published in Redis, or None when Redis cannot answer."""

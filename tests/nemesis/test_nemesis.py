@@ -28,10 +28,11 @@ PENDING: tuple[str, ...] = ()
 # Invariants a known defect without a fix yet still breaks, and why; reported, never hidden.
 KNOWN: dict[str, str] = {
     "a reset voids the latches written back after a Redis loss": (
-        "Redis emptied around an operator's reset: a daemon writes a latch back and it"
-        " re-engages after the reset (toward safety, but the reset should have voided it;"
-        " seen once in 150 s of seed 20261206: the reset's number vs the written-back"
-        " latch's, open)"
+        "Redis emptied around an operator's reset: a latch written back re-engages after"
+        " the reset (toward safety). Fixed: a reset numbered below a latch a running daemon"
+        " held ({ns}:seq lost; seed 42). Open: the reset itself lost with Redis while the"
+        " daemon holding the latch was down (it restarts from state_dir; seed 7), and a"
+        " reset from a host without the latch before any daemon's next pass"
     ),
 }
 

@@ -1,0 +1,139 @@
+"""An operator's reset around a Redis loss (FLUSHALL, a restart without persistence) must
+release the breaker: `{ns}:seq` is lost with Redis, and a reset numbered below the latch a
+daemon still holds (and writes back) voided nothing, so the daemon engaged it again
+("found released without a reset"). Run in process against the real test Redis, the reset
+through the real CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from redis.asyncio import Redis
+
+from supervisor.daemon import Supervisor
+from supervisor.latch import Latch, engaged_key, reset_key, seq_key
+from supervisor.model import TradingState
+from testbed.daemon_process import cli
+from testbed.redis_server import RedisServer
+from tests.integration import test_daemon_logic as logic
+from tests.integration.test_daemon_logic import Clock, settle, stale_tick, write
+
+# The in-process daemon of test_daemon_logic (no [ha]: it leads), on a clock moved by hand.
+clock = logic.clock
+config_path = logic.config_path
+supervisor = logic.supervisor
+
+pytestmark = pytest.mark.anyio
+
+REASON = "drill: the incident is over, releasing the breaker"
+NUMBERED_FROM = 40  # the counter before the trip: the latch is numbered 41
+
+
+async def hold_a_numbered_latch(daemon: Supervisor, redis: Redis, clock: Clock) -> int:
+    """The leader trips the breaker; its latch is numbered well above 1; then Redis is
+    emptied, the counter with it."""
+    await redis.set(seq_key("sup"), NUMBERED_FROM)
+    await stale_tick(redis, clock)
+    await daemon.cycle.run("w1")
+    await settle(daemon)
+    await daemon.reconciler.refresh()  # the latch's number is kept in memory and the file
+    await settle(daemon)
+    latch = daemon.context.runtime.engaged["breaker"]
+    assert latch.seq is not None and latch.seq > NUMBERED_FROM
+    await redis.flushall()
+    return latch.seq
+
+
+def reset(config: Path) -> None:
+    result = cli("reset", "breaker", "--reason", REASON, "--force", "--config", str(config))
+    assert result.returncode == 0, result.stderr
+
+
+async def passes(daemon: Supervisor, clock: Clock, count: int = 3) -> None:
+    for _ in range(count):
+        clock.now += 1
+        await daemon.reconciler.refresh()
+        await settle(daemon)
+
+
+async def assert_released(daemon: Supervisor, redis: Redis, latch_seq: int) -> None:
+    assert "breaker" not in daemon.context.runtime.engaged
+    assert daemon.context.refresh().trading_state is TradingState.ACTIVE
+    state = json.loads(await redis.get("circuit_breaker:state") or "null")
+    assert state is None or state["state"] == "OPEN", state
+    assert int(await redis.hget(reset_key("sup"), "breaker") or 0) > latch_seq
+    assert await redis.hget(engaged_key("sup"), "breaker") is None
+
+
+async def test_a_reset_right_after_a_flush_releases_the_latch_the_daemon_holds(
+    supervisor: Supervisor, redis: Redis, clock: Clock, config_path: Path
+) -> None:
+    """Before the daemon's next pass: the reset (on the daemon's host) reads state_dir."""
+    seq = await hold_a_numbered_latch(supervisor, redis, clock)
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+
+    reset(config_path)
+    await passes(supervisor, clock)
+
+    await assert_released(supervisor, redis, seq)
+
+
+async def test_a_reset_from_another_host_after_a_peer_wrote_a_lower_latch_back(
+    supervisor: Supervisor,
+    redis: Redis,
+    clock: Clock,
+    tmp_path: Path,
+    redis_server: RedisServer,
+) -> None:
+    """As in the nemesis: a peer writes the breaker back under its own lower number, so this
+    daemon sees nothing lost and writes nothing back; the operator resets from a host whose
+    state_dir knows nothing. The daemon's pass must have put the counter back."""
+    seq = await hold_a_numbered_latch(supervisor, redis, clock)
+    peer_latch = Latch(TradingState.REDUCE_ONLY, "breaker tripped by w1", clock.now - 5, "w1", 1)
+    await redis.set(seq_key("sup"), 1)
+    await redis.hset(engaged_key("sup"), "breaker", peer_latch.to_json())
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await passes(supervisor, clock, count=1)  # the daemon's next pass, then the reset
+
+    elsewhere = tmp_path / "operator-host"
+    elsewhere.mkdir()
+    reset(write(elsewhere / "supervisor.toml", redis_server.url))
+    await passes(supervisor, clock)
+
+    await assert_released(supervisor, redis, seq)
+
+
+async def test_a_reset_after_the_daemon_wrote_its_latch_back(
+    supervisor: Supervisor,
+    redis: Redis,
+    clock: Clock,
+    tmp_path: Path,
+    redis_server: RedisServer,
+) -> None:
+    """After the daemon's next pass (it writes the lost latch back and engages the lost
+    breaker again, as it must without a reset), a reset from any host releases it."""
+    seq = await hold_a_numbered_latch(supervisor, redis, clock)
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await passes(supervisor, clock, count=1)
+    assert "breaker" in supervisor.context.runtime.engaged  # no reset yet: stays engaged
+
+    elsewhere = tmp_path / "operator-host"
+    elsewhere.mkdir()
+    reset(write(elsewhere / "supervisor.toml", redis_server.url))
+    await passes(supervisor, clock)
+
+    await assert_released(supervisor, redis, seq)
+
+
+async def test_a_flush_without_a_reset_keeps_the_breaker_engaged(
+    supervisor: Supervisor, redis: Redis, clock: Clock
+) -> None:
+    """The safe direction stays: no reset, the latch is written back and holds."""
+    seq = await hold_a_numbered_latch(supervisor, redis, clock)
+    await passes(supervisor, clock)
+    assert supervisor.context.runtime.engaged["breaker"].seq == seq
+    assert await redis.hget(engaged_key("sup"), "breaker") is not None
+    assert int(await redis.get(seq_key("sup")) or 0) >= seq
+    assert supervisor.context.refresh().trading_state is TradingState.REDUCE_ONLY
