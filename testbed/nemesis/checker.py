@@ -11,8 +11,9 @@ from README:
 - a clock step larger than 1 s is ignored (the steady clock) for 300 s; a smaller one is
   believed at once, so it moves a trip by at most its size;
 - split brain (a leader SIGSTOPped past `lease_ttl`, any instance cut off from Redis, Redis
-  away: `act_without_lease`) may press a kill switch under a second Idempotency-Key; so may a new
-  leader whose predecessor's order Redis lost or that it could not read.
+  away: `act_without_lease`, the lease key overwritten by an outside writer) may press a kill
+  switch under a second Idempotency-Key, and the deposed leader's late order carries the lower
+  token; so may a new leader whose predecessor's order Redis lost or that it could not read.
 
 `slack_s` (Timing) is the allowance for process scheduling on a loaded machine.
 """
@@ -281,13 +282,23 @@ def _split_brain(history: History, at_s: float) -> str | None:
             return "split brain: Redis away (act_without_lease), restarted empty"
         if fault.kind == "flushall":
             return "Redis lost the latches and orders (FLUSHALL)"
+        if spoiled(fault, "leader"):  # README "Behind Sentinel": the lease lost
+            return "split brain: the lease key overwritten (garbage), claimed by another"
     return None
+
+
+def spoiled(fault: Injected, short: str) -> bool:
+    """A `garbage` fault that wrote to `{ns}:{short}` (recorded with the namespace; the
+    schedule names it without), unless it found Redis away."""
+    if fault.kind != "garbage" or "skipped" in fault.detail:
+        return False
+    key = str(fault.detail.get("key", ""))
+    return key == short or key.endswith(f":{short}")
 
 
 def _unreadable_order(history: History, window: Window, request: VenueRequest) -> str | None:
     for fault in history.faults:
-        key = str(fault.detail.get("key", ""))
-        aimed = fault.kind == "garbage" and key == f"order:{request.actuator}"
+        aimed = spoiled(fault, f"order:{request.actuator}")
         if aimed and fault.start_s <= request.at_s:
             return "the old leader's order was unreadable (garbage): ordered again"
     return None
@@ -341,6 +352,8 @@ def fencing_never_down(history: History) -> Verdict:
             continue
         if highest is not None and token < highest and _counter_restarted(history, request, token):
             verdict.explained[COUNTER_RESTARTED] += 1
+        elif highest is not None and token < highest and _split_brain(history, request.at_s):
+            verdict.explained[DEPOSED] += 1
         elif highest is not None and token < highest:
             verdict.violations.append(
                 f"key {request.key!r} at {request.at_s:.2f}s: token {token} after {highest}"
@@ -350,6 +363,7 @@ def fencing_never_down(history: History) -> Verdict:
 
 
 COUNTER_RESTARTED = "the counter went down before it (a violation of its own invariant)"
+DEPOSED = "split brain: a deposed leader's late order (a venue keeping the highest refuses it)"
 
 
 def _counter_restarted(history: History, request: VenueRequest, token: int) -> bool:
@@ -454,9 +468,7 @@ def issued_tokens(history: History) -> list[TokenSeen]:
     planted = [
         f.start_s
         for f in history.faults
-        if f.kind == "garbage"
-        and str(f.detail.get("key", "")).endswith("leader:fencing")  # recorded as {ns}:...
-        and f.detail.get("value") == "max_int"
+        if spoiled(f, "leader:fencing") and f.detail.get("value") == "max_int"
     ]
     return [
         seen

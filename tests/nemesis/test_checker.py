@@ -150,6 +150,28 @@ def test_a_second_key_for_one_incident_is_a_violation_unless_split_brain() -> No
     assert not one_key_per_incident(tokenless).ok
 
 
+def test_garbage_over_the_lease_or_the_order_explains_a_second_key_where_it_landed() -> None:
+    """Nemesis seed 20261206 in CI: garbage over `{ns}:leader` 0.9 s before a second key. A
+    follower set it aside and claimed (token 2) while the leader, not yet told, acted on
+    its own lease: README "Behind Sentinel", the lease lost to an outside writer."""
+    second = with_(clean(), venue=[*clean().venue, request(12.5, "inc1:kill:4", "4")])
+    over_lease = fault("garbage", 11.6, 11.6, detail={"key": "sup:leader", "value": "deep"})
+    explained = one_key_per_incident(with_(second, faults=[over_lease]))
+    assert explained.ok and sum(explained.explained.values()) == 1
+    away = dataclasses.replace(over_lease, detail={**over_lease.detail, "skipped": "Redis away"})
+    assert not one_key_per_incident(with_(second, faults=[away])).ok
+    counter = fault("garbage", 11.6, 11.6, detail={"key": "sup:leader:fencing", "value": "deep"})
+    assert not one_key_per_incident(with_(second, faults=[counter])).ok
+    order = fault("garbage", 11.6, 11.6, detail={"key": "sup:order:kill", "value": "deep"})
+    assert one_key_per_incident(with_(second, faults=[order])).ok
+    other = fault("garbage", 11.6, 11.6, detail={"key": "sup:order:breaker", "value": "deep"})
+    assert not one_key_per_incident(with_(second, faults=[other])).ok
+    late = with_(clean(), venue=[*clean().venue, request(12.5, "inc1:kill:2", "2")])
+    assert not fencing_never_down(late).ok  # a deposed leader's late order, no fault
+    verdict = fencing_never_down(with_(late, faults=[over_lease]))
+    assert verdict.ok and sum(verdict.explained.values()) == 1
+
+
 def test_a_token_lower_than_one_the_venue_saw_or_none_is_a_violation() -> None:
     lower = with_(clean(), venue=[*clean().venue, request(12.5, "inc9:kill:2", "2")])
     assert "token 2 after 3" in fencing_never_down(lower).violations[0]
