@@ -28,6 +28,7 @@ import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.problems import Source
 from supervisor.daemon.runtime import Ordered
 from supervisor.errors import first_line
 from supervisor.latch import Latch
@@ -187,7 +188,7 @@ class Acting:
                 decision.incident_id,
                 safe_line(why, 200),
             )
-        context.runtime.problems[f"action {actuator.name}"] = "failing"
+        context.runtime.problems.note(Source.ACTION, "failing", actuator.name)
         context.refresh()
         context.publish_soon("state", context.publish_state)
 
@@ -215,7 +216,7 @@ class Acting:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 orders = await shared.load(self.context.assembly.actuators)
         except REDIS_TROUBLE as exc:
-            self.context.note_problem("redis", exc)
+            self.context.redis_failed(exc)
             return set()
         adopted = set()
         for found in orders:
@@ -299,7 +300,7 @@ class Acting:
                 detail={"detail": outcome.detail},
             )
         )
-        context.runtime.problems.pop(f"action {actuator.name}", None)
+        context.runtime.problems.clear(Source.ACTION, actuator.name)
         context.metrics.actions.labels(actuator.name, result).inc()
         latched = self.latch(actuator, latch_reason(actuator.name, decision), decision.watchdog)
         confirmed = context.runtime.ordered.pop(actuator.name, None) is not None
@@ -349,7 +350,7 @@ class Acting:
             decision.incident_id,
             detail,
         )
-        context.runtime.problems[f"action {actuator.name}"] = "failing"
+        context.runtime.problems.note(Source.ACTION, "failing", actuator.name)
         ordered = context.runtime.ordered.get(actuator.name)
         if ordered is not None:
             ordered.failing = detail
@@ -439,7 +440,8 @@ class Acting:
 
     def _cannot_write(self, path: Path, exc: OSError) -> None:
         log.error("cannot write %s: %s", path, exc)
-        self.context.runtime.problems["state_dir"] = f"cannot write {path}: {exc.strerror}"
+        problem = f"cannot write {path}: {exc.strerror}"
+        self.context.runtime.problems.note(Source.STATE_DIR, problem)
 
     def save_file(self) -> None:
         """Persist what is engaged in state_dir; a failure is said, never raised (disk full:
@@ -459,7 +461,7 @@ class Acting:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 written = await store.save_redis(name, latch)
         except REDIS_TROUBLE as exc:
-            context.note_problem("redis", exc)  # written again by the next reconcile pass
+            context.redis_failed(exc)  # written again by the next reconcile pass
             return
         if written != latch and context.runtime.engaged.get(name) == latch:
             context.runtime.engaged[name] = written

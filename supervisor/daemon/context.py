@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from supervisor import __version__
 from supervisor.daemon.assembly import Assembly
+from supervisor.daemon.problems import Source
 from supervisor.daemon.runtime import Runtime
 from supervisor.errors import SupervisorError, first_line
 from supervisor.global_state import GlobalState
@@ -122,9 +123,9 @@ class Context:
             with anyio.fail_after(self.assembly.redis_timeout_s * 2):
                 await write
         except REDIS_TROUBLE as exc:
-            self.note_problem("redis", exc)
+            self.redis_failed(exc)
             return
-        if self.runtime.problems.pop("redis", None) is not None:
+        if self.runtime.problems.clear(Source.REDIS):
             log.warning("redis: reachable again")
 
     def publish_soon(self, key: str, write: Callable[[], Awaitable[None]]) -> None:
@@ -142,13 +143,10 @@ class Context:
         finally:
             self._writing.discard(key)
 
-    def note_problem(self, component: str, exc: BaseException) -> None:
-        """Say once what is wrong with one of the supervisor's own dependencies. A key of
-        its own that holds the wrong Redis type (WRONGTYPE) is set aside, to be written again."""
-        detail = "timed out" if isinstance(exc, TimeoutError) else first_line(exc)
-        if component not in self.runtime.problems:
-            log.error("%s: %s (watchdogs that need it go UNKNOWN; retrying)", component, detail)
-        self.runtime.problems[component] = detail
+    def redis_failed(self, exc: BaseException) -> None:
+        """Say once that the supervisor's own Redis is in trouble. A key of its own that
+        holds the wrong Redis type (WRONGTYPE) is set aside, to be written again."""
+        self.runtime.problems.failed(Source.REDIS, exc)
         if is_wrong_type(exc) and not self._repairing:
             self._repairing = True
             self.spawn(self._repair_types())

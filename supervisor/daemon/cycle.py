@@ -13,6 +13,7 @@ import anyio
 
 from supervisor.daemon.acting import Acting, Announcement
 from supervisor.daemon.context import Context
+from supervisor.daemon.problems import Source
 from supervisor.daemon.repairs import Repairs
 from supervisor.daemon.schedule import Schedule
 from supervisor.model import Decision, Status, WatchdogRun
@@ -108,16 +109,16 @@ class Cycle:
         it watches: that is its own ill health (DEGRADED, named in STATUS), never a quiet
         UNKNOWN forever."""
         runtime = self.context.runtime
-        problem = f"watchdog {name}"
         if not cut_off:
             runtime.cut_offs.pop(name, None)
-            if runtime.problems.pop(problem, None) is not None:
+            if runtime.problems.clear(Source.WATCHDOG, name):
                 log.warning("watchdog=%s checks finish within their timeout again", name)
             return
         self.context.metrics.check_cut_offs.labels(name).inc()
         count = runtime.cut_offs[name] = runtime.cut_offs.get(name, 0) + 1
         if count >= CUT_OFFS_BEFORE_DEGRADED:
-            if problem not in runtime.problems:
+            problem = f"checks cut off after {format_duration(timeout_s)}"
+            if runtime.problems.note(Source.WATCHDOG, problem, name):
                 log.error(
                     "watchdog=%s: %d checks in a row cut off after %s: it cannot keep up"
                     " (too much to read, or its source hangs)",
@@ -125,7 +126,6 @@ class Cycle:
                     count,
                     format_duration(timeout_s),
                 )
-            runtime.problems[problem] = f"checks cut off after {format_duration(timeout_s)}"
 
 
 def log_transition(

@@ -11,6 +11,7 @@ import anyio
 from supervisor.actuators.deadman import Deadman
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, WATCHDOG_LATE_FACTOR
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
+from supervisor.daemon.problems import Source
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.steps import Pass
 from supervisor.model import TradingState
@@ -71,7 +72,7 @@ class Housekeeping:
         Probed every STATE_DIR_PROBE_EVERY_S while it is, every pass while it is not (the
         probe's write, fsync and unlink were a third of an idle daemon's work)."""
         now = self.context.monotonic()
-        failing = "state_dir" in self.context.runtime.problems
+        failing = self.context.runtime.problems.has(Source.STATE_DIR)
         if not failing and now - self._probed_at < STATE_DIR_PROBE_EVERY_S:
             return
         self._probed_at = now
@@ -82,12 +83,12 @@ class Housekeeping:
             problem = f"cannot write {state_dir}: no answer within {STATE_DIR_CHECK_BUDGET_S}s"
         problems = self.context.runtime.problems
         if problem is None:
-            if problems.pop("state_dir", None) is not None:
+            if problems.clear(Source.STATE_DIR):
                 log.warning("state_dir: writable again; saving what could not be saved")
                 self.reconciler.acting.persist()
-        elif problems.get("state_dir") != problem:
+        elif problems.detail(Source.STATE_DIR) != problem:
             log.error("state_dir: %s (latches and the audit outbox cannot be saved)", problem)
-            problems["state_dir"] = problem
+            problems.note(Source.STATE_DIR, problem)
 
     def late_watchdogs(self, now: float) -> list[str]:
         """Watchdogs that have not finished a run within twice their interval (plus one
@@ -116,16 +117,14 @@ class Housekeeping:
 
     async def _beat(self, deadman: Deadman, now: float) -> None:
         context = self.context
-        problem = f"deadman {deadman.name}"
         try:
             await deadman.heartbeat(now)
         except ACTUATOR_TROUBLE as exc:
             context.metrics.actions.labels(deadman.name, "failed").inc()
-            if problem not in context.runtime.problems:
+            if context.runtime.problems.note(Source.DEADMAN, "heartbeat failing", deadman.name):
                 log.error("deadman=%s heartbeat failed: %s", deadman.name, exc)
-            context.runtime.problems[problem] = "heartbeat failing"
         else:
             context.metrics.actions.labels(deadman.name, "heartbeat").inc()
-            context.runtime.problems.pop(problem, None)
+            context.runtime.problems.clear(Source.DEADMAN, deadman.name)
         finally:
             self._beating.discard(deadman.name)

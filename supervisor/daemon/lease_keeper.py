@@ -26,6 +26,7 @@ import anyio
 
 from supervisor.constants import EX_CONFIG
 from supervisor.daemon.context import REDIS_TROUBLE, Context
+from supervisor.daemon.problems import Source
 from supervisor.ha.leadership import Leadership, Role
 from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
 from supervisor.ha.token_memory import TokenMemory
@@ -37,7 +38,6 @@ log = logging.getLogger("supervisor")
 FOLLOWER_POLL_MIN_S = 0.05  # asks again no sooner than this, whatever the holder's TTL says
 EXPIRY_SLACK_S = 0.01  # asks this long after the holder's lease would have expired
 PTTL_RESOLUTION_S = 0.002  # Redis answers PTTL in whole milliseconds
-DUPLICATE_PROBLEM = "instance_id"  # the key of runtime.problems while the id is not ours
 
 
 class IdentityInUse(Exception):
@@ -134,7 +134,7 @@ class LeaseKeeper:
             ):
                 return await self.store.claim(leadership.token, self.tokens.highest)
         except REDIS_TROUBLE as exc:
-            self.context.note_problem("redis", exc)
+            self.context.redis_failed(exc)
             return None
 
     async def _remember(self, reply: Granted | HeldElsewhere | IdentityTaken | None) -> None:
@@ -198,20 +198,20 @@ class LeaseKeeper:
         )
         if leadership.duplicate():
             self._lost(why)
-        if DUPLICATE_PROBLEM not in problems:
+        if not problems.has(Source.INSTANCE_ID):
             log.error(
                 "identity: %s (this process is boot %s); this one acts on nothing until the"
                 " ids differ: give each instance its own [supervisor] instance_id",
                 why,
                 self.store.boot,
             )
-            problems[DUPLICATE_PROBLEM] = f"{why}: acting on nothing"
+            problems.note(Source.INSTANCE_ID, f"{why}: acting on nothing")
             self.context.refresh()
         self.context.metrics.instance_id_conflict.set(1)
 
     def _own_id(self) -> None:
         """The instance id is this process's (again): clear a duplicate's problem."""
-        if self.context.runtime.problems.pop(DUPLICATE_PROBLEM, None) is not None:
+        if self.context.runtime.problems.clear(Source.INSTANCE_ID):
             log.warning(
                 "identity: instance_id %r is this process's again", self.leadership.instance
             )

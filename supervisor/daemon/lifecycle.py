@@ -28,6 +28,7 @@ from supervisor.daemon.context import Context
 from supervisor.daemon.cycle import Cycle
 from supervisor.daemon.housekeeping import Housekeeping
 from supervisor.daemon.lease_keeper import LeaseKeeper
+from supervisor.daemon.problems import Source
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.schedule import Schedule
 from supervisor.daemon.steps import Pass, prepare
@@ -221,4 +222,5 @@ class Supervisor:
         except OSError as exc:
             # Protection matters more than observability: keep running, say so everywhere.
             log.error("metrics: cannot listen on %s: %s", settings.listen, exc)
-            self.context.runtime.problems["metrics"] = f"cannot listen on {settings.listen}"
+            problem = f"cannot listen on {settings.listen}"
+            self.context.runtime.problems.note(Source.METRICS, problem)

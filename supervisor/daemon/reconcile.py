@@ -21,6 +21,7 @@ from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.constants import RELEASE_WAIT_WARN_S
 from supervisor.daemon.acting import Acting, latch_reason
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.problems import Source
 from supervisor.daemon.runtime import Releasing
 from supervisor.latch import Latch, merge, without_reset
 from supervisor.model import Decision, Origin, Status
@@ -153,7 +154,7 @@ class Reconciler:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 await context.assembly.latches.keep_counter(known)
         except REDIS_TROUBLE as exc:
-            context.note_problem("redis", exc)
+            context.redis_failed(exc)
 
     async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, int]] | None:
         """(latches, resets) as published in Redis, or None when Redis cannot answer."""
@@ -161,7 +162,7 @@ class Reconciler:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 return await self.context.assembly.latches.load_redis()
         except REDIS_TROUBLE as exc:
-            self.context.note_problem("redis", exc)
+            self.context.redis_failed(exc)
             return None
 
     def _note_resets(self, names: set[str]) -> None:
@@ -175,9 +176,9 @@ class Reconciler:
                 continue
             actuator.note_reset()
             runtime.ordered.pop(name, None)
-            runtime.problems.pop(f"action {name}", None)
+            runtime.problems.clear(Source.ACTION, name)
             self._told_released.discard(name)
-            runtime.problems.pop(f"release {name}", None)
+            runtime.problems.clear(Source.RELEASE, name)
             if actuator.readable:
                 runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
         if names:
@@ -201,8 +202,10 @@ class Reconciler:
             with anyio.fail_after(timeout_s):
                 engaged = await actuator.is_engaged()
         except ACTUATOR_TROUBLE as exc:
-            where = "redis" if actuator.kind.startswith("redis") else f"actuator {actuator.name}"
-            context.note_problem(where, exc)
+            if actuator.reads_own_redis:
+                context.redis_failed(exc)
+            else:
+                context.runtime.problems.failed(Source.ACTUATOR, exc, actuator.name)
             return
         first_read = actuator.name not in self._read
         self._read.add(actuator.name)
@@ -229,10 +232,10 @@ class Reconciler:
     def _found_engaged(self, actuator: Actuator, first_read: bool) -> None:
         runtime = self.context.runtime
         name = actuator.name
-        runtime.problems.pop(f"actuator {name}", None)  # its store answers
+        runtime.problems.clear(Source.ACTUATOR, name)  # its store answers
         if name in self._told_released:
             self._told_released.discard(name)
-            runtime.problems.pop(f"release {name}", None)
+            runtime.problems.clear(Source.RELEASE, name)
         if name in runtime.engaged:
             return
         ordered = self.acting.ordered_decision(name)
@@ -265,17 +268,17 @@ class Reconciler:
             format_duration(waited_s),
         )
         problem = f"reset {format_duration(waited_s)} ago, still engaged at the venue"
-        self.context.runtime.problems[f"release {name}"] = problem
+        self.context.runtime.problems.note(Source.RELEASE, problem, name)
         self.context.refresh()
 
     def _found_released(self, actuator: Actuator) -> None:
         context = self.context
         runtime = context.runtime
         name = actuator.name
-        runtime.problems.pop(f"actuator {name}", None)  # its store answers
+        runtime.problems.clear(Source.ACTUATOR, name)  # its store answers
         if runtime.releasing.pop(name, None) is not None:
             log.warning("actuator=%s released at the venue: the reset is complete", name)
-            runtime.problems.pop(f"release {name}", None)
+            runtime.problems.clear(Source.RELEASE, name)
             context.refresh()
         latch = runtime.engaged.get(name)
         if latch is None:
@@ -290,7 +293,7 @@ class Reconciler:
                 name,
                 latch.level.name,
             )
-            runtime.problems[f"release {name}"] = "released at the venue without a reset"
+            runtime.problems.note(Source.RELEASE, "released at the venue without a reset", name)
             context.refresh()
 
     def _incident_open(self, watchdog: str) -> bool:
@@ -341,7 +344,7 @@ class Reconciler:
             await assembly.latches.record_reset([actuator.name])
             await actuator.disengage(ActionContext(assembly.instance_id, now))
         except ACTUATOR_TROUBLE as exc:
-            context.note_problem("redis", exc)
+            context.redis_failed(exc)
             return
         del context.runtime.engaged[actuator.name]
         self.acting.save_file()

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
 from supervisor.daemon.lease_keeper import LeaseKeeper
+from supervisor.daemon.problems import Source
 from supervisor.ha.instances import read_instances
 from supervisor.ha.leadership import Role
 from supervisor.ha.lease import (
@@ -422,7 +423,7 @@ async def test_redis_out_of_reach_acts_without_a_lease_unless_told_not_to(
             assert context.leadership.role is Role.NO_LEASE
             assert context.may_act() is expected
             assert not context.leads()  # releases (auto_reset) never run without a lease
-            assert "redis" in context.runtime.problems
+            assert context.runtime.problems.has(Source.REDIS)
         finally:
             await settle(instance.daemon)
             await instance.daemon.context.assembly.close()
