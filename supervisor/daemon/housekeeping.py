@@ -11,6 +11,7 @@ import anyio
 from supervisor.actuators.deadman import Deadman
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, WATCHDOG_LATE_FACTOR
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
+from supervisor.daemon.engagements import Engagements
 from supervisor.daemon.problems import Source
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.steps import Pass
@@ -25,9 +26,10 @@ STATE_DIR_PROBE_EVERY_S = 3.0  # while writable; a failed write between probes s
 
 
 class Housekeeping:
-    def __init__(self, context: Context, reconciler: Reconciler) -> None:
+    def __init__(self, context: Context, reconciler: Reconciler, engagements: Engagements) -> None:
         self.context = context
         self.reconciler = reconciler
+        self.engagements = engagements
         self._beating: set[str] = set()  # deadmen with a heartbeat in flight
         self._syncing: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")  # monotonic: the last state_dir probe
@@ -85,7 +87,7 @@ class Housekeeping:
         if problem is None:
             if problems.clear(Source.STATE_DIR):
                 log.warning("state_dir: writable again; saving what could not be saved")
-                self.reconciler.acting.persist()
+                self.engagements.persist()
         elif problems.detail(Source.STATE_DIR) != problem:
             log.error("state_dir: %s (latches and the audit outbox cannot be saved)", problem)
             problems.note(Source.STATE_DIR, problem)

@@ -26,6 +26,7 @@ from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.clock_reference import ClockReference
 from supervisor.daemon.context import Context
 from supervisor.daemon.cycle import Cycle
+from supervisor.daemon.engagements import Engagements
 from supervisor.daemon.housekeeping import Housekeeping
 from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.daemon.problems import Source
@@ -64,10 +65,11 @@ class Supervisor:
         self.clock_reference = ClockReference(self.context, steady) if steady else None
         self._prepare_metrics(assembly)
         self.schedule = Schedule(metrics)
-        self.acting = Acting(self.context)
+        self.engagements = Engagements(self.context)
+        self.acting = Acting(self.context, self.engagements)
         self.cycle = Cycle(self.context, self.acting, self.schedule)
-        self.reconciler = Reconciler(self.context, self.acting)
-        self.housekeeping = Housekeeping(self.context, self.reconciler)
+        self.reconciler = Reconciler(self.context, self.engagements, self.acting)
+        self.housekeeping = Housekeeping(self.context, self.reconciler, self.engagements)
         lease = assembly.lease
         self.lease = LeaseKeeper(self.context, lease, self.take_over) if lease else None
 

@@ -19,8 +19,9 @@ import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.constants import RELEASE_WAIT_WARN_S
-from supervisor.daemon.acting import Acting, latch_reason
+from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.engagements import Engagements, latch_reason
 from supervisor.daemon.problems import Source
 from supervisor.daemon.runtime import Releasing
 from supervisor.latch import Latch, merge, without_reset
@@ -34,9 +35,10 @@ log = logging.getLogger("supervisor")
 
 
 class Reconciler:
-    def __init__(self, context: Context, acting: Acting) -> None:
+    def __init__(self, context: Context, engagements: Engagements, acting: Acting) -> None:
         self.context = context
-        self.acting = acting
+        self.engagements = engagements
+        self.acting = acting  # only to start actions
         self._read: set[str] = set()  # actuators whose store has been read since the start
         self._told_released: set[str] = set()  # latched, found released at the venue: said
 
@@ -75,13 +77,15 @@ class Reconciler:
         context = self.context
         orders = context.assembly.pending.load()
         resets = context.runtime.resets
-        voided = {o.key for o in self.acting.void_pending(resets)} if resets is not None else set()
+        voided = set()
+        if resets is not None:
+            voided = {o.key for o in self.engagements.void_pending(resets)}
         for interrupted in orders:
             name, decision = interrupted.actuator, interrupted.decision
             if interrupted.key in voided:
                 log.warning("actuator=%s: a reset came after the interrupted action", name)
             elif name not in context.assembly.actuators or name in context.runtime.engaged:
-                self.acting.pending_done(name)  # gone from the config, or it was done
+                self.engagements.pending_done(name)  # gone from the config, or it was done
             else:
                 log.warning(
                     "resuming action actuator=%s incident=%s interrupted by a restart: %s",
@@ -114,7 +118,7 @@ class Reconciler:
         if previous is not None:
             self._note_resets(newly_reset(previous, resets))
         self._apply_resets(resets)
-        self.acting.void_pending(resets)
+        self.engagements.void_pending(resets)
         fresh = without_reset(latches, resets)
         for name, latch in fresh.items():
             if name not in self.context.runtime.engaged:
@@ -123,7 +127,7 @@ class Reconciler:
                     name,
                     latch.reason,
                 )
-                self.acting.keep(name, latch)
+                self.engagements.keep(name, latch)
         self._rewrite_lost(latches)
         await self._keep_counter()
         for actuator in self.context.assembly.actuators.values():
@@ -142,7 +146,7 @@ class Reconciler:
                 "%s lost %s: writing it back", assembly.latches.key, ", ".join(sorted(lost))
             )
         for name, latch in lost.items():
-            self.context.spawn(self.acting.write_to_redis(name, latch))
+            self.context.spawn(self.engagements.write_to_redis(name, latch))
 
     async def _keep_counter(self) -> None:
         """Keep `{ns}:seq` at the highest number this instance knows (its latches, every
@@ -175,8 +179,7 @@ class Reconciler:
             if actuator is None:
                 continue
             actuator.note_reset()
-            runtime.ordered.pop(name, None)
-            runtime.problems.clear(Source.ACTION, name)
+            self.engagements.void_order(name)
             self._told_released.discard(name)
             runtime.problems.clear(Source.RELEASE, name)
             if actuator.readable:
@@ -185,15 +188,8 @@ class Reconciler:
             self.context.refresh()
 
     def _apply_resets(self, resets: dict[str, int]) -> None:
-        runtime = self.context.runtime
-        kept = without_reset(runtime.engaged, resets)
-        if len(kept) == len(runtime.engaged):
-            return
-        for name in set(runtime.engaged) - set(kept):
-            log.warning("actuator=%s released by a manual reset: its latch is cleared", name)
-        runtime.engaged = kept
-        self.acting.save_file()
-        self.context.refresh()
+        if self.engagements.drop_reset(resets):
+            self.context.refresh()
 
     async def _check_real_state(self, actuator: Actuator) -> None:
         context = self.context
@@ -238,10 +234,10 @@ class Reconciler:
             runtime.problems.clear(Source.RELEASE, name)
         if name in runtime.engaged:
             return
-        ordered = self.acting.ordered_decision(name)
+        ordered = self.engagements.ordered_decision(name)
         if ordered is not None:  # the action's own answer is on its way: it engaged it
             runtime.releasing.pop(name, None)
-            self.acting.latch(actuator, latch_reason(name, ordered), ordered.watchdog)
+            self.engagements.latch(actuator, latch_reason(name, ordered), ordered.watchdog)
             return
         resets = runtime.resets or {}
         if name not in runtime.releasing and first_read and name in resets:
@@ -253,7 +249,7 @@ class Reconciler:
         if waiting is not None:
             self._still_waiting(name, waiting)
         else:
-            self.acting.latch(actuator, f"{name} engaged (found in its store)")
+            self.engagements.latch(actuator, f"{name} engaged (found in its store)")
 
     def _still_waiting(self, name: str, waiting: Releasing) -> None:
         """A reset whose store still reads engaged: said once when it has waited long."""
@@ -346,8 +342,7 @@ class Reconciler:
         except ACTUATOR_TROUBLE as exc:
             context.redis_failed(exc)
             return
-        del context.runtime.engaged[actuator.name]
-        self.acting.save_file()
+        self.engagements.drop(actuator.name)
         reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
         context.audit(
             AuditEvent.new(

@@ -238,7 +238,7 @@ async def test_a_takeover_carries_out_the_old_leaders_order_under_its_incident_a
         at=a.clock.now,
         fencing_token=token,
     )
-    await a.daemon.acting._pending("breaker", decision)  # sent; "a" dies before it is done
+    await a.daemon.engagements.write_order("breaker", decision)  # sent; "a" dies before it is done
     await settle(a.daemon)
     # In Redis for a successor, for 3 lease_ttls (lease_ttl 3 s here) after it was last written.
     assert 8_000 < await redis.pttl(order_key("sup", "breaker")) <= 9_000
