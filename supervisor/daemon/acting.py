@@ -28,8 +28,11 @@ from typing import Any
 import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
 from supervisor.daemon.engagements import Engagements, latch_reason
+from supervisor.daemon.publishing import Publishing
 from supervisor.errors import first_line
 from supervisor.model import Decision, Origin
 from supervisor.pending import Order
@@ -45,8 +48,9 @@ class Announcement:
     first), and in any case before the first of those actions' own audit records, so the
     trail and the journal say the decision before what came of it."""
 
-    def __init__(self, context: Context, decisions: list[Decision]) -> None:
+    def __init__(self, context: Context, auditing: Auditing, decisions: list[Decision]) -> None:
         self.context = context
+        self.auditing = auditing
         self.decisions = decisions
         self.done = False
 
@@ -58,7 +62,7 @@ class Announcement:
         if not self.context.may_act():  # the leader's trail has the decisions; a follower's held
             return False
         for decision in self.decisions:
-            self.context.audit(decision_event(decision))
+            self.auditing.record(decision_event(decision))
         return bool(self.decisions)
 
 
@@ -67,12 +71,26 @@ def _nothing_to_announce() -> bool:
 
 
 class Acting:
-    def __init__(self, context: Context, engagements: Engagements) -> None:
+    def __init__(
+        self,
+        context: Context,
+        engagements: Engagements,
+        display: Display,
+        publishing: Publishing,
+        auditing: Auditing,
+    ) -> None:
         self.context = context
         self.engagements = engagements
+        self.display = display
+        self.publishing = publishing
+        self.auditing = auditing
         # HA follower: per actuator, the newest decision left to the leader. Taken up if this
         # instance takes over while nobody has engaged that actuator (`take_up_held`).
         self.held: dict[str, Decision] = {}
+
+    def announcement(self, decisions: list[Decision]) -> Announcement:
+        """What audits `decisions` once, before the first of their actions' records."""
+        return Announcement(self.context, self.auditing, decisions)
 
     def start(
         self, decision: Decision, announce: Callable[[], bool] = _nothing_to_announce
@@ -88,16 +106,16 @@ class Acting:
         dispatched = []
         for name in decision.actuators:
             sent = asyncio.Event()
-            self.context.spawn(self._act(decision, actuators[name], sent, announce))
+            self.context.tasks.spawn(self._act(decision, actuators[name], sent, announce))
             dispatched.append(sent)
         if dispatched:  # readers of {ns}:state see the order as soon as it is on its way
-            self.context.spawn(self._publish_once_sent(dispatched))
+            self.context.tasks.spawn(self._publish_once_sent(dispatched))
         return dispatched
 
     async def _publish_once_sent(self, dispatched: list[asyncio.Event]) -> None:
         for sent in dispatched:
             await sent.wait()
-        await self.context.publish_state()  # refreshes STATUS and metrics first
+        await self.publishing.publish_state()  # refreshes STATUS and metrics first
 
     async def _act(
         self,
@@ -149,7 +167,6 @@ class Acting:
 
     def _attempt_failed(self, decision: Decision, actuator: Actuator, why: str) -> None:
         """One attempt failed (the action still retries): a failing kill shows at once."""
-        context = self.context
         if self.engagements.failing(actuator.name, safe_line(why, 200)):
             log.error(
                 "action actuator=%s failing for watchdog=%s incident=%s: %s (retrying)",
@@ -158,8 +175,8 @@ class Acting:
                 decision.incident_id,
                 safe_line(why, 200),
             )
-        context.refresh()
-        context.publish_soon("state", context.publish_state)
+        self.display.refresh()
+        self.publishing.publish_soon("state", self.publishing.publish_state)
 
     def _hold(self, decision: Decision, name: str) -> None:
         leadership = self.context.leadership
@@ -185,12 +202,12 @@ class Acting:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 orders = await shared.load(self.context.assembly.actuators)
         except REDIS_TROUBLE as exc:
-            self.context.redis_failed(exc)
+            self.publishing.redis_failed(exc)
             return set()
         adopted = set()
         for found in orders:
             if self._moot(found):
-                self.context.spawn(self.context.publish(shared.done(found.actuator)))
+                self.context.tasks.spawn(self.publishing.publish(shared.done(found.actuator)))
                 continue
             decision = found.decision
             log.warning(
@@ -243,7 +260,7 @@ class Acting:
             "dry_run: would engage %s for watchdog=%s: %s", verb, decision.source, decision.reason
         )
         self.context.metrics.actions.labels(actuator.name, "dry_run").inc()
-        self.context.audit(
+        self.auditing.record(
             action_event(decision, actuator.name, AuditOutcome.DRY_RUN, detail={"would": verb})
         )
 
@@ -269,8 +286,8 @@ class Acting:
         )
         reason = latch_reason(actuator.name, decision)
         if self.engagements.confirm(actuator, reason, decision.watchdog):
-            context.refresh()
-            await context.publish_state()  # readers of {ns}:state see the trip now
+            self.display.refresh()
+            await self.publishing.publish_state()  # readers of {ns}:state see the trip now
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
             "since_decision_ms=%.1f reason=%s",
@@ -311,7 +328,7 @@ class Acting:
             detail,
         )
         self.engagements.failing(actuator.name, detail)
-        context.refresh()
+        self.display.refresh()
         state = context.runtime.policy.get(decision.watchdog)
         if state is not None:
             context.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
@@ -330,7 +347,7 @@ class Acting:
         after the decision's own record (announce)."""
         if announce():
             await asyncio.sleep(0)  # the decision's journal line goes first
-        self.context.audit(action_event(decision, actuator.name, outcome, **fields))
+        self.auditing.record(action_event(decision, actuator.name, outcome, **fields))
         self.context.metrics.actions.labels(actuator.name, result).inc()
 
     def _escalate(self, decision: Decision, failed: Actuator, detail: str) -> None:

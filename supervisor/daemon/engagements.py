@@ -22,7 +22,9 @@ import anyio
 
 from supervisor.actuators.base import Actuator
 from supervisor.daemon.context import REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
 from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.runtime import Ordered
 from supervisor.latch import Latch, without_reset
 from supervisor.model import Decision
@@ -38,8 +40,10 @@ def latch_reason(actuator: str, decision: Decision) -> str:
 
 
 class Engagements:
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, display: Display, publishing: Publishing) -> None:
         self.context = context
+        self.display = display
+        self.publishing = publishing
 
     # Orders: made, failing, confirmed or voided.
 
@@ -97,8 +101,10 @@ class Engagements:
         shared = context.assembly.orders
         sharing = None
         if shared is not None:
-            sharing = asyncio.get_running_loop().create_task(context.publish(shared.put(ordered)))
-            context.track(sharing)
+            sharing = asyncio.get_running_loop().create_task(
+                self.publishing.publish(shared.put(ordered))
+            )
+            context.tasks.track(sharing)
         try:
             pending.add(ordered)
         except OSError as exc:
@@ -138,8 +144,8 @@ class Engagements:
         context = self.context
         context.runtime.engaged[name] = latch
         self.save_file()
-        context.refresh()
-        context.spawn(self.write_to_redis(name, latch))
+        self.display.refresh()
+        context.tasks.spawn(self.write_to_redis(name, latch))
 
     def drop_reset(self, resets: dict[str, int]) -> list[str]:
         """Clear the latches a later manual reset released; return their names."""
@@ -167,13 +173,13 @@ class Engagements:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 written = await store.save_redis(name, latch)
         except REDIS_TROUBLE as exc:
-            context.redis_failed(exc)  # written again by the next reconcile pass
+            self.publishing.redis_failed(exc)  # written again by the next reconcile pass
             return
         if written != latch and context.runtime.engaged.get(name) == latch:
             context.runtime.engaged[name] = written
             self.save_file()
         if context.assembly.orders is not None:  # latched in Redis: the order is done
-            await context.publish(context.assembly.orders.done(name))
+            await self.publishing.publish(context.assembly.orders.done(name))
 
     # state_dir
 

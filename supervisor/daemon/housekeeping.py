@@ -11,8 +11,10 @@ import anyio
 from supervisor.actuators.deadman import Deadman
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, WATCHDOG_LATE_FACTOR
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
+from supervisor.daemon.display import Display
 from supervisor.daemon.engagements import Engagements
 from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.steps import Pass
 from supervisor.model import TradingState
@@ -26,10 +28,19 @@ STATE_DIR_PROBE_EVERY_S = 3.0  # while writable; a failed write between probes s
 
 
 class Housekeeping:
-    def __init__(self, context: Context, reconciler: Reconciler, engagements: Engagements) -> None:
+    def __init__(
+        self,
+        context: Context,
+        reconciler: Reconciler,
+        engagements: Engagements,
+        display: Display,
+        publishing: Publishing,
+    ) -> None:
         self.context = context
         self.reconciler = reconciler
         self.engagements = engagements
+        self.display = display
+        self.publishing = publishing
         self._beating: set[str] = set()  # deadmen with a heartbeat in flight
         self._syncing: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")  # monotonic: the last state_dir probe
@@ -42,12 +53,12 @@ class Housekeeping:
         self.keepalive(now)
         if self._syncing is None or self._syncing.done():
             self._syncing = asyncio.get_running_loop().create_task(self.sync(now))
-            self.context.track(self._syncing)
+            self.context.tasks.track(self._syncing)
 
     def keepalive(self, now: float) -> None:
         context = self.context
         context.metrics.heartbeat.set(now)
-        context.observe_leadership()
+        self.display.observe_leadership()
         late = self.late_watchdogs(now)
         if late:
             log.error("not sending WATCHDOG=1: late watchdogs: %s", ", ".join(late))
@@ -61,7 +72,7 @@ class Housekeeping:
         steps = Pass("housekeeping", self.context.metrics)
         await steps.step("check_state_dir", self.check_state_dir)
         await steps.step("reconcile", self.reconciler.refresh)
-        await steps.step("publish_state", self.context.publish_state)
+        await steps.step("publish_state", self.publishing.publish_state)
         await steps.step("beat_deadmen", lambda: self.beat_deadmen(now))
         await steps.step("replay", self.replay_audit)
 
@@ -115,7 +126,7 @@ class Housekeeping:
         for deadman in self.context.assembly.deadmen.values():
             if deadman.name not in self._beating:
                 self._beating.add(deadman.name)
-                self.context.spawn(self._beat(deadman, now))
+                self.context.tasks.spawn(self._beat(deadman, now))
 
     async def _beat(self, deadman: Deadman, now: float) -> None:
         context = self.context

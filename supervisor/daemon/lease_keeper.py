@@ -25,8 +25,11 @@ from typing import Any
 import anyio
 
 from supervisor.constants import EX_CONFIG
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
 from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.ha.leadership import Leadership, Role
 from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
 from supervisor.ha.token_memory import TokenMemory
@@ -52,10 +55,16 @@ class LeaseKeeper:
         context: Context,
         store: LeaseStore,
         take_over: Callable[[], Coroutine[Any, Any, None]],
+        display: Display,
+        publishing: Publishing,
+        auditing: Auditing,
     ) -> None:
         self.context = context
         self.store = store
         self.take_over = take_over
+        self.display = display
+        self.publishing = publishing
+        self.auditing = auditing
         self.monotonic = context.monotonic
         # The highest fencing token seen (a new one must be above it), kept across restarts.
         self.tokens = TokenMemory(context.assembly.settings.supervisor.state_dir)
@@ -134,7 +143,7 @@ class LeaseKeeper:
             ):
                 return await self.store.claim(leadership.token, self.tokens.highest)
         except REDIS_TROUBLE as exc:
-            self.context.redis_failed(exc)
+            self.publishing.redis_failed(exc)
             return None
 
     async def _remember(self, reply: Granted | HeldElsewhere | IdentityTaken | None) -> None:
@@ -187,7 +196,7 @@ class LeaseKeeper:
             self._next_in_s = max(
                 FOLLOWER_POLL_MIN_S, min(third_s, reply.remaining_s + EXPIRY_SLACK_S)
             )
-        self.context.observe_leadership()
+        self.display.observe_leadership()
 
     def _duplicate(self, reply: IdentityTaken) -> None:
         """Another process holds this instance id: lead no more, act on nothing, say so."""
@@ -206,7 +215,7 @@ class LeaseKeeper:
                 self.store.boot,
             )
             problems.note(Source.INSTANCE_ID, f"{why}: acting on nothing")
-            self.context.refresh()
+            self.display.refresh()
         self.context.metrics.instance_id_conflict.set(1)
 
     def _own_id(self) -> None:
@@ -215,7 +224,7 @@ class LeaseKeeper:
             log.warning(
                 "identity: instance_id %r is this process's again", self.leadership.instance
             )
-            self.context.refresh()
+            self.display.refresh()
         self.context.metrics.instance_id_conflict.set(0)
 
     def _granted(self, token: int, sent_at: float) -> None:
@@ -226,14 +235,14 @@ class LeaseKeeper:
         if previous is not None:  # it led: its lease lapsed (a pause), or was taken over
             log.warning("leader: the lease with fencing token %d had lapsed", previous)
         log.warning("leader: this instance leads now (fencing token %d)", token)
-        self.context.audit(
+        self.auditing.record(
             AuditEvent.new(
                 AuditKind.LEADERSHIP,
                 outcome=AuditOutcome.ACQUIRED,
                 reason=f"took the lease (fencing token {token})",
             )
         )
-        self.context.spawn(self.take_over())
+        self.context.tasks.spawn(self.take_over())
 
     def _held_elsewhere(self, reply: HeldElsewhere) -> None:
         leadership = self.leadership
@@ -256,7 +265,7 @@ class LeaseKeeper:
 
     def _lost(self, why: str) -> None:
         log.error("leader: this instance no longer leads: %s; it acts no more", why)
-        self.context.audit(
+        self.auditing.record(
             AuditEvent.new(AuditKind.LEADERSHIP, outcome=AuditOutcome.LOST, reason=why)
         )
 

@@ -20,9 +20,12 @@ import anyio
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.constants import RELEASE_WAIT_WARN_S
 from supervisor.daemon.acting import Acting
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
 from supervisor.daemon.engagements import Engagements, latch_reason
 from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.runtime import Releasing
 from supervisor.latch import Latch, merge, without_reset
 from supervisor.model import Decision, Origin, Status
@@ -35,10 +38,21 @@ log = logging.getLogger("supervisor")
 
 
 class Reconciler:
-    def __init__(self, context: Context, engagements: Engagements, acting: Acting) -> None:
+    def __init__(
+        self,
+        context: Context,
+        engagements: Engagements,
+        acting: Acting,
+        display: Display,
+        publishing: Publishing,
+        auditing: Auditing,
+    ) -> None:
         self.context = context
         self.engagements = engagements
         self.acting = acting  # only to start actions
+        self.display = display
+        self.publishing = publishing
+        self.auditing = auditing
         self._read: set[str] = set()  # actuators whose store has been read since the start
         self._told_released: set[str] = set()  # latched, found released at the venue: said
 
@@ -59,7 +73,7 @@ class Reconciler:
             return
         context.runtime.engaged.update(restored)
         context.runtime.restored = True
-        summary = context.refresh()
+        summary = self.display.refresh()
         found = [name for name, found in (("state_dir", from_file), ("redis", from_redis)) if found]
         sources = " and ".join(found)
         log.warning(
@@ -69,7 +83,9 @@ class Reconciler:
             "; ".join(f"{n} ({latch.reason})" for n, latch in restored.items()),
         )
         reason = f"restored {summary.trading_state.name} from {sources}"
-        context.audit(AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED))
+        self.auditing.record(
+            AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED)
+        )
 
     def _resume_pending(self) -> None:
         """Order again, with the same incident id (so the same Idempotency-Key), what a crash
@@ -146,7 +162,7 @@ class Reconciler:
                 "%s lost %s: writing it back", assembly.latches.key, ", ".join(sorted(lost))
             )
         for name, latch in lost.items():
-            self.context.spawn(self.engagements.write_to_redis(name, latch))
+            self.context.tasks.spawn(self.engagements.write_to_redis(name, latch))
 
     async def _keep_counter(self) -> None:
         """Keep `{ns}:seq` at the highest number this instance knows (its latches, every
@@ -158,7 +174,7 @@ class Reconciler:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 await context.assembly.latches.keep_counter(known)
         except REDIS_TROUBLE as exc:
-            context.redis_failed(exc)
+            self.publishing.redis_failed(exc)
 
     async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, int]] | None:
         """(latches, resets) as published in Redis, or None when Redis cannot answer."""
@@ -166,7 +182,7 @@ class Reconciler:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 return await self.context.assembly.latches.load_redis()
         except REDIS_TROUBLE as exc:
-            self.context.redis_failed(exc)
+            self.publishing.redis_failed(exc)
             return None
 
     def _note_resets(self, names: set[str]) -> None:
@@ -185,11 +201,11 @@ class Reconciler:
             if actuator.readable:
                 runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
         if names:
-            self.context.refresh()
+            self.display.refresh()
 
     def _apply_resets(self, resets: dict[str, int]) -> None:
         if self.engagements.drop_reset(resets):
-            self.context.refresh()
+            self.display.refresh()
 
     async def _check_real_state(self, actuator: Actuator) -> None:
         context = self.context
@@ -199,7 +215,7 @@ class Reconciler:
                 engaged = await actuator.is_engaged()
         except ACTUATOR_TROUBLE as exc:
             if actuator.reads_own_redis:
-                context.redis_failed(exc)
+                self.publishing.redis_failed(exc)
             else:
                 context.runtime.problems.failed(Source.ACTUATOR, exc, actuator.name)
             return
@@ -244,7 +260,7 @@ class Reconciler:
             # Started after a reset that its store has not followed yet (a restart between
             # a reset and the venue's release): the reset waits, nothing is latched.
             runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
-            self.context.refresh()
+            self.display.refresh()
         waiting = runtime.releasing.get(name)
         if waiting is not None:
             self._still_waiting(name, waiting)
@@ -265,7 +281,7 @@ class Reconciler:
         )
         problem = f"reset {format_duration(waited_s)} ago, still engaged at the venue"
         self.context.runtime.problems.note(Source.RELEASE, problem, name)
-        self.context.refresh()
+        self.display.refresh()
 
     def _found_released(self, actuator: Actuator) -> None:
         context = self.context
@@ -275,7 +291,7 @@ class Reconciler:
         if runtime.releasing.pop(name, None) is not None:
             log.warning("actuator=%s released at the venue: the reset is complete", name)
             runtime.problems.clear(Source.RELEASE, name)
-            context.refresh()
+            self.display.refresh()
         latch = runtime.engaged.get(name)
         if latch is None:
             return
@@ -290,7 +306,7 @@ class Reconciler:
                 latch.level.name,
             )
             runtime.problems.note(Source.RELEASE, "released at the venue without a reset", name)
-            context.refresh()
+            self.display.refresh()
 
     def _incident_open(self, watchdog: str) -> bool:
         state = self.context.runtime.policy.get(watchdog)
@@ -340,11 +356,11 @@ class Reconciler:
             await assembly.latches.record_reset([actuator.name])
             await actuator.disengage(ActionContext(assembly.instance_id, now))
         except ACTUATOR_TROUBLE as exc:
-            context.redis_failed(exc)
+            self.publishing.redis_failed(exc)
             return
         self.engagements.drop(actuator.name)
         reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
-        context.audit(
+        self.auditing.record(
             AuditEvent.new(
                 AuditKind.STATE,
                 actuator=actuator.name,
@@ -358,7 +374,7 @@ class Reconciler:
             now - latch.at,
             latch.watchdog,
         )
-        context.refresh()
+        self.display.refresh()
 
 
 def newly_reset(before: dict[str, int], after: dict[str, int]) -> set[str]:

@@ -109,7 +109,7 @@ class Instance:
 async def settle(daemon: Supervisor) -> None:
     """Wait for the actions, publications and audit records started in the background."""
     for _ in range(50):
-        pending = [task for task in daemon.context.in_flight if not task.done()]
+        pending = [task for task in daemon.context.tasks.in_flight if not task.done()]
         if not pending:
             return
         await asyncio.wait(pending, timeout=2)
@@ -282,7 +282,7 @@ async def test_a_takeover_does_not_act_again_on_what_the_old_leader_engaged(
     [trip] = await history(redis)
     assert trip["by"] == "a"  # one trip for the incident
     assert "breaker" in b.daemon.context.runtime.engaged  # the latch is shared
-    summary = b.daemon.context.refresh()
+    summary = b.daemon.display.refresh()
     assert summary.trading_state.name == "REDUCE_ONLY"
 
 
@@ -331,7 +331,7 @@ async def test_status_records_show_every_instance(
     await redis.set("ticks:SPX", f"{a.clock.now:.3f}")
     for instance in pair:
         await instance.cycle()
-        await instance.daemon.context.publish_state()
+        await instance.daemon.publishing.publish_state()
     records = await read_instances(redis, "sup")
     assert [(r["instance"], r["role"]) for r in records] == [("a", "leader"), ("b", "follower")]
     leader, follower = records

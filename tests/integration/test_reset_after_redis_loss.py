@@ -60,7 +60,7 @@ async def passes(daemon: Supervisor, clock: Clock, count: int = 3) -> None:
 
 async def assert_released(daemon: Supervisor, redis: Redis, latch_seq: int) -> None:
     assert "breaker" not in daemon.context.runtime.engaged
-    assert daemon.context.refresh().trading_state is TradingState.ACTIVE
+    assert daemon.display.refresh().trading_state is TradingState.ACTIVE
     state = json.loads(await redis.get("circuit_breaker:state") or "null")
     assert state is None or state["state"] == "OPEN", state
     assert int(await redis.hget(reset_key("sup"), "breaker") or 0) > latch_seq
@@ -136,4 +136,4 @@ async def test_a_flush_without_a_reset_keeps_the_breaker_engaged(
     assert supervisor.context.runtime.engaged["breaker"].seq == seq
     assert await redis.hget(engaged_key("sup"), "breaker") is not None
     assert int(await redis.get(seq_key("sup")) or 0) >= seq
-    assert supervisor.context.refresh().trading_state is TradingState.REDUCE_ONLY
+    assert supervisor.display.refresh().trading_state is TradingState.REDUCE_ONLY
