@@ -5,7 +5,6 @@ it uses are the ones a live daemon exports."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
