@@ -371,8 +371,8 @@ class LatchStore:
 
     async def next_seq(self) -> int:
         """INCR `{ns}:seq`, never to a number this instance knows (the counter may have been
-        lost with Redis); a counter INCR refuses is recovered (README, "Unreadable
-        entries"): moved past every number this instance knows, never backward."""
+        lost with Redis); a counter INCR refuses is recovered (docs/operations.md,
+        "Unreadable entries"): moved past every number this instance knows, never backward."""
         counter = seq_key(self.namespace)
         try:
             seq = int(await self.redis.incr(counter))
