@@ -34,10 +34,10 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from supervisor import stored
+from supervisor.keys import aside_key, engaged_key, reset_key, seq_key
 from supervisor.model import TradingState
 from supervisor.stored_redis import (
     TTL_MS,
-    aside_key,
     is_not_a_counter,
     is_wrong_type,
     repair_types,
@@ -145,18 +145,6 @@ class Latch:
     def voided_by(self, reset_seq: int | None) -> bool:
         """True when a reset numbered `reset_seq` came after this engagement."""
         return reset_seq is not None and self.seq is not None and self.seq < reset_seq
-
-
-def engaged_key(namespace: str) -> str:
-    return f"{namespace}:engaged"
-
-
-def reset_key(namespace: str) -> str:
-    return f"{namespace}:reset"
-
-
-def seq_key(namespace: str) -> str:
-    return f"{namespace}:seq"
 
 
 def merge(*sources: dict[str, Latch]) -> dict[str, Latch]:

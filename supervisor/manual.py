@@ -30,13 +30,13 @@ from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError, first_line
+from supervisor.keys import aside_key, reset_lock_key, watchdog_key
 from supervisor.latch import Latch, LatchStore
 from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
-from supervisor.publish.redis_state import watchdog_key
 from supervisor.stored import SIGHTINGS
-from supervisor.stored_redis import TTL_MS, aside_key
+from supervisor.stored_redis import TTL_MS
 from supervisor.text import safe_line
 
 # KEYS: the lock, where it goes. ARGV: ttl ms of the copy. Moves the lock only if it has no expiry.
@@ -173,7 +173,7 @@ async def _reset_allowed(settings: Settings, redis: Redis, operator: str, force:
     breaching = await _breaching_watchdogs(settings, redis)
     if breaching and not force:
         raise Refused(f"refused: still breaching: {', '.join(breaching)} (use --force to override)")
-    lock = f"{ns}:reset_lock"
+    lock = reset_lock_key(ns)
     taken = await redis.set(lock, operator, nx=True, ex=RESET_INTERVAL_S)
     if not taken and await _set_aside_lock(redis, ns, lock):  # no expiry: not a reset's
         taken = await redis.set(lock, operator, nx=True, ex=RESET_INTERVAL_S)

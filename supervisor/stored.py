@@ -34,7 +34,7 @@ SET_ASIDE_TTL_S = 7 * 24 * 3600  # a key set aside stays this long for an operat
 MAX_REMEMBERED = 10_000  # entries whose sighting is remembered (said once); then start again
 
 # The `store` label of supervisor_unreadable_entries_total: a key's first part after the
-# namespace (stored_redis.store_of), or a state file's name.
+# namespace (keys.store_of), or a state file's name.
 STORES = (
     "engaged",
     "reset",

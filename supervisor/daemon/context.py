@@ -23,20 +23,23 @@ from supervisor.daemon.assembly import Assembly
 from supervisor.daemon.runtime import Runtime
 from supervisor.errors import SupervisorError, first_line
 from supervisor.global_state import GlobalState
-from supervisor.ha.instances import (
-    InstanceRecord,
+from supervisor.ha.instances import InstanceRecord, publish_instance, verdicts_json
+from supervisor.ha.leadership import Leadership, Role
+from supervisor.keys import (
+    engaged_key,
+    heartbeat_key,
+    identity_key,
     instance_key,
     instances_key,
-    publish_instance,
-    verdicts_json,
+    lease_keys,
+    order_key,
+    reset_key,
+    seq_key,
+    state_key,
+    watchdog_key,
 )
-from supervisor.ha.leadership import Leadership, Role
-from supervisor.ha.lease import identity_key, lease_keys
-from supervisor.ha.orders import order_key
-from supervisor.latch import engaged_key, reset_key, seq_key
 from supervisor.publish.audit import AuditEvent
 from supervisor.publish.metrics import Metrics
-from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.publish.systemd import Notifier
 from supervisor.recorder.writer import start_recorder
 from supervisor.stored_redis import is_wrong_type, repair_types

@@ -22,7 +22,8 @@ from supervisor.constants import RELEASE_WAIT_WARN_S
 from supervisor.daemon.acting import Acting, latch_reason
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.daemon.runtime import Releasing
-from supervisor.latch import Latch, merge, reset_key, without_reset
+from supervisor.keys import reset_key
+from supervisor.latch import Latch, merge, without_reset
 from supervisor.model import Decision, Origin, Status
 from supervisor.pending import Order
 from supervisor.policy import Incident, PolicyState

@@ -28,15 +28,9 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
+from supervisor.keys import aside_key, fencing_key, identity_key, lease_keys, store_of
 from supervisor.stored import SIGHTINGS, counter_text
-from supervisor.stored_redis import (
-    TTL_MS,
-    aside_key,
-    is_wrong_type,
-    move_string,
-    repair_types,
-    store_of,
-)
+from supervisor.stored_redis import TTL_MS, is_wrong_type, move_string, repair_types
 
 log = logging.getLogger("supervisor")
 
@@ -116,36 +110,6 @@ if redis.call('GET', KEYS[4]) == ARGV[3] then
 end
 return released
 """
-
-
-def leader_key(namespace: str) -> str:
-    return f"{namespace}:leader"
-
-
-def token_key(namespace: str) -> str:
-    return f"{namespace}:leader:token"
-
-
-def fencing_key(namespace: str) -> str:
-    return f"{namespace}:leader:fencing"
-
-
-def boot_key(namespace: str) -> str:
-    return f"{namespace}:leader:boot"
-
-
-def identity_key(namespace: str, instance: str) -> str:
-    return f"{namespace}:identity:{instance}"
-
-
-def lease_keys(namespace: str) -> list[str]:
-    """The lease's keys (strings), the instance's identity aside."""
-    return [
-        leader_key(namespace),
-        token_key(namespace),
-        fencing_key(namespace),
-        boot_key(namespace),
-    ]
 
 
 def new_boot_nonce() -> str:

@@ -22,15 +22,8 @@ from supervisor.daemon import Supervisor
 from supervisor.daemon.lease_keeper import LeaseKeeper
 from supervisor.ha.instances import read_instances
 from supervisor.ha.leadership import Role
-from supervisor.ha.lease import (
-    Granted,
-    HeldElsewhere,
-    LeaseStore,
-    fencing_key,
-    leader_key,
-    token_key,
-)
-from supervisor.ha.orders import order_key
+from supervisor.ha.lease import Granted, HeldElsewhere, LeaseStore
+from supervisor.keys import fencing_key, leader_key, order_key, token_key
 from supervisor.kinds import kind_gauges
 from supervisor.model import Decision, Status
 from supervisor.publish.metrics import Metrics

@@ -16,8 +16,9 @@ from redis.asyncio import Redis
 
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
+from supervisor.keys import engaged_key, reset_key, seq_key
 from supervisor.kinds import kind_gauges
-from supervisor.latch import Latch, engaged_key, reset_key, seq_key
+from supervisor.latch import Latch
 from supervisor.model import TradingState
 from supervisor.publish.metrics import Metrics
 from testbed.daemon_process import cli

@@ -18,10 +18,9 @@ from redis.asyncio import Redis
 from supervisor.actuators.redis_breaker import breaker_state
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
-from supervisor.ha.lease import leader_key, token_key
-from supervisor.ha.orders import order_key
+from supervisor.keys import engaged_key, leader_key, order_key, token_key
 from supervisor.kinds import kind_gauges
-from supervisor.latch import ENGAGED_FILE, engaged_key
+from supervisor.latch import ENGAGED_FILE
 from supervisor.pending import PENDING_FILE
 from supervisor.publish.metrics import Metrics
 from supervisor.stored import SIGHTINGS
