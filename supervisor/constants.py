@@ -1,4 +1,4 @@
-"""Every Redis key suffix, exit code and magic duration in one place."""
+"""Every exit code and magic duration in one place (Redis key names: supervisor/keys.py)."""
 
 # Exit codes (sysexits.h and Nagios plugin conventions).
 EX_OK = 0
@@ -9,11 +9,6 @@ EX_UNIT_PROBLEM = 1  # `unit check`: the unit's sandbox would hide this install
 EX_PIPE = 141  # stdout closed by the reader (128 + SIGPIPE, what a shell shows)
 NAGIOS_OK, NAGIOS_WARNING, NAGIOS_CRITICAL, NAGIOS_UNKNOWN = 0, 1, 2, 3
 STATUS_NO_LIVE_SUPERVISOR = 2
-
-# Redis keys published under the configured namespace: f"{ns}:{SUFFIX}".
-STATE_KEY = "state"
-WATCHDOG_KEY = "watchdog"  # f"{ns}:watchdog:{name}"
-HEARTBEAT_KEY = "heartbeat"
 
 # The housekeeping cycle: heartbeat, published state, systemd WATCHDOG=1.
 HOUSEKEEPING_INTERVAL_S = 1.0
@@ -37,8 +32,7 @@ MISFIRE_GRACE_S = 1
 CONFIG_ENV = "SUPERVISOR_CONFIG"
 CONFIG_PATHS = ("/etc/trading-supervisor/supervisor.toml", "config/supervisor.toml")
 
-# The audit trail (supervisor/publish/audit/): f"{ns}:{EVENTS_KEY}" stream, outbox files.
-EVENTS_KEY = "events"
+# The audit trail (supervisor/publish/audit/): the `{ns}:events` stream, outbox files.
 EVENTS_STREAM_MAXLEN = 10_000  # XADD MAXLEN ~
 AUDIT_OUTBOX_FILE = "audit-outbox.jsonl"
 AUDIT_REJECTED_FILE = "audit-outbox.rejected.jsonl"  # torn or unusable outbox lines, kept

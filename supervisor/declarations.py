@@ -3,7 +3,7 @@
 - its config class, whose `kind: Literal["..."]` annotation is the kind's name (written once);
 - how to build it from the shared clients (no I/O: the clients connect lazily);
 - what it needs (Redis, the HTTP client, PostgreSQL);
-- for a watchdog, its own value gauge, if it has one (README, "What it publishes").
+- for a watchdog, its own value gauge, if it has one (docs/operations.md, "What it publishes").
 
 supervisor/kinds.py lists every declaration; a kind is registered in no other way.
 """

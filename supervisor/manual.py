@@ -30,13 +30,13 @@ from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError, first_line
+from supervisor.keys import aside_key, reset_lock_key, watchdog_key
 from supervisor.latch import Latch, LatchStore
 from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
-from supervisor.publish.redis_state import watchdog_key
 from supervisor.stored import SIGHTINGS
-from supervisor.stored_redis import TTL_MS, aside_key
+from supervisor.stored_redis import TTL_MS
 from supervisor.text import safe_line
 
 # KEYS: the lock, where it goes. ARGV: ttl ms of the copy. Moves the lock only if it has no expiry.
@@ -53,6 +53,9 @@ return 0
 REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
 MIN_REASON_LENGTH = 20
 RESET_INTERVAL_S = 60
+# A reset waits this long for `{ns}:seq` when Redis lost it: every daemon puts it back on its
+# next housekeeping pass (every second), above every latch it holds.
+COUNTER_BACK_S = 3.0
 Group = Literal["breaker", "kill"]
 # What a manual event's outcome says: the command run (for a reset: and whether it was forced).
 ENGAGE_OUTCOMES: dict[Group, AuditOutcome] = {
@@ -138,7 +141,8 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         store = LatchStore(settings.supervisor.state_dir, redis, ns)
         try:
             breaching = await _reset_allowed(settings, redis, operator, force)
-            await store.record_reset([a.name for a in targets])  # before anything is released
+            names = [a.name for a in targets]
+            await store.record_reset(names, COUNTER_BACK_S)  # before anything is released
         except Refused:
             raise  # its own words (a PermissionError, so an OSError too: not Redis trouble)
         except REDIS_TROUBLE as exc:
@@ -169,7 +173,7 @@ async def _reset_allowed(settings: Settings, redis: Redis, operator: str, force:
     breaching = await _breaching_watchdogs(settings, redis)
     if breaching and not force:
         raise Refused(f"refused: still breaching: {', '.join(breaching)} (use --force to override)")
-    lock = f"{ns}:reset_lock"
+    lock = reset_lock_key(ns)
     taken = await redis.set(lock, operator, nx=True, ex=RESET_INTERVAL_S)
     if not taken and await _set_aside_lock(redis, ns, lock):  # no expiry: not a reset's
         taken = await redis.set(lock, operator, nx=True, ex=RESET_INTERVAL_S)

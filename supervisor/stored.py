@@ -1,5 +1,5 @@
-"""Reading back what the daemon stored: outside input like any other (README, "Unreadable
-entries").
+"""Reading back what the daemon stored: outside input like any other (docs/operations.md,
+"Unreadable entries").
 
 Its own Redis keys and its state files can hold anything by the time they are read: a value
 written by hand or by another version, bytes that are not UTF-8, JSON of any shape and depth,
@@ -34,7 +34,7 @@ SET_ASIDE_TTL_S = 7 * 24 * 3600  # a key set aside stays this long for an operat
 MAX_REMEMBERED = 10_000  # entries whose sighting is remembered (said once); then start again
 
 # The `store` label of supervisor_unreadable_entries_total: a key's first part after the
-# namespace (stored_redis.store_of), or a state file's name.
+# namespace (keys.store_of), or a state file's name.
 STORES = (
     "engaged",
     "reset",

@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from redis.asyncio import Redis
 from redis.exceptions import RedisError, ResponseError
 
+from supervisor.keys import aside_key, store_of
 from supervisor.stored import SET_ASIDE_TTL_S, SIGHTINGS
 from supervisor.text import safe_line
 
@@ -54,12 +55,6 @@ if found ~= 'none' and found ~= ARGV[1] then
 end
 return false
 """
-
-
-def aside_key(namespace: str, key: str) -> str:
-    prefix = f"{namespace}:"
-    rest = key[len(prefix) :] if key.startswith(prefix) else key
-    return f"{namespace}:unreadable:{rest}"
 
 
 def is_wrong_type(exc: BaseException) -> bool:
@@ -103,13 +98,6 @@ async def repair_types(redis: Redis, namespace: str, expected: Mapping[str, str]
             f"set aside as {aside_key(namespace, key)}",
         )
     return moved
-
-
-def store_of(namespace: str, key: str) -> str:
-    """The metric's `store` label of a key: its first part after the namespace (a fixed set:
-    engaged, reset, seq, order, leader, instance, instances, state, watchdog, heartbeat...)."""
-    rest = key[len(namespace) + 1 :] if key.startswith(f"{namespace}:") else key
-    return rest.split(":", 1)[0] or "other"
 
 
 async def set_aside_string(

@@ -16,18 +16,21 @@ from supervisor.daemon.context import REDIS_TROUBLE, Context
 from supervisor.daemon.display import Display
 from supervisor.daemon.problems import Source
 from supervisor.errors import first_line
-from supervisor.ha.instances import (
-    InstanceRecord,
+from supervisor.ha.instances import InstanceRecord, publish_instance, verdicts_json
+from supervisor.ha.leadership import Role
+from supervisor.keys import (
+    engaged_key,
+    heartbeat_key,
+    identity_key,
     instance_key,
     instances_key,
-    publish_instance,
-    verdicts_json,
+    lease_keys,
+    order_key,
+    reset_key,
+    seq_key,
+    state_key,
+    watchdog_key,
 )
-from supervisor.ha.leadership import Role
-from supervisor.ha.lease import identity_key, lease_keys
-from supervisor.ha.orders import order_key
-from supervisor.latch import engaged_key, reset_key, seq_key
-from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.stored_redis import is_wrong_type, repair_types
 
 log = logging.getLogger("supervisor")

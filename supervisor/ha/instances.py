@@ -18,6 +18,7 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from supervisor.constants import HEARTBEAT_TTL_CYCLES, HOUSEKEEPING_INTERVAL_S
+from supervisor.keys import instance_key, instances_key
 
 MAX_INSTANCES_SHOWN = 20  # ids ever seen can pile up (renamed hosts): status reads this many
 
@@ -34,14 +35,6 @@ class InstanceRecord:
     verdicts: str  # JSON {watchdog: status}, sorted
     version: str
     updated_at: str  # epoch seconds, by its clock (for display only)
-
-
-def instance_key(namespace: str, instance: str) -> str:
-    return f"{namespace}:instance:{instance}"
-
-
-def instances_key(namespace: str) -> str:
-    return f"{namespace}:instances"
 
 
 def verdicts_json(statuses: Mapping[str, str]) -> str:

@@ -19,14 +19,11 @@ from collections.abc import Iterable
 from redis.asyncio import Redis
 
 from supervisor import stored
+from supervisor.keys import order_key
 from supervisor.pending import Order
 from supervisor.stored_redis import set_aside_string
 
 ORDER_TTL_LEASES = 3
-
-
-def order_key(namespace: str, actuator: str) -> str:
-    return f"{namespace}:order:{actuator}"
 
 
 class SharedOrders:

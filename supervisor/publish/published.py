@@ -7,7 +7,7 @@ from redis.exceptions import RedisError
 from supervisor.config.settings import Settings
 from supervisor.errors import first_line
 from supervisor.ha.instances import read_instances
-from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
+from supervisor.keys import heartbeat_key, state_key, watchdog_key
 from supervisor.sources.redis import connect
 from supervisor.values import parse_number
 

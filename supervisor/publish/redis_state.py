@@ -1,4 +1,5 @@
-"""What the supervisor publishes in Redis under its namespace (README, "What it publishes").
+"""What the supervisor publishes in Redis under its namespace (docs/operations.md, "What it
+publishes").
 
 `{ns}:state` hash, `{ns}:watchdog:{name}` hashes, `{ns}:heartbeat` with a TTL of three
 housekeeping cycles, so that an execution engine can treat "no heartbeat" as reduce-only.
@@ -11,13 +12,8 @@ from typing import Any
 
 from redis.asyncio import Redis
 
-from supervisor.constants import (
-    HEARTBEAT_KEY,
-    HEARTBEAT_TTL_CYCLES,
-    HOUSEKEEPING_INTERVAL_S,
-    STATE_KEY,
-    WATCHDOG_KEY,
-)
+from supervisor.constants import HEARTBEAT_TTL_CYCLES, HOUSEKEEPING_INTERVAL_S
+from supervisor.keys import heartbeat_key, state_key, watchdog_key
 from supervisor.model import Status, Verdicts, WatchdogRun
 from supervisor.quantities import format_value
 
@@ -38,18 +34,6 @@ class StateSnapshot:
     updated_at: float
     clock_offset: str = ""  # Redis TIME minus the daemon's clock, seconds; "" not measured
     clock_offset_uncertainty: str = ""  # half the round trip of that reading
-
-
-def state_key(namespace: str) -> str:
-    return f"{namespace}:{STATE_KEY}"
-
-
-def watchdog_key(namespace: str, name: str) -> str:
-    return f"{namespace}:{WATCHDOG_KEY}:{name}"
-
-
-def heartbeat_key(namespace: str) -> str:
-    return f"{namespace}:{HEARTBEAT_KEY}"
 
 
 class StatePublisher:

@@ -28,8 +28,9 @@ from redis.asyncio import Redis
 
 from supervisor.cli import main
 from supervisor.constants import AUDIT_OUTBOX_FILE, AUDIT_REJECTED_FILE
+from supervisor.keys import events_key
 from supervisor.kinds import kind_gauges
-from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail, events_key
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from supervisor.publish.audit.read import SourcedEvent, TrailReader, show_events
 from supervisor.publish.metrics import Metrics
 from testbed.postgres_server import PostgresServer

@@ -13,7 +13,8 @@ import pytest
 from pydantic import SecretStr
 from redis.asyncio import Redis
 
-from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail, events_key
+from supervisor.keys import events_key
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
 from testbed.postgres_server import PostgresServer
 
 pytestmark = pytest.mark.anyio

@@ -23,8 +23,8 @@ from redis.asyncio import Redis
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
 from supervisor.daemon import cycle as cycle_module
+from supervisor.keys import engaged_key, reset_key
 from supervisor.kinds import kind_gauges
-from supervisor.latch import engaged_key, reset_key
 from supervisor.model import Decision, Health, Status, TradingState
 from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics

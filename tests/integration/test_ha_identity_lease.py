@@ -12,15 +12,8 @@ import uuid
 import pytest
 from redis.asyncio import Redis
 
-from supervisor.ha.lease import (
-    Granted,
-    HeldElsewhere,
-    IdentityTaken,
-    LeaseStore,
-    fencing_key,
-    identity_key,
-    leader_key,
-)
+from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
+from supervisor.keys import fencing_key, identity_key, leader_key
 
 pytestmark = pytest.mark.anyio
 

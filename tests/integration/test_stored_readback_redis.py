@@ -19,23 +19,28 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
-from supervisor.ha.instances import instance_key, instances_key, read_instances
-from supervisor.ha.lease import (
-    Granted,
-    HeldElsewhere,
-    IdentityTaken,
-    LeaseStore,
+from supervisor.ha.instances import read_instances
+from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
+from supervisor.ha.orders import SharedOrders
+from supervisor.keys import (
     boot_key,
+    engaged_key,
     fencing_key,
+    heartbeat_key,
     identity_key,
+    instance_key,
+    instances_key,
     leader_key,
+    order_key,
+    reset_key,
+    seq_key,
+    state_key,
     token_key,
+    watchdog_key,
 )
-from supervisor.ha.orders import SharedOrders, order_key
-from supervisor.latch import LatchStore, engaged_key, reset_key, seq_key
+from supervisor.latch import LatchStore
 from supervisor.model import TradingState
 from supervisor.publish.published import read_published
-from supervisor.publish.redis_state import heartbeat_key, state_key, watchdog_key
 from supervisor.stored import MAX_COUNTER, SIGHTINGS
 from testbed.redis_server import RedisServer
 from tests.integration.test_ha_logic import build, settle

@@ -18,10 +18,9 @@ from redis.asyncio import Redis
 from supervisor.actuators.redis_breaker import breaker_state
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
-from supervisor.ha.lease import leader_key, token_key
-from supervisor.ha.orders import order_key
+from supervisor.keys import engaged_key, leader_key, order_key, token_key
 from supervisor.kinds import kind_gauges
-from supervisor.latch import ENGAGED_FILE, engaged_key
+from supervisor.latch import ENGAGED_FILE
 from supervisor.pending import PENDING_FILE
 from supervisor.publish.metrics import Metrics
 from supervisor.stored import SIGHTINGS
@@ -30,7 +29,14 @@ from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
 from testbed.waiting import wait_until
 from tests.integration.test_daemon_logic import Clock, settle, stale_tick, write
-from tests.integration.test_ha_logic import Instance, build, history, lease_expires, stale
+from tests.integration.test_ha_logic import (
+    Instance,
+    build,
+    history,
+    lease_expires,
+    new_stack,
+    stale,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -72,8 +78,7 @@ async def pair(
 ) -> AsyncIterator[tuple[Instance, Instance]]:
     """Two HA instances, "a" leads (as in test_ha_logic.py)."""
     a, b = build(tmp_path, redis_server.url, "a"), build(tmp_path, redis_server.url, "b")
-    await a.claim()
-    await b.claim()
+    await new_stack(a, b)
     yield a, b
     for instance in (a, b):
         await settle(instance.daemon)

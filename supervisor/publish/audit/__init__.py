@@ -25,7 +25,6 @@ from supervisor.publish.audit.event import (
     decision_event,
     describe,
     event_from_stream,
-    events_key,
     stream_fields,
 )
 from supervisor.publish.audit.kinds import AuditKind, AuditOutcome
@@ -40,6 +39,5 @@ __all__ = [
     "decision_event",
     "describe",
     "event_from_stream",
-    "events_key",
     "stream_fields",
 ]

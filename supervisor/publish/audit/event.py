@@ -17,7 +17,6 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from supervisor import stored
-from supervisor.constants import EVENTS_KEY
 from supervisor.model import Decision, Origin
 from supervisor.publish.audit.kinds import (
     FAILED_OUTCOMES,
@@ -35,10 +34,6 @@ REASON_SHOWN_MAX_CHARS = 400
 DETAIL_SHOWN_MAX_CHARS = 600
 TEXT_FIELDS = ("actor", "instance", "watchdog", "actuator", "incident_id", "reason", "outcome")
 _MAX_EPOCH_S = 1e11  # year 5138: anything later is a unit mistake
-
-
-def events_key(namespace: str) -> str:
-    return f"{namespace}:{EVENTS_KEY}"
 
 
 @dataclass(frozen=True, slots=True)

@@ -26,11 +26,11 @@ from supervisor.constants import (
     EVENTS_READ_LIMIT,
 )
 from supervisor.errors import first_line
+from supervisor.keys import events_key
 from supervisor.publish.audit.event import (
     AuditEvent,
     describe,
     event_from_stream,
-    events_key,
     parse_lines,
 )
 from supervisor.publish.audit.postgres import NIL_UUID, POSTGRES_AWAY, SELECT_PAGE, from_row

@@ -25,10 +25,10 @@ from supervisor.constants import (
     EVENTS_STREAM_MAXLEN,
 )
 from supervisor.errors import first_line
+from supervisor.keys import events_key
 from supervisor.publish.audit.event import (
     AuditEvent,
     describe,
-    events_key,
     parse_lines,
     stream_fields,
 )
