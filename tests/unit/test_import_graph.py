@@ -74,52 +74,23 @@ def targets(module: str, name: str, known: dict[str, Path]) -> set[str]:
 def import_graph() -> dict[str, set[str]]:
     """Module -> the package's modules it imports."""
     known = modules()
-    return {
-        module: {
-            target for name in imported_names(module, path) for target in targets(module, name, known)
-        }
-        for module, path in known.items()
-    }
+    graph: dict[str, set[str]] = {}
+    for module, path in known.items():
+        names = imported_names(module, path)
+        graph[module] = {target for name in names for target in targets(module, name, known)}
+    return graph
 
 
-def strongly_connected(graph: dict[str, set[str]]) -> list[list[str]]:
-    """Tarjan's components, iteratively (no recursion limit on a deep chain)."""
-    index: dict[str, int] = {}
-    low: dict[str, int] = {}
-    stack: list[str] = []
-    on_stack: set[str] = set()
-    components: list[list[str]] = []
-    for root in sorted(graph):
-        if root in index:
-            continue
-        work: list[tuple[str, Iterator[str]]] = [(root, iter(sorted(graph[root])))]
-        index[root] = low[root] = len(index)
-        stack.append(root)
-        on_stack.add(root)
-        while work:
-            node, edges = work[-1]
-            child = next(edges, None)
-            if child is None:
-                work.pop()
-                if work:
-                    low[work[-1][0]] = min(low[work[-1][0]], low[node])
-                if low[node] == index[node]:
-                    component = []
-                    while True:
-                        member = stack.pop()
-                        on_stack.discard(member)
-                        component.append(member)
-                        if member == node:
-                            break
-                    components.append(sorted(component))
-            elif child not in index:
-                index[child] = low[child] = len(index)
-                stack.append(child)
-                on_stack.add(child)
-                work.append((child, iter(sorted(graph[child]))))
-            elif child in on_stack:
-                low[node] = min(low[node], index[child])
-    return components
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module an import of `start` leads to (`start` itself only through a circle)."""
+    seen: set[str] = set()
+    todo = list(graph[start])
+    while todo:
+        node = todo.pop()
+        if node not in seen:
+            seen.add(node)
+            todo.extend(graph[node])
+    return seen
 
 
 def a_cycle(graph: dict[str, set[str]], members: list[str]) -> list[str]:
@@ -140,11 +111,17 @@ def a_cycle(graph: dict[str, set[str]], members: list[str]) -> list[str]:
 
 
 def circles(graph: dict[str, set[str]]) -> list[str]:
-    found = []
-    for component in strongly_connected(graph):
-        if len(component) > 1 or component[0] in graph[component[0]]:
-            cycle = " -> ".join(a_cycle(graph, component))
-            found.append(f"{len(component)} modules: {', '.join(component)}\n  e.g. {cycle}")
+    """One line per strongly connected component of more than one module, or a module that
+    imports itself: the modules that lead to each other, and one circle among them."""
+    reach = {module: reachable(graph, module) for module in graph}
+    found, seen = [], set()
+    for module in sorted(graph):
+        if module in seen or module not in reach[module]:
+            continue
+        component = sorted(other for other in reach[module] if module in reach[other])
+        seen.update(component)
+        cycle = " -> ".join(a_cycle(graph, component))
+        found.append(f"{len(component)} modules: {', '.join(component)}\n  e.g. {cycle}")
     return found
 
 

@@ -15,9 +15,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from supervisor import kinds
-from supervisor.actuators.base import Actuator
+from supervisor.actuators.base import Actuator, ActuatorKind, DeadmanKind
 from supervisor.config.settings import Settings
-from supervisor.declarations import ActuatorKind, DeadmanKind, Need, kind_name
+from supervisor.declarations import Need, kind_name
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import Watchdog
 
