@@ -4,6 +4,8 @@ base, the registry (supervisor/kinds.py) imports the families, and nothing impor
 The graph is read from the source with `ast`, not from what Python happens to load: every
 `import` and `from ... import` counts, including those under `if TYPE_CHECKING:` and inside
 functions, since a circle hidden there is one an edit away from a half-loaded module.
+Beyond circles, the direction is checked too (NEVER_IMPORTS): a watchdog never imports an
+actuator nor an actuator a watchdog, and no family reaches the registry or what sits above it.
 """
 
 from __future__ import annotations
@@ -14,11 +16,31 @@ from pathlib import Path
 
 PACKAGE = "supervisor"
 ROOT = Path(__file__).resolve().parents[2]
+# What reads the whole config or runs the kinds: the registry and everything above it.
+ABOVE = (
+    "supervisor.kinds",
+    "supervisor.config.settings",
+    "supervisor.config.loading",
+    "supervisor.config.environment",
+    "supervisor.protection",
+    "supervisor.daemon",
+    "supervisor.cli",
+)
+NEVER_IMPORTS = {  # family -> what none of its modules may import
+    "supervisor.watchdogs": ("supervisor.actuators", *ABOVE),
+    "supervisor.actuators": ("supervisor.watchdogs", *ABOVE),
+    "supervisor.sources": ("supervisor.watchdogs", "supervisor.actuators", *ABOVE),
+    "supervisor.declarations": ("supervisor.watchdogs", "supervisor.actuators", *ABOVE),
+}
 
 
 def module_name(path: Path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
     return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def within(module: str, prefix: str) -> bool:
+    return module == prefix or module.startswith(prefix + ".")
 
 
 def modules() -> dict[str, Path]:
@@ -157,3 +179,16 @@ def test_the_relative_and_type_checking_imports_count(tmp_path: Path) -> None:
 def test_there_is_no_import_circle_in_the_package() -> None:
     found = circles(import_graph())
     assert not found, "import circles in supervisor/:\n" + "\n".join(found)
+
+
+def test_a_family_imports_neither_the_other_family_nor_what_is_above_it() -> None:
+    graph = import_graph()
+    wrong = [
+        f"{module} -> {target}"
+        for family, forbidden in NEVER_IMPORTS.items()
+        for module in sorted(graph)
+        if within(module, family)
+        for target in sorted(graph[module])
+        if any(within(target, prefix) for prefix in forbidden)
+    ]
+    assert wrong == [], "imports across the families or up:\n" + "\n".join(wrong)
