@@ -3,7 +3,7 @@
 - its config class, whose `kind: Literal["..."]` annotation is the kind's name (written once);
 - how to build it from the shared clients (no I/O: the clients connect lazily);
 - what it needs (Redis, the HTTP client, PostgreSQL);
-- for a watchdog, its own value gauge, if it has one (README, "What it publishes").
+- for a watchdog, its own value gauge, if it has one (docs/operations.md, "What it publishes").
 
 Each family declares its kinds beside its own base: WatchdogKind in
 supervisor/watchdogs/base.py, ActuatorKind and DeadmanKind in supervisor/actuators/base.py.

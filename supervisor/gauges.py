@@ -9,7 +9,8 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class KindGauge:
-    """A kind's own value gauge (README, "What it publishes"), fed from its verdicts' values."""
+    """A kind's own value gauge (docs/operations.md, "What it publishes"), fed from its
+    verdicts' values."""
 
     name: str
     help: str

@@ -22,9 +22,11 @@ learns of was made before it.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
+import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
@@ -46,6 +48,7 @@ from supervisor.text import safe_line
 log = logging.getLogger(__name__)
 
 ENGAGED_FILE = "engaged.json"
+COUNTER_POLL_S = 0.1  # how often a reset looks whether a daemon has put `{ns}:seq` back
 
 # KEYS: the counter, where a value it cannot hold goes. ARGV: the lowest number it may give
 # now (above every number this instance knows), ttl ms of the value set aside. A counter INCR
@@ -88,6 +91,17 @@ if value and value < tonumber(ARGV[1]) then
   return ARGV[1]
 end
 return tostring(redis.call('INCR', KEYS[1]))
+"""
+
+# KEYS: the reset hash. ARGV: name, number, name, number... Raises each entry to its number
+# (a missing or unreadable entry is written).
+RAISE_RESETS = """
+for i = 1, #ARGV, 2 do
+  local held = tonumber(redis.call('HGET', KEYS[1], ARGV[i]) or '')
+  if held == nil or held < tonumber(ARGV[i + 1]) then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  end
+end
 """
 
 # KEYS: the counter. ARGV: a number it must not be below (a number already given).
@@ -282,11 +296,14 @@ class LatchStore:
             await self.redis.eval(SAVE_NUMBERED, 2, *args)
         return latch
 
-    async def record_reset(self, names: list[str]) -> int:
+    async def record_reset(self, names: list[str], counter_back_s: float = 0.0) -> int:
         """Mark `names` reset (before anything is released) and drop their entries; return
         the reset's number. Every engagement numbered below it is void from now on: it is
         numbered above every latch and reset known (Redis, state_dir), as those came before
-        it even when `{ns}:seq` was lost with Redis."""
+        it even when `{ns}:seq` was lost with Redis. With the counter missing (Redis lost
+        it), it first waits up to `counter_back_s` for a running daemon's next pass to put
+        it back: a daemon on another host may hold a latch numbered above all it can see."""
+        await self._await_counter(counter_back_s)
         await self.load_redis()  # raises self.highest_seq to what is published
         self.learn_file()
         seq = await self.next_seq()
@@ -295,6 +312,14 @@ class LatchStore:
         await self.redis.hset(reset_key(self.namespace), mapping=dict.fromkeys(names, str(seq)))
         await self.redis.hdel(engaged_key(self.namespace), *names)
         return seq
+
+    async def _await_counter(self, wait_s: float) -> None:
+        counter = seq_key(self.namespace)
+        deadline = time.monotonic() + wait_s
+        while not await self.redis.exists(counter):
+            if time.monotonic() >= deadline:
+                return
+            await asyncio.sleep(COUNTER_POLL_S)
 
     def learn_file(self) -> None:
         """Raise self.highest_seq to the numbers of the latches in state_dir, read only: an
@@ -327,10 +352,27 @@ class LatchStore:
             await repair_types(self.redis, self.namespace, {counter: "string"})
             await self.redis.eval(RAISE_COUNTER, 1, counter, str(self.highest_seq))
 
+    async def keep_resets(self, known: dict[str, int]) -> None:
+        """Raise `{ns}:reset` to every reset number in `known` (those this instance has read):
+        lost with Redis, a reset would let a latch written back from a state_dir engage
+        again. A reset numbered below a later latch voids nothing, so writing an old one
+        back is harmless; `{ns}:seq` is kept above it (keep_counter)."""
+        if not known:
+            return
+        key = reset_key(self.namespace)
+        args = [str(part) for pair in sorted(known.items()) for part in pair]
+        try:
+            await self.redis.eval(RAISE_RESETS, 1, key, *args)
+        except ResponseError as exc:
+            if not is_wrong_type(exc):
+                raise
+            await repair_types(self.redis, self.namespace, {key: "hash"})
+            await self.redis.eval(RAISE_RESETS, 1, key, *args)
+
     async def next_seq(self) -> int:
         """INCR `{ns}:seq`, never to a number this instance knows (the counter may have been
-        lost with Redis); a counter INCR refuses is recovered (README, "Unreadable
-        entries"): moved past every number this instance knows, never backward."""
+        lost with Redis); a counter INCR refuses is recovered (docs/operations.md,
+        "Unreadable entries"): moved past every number this instance knows, never backward."""
         counter = seq_key(self.namespace)
         try:
             seq = int(await self.redis.incr(counter))

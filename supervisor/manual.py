@@ -53,6 +53,9 @@ return 0
 REDIS_TROUBLE = (RedisError, OSError, TimeoutError)
 MIN_REASON_LENGTH = 20
 RESET_INTERVAL_S = 60
+# A reset waits this long for `{ns}:seq` when Redis lost it: every daemon puts it back on its
+# next housekeeping pass (every second), above every latch it holds.
+COUNTER_BACK_S = 3.0
 Group = Literal["breaker", "kill"]
 # What a manual event's outcome says: the command run (for a reset: and whether it was forced).
 ENGAGE_OUTCOMES: dict[Group, AuditOutcome] = {
@@ -142,7 +145,8 @@ async def reset(settings: Settings, group: Group, reason: str, operator: str, fo
         store = LatchStore(settings.supervisor.state_dir, redis, ns)
         try:
             breaching = await _reset_allowed(settings, redis, operator, force)
-            await store.record_reset([a.name for a in targets])  # before anything is released
+            names = [a.name for a in targets]
+            await store.record_reset(names, COUNTER_BACK_S)  # before anything is released
         except Refused:
             raise  # its own words (a PermissionError, so an OSError too: not Redis trouble)
         except REDIS_TROUBLE as exc:

@@ -130,8 +130,9 @@ class PendingActions:
 
     def load(self) -> list[Order]:
         """The orders a previous run left (and remember them). Never raises: an unreadable
-        file, or one with an unreadable order, is said, counted and set aside (README,
-        "Unreadable entries"); the orders in it that are readable are kept and written back."""
+        file, or one with an unreadable order, is said, counted and set aside
+        (docs/operations.md, "Unreadable entries"); the orders in it that are readable are kept
+        and written back."""
         then = "the actions a crash interrupted are lost"
         try:
             found = stored.read_file_guarded(self.path, PENDING_FILE, then)

@@ -1,5 +1,5 @@
-"""Reading back what the daemon stored: outside input like any other (README, "Unreadable
-entries").
+"""Reading back what the daemon stored: outside input like any other (docs/operations.md,
+"Unreadable entries").
 
 Its own Redis keys and its state files can hold anything by the time they are read: a value
 written by hand or by another version, bytes that are not UTF-8, JSON of any shape and depth,

@@ -1,3 +1,3 @@
 """The same fault handled side by side by this daemon and by the tools it is measured
 against: Prometheus + Alertmanager (tuned, and with their defaults) and monit. See
-compare.py; README's Benchmarks section explains the figures."""
+compare.py; docs/benchmarks.md explains the figures."""

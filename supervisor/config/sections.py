@@ -143,7 +143,7 @@ class RecorderSection(Strict):
     start only: a reload that changes it is refused (restart to apply)."""
 
     enabled: bool = True
-    # 1,000 instruments at 1 s take about 30 MB per 6.5-hour trading day (README).
+    # 1,000 instruments at 1 s take about 35 MB per 6.5-hour trading day (docs/benchmarks.md).
     max_bytes: Size = 2 << 30
     max_age_s: Annotated[Duration, between(3600.0, MAX_DURATION_S)] = Field(
         14 * 86400.0, alias="max_age"

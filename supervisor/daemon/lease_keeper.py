@@ -12,6 +12,13 @@ within the watch cannot be told apart: this process runs, acts on nothing, and s
 (journal, STATUS, `status`, `supervisor_instance_id_conflict`) until the id is its own. So
 does a running process that finds its id taken by another (it was paused long enough to
 look dead): it stops leading at once.
+
+A process that has seen no fencing token since it started, and finds no counter in Redis
+(Redis lost it, or the stack is new), claims nothing, not even its id, for one lease_ttl:
+an instance that has been running knows the highest token and claims first, above it, and
+holds its id again. Without the wait a new process (a duplicate id, a wiped state_dir)
+could take token 1 after 60, and a venue that keeps the highest token would refuse its
+kill. A new stack pays one lease_ttl before its first leader.
 """
 
 from __future__ import annotations
@@ -27,7 +34,13 @@ import anyio
 from supervisor.constants import EX_CONFIG
 from supervisor.daemon.context import REDIS_TROUBLE, Context
 from supervisor.ha.leadership import Leadership, Role
-from supervisor.ha.lease import Granted, HeldElsewhere, IdentityTaken, LeaseStore
+from supervisor.ha.lease import (
+    CounterMissing,
+    Granted,
+    HeldElsewhere,
+    IdentityTaken,
+    LeaseStore,
+)
 from supervisor.ha.token_memory import TokenMemory
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
 from supervisor.text import safe_line
@@ -38,6 +51,9 @@ FOLLOWER_POLL_MIN_S = 0.05  # asks again no sooner than this, whatever the holde
 EXPIRY_SLACK_S = 0.01  # asks this long after the holder's lease would have expired
 PTTL_RESOLUTION_S = 0.002  # Redis answers PTTL in whole milliseconds
 DUPLICATE_PROBLEM = "instance_id"  # the key of runtime.problems while the id is not ours
+
+
+Reply = Granted | HeldElsewhere | IdentityTaken | CounterMissing | None
 
 
 class IdentityInUse(Exception):
@@ -62,6 +78,8 @@ class LeaseKeeper:
         self.tokens.load()  # before any claim: a small file, read once
         self._save_failing = False
         self._next_in_s = 0.0
+        self._seen_live_token = False  # a token or counter read from Redis since start
+        self._wait_until: float | None = None  # monotonic: when the counter was found missing
 
     @property
     def leadership(self) -> Leadership:
@@ -125,27 +143,39 @@ class LeaseKeeper:
         await self._remember(reply)  # on disk before this instance acts with a new token
         self._apply(reply, sent_at)
 
-    async def _ask(self) -> Granted | HeldElsewhere | IdentityTaken | None:
+    async def _ask(self) -> Reply:
         """One claim; None when Redis did not answer (noted as a problem)."""
         leadership = self.leadership
         try:
             with anyio.fail_after(
                 min(self.context.assembly.redis_timeout_s * 2, leadership.lease_ttl_s / 3)
             ):
-                return await self.store.claim(leadership.token, self.tokens.highest)
+                return await self.store.claim(
+                    leadership.token, self.tokens.highest, self._must_wait()
+                )
         except REDIS_TROUBLE as exc:
             self.context.note_problem("redis", exc)
             return None
 
-    async def _remember(self, reply: Granted | HeldElsewhere | IdentityTaken | None) -> None:
+    def _must_wait(self) -> bool:
+        """Whether a claim must leave a missing counter alone: this process has seen no
+        token since it started, and has not yet waited one lease_ttl since it found the
+        counter missing (module docstring)."""
+        if self._seen_live_token:
+            return False
+        return self._wait_until is None or self.monotonic() < self._wait_until
+
+    async def _remember(self, reply: Reply) -> None:
         """Note the tokens a claim saw (its own, or the leader's and the counter), and keep
         the highest in state_dir when it grew: a restart then claims above it even if Redis
         lost the counter. A failed write is said (once) and tried again on the next claim."""
         if isinstance(reply, Granted):
             self.tokens.see(reply.token)
+            self._seen_live_token = True
         elif isinstance(reply, HeldElsewhere):
             self.tokens.see(reply.token)
             self.tokens.see(reply.counter)
+            self._seen_live_token = self._seen_live_token or reply.counter is not None
         if not self.tokens.unsaved():
             return
         try:
@@ -167,10 +197,12 @@ class LeaseKeeper:
             )
         self._save_failing = False
 
-    def _apply(self, reply: Granted | HeldElsewhere | IdentityTaken | None, sent_at: float) -> None:
+    def _apply(self, reply: Reply, sent_at: float) -> None:
         leadership = self.leadership
         third_s = leadership.lease_ttl_s / 3
-        if reply is None:
+        if isinstance(reply, CounterMissing):
+            self._next_in_s = self._counter_missing(reply, sent_at)
+        elif reply is None:
             if leadership.unreachable(self.monotonic()):
                 self._lost("Redis cannot be reached and the lease may have expired")
             self._next_in_s = third_s
@@ -188,6 +220,25 @@ class LeaseKeeper:
                 FOLLOWER_POLL_MIN_S, min(third_s, reply.remaining_s + EXPIRY_SLACK_S)
             )
         self.context.observe_leadership()
+
+    def _counter_missing(self, reply: CounterMissing, sent_at: float) -> float:
+        """Wait one lease_ttl from the first sight of the missing counter (module
+        docstring), holding decisions like a follower; how long until the next claim."""
+        leadership = self.leadership
+        if self._wait_until is None:
+            self._wait_until = sent_at + leadership.lease_ttl_s
+            log.warning(
+                "lease: Redis holds no fencing counter and this process has seen no token"
+                " since it started: it claims nothing for %.1fs, so that an instance that"
+                " knows the highest token claims first (Redis lost the counter, or the"
+                " stack is new)",
+                leadership.lease_ttl_s,
+            )
+        if leadership.lost(reply.holder, reply.token):
+            self._lost("Redis lost the fencing counter")
+        leadership.role = Role.WAITING
+        left_s = self._wait_until - self.monotonic() + EXPIRY_SLACK_S
+        return max(FOLLOWER_POLL_MIN_S, min(leadership.lease_ttl_s / 3, left_s))
 
     def _duplicate(self, reply: IdentityTaken) -> None:
         """Another process holds this instance id: lead no more, act on nothing, say so."""

@@ -22,7 +22,7 @@ from supervisor.constants import RELEASE_WAIT_WARN_S
 from supervisor.daemon.acting import Acting, latch_reason
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
 from supervisor.daemon.runtime import Releasing
-from supervisor.latch import Latch, merge, without_reset
+from supervisor.latch import Latch, merge, reset_key, without_reset
 from supervisor.model import Decision, Origin, Status
 from supervisor.pending import Order
 from supervisor.policy import Incident, PolicyState
@@ -107,8 +107,9 @@ class Reconciler:
         published = await self._read_redis()
         if published is None:
             return
-        latches, resets = published
+        latches, read = published
         previous = self.context.runtime.resets
+        resets = highest(previous or {}, read)  # Redis may have lost some: they still hold
         self.context.runtime.resets = resets
         if previous is not None:
             self._note_resets(newly_reset(previous, resets))
@@ -125,6 +126,7 @@ class Reconciler:
                 self.acting.keep(name, latch)
         self._rewrite_lost(latches)
         await self._keep_counter()
+        await self._keep_resets(read)
         for actuator in self.context.assembly.actuators.values():
             if actuator.readable:
                 await self._check_real_state(actuator)
@@ -152,6 +154,23 @@ class Reconciler:
         try:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 await context.assembly.latches.keep_counter(known)
+        except REDIS_TROUBLE as exc:
+            context.note_problem("redis", exc)
+
+    async def _keep_resets(self, read: dict[str, int]) -> None:
+        """Write back the resets this instance has read that Redis lost (a FLUSHALL, a
+        restart without persistence): a daemon that restarts from its state_dir, or was
+        down when the reset came, must still see its latch voided."""
+        context = self.context
+        known = context.runtime.resets or {}
+        lost = sorted(name for name, number in known.items() if read.get(name, 0) < number)
+        if not lost:
+            return
+        where = reset_key(context.assembly.latches.namespace)
+        log.warning("%s lost the reset of %s: writing it back", where, ", ".join(lost))
+        try:
+            with anyio.fail_after(context.assembly.redis_timeout_s * 2):
+                await context.assembly.latches.keep_resets({n: known[n] for n in lost})
         except REDIS_TROUBLE as exc:
             context.note_problem("redis", exc)
 
@@ -361,6 +380,15 @@ class Reconciler:
             latch.watchdog,
         )
         context.refresh()
+
+
+def highest(*resets: dict[str, int]) -> dict[str, int]:
+    """Each actuator's latest reset number among `resets`."""
+    merged: dict[str, int] = {}
+    for numbers in resets:
+        for name, number in numbers.items():
+            merged[name] = max(number, merged.get(name, number))
+    return merged
 
 
 def newly_reset(before: dict[str, int], after: dict[str, int]) -> set[str]:

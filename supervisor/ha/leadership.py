@@ -27,6 +27,7 @@ class Role(StrEnum):
     FOLLOWER = "follower"  # another instance holds the lease
     NO_LEASE = "no_lease"  # Redis cannot be reached: nobody can hold a lease
     DUPLICATE = "duplicate"  # another process runs with this instance id: acts on nothing
+    WAITING = "waiting"  # Redis lost the fencing counter: leaves it to an older instance
 
 
 @dataclass

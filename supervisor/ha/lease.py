@@ -46,15 +46,21 @@ HOLDER = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,63}")
 
 # KEYS: leader, token, fencing counter, the leader's boot nonce, this id's identity, where a
 # counter INCR refuses goes. ARGV: instance, ttl ms, the caller's token ("" if none), the
-# highest token the caller has seen, the caller's boot nonce, ttl ms of a value set aside.
+# highest token the caller has seen, the caller's boot nonce, ttl ms of a value set aside,
+# "1" if the caller may not create the counter (it has seen no token since it started).
 # Returns {1, token, recovered} when the caller holds the lease now (recovered: 1 if the
 # counter INCR refused had to be moved past the highest token known), {0, holder, token,
 # pttl ms, counter} when another instance does, {2, nonce, pttl ms} when another process holds this
-# instance id.
+# instance id, {3, holder, token, pttl ms} when the counter is missing and the caller may not
+# create it (nothing written, not even its identity).
 CLAIM = """
 local owner = redis.call('GET', KEYS[5])
 if owner and owner ~= ARGV[5] then
   return {2, owner, redis.call('PTTL', KEYS[5])}
+end
+if ARGV[7] == '1' and redis.call('EXISTS', KEYS[3]) == 0 then
+  local holder = redis.call('GET', KEYS[1])
+  return {3, holder or '', redis.call('GET', KEYS[2]) or '', redis.call('PTTL', KEYS[1])}
 end
 redis.call('SET', KEYS[5], ARGV[5], 'PX', ARGV[2])
 local holder = redis.call('GET', KEYS[1])
@@ -161,6 +167,16 @@ class IdentityTaken:
 
 
 @dataclass(frozen=True)
+class CounterMissing:
+    """Redis holds no fencing counter and the caller asked not to create it: nothing was
+    claimed or written. `holder`: who holds the lease ("" nobody), as for HeldElsewhere."""
+
+    holder: str
+    token: int | None
+    remaining_s: float
+
+
+@dataclass(frozen=True)
 class HeldElsewhere:
     holder: str  # "" when nobody holds it (cannot happen after a claim, kept for reads)
     token: int | None  # None if the token key holds no number (written by hand)
@@ -183,10 +199,11 @@ class LeaseStore:
         self._release = redis.register_script(RELEASE)
 
     async def claim(
-        self, token: int | None, highest_seen: int
-    ) -> Granted | HeldElsewhere | IdentityTaken:
+        self, token: int | None, highest_seen: int, keep_counter_missing: bool = False
+    ) -> Granted | HeldElsewhere | IdentityTaken | CounterMissing:
         """Renew this process's lease (`token`), or acquire it if nobody holds it; first
-        this process's hold on its instance id."""
+        this process's hold on its instance id. `keep_counter_missing`: write nothing if
+        the fencing counter is missing (CounterMissing)."""
         args: list[str | int] = [
             self.instance,
             self.ttl_ms,
@@ -194,6 +211,7 @@ class LeaseStore:
             highest_seen,
             self.boot,
             TTL_MS,
+            "1" if keep_counter_missing else "0",
         ]
         reply = await self._claim_once(args)
         if await self._set_aside_foreign_hold(reply):  # garbage held the lease
@@ -205,6 +223,9 @@ class LeaseStore:
         if int(reply[0]) == 2:
             pttl_ms = int(reply[2])
             return IdentityTaken(_text(reply[1]), pttl_ms / 1000 if pttl_ms >= 0 else None)
+        if int(reply[0]) == 3:
+            holder, held, pttl_ms = reply[1:4]
+            return CounterMissing(_text(holder), _token(held), max(0, int(pttl_ms)) / 1000)
         holder, held, pttl_ms, counter = reply[1:5]
         remaining_s = max(0, int(pttl_ms)) / 1000
         return HeldElsewhere(_text(holder), _token(held), remaining_s, counter_text(counter))

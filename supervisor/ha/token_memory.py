@@ -1,7 +1,7 @@
 """The highest fencing token this instance has seen, kept in `state_dir/fencing-token.json`
 so that it survives a restart: a claim sends it, and the script moves the counter past it,
 so a token never goes backward even when Redis lost the counter *and* this process was
-restarted meanwhile (README, "High availability").
+restarted meanwhile (docs/operations.md, "High availability").
 
 Seen means issued to this instance, or read in Redis (the leader's token, the counter) while
 another instance led. The file is rewritten (temp file, fsync, atomic rename, fsync of the

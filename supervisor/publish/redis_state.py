@@ -1,4 +1,5 @@
-"""What the supervisor publishes in Redis under its namespace (README, "What it publishes").
+"""What the supervisor publishes in Redis under its namespace (docs/operations.md, "What it
+publishes").
 
 `{ns}:state` hash, `{ns}:watchdog:{name}` hashes, `{ns}:heartbeat` with a TTL of three
 housekeeping cycles, so that an execution engine can treat "no heartbeat" as reduce-only.

@@ -2,7 +2,7 @@
 
 Each returns a `Verdict`: how many cases it checked, the violations, and the cases a
 documented behaviour explains (counted and named, never silently dropped). The bounds come
-from README:
+from docs/operations.md:
 
 - detection: with `trip_after = 2` a trip comes at most `breach + interval` after the last tick;
 - takeover: a follower takes over within `lease_ttl` + one interval of the leader dying or
@@ -85,7 +85,7 @@ def _small_offsets(history: History, window: Window) -> list[float]:
 def earliest_trip(history: History, window: Window) -> float:
     """The earliest moment a trip can be explained by this window: breach after its last
     tick, less a clock running ahead (believed steps only); or at once if Redis lost the
-    paused instruments' keys meanwhile (README: a missing key is BREACH, "no tick")."""
+    paused instruments' keys meanwhile (docs/development.md: a missing key is BREACH, "no tick")."""
     ahead = max((o for o in _small_offsets(history, window) if o > 0), default=0.0)
     breach = window.start_s + history.timing.breach_s - ahead
     lost = [
@@ -164,9 +164,9 @@ def no_missed_trip(history: History) -> Verdict:
 def _reset_lost(history: History, trip: Trip) -> bool:
     """A latch written back (incident "latch") because Redis lost the last operator's reset
     before every daemon had read it (they read resets every housekeeping pass, ~1 s; a daemon
-    restarted after the reset reads it once it is up): README's "an engagement ... can only
-    err toward staying engaged". Once lost, every later loss of Redis writes it back again,
-    until the next reset."""
+    restarted after the reset reads it once it is up): docs/operations.md, "an engagement ...
+    can only err toward staying engaged". Once lost, every later loss of Redis writes it back
+    again, until the next reset."""
     if trip.source != "breaker" or not trip.ident.startswith(("latch:", "latch-")):
         return False
     resets = [w.reset_s for w in history.windows if w.reset_s <= trip.at_s]
@@ -276,13 +276,13 @@ def _split_brain(history: History, at_s: float) -> str | None:
             return "split brain: leader SIGSTOPped past lease_ttl"
         if fault.kind == "blackhole" and fault.was_leader:
             return "split brain: leader cut off from Redis"
-        if fault.kind == "blackhole":  # README "Split brain": any instance cut off acts
+        if fault.kind == "blackhole":  # docs/operations.md "Split brain": any instance cut off acts
             return "split brain: follower cut off from Redis (act_without_lease)"
         if fault.kind == "redis_restart":
             return "split brain: Redis away (act_without_lease), restarted empty"
         if fault.kind == "flushall":
             return "Redis lost the latches and orders (FLUSHALL)"
-        if spoiled(fault, "leader"):  # README "Behind Sentinel": the lease lost
+        if spoiled(fault, "leader"):  # operations.md "Behind Sentinel": the lease lost
             return "split brain: the lease key overwritten (garbage), claimed by another"
     return None
 
@@ -433,7 +433,7 @@ def no_unexpected_exit(history: History) -> Verdict:
 
 def no_bug_in_journal(history: History) -> Verdict:
     """A traceback (its exception line) or a `bug:` line in a daemon's log is a bug, by
-    README's own words."""
+    docs/operations.md's own words."""
     verdict = Verdict("no bug or traceback in the journal")
     verdict.checked = len(history.instances)
     counts = Counter(history.bug_lines)
@@ -463,7 +463,7 @@ MAX_INT = 2**63 - 1  # garbage `max_int`: what INCR can no longer increment
 def issued_tokens(history: History) -> list[TokenSeen]:
     """The counter's samples that a claim wrote: 2**63-1 sampled after the nemesis planted
     it in `{ns}:leader:fencing` is its garbage, not a token. No claim can move past it (INCR
-    overflows), so the README's recovery sets it aside and moves past the highest token
+    overflows), so the documented recovery sets it aside and moves past the highest token
     known: counting it would make every correct recovery a counter "going down"."""
     planted = [
         f.start_s
@@ -478,7 +478,7 @@ def issued_tokens(history: History) -> list[TokenSeen]:
 
 
 def counter_never_down(history: History) -> Verdict:
-    """README: "A token never goes backward, even when Redis lost the counter"."""
+    """docs/operations.md: "A token never goes backward, even when Redis lost the counter"."""
     verdict = Verdict("the fencing counter never goes down")
     tokens = issued_tokens(history)
     for before, after in pairwise(tokens):

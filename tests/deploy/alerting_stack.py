@@ -27,7 +27,7 @@ from testbed.waiting import free_port
 from tests.deploy.runbooks import rendered_rules
 
 JOB = "trading-supervisor"  # the job name the shipped rules expect (SupervisorDown)
-RUNBOOK_BASE = "https://runbooks.test/trading-supervisor/README.md"
+RUNBOOK_BASE = "https://runbooks.test/trading-supervisor"
 GROUP_BY = ["alertname", "instance", "watchdog", "actuator"]
 
 

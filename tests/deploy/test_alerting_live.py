@@ -316,7 +316,7 @@ def run_the_scenario(
         "the trading alert to name the fallback flag and the watchdog",
     )
     assert trading.annotations["runbook_url"] == (
-        "https://runbooks.test/trading-supervisor/README.md#supervisortradingnotactive"
+        "https://runbooks.test/trading-supervisor/docs/operations.md#supervisortradingnotactive"
     )
 
     # --- 3. the protector dies while trading is not ACTIVE ----------------------------------

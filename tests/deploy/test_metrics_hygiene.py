@@ -1,5 +1,5 @@
 """A live daemon's /metrics passes `promtool check metrics` with nothing to say, exports every
-metric README.md names ("What it publishes"), and labels every series with configured names
+metric docs/operations.md names ("What it publishes"), and labels every series with configured names
 or small fixed sets: nothing from outside can make the series count grow."""
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from tests.deploy.promql import exported_names
 
 pytestmark = pytest.mark.slow
 
-PUBLISHED_METRICS = {  # README.md, "What it publishes": dashboards and alerts use these
+PUBLISHED_METRICS = {  # docs/operations.md, "What it publishes": dashboards and alerts use these
     "supervisor_trading_state",
     "supervisor_health_state",
     "supervisor_watchdog_status",

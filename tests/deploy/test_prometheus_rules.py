@@ -1,11 +1,10 @@
 """deploy/prometheus/supervisor-rules.yml: promtool accepts the rules and their unit tests
 pass; every alert is unit-tested, pages or warns, says what is wrong and points to a runbook
-section that exists in README.md, by an absolute link once RUNBOOK_BASE is set; the metrics
+section that exists in docs/operations.md, by an absolute link once RUNBOOK_BASE is set; the metrics
 it uses are the ones a live daemon exports."""
 
 from __future__ import annotations
 
-import re
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -15,12 +14,11 @@ import pytest
 import yaml
 
 from tests.deploy.promql import exported_names, metric_names
-from tests.deploy.runbooks import PLACEHOLDER, rendered_rules
+from tests.deploy.runbooks import PLACEHOLDER, RUNBOOK_PAGE, rendered_rules, runbook_anchors
 
 REPO = Path(__file__).resolve().parents[2]
 RULES = REPO / "deploy" / "prometheus" / "supervisor-rules.yml"
 RULE_TESTS = REPO / "deploy" / "prometheus" / "supervisor-rules.test.yml"
-README = REPO / "README.md"
 SEVERITIES = {"page", "warning"}
 NAMING_LABEL = {  # a metric's label that says what is wrong: the summary must name it
     "supervisor_watchdog_status": "watchdog",
@@ -43,21 +41,6 @@ def promtool_run(promtool: str, *args: str) -> str:
     print(f"promtool {' '.join(args)}: exit {result.returncode}\n{output}")
     assert result.returncode == 0, output
     return output
-
-
-def github_anchor(heading: str) -> str:
-    """The anchor GitHub gives a heading: lower case, punctuation dropped, spaces to '-'."""
-    return re.sub(r"[^\w\- ]", "", heading.strip().lower()).replace(" ", "-")
-
-
-def readme_anchors() -> set[str]:
-    anchors, in_code = set(), False
-    for line in README.read_text(encoding="utf-8").splitlines():
-        if line.startswith("```"):
-            in_code = not in_code  # a `# comment` in a shell block is no heading
-        elif not in_code and (match := re.match(r"#{1,6} (.+)", line)):
-            anchors.add(github_anchor(match.group(1)))
-    return anchors
 
 
 def test_promtool_check_rules(promtool: str) -> None:
@@ -90,20 +73,22 @@ def test_alert_says_how_bad_what_and_where_to_read(alert: dict[str, Any]) -> Non
     per_job = "by (job)" in alert["expr"] and "$labels.job" in annotations["summary"]
     assert "$labels.instance" in annotations["summary"] or "absent(" in alert["expr"] or per_job
     page, _, anchor = annotations["runbook_url"].partition("#")
-    assert page == PLACEHOLDER  # the operator's absolute base goes there
-    assert anchor in readme_anchors(), f"README.md has no heading for #{anchor}"
+    assert page == f"{PLACEHOLDER}/{RUNBOOK_PAGE}"  # the operator's absolute base goes first
+    assert (REPO / RUNBOOK_PAGE).is_file()
+    assert anchor in runbook_anchors(), f"{RUNBOOK_PAGE} has no heading for #{anchor}"
 
 
 def test_rendered_runbook_links_are_absolute_and_their_anchors_exist(
     promtool: str, tmp_path: Path
 ) -> None:
-    base = "https://git.example.com/ops/trading-supervisor/blob/main/README.md"
+    base = "https://git.example.com/ops/trading-supervisor/blob/main"
     text = rendered_rules(base)
     assert PLACEHOLDER not in text
     for alert in alerts(text):
         url = urlsplit(alert["annotations"]["runbook_url"])
         assert (url.scheme, url.netloc) == ("https", "git.example.com"), alert["alert"]
-        assert url.fragment in readme_anchors(), alert["alert"]
+        assert url.path == f"/ops/trading-supervisor/blob/main/{RUNBOOK_PAGE}", alert["alert"]
+        assert url.fragment in runbook_anchors(), alert["alert"]
     (tmp_path / RULES.name).write_text(text, encoding="utf-8")
     promtool_run(promtool, "check", "rules", str(tmp_path / RULES.name))
 

@@ -95,7 +95,7 @@ def unbelieved_gauge(port: int) -> float | None:
 
 # A loaded machine (the suite's other worker, a nemesis beside it) delays the deadline run
 # and the fsyncs before the action, never the clock: CI measured up to +415 ms there, where
-# an idle machine gives +7 to +29 ms (README). Still far below the 0.9 s of an uncorrected
+# an idle machine gives +7 to +29 ms (the fault matrix). Still far below the 0.9 s of an uncorrected
 # clock; that the clock itself is right is proven by the offset gauge (within 50 ms).
 LATE_UNDER_LOAD_S = 0.5
 

@@ -137,15 +137,30 @@ def build(
 async def pair(
     tmp_path: Path, redis_server: RedisServer, redis: Redis
 ) -> AsyncIterator[tuple[Instance, Instance]]:
-    """Two instances, "a" and "b"; "a" claims the lease first."""
+    """Two instances, "a" and "b" of a new stack; "a" claims the lease first."""
     a, b = build(tmp_path, redis_server.url, "a"), build(tmp_path, redis_server.url, "b")
-    await a.claim()
-    await b.claim()
+    await new_stack(a, b)
     yield a, b
     for instance in (a, b):
         await settle(instance.daemon)
         await instance.daemon.context.assembly.close()
         instance.daemon.context.notifier.close()
+
+
+async def new_stack(first: Instance, *others: Instance) -> None:
+    """A new stack (no fencing counter in Redis, no token seen): every instance waits one
+    lease_ttl before it claims (lease_keeper.py); then `first` leads and the others follow."""
+    for instance in (first, *others):
+        await instance.claim()
+        assert role(instance) is Role.WAITING
+    for instance in (first, *others):
+        instance.monotonic.now += instance.daemon.context.leadership.lease_ttl_s
+        await instance.claim()
+    assert role(first) is Role.LEADER
+
+
+def role(instance: Instance) -> Role:
+    return instance.daemon.context.leadership.role
 
 
 async def stale(redis: Redis, clock: Clock) -> None:
@@ -375,8 +390,9 @@ async def test_a_restart_after_redis_lost_the_counter_claims_above_every_token_s
     tmp_path: Path, redis_server: RedisServer, redis: Redis, restarted: str
 ) -> None:
     """The leader ("a") or a follower ("b") restarts while Redis is emptied (FLUSHALL, a
-    Redis restarted without persistence): its first claim still issues a token above the
-    last one, because what it saw before the restart was kept in its state_dir."""
+    Redis restarted without persistence): its claim, one lease_ttl later (it has seen no
+    token since it started), still issues a token above the last one, because what it saw
+    before the restart was kept in its state_dir."""
     await redis.set(fencing_key("sup"), 41)
     a, b = build(tmp_path, redis_server.url, "a"), build(tmp_path, redis_server.url, "b")
     await a.claim()
@@ -388,12 +404,48 @@ async def test_a_restart_after_redis_lost_the_counter_claims_above_every_token_s
     await redis.flushall()
     again = build(tmp_path, redis_server.url, restarted)  # a new process, the same state_dir
     try:
-        await again.claim()
+        await again.claim()  # it has seen no token since it started: it waits lease_ttl
         leadership = again.daemon.context.leadership
-        assert leadership.role is Role.LEADER and leadership.token == 43
+        assert role(again) is Role.WAITING and await redis.dbsize() == 0
+        again.monotonic.now += leadership.lease_ttl_s - 0.1
+        await again.claim()
+        assert role(again) is Role.WAITING and await redis.dbsize() == 0
+        again.monotonic.now += 0.2
+        await again.claim()
+        assert role(again) is Role.LEADER and leadership.token == 43
         assert await redis.get(fencing_key("sup")) == b"43"
     finally:
         await close(again)
+
+
+async def test_a_duplicate_started_while_redis_lost_everything_leaves_the_id_and_lease_alone(
+    pair: tuple[Instance, Instance], tmp_path: Path, redis_server: RedisServer, redis: Redis
+) -> None:
+    """Nemesis seed 30 (30 minutes): a second process with instance_id "a" and an empty
+    state_dir started while Redis restarted empty; it claimed first and took fencing token 1
+    after 60 (a venue keeping the highest token would refuse its kill). Now it waits one
+    lease_ttl: the running "a" claims above every token it saw and holds its id again, and
+    the duplicate is told so."""
+    a, b = pair
+    await redis.set(fencing_key("sup"), 60)
+    await lease_expires(redis)
+    await a.claim()  # a new term, above the counter
+    assert a.daemon.context.leadership.token == 61
+    await redis.flushall()
+    duplicate = build(tmp_path / "duplicate", redis_server.url, "a")
+    try:
+        await duplicate.claim()
+        assert role(duplicate) is Role.WAITING
+        assert await redis.dbsize() == 0  # neither the id nor the counter written
+        await a.claim()
+        assert a.daemon.context.leadership.token == 62
+        duplicate.monotonic.now += 3.1
+        await duplicate.claim()
+        assert role(duplicate) is Role.DUPLICATE
+        await b.claim()
+        assert b.daemon.context.leadership.leader == "a"
+    finally:
+        await close(duplicate)
 
 
 async def test_renewal_extends_only_the_callers_own_lease(redis: Redis) -> None:

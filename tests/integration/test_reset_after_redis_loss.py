@@ -9,12 +9,17 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import anyio
 import pytest
+from prometheus_client import CollectorRegistry
 from redis.asyncio import Redis
 
+from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
+from supervisor.kinds import kind_gauges
 from supervisor.latch import Latch, engaged_key, reset_key, seq_key
 from supervisor.model import TradingState
+from supervisor.publish.metrics import Metrics
 from testbed.daemon_process import cli
 from testbed.redis_server import RedisServer
 from tests.integration import test_daemon_logic as logic
@@ -49,6 +54,10 @@ async def hold_a_numbered_latch(daemon: Supervisor, redis: Redis, clock: Clock) 
 def reset(config: Path) -> None:
     result = cli("reset", "breaker", "--reason", REASON, "--force", "--config", str(config))
     assert result.returncode == 0, result.stderr
+
+
+def metrics() -> Metrics:
+    return Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
 
 
 async def passes(daemon: Supervisor, clock: Clock, count: int = 3) -> None:
@@ -137,3 +146,77 @@ async def test_a_flush_without_a_reset_keeps_the_breaker_engaged(
     assert await redis.hget(engaged_key("sup"), "breaker") is not None
     assert int(await redis.get(seq_key("sup")) or 0) >= seq
     assert supervisor.context.refresh().trading_state is TradingState.REDUCE_ONLY
+
+
+async def test_a_reset_lost_with_redis_while_the_latch_holder_was_down_is_written_back(
+    supervisor: Supervisor,
+    redis: Redis,
+    clock: Clock,
+    config_path: Path,
+    tmp_path: Path,
+    redis_server: RedisServer,
+) -> None:
+    """Nemesis seed 7: the daemon holding the latch is down when the operator resets, and
+    Redis loses the reset before it restarts from its state_dir. A peer that read the reset
+    writes it back on its next pass, so the restarted daemon finds its latch void."""
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    await settle(supervisor)
+    await supervisor.reconciler.refresh()
+    await settle(supervisor)
+    seq = supervisor.context.runtime.engaged["breaker"].seq
+    assert seq is not None
+    await supervisor.context.assembly.close()  # down (its state_dir keeps the latch)
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+
+    elsewhere = tmp_path / "peer"
+    elsewhere.mkdir()
+    peer_config = write(elsewhere / "supervisor.toml", redis_server.url)
+    reset(peer_config)
+    peer = Supervisor(load_config(peer_config), peer_config, clock=clock, metrics=metrics())
+    restarted = None
+    try:
+        await passes(peer, clock, count=1)  # it reads the reset
+        await redis.flushall()
+        await passes(peer, clock, count=1)  # and writes it back
+        assert int(await redis.hget(reset_key("sup"), "breaker") or 0) > seq
+        assert int(await redis.get(seq_key("sup")) or 0) > seq  # new latches number above it
+
+        restarted = Supervisor(
+            load_config(config_path), config_path, clock=clock, metrics=metrics()
+        )
+        await restarted.reconciler.restore()
+        await passes(restarted, clock)
+        assert "breaker" not in restarted.context.runtime.engaged
+        assert restarted.context.refresh().trading_state is TradingState.ACTIVE
+    finally:
+        for daemon in (peer, restarted):
+            if daemon is not None:
+                await settle(daemon)
+                await daemon.context.assembly.close()
+                daemon.context.notifier.close()
+
+
+async def test_a_reset_from_another_host_before_the_daemons_next_pass_waits_for_the_counter(
+    supervisor: Supervisor,
+    redis: Redis,
+    clock: Clock,
+    tmp_path: Path,
+    redis_server: RedisServer,
+) -> None:
+    """Redis lost `{ns}:seq`, and the operator resets from a host whose state_dir knows
+    nothing before the daemon's next pass: numbered at once, the reset would fall below the
+    daemon's latch and release nothing. It waits for the pass that puts the counter back."""
+    seq = await hold_a_numbered_latch(supervisor, redis, clock)
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    elsewhere = tmp_path / "operator-host"
+    elsewhere.mkdir()
+    config = write(elsewhere / "supervisor.toml", redis_server.url)
+
+    async with anyio.create_task_group() as group:
+        group.start_soon(anyio.to_thread.run_sync, reset, config)
+        await anyio.sleep(1.0)  # the reset has started and found no counter
+        await passes(supervisor, clock, count=1)
+    await passes(supervisor, clock)
+
+    await assert_released(supervisor, redis, seq)

@@ -30,7 +30,14 @@ from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
 from testbed.waiting import wait_until
 from tests.integration.test_daemon_logic import Clock, settle, stale_tick, write
-from tests.integration.test_ha_logic import Instance, build, history, lease_expires, stale
+from tests.integration.test_ha_logic import (
+    Instance,
+    build,
+    history,
+    lease_expires,
+    new_stack,
+    stale,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -72,8 +79,7 @@ async def pair(
 ) -> AsyncIterator[tuple[Instance, Instance]]:
     """Two HA instances, "a" leads (as in test_ha_logic.py)."""
     a, b = build(tmp_path, redis_server.url, "a"), build(tmp_path, redis_server.url, "b")
-    await a.claim()
-    await b.claim()
+    await new_stack(a, b)
     yield a, b
     for instance in (a, b):
         await settle(instance.daemon)

@@ -141,7 +141,7 @@ def test_a_second_key_for_one_incident_is_a_violation_unless_split_brain() -> No
     assert explained.explained == {"split brain: leader SIGSTOPped past lease_ttl": 1}
     brief = dataclasses.replace(stopped, end_s=9.5)  # back within its lease: no split brain
     assert not one_key_per_incident(with_(second, faults=[brief])).ok
-    # README "Split brain": a follower cut off from Redis acts without a lease, no token
+    # docs/operations.md "Split brain": a follower cut off from Redis acts without a lease, no token
     # (nemesis seed 20261206, all faults: a blackholed follower's kill 0.4 s after Redis).
     cut_off = fault("blackhole", 7.0, 12.1, instance="b", was_leader=False)
     tokenless = with_(clean(), venue=[*clean().venue, request(12.5, "inc9:kill", None)])
@@ -153,7 +153,7 @@ def test_a_second_key_for_one_incident_is_a_violation_unless_split_brain() -> No
 def test_garbage_over_the_lease_or_the_order_explains_a_second_key_where_it_landed() -> None:
     """Nemesis seed 20261206 in CI: garbage over `{ns}:leader` 0.9 s before a second key. A
     follower set it aside and claimed (token 2) while the leader, not yet told, acted on
-    its own lease: README "Behind Sentinel", the lease lost to an outside writer."""
+    its own lease: docs/operations.md "Behind Sentinel", the lease lost to an outside writer."""
     second = with_(clean(), venue=[*clean().venue, request(12.5, "inc1:kill:4", "4")])
     over_lease = fault("garbage", 11.6, 11.6, detail={"key": "sup:leader", "value": "deep"})
     explained = one_key_per_incident(with_(second, faults=[over_lease]))

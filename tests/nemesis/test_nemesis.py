@@ -1,6 +1,6 @@
 """The randomized nemesis, a short schedule: two daemons with `[ha]` over one real Redis and
 PostgreSQL, a feed going stale and recovering, a logging kill endpoint, random faults; the
-checker's invariants must all hold (README, "Nemesis").
+checker's invariants must all hold (docs/development.md, "Nemesis").
 
 The seed is fixed so CI is repeatable; NEMESIS_SEED picks another, NEMESIS_FAULTS another
 comma-separated subset (`all` for every kind). A failure prints the seed and the schedule:

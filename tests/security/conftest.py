@@ -1,5 +1,5 @@
 """Servers for the least-privilege tests: a Redis that enforces deploy/redis/supervisor.acl as
-shipped (only its password placeholder filled in, as the README tells an operator to do)."""
+shipped (only its password placeholder filled in, as docs/operations.md tells an operator to do)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
 """The shipped unit under a real systemd: a container per test (testbed/nspawn.py), with the
-daemon installed the way README.md says, a password-protected redis-server as a unit beside it.
+daemon installed the way docs/operations.md says, a password-protected redis-server as a unit
+beside it.
 
 - The daemon's venv is built once per session with Debian's /usr/bin/python3 at the shipped
   unit's path, /opt/trading-supervisor/venv (chrooted into an overlay, so the host's /opt is
@@ -208,7 +209,7 @@ def stack(opt_venv: Path, tmp_path: Path, request: pytest.FixtureRequest) -> Ite
     stage_file(stage, "/etc/testbed/redis.conf", REDIS_CONF.format(password=password))
     stage_file(stage, CONFIG, supervisor_config(("spx_ticks", "SPX")))
     stage_file(stage, CREDENTIAL, password, 0o600)
-    (stage / CREDENTIAL.lstrip("/")).parent.chmod(0o700)  # as README's install steps say
+    (stage / CREDENTIAL.lstrip("/")).parent.chmod(0o700)  # as the install steps say
     with nspawn.booted(
         stage,
         wants=[REDIS_UNIT],

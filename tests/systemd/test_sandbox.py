@@ -83,8 +83,8 @@ def _interpreter_under_a_home() -> Path | None:
 
 
 def test_protect_home_hides_an_interpreter_under_root(stack: Stack) -> None:
-    """What README's install steps warn about: a venv made from a Python under /root (pyenv)
-    or /home cannot be started by the unit at all (status=203/EXEC), and systemd keeps
+    """What the install steps (docs/operations.md) warn about: a venv made from a Python under
+    /root (pyenv) or /home cannot be started by the unit at all (status=203/EXEC), and systemd keeps
     retrying every RestartSec=2s: at that spacing the default start limit (5 starts within
     10 s) is never reached, so no "start request repeated too quickly" ends the loop."""
     python = _interpreter_under_a_home()

@@ -476,7 +476,7 @@ def test_a_file_of_exactly_the_limit_loads(tmp_path: Path) -> None:
 
 
 def test_a_watchdog_over_100000_instruments_loads(tmp_path: Path) -> None:
-    # Over 1 MiB: the limit was 1 MiB once, and refused the scale README promises.
+    # Over 1 MiB: the limit was 1 MiB once, and refused the scale the docs promise.
     names = [f"XNAS.INSTRUMENT{i:06d}" for i in range(100_000)]
     text = SPX.replace('instruments = ["SPX"]', f"instruments = {json.dumps(names)}")
     text = text.replace('key = "ticks:SPX"', 'key = "ticks:{instrument}"')

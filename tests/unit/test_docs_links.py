@@ -1,6 +1,7 @@
 """The documentation stands on its own: every relative link in README.md and docs/*.md points
-to a file of this repository (and to a heading that exists, when it names one), and README.md
-links to nothing outside the repository.
+to a file of this repository (and to a heading that exists, when it names one: within a page,
+between pages, README to docs and back), README.md links to nothing outside the repository,
+stays a short front page (at most 250 lines) and leads to every page of docs/.
 
 Links are `[text](target)`, `![alt](target)` and `[label]: target` definitions, outside code
 blocks and code spans. A target with a scheme (`https://...`) is a web address and is not
@@ -18,7 +19,9 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 README = ROOT / "README.md"
-DOCUMENTS = [README, *sorted((ROOT / "docs").glob("*.md"))]
+PAGES = sorted((ROOT / "docs").glob("*.md"))
+DOCUMENTS = [README, *PAGES]
+README_MAX_LINES = 250  # a front page: what it is, the two commands, a picture, where to go
 
 FENCE = re.compile(r"^\s*(```|~~~)")
 CODE_SPAN = re.compile(r"(`+).*?\1")
@@ -108,6 +111,16 @@ def test_readme_links_to_nothing_outside_the_repository() -> None:
     assert not [t for t in targets if t.startswith(("../", "/")) or "/../" in t]
 
 
+def test_readme_is_a_short_front_page_that_leads_to_every_page() -> None:
+    text = README.read_text(encoding="utf-8")
+    assert len(text.splitlines()) <= README_MAX_LINES
+    linked = {target.partition("#")[0] for target in links(text)}
+    expected = {"docs/operations.md", "docs/configuration.md", "docs/development.md"}
+    assert expected | {"docs/benchmarks.md"} <= {str(p.relative_to(ROOT)) for p in PAGES}
+    unlinked = [p.relative_to(ROOT) for p in PAGES if str(p.relative_to(ROOT)) not in linked]
+    assert not unlinked, f"pages README.md does not link to: {unlinked}"
+
+
 def test_the_checks_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
     (tmp_path / "docs").mkdir()
@@ -123,4 +136,37 @@ def test_the_checks_can_fail(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) ->
         "README.md: docs/b.md: no such file",
         "README.md: ../notes/design.md: outside the repository",
         "README.md: docs/a.md#nope: no heading #nope in docs/a.md",
+    ]
+
+
+def test_links_between_pages_are_checked_both_ways(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(f"{__name__}.ROOT", tmp_path)
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (tmp_path / "README.md").write_text("# Front\n\n## The two commands\n", encoding="utf-8")
+    (docs / "ops.md").write_text(
+        "# Operations\n\n## Fault matrix: fault → behaviour → test\n\n### SupervisorDown\n"
+        "\n## Alerts\n\n## Alerts\n\n```sh\n# not a heading\n```\n",
+        encoding="utf-8",
+    )
+    page = docs / "dev.md"
+    page.write_text(
+        "# Development\n\n"
+        "[a](ops.md#fault-matrix-fault--behaviour--test) [b](ops.md#supervisordown) "
+        "[c](ops.md#alerts-1) [d](../README.md#the-two-commands) [e](#development) "
+        "![f](picture.png)\n"
+        "[g](ops.md#alerts-2) [h](../README.md#how-it-works) [i](ops.md#not-a-heading) "
+        "[j](#nowhere) [k](operations.md#alerts) ![l](docs/picture.png)\n",
+        encoding="utf-8",
+    )
+    (docs / "picture.png").write_bytes(b"\x89PNG")
+    assert link_problems(page) == [
+        "docs/dev.md: ops.md#alerts-2: no heading #alerts-2 in ops.md",
+        "docs/dev.md: ../README.md#how-it-works: no heading #how-it-works in ../README.md",
+        "docs/dev.md: ops.md#not-a-heading: no heading #not-a-heading in ops.md",
+        "docs/dev.md: #nowhere: no heading #nowhere in docs/dev.md",
+        "docs/dev.md: operations.md#alerts: no such file",
+        "docs/dev.md: docs/picture.png: no such file",
     ]

@@ -1,5 +1,6 @@
-"""README's fault matrix and tests/faults/ name each other exactly, and every fault test is
-marked slow (the default `pytest` run collects them; `-m "not slow"` leaves them out)."""
+"""The fault matrix (docs/operations.md) and tests/faults/ name each other exactly, and every
+fault test is marked slow (the default `pytest` run collects them; `-m "not slow"` leaves them
+out)."""
 
 from __future__ import annotations
 
@@ -9,14 +10,15 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 FAULTS = REPO / "tests" / "faults"
-HEADING = "### Fault matrix"
+PAGE = REPO / "docs" / "operations.md"
+HEADING = "\n## Fault matrix"
 REFERENCE = re.compile(r"`(test_\w+\.py)::(test_\w+)(?:\[([^\]]+)\])?`")
 
 
 def table_references() -> set[tuple[str, str, str | None]]:
     """(file, test, parameter id or None) named in the table's last column."""
-    text = (REPO / "README.md").read_text(encoding="utf-8")
-    assert HEADING in text, f"README.md has no {HEADING!r} section"
+    text = PAGE.read_text(encoding="utf-8")
+    assert HEADING in text, f"{PAGE.name} has no {HEADING.strip()!r} section"
     rows = text.split(HEADING, 1)[1].split("\n\n| fault |", 1)[1].split("\n\n", 1)[0]
     found: set[tuple[str, str, str | None]] = set()
     for row in rows.splitlines()[2:]:  # after the rest of the header and its separator

@@ -1,6 +1,7 @@
 """The files the wheel carries (supervisor/share/) and `install-files`: one copy of each
 (supervisor/share/ only links to deploy/ and config/, which the other tests check), every
-deploy and example file shipped, and installed where the README's steps put them."""
+deploy and example file shipped, and installed where the install steps (docs/operations.md)
+put them."""
 
 from __future__ import annotations
 
