@@ -135,6 +135,20 @@ def test_every_registered_kind_is_documented_and_only_those() -> None:
     assert set(documented) <= set(registered), "a documented kind that is not registered"
 
 
+def test_the_overview_lists_every_kind_in_the_registry_order() -> None:
+    """README.md's "This version runs every watchdog kind (...) and every actuator kind
+    (...)" names each registered kind, so a new kind is never left out of the front page."""
+    text = " ".join(DOCS.split())
+    for family, declared in (
+        ("watchdog", kinds.WATCHDOG_KINDS),
+        ("actuator", ACTUATOR_DECLARATIONS),
+    ):
+        lists = re.findall(rf"every {family} kind \(([^)]*)\)", text)
+        assert lists, f"no 'every {family} kind (...)' list in README.md or docs/"
+        for listed in lists:
+            assert re.findall(r"`([a-z0-9_]+)`", listed) == [kind.name for kind in declared]
+
+
 def test_the_kind_headings_are_found() -> None:
     text = '### `kind = "lock_ttl"`\n\nnot a `kind = "margin"` heading\n#### A `kind = "x_y"`\n'
     assert KIND_HEADING.findall(text) == ["lock_ttl", "x_y"]
