@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from supervisor.clients import close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.model import Verdict
 from supervisor.protection import build_protection
+from supervisor.sources.clients import close_clients, open_clients
 from supervisor.watchdogs.base import evaluate
 
 
@@ -15,7 +15,11 @@ async def evaluate_all(
     settings: Settings, only: set[str], clock: Callable[[], float]
 ) -> list[Verdict]:
     """Evaluate each watchdog once (in `only`, if given). Never applies policy, never acts."""
-    clients = open_clients(settings, f"trading-supervisor-check:{settings.supervisor.instance_id}")
+    clients = open_clients(
+        settings.redis,
+        settings.postgres,
+        f"trading-supervisor-check:{settings.supervisor.instance_id}",
+    )
     try:
         protection = build_protection(settings, clients)
         verdicts: list[Verdict] = []

@@ -27,7 +27,6 @@ from redis.exceptions import RedisError
 from supervisor import __version__, manual, nagios, shipped
 from supervisor.check_once import evaluate_all
 from supervisor.cli_tables import render_status, render_verdicts
-from supervisor.clients import close_clients, open_clients
 from supervisor.config.environment import ignored_note
 from supervisor.config.loading import config_schema, find_config, load_config, redacted
 from supervisor.config.settings import Settings
@@ -50,6 +49,7 @@ from supervisor.publish.logging import setup_cli_logging, setup_logging
 from supervisor.publish.published import read_published
 from supervisor.recorder.commands import add_commands as add_recorder_commands
 from supervisor.secrets import mask_url
+from supervisor.sources.clients import close_clients, open_clients
 from supervisor.sources.redis import connect
 from supervisor.state_dir_lock import StateDirInUse, lock_state_dir
 from supervisor.text import safe_line, safe_lines
@@ -418,7 +418,7 @@ def cmd_config_validate(args: argparse.Namespace) -> int:
 
 async def _build_and_close(settings: Settings) -> Protection:
     """Build exactly what `run` builds (no I/O: every client connects lazily), then close."""
-    clients = open_clients(settings, "config-validate")
+    clients = open_clients(settings.redis, settings.postgres, "config-validate")
     try:
         return build_protection(settings, clients)
     finally:

@@ -5,28 +5,18 @@
 - what it needs (Redis, the HTTP client, PostgreSQL);
 - for a watchdog, its own value gauge, if it has one (docs/operations.md, "What it publishes").
 
-supervisor/kinds.py lists every declaration; a kind is registered in no other way.
+Each family declares its kinds beside its own base: WatchdogKind in
+supervisor/watchdogs/base.py, ActuatorKind and DeadmanKind in supervisor/actuators/base.py.
+What they share is here, and imports neither family. supervisor/kinds.py lists every
+declaration; a kind is registered in no other way.
 """
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Generic, Literal, TypeVar, get_args, get_origin
+from typing import Literal, get_args, get_origin
 
 from pydantic import BaseModel
-
-from supervisor.actuators.base import Actuator
-from supervisor.clients import Clients
-from supervisor.config.actuator_base import ActuatorBase
-from supervisor.config.types import Strict
-from supervisor.config.watchdog_base import WatchdogBase
-from supervisor.gauges import KindGauge
-from supervisor.watchdogs.base import Watchdog
-
-W = TypeVar("W", bound=WatchdogBase)
-A = TypeVar("A", bound=ActuatorBase)
 
 
 class Need(enum.Enum):
@@ -58,30 +48,3 @@ class Named:
     @property
     def name(self) -> str:
         return kind_name(self.config)
-
-
-@dataclass(frozen=True, kw_only=True)
-class WatchdogKind(Named, Generic[W]):
-    config: type[W]
-    build: Callable[[W, Clients], Watchdog]
-    needs: frozenset[Need]
-    gauge: KindGauge | None = None
-
-
-@dataclass(frozen=True, kw_only=True)
-class ActuatorKind(Named, Generic[A]):
-    """An action: engaged by decisions, built once per `[actuators.NAME]`."""
-
-    config: type[A]
-    build: Callable[[str, A, Clients], Actuator]  # (name, config, clients)
-    needs: frozenset[Need]
-
-
-@dataclass(frozen=True, kw_only=True)
-class DeadmanKind(Named):
-    """Configured under [actuators] but not an action (never engaged by a decision, no level),
-    so it has no `build` here: build_deadmen() in supervisor/actuators/deadman.py makes them,
-    and protection.build leaves them out of the actuators."""
-
-    config: type[Strict]
-    needs: frozenset[Need]

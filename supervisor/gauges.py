@@ -1,5 +1,6 @@
-"""A kind's own value gauge: declared with its kind (supervisor/declarations.py), registered
-by supervisor/publish/metrics.py. Its own module so that metrics does not import the kinds."""
+"""A kind's own value gauge: declared with its kind (WatchdogKind in supervisor/watchdogs/base.py),
+registered by supervisor/publish/metrics.py. Its own module so that metrics does not import
+the kinds."""
 
 from __future__ import annotations
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, TypeAlias
 from pydantic import Field
 
 from supervisor.actuators import command, deadman, http, redis_breaker, redis_flag
-from supervisor.declarations import ActuatorKind, DeadmanKind, WatchdogKind
+from supervisor.actuators.base import ActuatorKind, DeadmanKind
 from supervisor.gauges import KindGauge
 from supervisor.watchdogs import (
     cb_staleness,
@@ -30,6 +30,7 @@ from supervisor.watchdogs import (
     sql_value,
     tick_freshness,
 )
+from supervisor.watchdogs.base import WatchdogKind
 
 WATCHDOG_KINDS: tuple[WatchdogKind[Any], ...] = (
     tick_freshness.KIND,

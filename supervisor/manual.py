@@ -27,7 +27,6 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from supervisor.actuators.base import ActionContext, Actuator
-from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import SupervisorError, first_line
 from supervisor.keys import aside_key, reset_lock_key, watchdog_key
@@ -35,6 +34,7 @@ from supervisor.latch import Latch, LatchStore
 from supervisor.model import Decision, Origin, Status, TradingState
 from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
+from supervisor.sources.clients import Clients, close_clients, open_clients
 from supervisor.stored import SIGHTINGS
 from supervisor.stored_redis import TTL_MS
 from supervisor.text import safe_line
@@ -97,7 +97,9 @@ def check_reason(reason: str) -> None:
 
 async def engage(settings: Settings, group: Group, reason: str, operator: str) -> Done:
     check_reason(reason)
-    clients = open_clients(settings, f"trading-supervisor-manual:{operator}")
+    clients = open_clients(
+        settings.redis, settings.postgres, f"trading-supervisor-manual:{operator}"
+    )
     try:
         protection = build_protection(settings, clients)
         targets = _targets(protection, group)
@@ -133,7 +135,9 @@ async def engage(settings: Settings, group: Group, reason: str, operator: str) -
 async def reset(settings: Settings, group: Group, reason: str, operator: str, force: bool) -> Done:
     check_reason(reason)
     ns = settings.supervisor.namespace
-    clients = open_clients(settings, f"trading-supervisor-manual:{operator}")
+    clients = open_clients(
+        settings.redis, settings.postgres, f"trading-supervisor-manual:{operator}"
+    )
     redis = clients.redis
     try:
         protection = build_protection(settings, clients)

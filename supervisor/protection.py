@@ -10,7 +10,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from supervisor.actuators.base import Actuator
-from supervisor.clients import Clients as Clients  # moved; still importable from here
 from supervisor.config.settings import Settings
 from supervisor.config.watchdog_base import WatchdogBase
 from supervisor.declarations import Need
@@ -19,6 +18,7 @@ from supervisor.kinds import DEADMAN_KIND, actuator_kind, watchdog_kind
 from supervisor.model import Status
 from supervisor.policy import Rules
 from supervisor.sessions import Session
+from supervisor.sources.clients import Clients
 from supervisor.watchdogs.base import Watchdog
 
 

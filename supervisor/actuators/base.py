@@ -1,14 +1,23 @@
-"""What every actuator is: a named action at a trading-state level, idempotent."""
+"""What every actuator is: a named action at a trading-state level, idempotent; and how an
+actuator kind (or the deadman, configured beside them) is declared."""
 
 from __future__ import annotations
 
 import abc
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 from supervisor.config.actuator_base import ActuatorBase
+from supervisor.config.types import Strict
+from supervisor.declarations import Named, Need
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
+
+if TYPE_CHECKING:  # an annotation only: a kind that reads no PostgreSQL loads no asyncpg
+    from supervisor.sources.clients import Clients
+
+A = TypeVar("A", bound=ActuatorBase)
 
 
 def _nothing() -> None:
@@ -102,3 +111,22 @@ class Actuator(abc.ABC):
     async def disengage(self, context: ActionContext) -> Outcome:
         """Release it (manual reset only; nothing automatic ever calls this)."""
         raise ActuatorError(f"{self.kind} {self.name!r} cannot be released from here")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ActuatorKind(Named, Generic[A]):
+    """An action: engaged by decisions, built once per `[actuators.NAME]`."""
+
+    config: type[A]
+    build: Callable[[str, A, Clients], Actuator]  # (name, config, clients)
+    needs: frozenset[Need]
+
+
+@dataclass(frozen=True, kw_only=True)
+class DeadmanKind(Named):
+    """Configured under [actuators] but not an action (never engaged by a decision, no level),
+    so it has no `build` here: build_deadmen() in supervisor/actuators/deadman.py makes them,
+    and protection.build leaves them out of the actuators."""
+
+    config: type[Strict]
+    needs: frozenset[Need]

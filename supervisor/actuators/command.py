@@ -21,10 +21,9 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field
 
-from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.actuators.base import ActionContext, Actuator, ActuatorKind, Outcome
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Timeout, check_text
-from supervisor.declarations import ActuatorKind
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, TradingState
 from supervisor.quantities import format_duration

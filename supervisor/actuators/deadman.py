@@ -17,24 +17,24 @@ Body template strings may hold `{instance_id}` and `{now}` (epoch seconds, as gi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Literal
 
 import anyio
 import httpx
 from pydantic import Field, model_validator
 
-from supervisor.actuators.base import Outcome
+from supervisor.actuators.base import DeadmanKind, Outcome
 from supervisor.actuators.http import encode_json, plain_headers, render
-from supervisor.config.actuator_base import JsonBody, check_placeholders
+from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
 from supervisor.config.types import Headers, HttpUrl, Strict, Timeout
-from supervisor.declarations import DeadmanKind, Need
+from supervisor.declarations import Need
 from supervisor.errors import ActuatorError, first_line
 from supervisor.quantities import format_duration
 from supervisor.secrets import mask_url
 
-if TYPE_CHECKING:
-    from supervisor.clients import Clients
-    from supervisor.config.settings import Settings
+if TYPE_CHECKING:  # an annotation only: a kind that reads no PostgreSQL loads no asyncpg
+    from supervisor.sources.clients import Clients
 
 
 class DeadmanConfig(Strict):
@@ -120,11 +120,13 @@ class Deadman:
         return status
 
 
-def build_deadmen(settings: Settings, clients: Clients) -> dict[str, Deadman]:
+def build_deadmen(
+    actuators: Mapping[str, ActuatorBase | DeadmanConfig], instance_id: str, clients: Clients
+) -> dict[str, Deadman]:
     """Every `kind = "deadman"` entry of [actuators], by name. No I/O."""
     return {
-        name: Deadman(name, config, clients.http, settings.supervisor.instance_id)
-        for name, config in settings.actuators.items()
+        name: Deadman(name, config, clients.http, instance_id)
+        for name, config in actuators.items()
         if isinstance(config, DeadmanConfig)
     }
 

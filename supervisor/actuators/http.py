@@ -48,7 +48,7 @@ import httpx
 import jmespath
 from pydantic import Field, SecretStr, model_validator
 
-from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.actuators.base import ActionContext, Actuator, ActuatorKind, Outcome
 from supervisor.config.actuator_base import ActuatorBase, JsonBody, check_placeholders
 from supervisor.config.types import (
     Duration,
@@ -59,7 +59,7 @@ from supervisor.config.types import (
     Strict,
     Timeout,
 )
-from supervisor.declarations import ActuatorKind, Need
+from supervisor.declarations import Need
 from supervisor.errors import EXPRESSION_FAILURES, ActuatorError, SourceError, first_line
 from supervisor.model import Decision, TradingState
 from supervisor.quantities import format_duration

@@ -15,10 +15,10 @@ from pydantic import Field, model_validator
 from redis.asyncio import Redis
 
 from supervisor import stored
-from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.actuators.base import ActionContext, Actuator, ActuatorKind, Outcome
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Level, PositiveDuration, Text
-from supervisor.declarations import ActuatorKind, Need
+from supervisor.declarations import Need
 from supervisor.model import Decision, TradingState
 
 # KEYS: state key, history key. ARGV: tripped value, new value, history entry, history max,

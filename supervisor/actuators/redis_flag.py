@@ -11,10 +11,10 @@ from typing import Literal
 
 from redis.asyncio import Redis
 
-from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.actuators.base import ActionContext, Actuator, ActuatorKind, Outcome
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.types import Text
-from supervisor.declarations import ActuatorKind, Need
+from supervisor.declarations import Need
 from supervisor.model import Decision, TradingState
 
 

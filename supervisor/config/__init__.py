@@ -11,8 +11,5 @@ Each kind's own config class lives next to its implementation (supervisor/watchd
 supervisor/actuators/); supervisor/kinds.py lists the kinds and builds the unions Settings
 validates [[watchdogs]] and [actuators] against.
 
-Import names from the module that defines them; this package re-exports nothing. A kind
-module imports types / watchdog_base / actuator_base, which runs this file first; if this
-file imported settings.py (which imports every kind module), importing a kind module first
-would reach back into that kind module half-loaded.
+Import names from the module that defines them; this package re-exports nothing.
 """

@@ -10,7 +10,6 @@ from __future__ import annotations
 from pydantic import model_validator
 from pydantic_settings import BaseSettings, PydanticBaseSettingsSource, SettingsConfigDict
 
-from supervisor.actuators.deadman import DeadmanConfig
 from supervisor.config.actuator_base import ActuatorBase
 from supervisor.config.sections import (
     HaSection,
@@ -23,7 +22,7 @@ from supervisor.config.sections import (
 )
 from supervisor.config.types import Name
 from supervisor.config.watchdog_base import WatchdogBase
-from supervisor.kinds import ActuatorConfig, WatchdogConfig
+from supervisor.kinds import DEADMAN_KIND, ActuatorConfig, WatchdogConfig
 
 NO_WATCHDOGS = "no watchdogs configured: a supervisor that watches nothing protects nothing"
 
@@ -82,7 +81,7 @@ def _check_escalation_refs(name: str, actuator: ActuatorBase, settings: Settings
         target = settings.actuators.get(ref)
         if target is None or ref == name:
             raise ValueError(f"actuators.{name}.on_failure: no other actuator named {ref!r}")
-        if isinstance(target, DeadmanConfig):
+        if isinstance(target, DEADMAN_KIND.config):
             raise ValueError(f"actuators.{name}.on_failure: {ref!r} is a deadman, not an action")
 
 
@@ -95,5 +94,5 @@ def _check_watchdog_refs(index: int, watchdog: WatchdogBase, settings: Settings)
             actuator = settings.actuators.get(ref)
             if actuator is None:
                 raise ValueError(f"{where}.{field_name}: no actuator named {ref!r}")
-            if isinstance(actuator, DeadmanConfig):
+            if isinstance(actuator, DEADMAN_KIND.config):
                 raise ValueError(f"{where}.{field_name}: {ref!r} is a deadman, not an action")

@@ -17,7 +17,6 @@ from dataclasses import dataclass, replace
 
 from supervisor.actuators.base import Actuator
 from supervisor.actuators.deadman import Deadman, build_deadmen
-from supervisor.clients import Clients, close_clients, open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.ha.lease import LeaseStore
@@ -28,6 +27,7 @@ from supervisor.protection import Protection, build_protection
 from supervisor.publish.audit import AuditTrail
 from supervisor.publish.redis_state import StatePublisher
 from supervisor.sessions import Session
+from supervisor.sources.clients import Clients, close_clients, open_clients
 from supervisor.watchdogs.base import Watchdog
 
 RESTART_ONLY_SECTIONS = ("redis", "postgres", "metrics", "ha", "recorder")
@@ -51,7 +51,9 @@ class Assembly:
     def build(cls, settings: Settings, outbox_gauge: Callable[[float], None]) -> Assembly:
         """No I/O: every client connects lazily."""
         own = settings.supervisor
-        clients = open_clients(settings, f"trading-supervisor:{own.instance_id}")
+        clients = open_clients(
+            settings.redis, settings.postgres, f"trading-supervisor:{own.instance_id}"
+        )
         audit = AuditTrail(
             own.state_dir,
             clients.redis,
@@ -64,7 +66,7 @@ class Assembly:
             settings=settings,
             clients=clients,
             protection=build_protection(settings, clients),
-            deadmen=build_deadmen(settings, clients),
+            deadmen=build_deadmen(settings.actuators, own.instance_id, clients),
             publisher=StatePublisher(clients.redis, own.namespace),
             latches=LatchStore(own.state_dir, clients.redis, own.namespace),
             pending=PendingActions(own.state_dir),
@@ -82,7 +84,9 @@ class Assembly:
             self,
             settings=settings,
             protection=build_protection(settings, self.clients),
-            deadmen=build_deadmen(settings, self.clients),
+            deadmen=build_deadmen(
+                settings.actuators, settings.supervisor.instance_id, self.clients
+            ),
         )
 
     async def close(self) -> None:

@@ -1,4 +1,4 @@
-"""What every watchdog is, and the one safe way to run it.
+"""What every watchdog is, how a watchdog kind is declared, and the one safe way to run it.
 
 A watchdog turns values read through a source into one verdict per subject. `evaluate`
 applies the session gate and the timeout and turns any failure into UNKNOWN verdicts, so a
@@ -9,18 +9,26 @@ from __future__ import annotations
 
 import abc
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import anyio
 
 from supervisor.config.watchdog_base import WatchdogBase
+from supervisor.declarations import Named, Need
 from supervisor.errors import SourceError
+from supervisor.gauges import KindGauge
 from supervisor.model import Remedy, Status, Verdict, Verdicts
 from supervisor.quantities import format_duration
 from supervisor.sessions import Session
 
+if TYPE_CHECKING:  # an annotation only: a kind that reads no PostgreSQL loads no asyncpg
+    from supervisor.sources.clients import Clients
+
 log = logging.getLogger(__name__)
+
+W = TypeVar("W", bound=WatchdogBase)
 
 
 class Watchdog(abc.ABC):
@@ -54,6 +62,16 @@ class Watchdog(abc.ABC):
 
     def all_subjects(self, status: Status, reason: str) -> Verdicts:
         return Verdicts.uniform(self.name, self.subjects, status, reason)
+
+
+@dataclass(frozen=True, kw_only=True)
+class WatchdogKind(Named, Generic[W]):
+    """A watchdog kind, declared as its module's `KIND` (supervisor/declarations.py)."""
+
+    config: type[W]
+    build: Callable[[W, Clients], Watchdog]
+    needs: frozenset[Need]
+    gauge: KindGauge | None = None
 
 
 @dataclass(frozen=True)

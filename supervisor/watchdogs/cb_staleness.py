@@ -39,14 +39,14 @@ from redis.asyncio import Redis
 from supervisor.config.types import Duration, JmesPath, PositiveDuration, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.quantities import format_duration
 from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_timestamp
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.json_field import json_field
 from supervisor.watchdogs.thresholds import judge_above
 

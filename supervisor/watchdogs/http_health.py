@@ -45,12 +45,12 @@ from pydantic import Field
 
 from supervisor.config.types import Headers, HttpUrl, JmesPath, PositiveDuration
 from supervisor.config.watchdog_base import AlertLevels, WatchdogBase
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.quantities import format_duration
 from supervisor.sources.http import HttpReply, TooLarge, get
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.http_json import require_http, search, url_path
 
 ANSWER_SHARE_OF_TIMEOUT = 0.9

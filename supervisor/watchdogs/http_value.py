@@ -37,11 +37,11 @@ from pydantic import Field
 
 from supervisor.config.types import Headers, HttpUrl, JmesPath, Text
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.values import parse_number
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.http_json import fetch_json, require_http, search
 from supervisor.watchdogs.thresholds import value_verdict
 

@@ -55,14 +55,14 @@ from redis.asyncio import Redis
 from supervisor.config.types import PositiveDuration, Text
 from supervisor.config.watchdog_base import AlertLevels, WatchdogBase
 from supervisor.constants import DEADLINE_EPSILON_S
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Remedy, Status, Verdict
 from supervisor.quantities import format_duration
 from supervisor.remedies import OWNER_SHOWN_CHARS, RELEASE_ORPHAN, show_owner
 from supervisor.sources.redis import Command, batch
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 
 log = logging.getLogger(__name__)
 

@@ -49,14 +49,14 @@ from redis.asyncio import Redis
 
 from supervisor.config.types import Headers, HttpUrl, Text, check_jmespath
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import SourceError, first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.quantities import format_value
 from supervisor.sources.redis import batch
 from supervisor.values import parse_number
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.http_json import fetch_json, require_http, search
 from supervisor.watchdogs.thresholds import judge_above
 

@@ -55,13 +55,13 @@ from supervisor.config.watchdog_base import (
     check_order,
 )
 from supervisor.constants import DEADLINE_EPSILON_S
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
 from supervisor.quantities import format_duration, format_value
 from supervisor.timestamps import parse_timestamp
 from supervisor.values import parse_number
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.sql_value import (
     Reading,
     RowSource,

@@ -59,12 +59,12 @@ from pydantic import Field
 
 from supervisor.config.types import Headers, HttpUrl, Query
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.http import HttpReply, get
 from supervisor.values import parse_number
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.http_json import is_success, require_http
 from supervisor.watchdogs.thresholds import value_verdict
 

@@ -36,12 +36,12 @@ from redis.asyncio import Redis
 
 from supervisor.config.types import JmesPath, Text
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import first_line
 from supervisor.model import Status, Verdict
 from supervisor.sources.redis import Command, batch
 from supervisor.values import parse_number
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.json_field import NoField, json_field
 from supervisor.watchdogs.thresholds import value_verdict
 

@@ -38,12 +38,12 @@ from pydantic import Field
 
 from supervisor.config.types import Query, Text
 from supervisor.config.watchdog_base import ValueThresholds, WatchdogBase
-from supervisor.declarations import Need, WatchdogKind
+from supervisor.declarations import Need
 from supervisor.errors import ConfigError, SourceError
 from supervisor.model import Status, Verdict
 from supervisor.sources.postgres import Postgres
 from supervisor.values import parse_number
-from supervisor.watchdogs.base import Watchdog
+from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.thresholds import value_verdict
 
 

@@ -12,16 +12,13 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.model import Status, Verdict, Verdicts
 from supervisor.quantities import format_duration
 from supervisor.timestamps import MAX_TEXT_LENGTH, UNIT_DIVISORS, quick_seconds
+from supervisor.watchdogs.tick_config import TickFreshnessConfig
 from supervisor.watchdogs.tick_parse import SESSION_NOTE, FullJudge
-
-if TYPE_CHECKING:
-    from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
 
 CHUNK = 1000  # replies judged together when they all look healthy
 

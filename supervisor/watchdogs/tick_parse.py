@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import jmespath
 
@@ -18,9 +18,7 @@ from supervisor.model import Status, Verdict
 from supervisor.quantities import format_duration
 from supervisor.timestamps import parse_stream_id, parse_timestamp
 from supervisor.watchdogs.thresholds import judge_above
-
-if TYPE_CHECKING:
-    from supervisor.watchdogs.tick_freshness import TickFreshnessConfig
+from supervisor.watchdogs.tick_config import TickFreshnessConfig
 
 SESSION_NOTE = " (no tick since the session opened)"
 

@@ -19,12 +19,12 @@ from supervisor.actuators.command import TAIL_BYTES, CommandActuator, CommandAct
 from supervisor.actuators.deadman import Deadman, DeadmanConfig, build_deadmen
 from supervisor.actuators.http import HttpActuator
 from supervisor.actuators.redis_flag import RedisFlag, RedisFlagConfig
-from supervisor.clients import Clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ActuatorError
 from supervisor.model import Decision, Status, TradingState
 from supervisor.protection import build_protection
 from supervisor.sources import http as http_source
+from supervisor.sources.clients import Clients
 from testbed.killswitch_server import KillSwitchServer
 from testbed.waiting import wait_until
 
@@ -258,7 +258,9 @@ async def test_build_deadmen_picks_the_deadman_entries(
             "venue_cod": {"kind": "deadman", "url": "http://127.0.0.1:1/cod"},
         },
     )
-    deadmen = build_deadmen(settings, Clients(redis, client))
+    deadmen = build_deadmen(
+        settings.actuators, settings.supervisor.instance_id, Clients(redis, client)
+    )
     assert list(deadmen) == ["venue_cod"]
     assert deadmen["venue_cod"].instance_id == settings.supervisor.instance_id
 

@@ -24,7 +24,7 @@ from redis.asyncio import Redis
 from supervisor.config.loading import load_config
 from supervisor.constants import RELEASE_WAIT_WARN_S
 from supervisor.daemon import Supervisor
-from supervisor.kinds import kind_gauges
+from supervisor.kinds import ACTUATOR_KINDS, kind_gauges
 from supervisor.model import Health, TradingState
 from supervisor.publish.metrics import Metrics
 from testbed.daemon_process import cli
@@ -104,6 +104,11 @@ KINDS = {
     "redis_flag": Kind("flag", TradingState.HALTED, "supervisor"),
     "command": Kind("halt_cmd", TradingState.HALTED, "nothing"),
 }
+
+
+def test_every_action_kind_has_a_whole_cycle() -> None:
+    """A case is named after its kind ("http, ..."): a new action kind needs its own cycle."""
+    assert {case.split(",")[0] for case in KINDS} == {kind.name for kind in ACTUATOR_KINDS}
 
 
 def actuator_config(case: str, server: KillSwitchServer, tmp_path: Path) -> str:

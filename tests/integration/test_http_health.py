@@ -8,9 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
-from supervisor.clients import Clients
 from supervisor.kinds import watchdog_kind
 from supervisor.model import Status, Verdict
+from supervisor.sources.clients import Clients
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.http_health import HttpHealth, HttpHealthConfig
 from testbed.http_server import Answer, HttpServer

@@ -12,13 +12,13 @@ import pytest
 from pydantic import ValidationError
 from redis.asyncio import Redis
 
-from supervisor.clients import Clients
 from supervisor.config.loading import load_config, redacted
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges, watchdog_kind
 from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
 from supervisor.protection import unmet_needs
 from supervisor.publish.metrics import Metrics
+from supervisor.sources.clients import Clients
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.margin import Margin, MarginConfig
 from testbed.http_server import HttpServer

@@ -11,13 +11,13 @@ import asyncpg
 import pytest
 from pydantic import SecretStr
 
-from supervisor.clients import open_clients
 from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.kinds import kind_gauges
 from supervisor.model import Status, Verdict, Verdicts, WatchdogRun
 from supervisor.protection import build_protection
 from supervisor.publish.metrics import Metrics
+from supervisor.sources.clients import open_clients
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.poison_queue import PoisonQueue, PoisonQueueConfig
@@ -297,7 +297,7 @@ def design_settings(dsn: str | None) -> Settings:
 
 async def test_design_example_builds_and_needs_a_dsn(postgres_server: PostgresServer) -> None:
     settings = design_settings(postgres_server.dsn)
-    clients = open_clients(settings, "supervisor-test")
+    clients = open_clients(settings.redis, settings.postgres, "supervisor-test")
     try:
         protection = build_protection(settings, clients)
         assert isinstance(protection.watchdogs["alert_poison_queue"], PoisonQueue)

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 from pydantic import SecretStr
 
-from supervisor.clients import open_clients
 from supervisor.config.settings import Settings
 from supervisor.model import Status, Verdict
 from supervisor.protection import build_protection
+from supervisor.sources.clients import open_clients
 from supervisor.sources.postgres import Postgres
 from supervisor.watchdogs.base import evaluate
 from supervisor.watchdogs.sql_value import SqlValue, SqlValueConfig
@@ -131,7 +131,7 @@ async def test_registered_as_a_component(postgres_server: PostgresServer) -> Non
     settings = Settings.model_validate(
         {"postgres": {"dsn": postgres_server.dsn}, "watchdogs": [config]}
     )
-    clients = open_clients(settings, "supervisor-test")
+    clients = open_clients(settings.redis, settings.postgres, "supervisor-test")
     try:
         dog = build_protection(settings, clients).watchdogs["lag"]
         assert isinstance(dog, SqlValue)

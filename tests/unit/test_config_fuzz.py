@@ -26,7 +26,6 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
 
-from supervisor.clients import close_clients, open_clients
 from supervisor.config.loading import load_config, redacted
 from supervisor.config.sections import (
     HaSection,
@@ -40,6 +39,7 @@ from supervisor.config.settings import Settings
 from supervisor.errors import ConfigError
 from supervisor.kinds import ACTUATOR_KINDS, DEADMAN_KIND, WATCHDOG_KINDS
 from supervisor.protection import build_protection
+from supervisor.sources.clients import close_clients, open_clients
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "config" / "examples"
 SECTIONS: dict[str, type[BaseModel]] = {
@@ -205,7 +205,7 @@ def config_file(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 async def build_and_close(loaded: Settings) -> None:
-    clients = open_clients(loaded, "config-fuzz")
+    clients = open_clients(loaded.redis, loaded.postgres, "config-fuzz")
     try:
         build_protection(loaded, clients)
     except ConfigError:  # an unmet need (a SQL watchdog without [postgres] dsn)

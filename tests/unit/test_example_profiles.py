@@ -14,9 +14,10 @@ from pathlib import Path
 
 import pytest
 
-from supervisor import clients, protection
+from supervisor import protection
 from supervisor.config.loading import load_config
 from supervisor.config.settings import Settings
+from supervisor.sources import clients
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO_ROOT / "config" / "examples"
@@ -72,7 +73,8 @@ def test_profile_loads_and_every_kind_is_implemented(name: str) -> None:
 @pytest.mark.parametrize("name", PROFILES)
 async def test_profile_builds(name: str) -> None:
     settings = load(name)
-    opened = clients.open_clients(settings, "test")  # connects lazily: no I/O here
+    # connects lazily: no I/O here
+    opened = clients.open_clients(settings.redis, settings.postgres, "test")
     try:
         built = protection.build_protection(settings, opened)
     finally:

@@ -1,11 +1,13 @@
 """The kind registry (supervisor/kinds.py) and everything derived from it agree: the config
-unions Settings validates against, the kind modules' declarations, the example profiles and
-the gauges Metrics registers."""
+unions Settings validates against, the kind modules' declarations, the example profiles,
+the gauges Metrics registers, and the docs (README.md and docs/*.md) that describe each kind
+and each kind's gauge."""
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -15,9 +17,9 @@ from prometheus_client import CollectorRegistry
 from pydantic import BaseModel
 
 from supervisor import kinds
-from supervisor.actuators.base import Actuator
+from supervisor.actuators.base import Actuator, ActuatorKind, DeadmanKind
 from supervisor.config.settings import Settings
-from supervisor.declarations import ActuatorKind, DeadmanKind, Need, kind_name
+from supervisor.declarations import Need, kind_name
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import Watchdog
 
@@ -33,6 +35,13 @@ ACTUATOR_DECLARATIONS: tuple[ActuatorKind[Any] | DeadmanKind, ...] = (  # all of
     *kinds.ACTUATOR_KINDS,
     kinds.DEADMAN_KIND,
 )
+# Wherever the user docs are split, a kind is documented by a heading of its own in the
+# configuration reference: "### `kind = \"tick_freshness\"`".
+DOCS = "\n".join(
+    path.read_text(encoding="utf-8")
+    for path in (ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md")))
+)
+KIND_HEADING = re.compile(r'^#{1,6} .*`kind = "([A-Za-z0-9_]+)"`', re.MULTILINE)
 
 
 def union_members(field: str) -> tuple[type, ...]:
@@ -109,13 +118,40 @@ def test_the_registered_gauges_are_what_metrics_registers() -> None:
     full = Metrics(CollectorRegistry(), kind_gauges=gauges)
     assert names(full) - plain == {gauge.name for gauge in gauges.values()}
     assert full.kind_gauges == gauges
-    assert set(gauges) == {
-        "tick_freshness",
-        "lock_ttl",
-        "margin",
-        "poison_queue",
-        "cb_staleness",
-    }
+
+
+@pytest.mark.parametrize("name", sorted(kinds.kind_gauges()))
+def test_a_kind_gauge_is_documented(name: str) -> None:
+    """Dashboards and alerts are written from the docs ("What it publishes")."""
+    gauge = kinds.kind_gauges()[name].name
+    assert f"`{gauge}" in DOCS, f"{name}'s gauge {gauge} is in no README.md or docs/ page"
+
+
+def test_every_registered_kind_is_documented_and_only_those() -> None:
+    documented = KIND_HEADING.findall(DOCS)
+    registered = [kind.name for kind in (*kinds.WATCHDOG_KINDS, *ACTUATOR_DECLARATIONS)]
+    missing = [name for name in registered if name not in documented]
+    assert missing == [], f'kinds with no `kind = "..."` heading in README.md or docs/: {missing}'
+    assert set(documented) <= set(registered), "a documented kind that is not registered"
+
+
+def test_the_overview_lists_every_kind_in_the_registry_order() -> None:
+    """README.md's "This version runs every watchdog kind (...) and every actuator kind
+    (...)" names each registered kind, so a new kind is never left out of the front page."""
+    text = " ".join(DOCS.split())
+    for family, declared in (
+        ("watchdog", kinds.WATCHDOG_KINDS),
+        ("actuator", ACTUATOR_DECLARATIONS),
+    ):
+        lists = re.findall(rf"every {family} kind \(([^)]*)\)", text)
+        assert lists, f"no 'every {family} kind (...)' list in README.md or docs/"
+        for listed in lists:
+            assert re.findall(r"`([a-z0-9_]+)`", listed) == [kind.name for kind in declared]
+
+
+def test_the_kind_headings_are_found() -> None:
+    text = '### `kind = "lock_ttl"`\n\nnot a `kind = "margin"` heading\n#### A `kind = "x_y"`\n'
+    assert KIND_HEADING.findall(text) == ["lock_ttl", "x_y"]
 
 
 def test_only_watchdogs_need_postgres() -> None:

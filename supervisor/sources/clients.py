@@ -1,23 +1,21 @@
 """The shared clients every component reads through. Constructing them does no I/O.
 
-A kind's `build` receives these (supervisor/declarations.py); `open_clients` makes them from
-the settings and `close_clients` closes them.
+A kind's `build` receives these (its declaration: WatchdogKind in supervisor/watchdogs/base.py,
+ActuatorKind in supervisor/actuators/base.py); `open_clients` makes them from the [redis] and
+[postgres] sections and `close_clients` closes them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import httpx
 from redis.asyncio import Redis
 
+from supervisor.config.sections import PostgresSection, RedisSection
 from supervisor.sources import http
 from supervisor.sources.postgres import Postgres
 from supervisor.sources.redis import connect
-
-if TYPE_CHECKING:  # settings import every kind, and every kind's build takes Clients
-    from supervisor.config.settings import Settings
 
 
 @dataclass
@@ -29,12 +27,12 @@ class Clients:
     postgres: Postgres | None = None  # None when [postgres] dsn is not configured
 
 
-def open_clients(settings: Settings, client_name: str) -> Clients:
-    """The shared clients for `settings`; all connect lazily."""
-    postgres = None
-    if settings.postgres.dsn is not None:
-        postgres = Postgres(settings.postgres.dsn, settings.postgres.timeout_s, client_name)
-    return Clients(connect(settings.redis, client_name), http.client(), postgres)
+def open_clients(redis: RedisSection, postgres: PostgresSection, client_name: str) -> Clients:
+    """The shared clients for these sections; all connect lazily."""
+    database = None
+    if postgres.dsn is not None:
+        database = Postgres(postgres.dsn, postgres.timeout_s, client_name)
+    return Clients(connect(redis, client_name), http.client(), database)
 
 
 async def close_clients(clients: Clients) -> None:
