@@ -51,6 +51,9 @@ class Outcome:
 
 class Actuator(abc.ABC):
     config: ActuatorBase  # set by each kind's __init__
+    # Its real state is a key in the supervisor's own Redis: a failed read is that Redis'
+    # trouble (the daemon's "redis" problem), not a problem of this actuator's store.
+    reads_own_redis = False
 
     def __init__(self, name: str, level: TradingState) -> None:
         self.name = name

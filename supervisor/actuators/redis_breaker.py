@@ -67,6 +67,7 @@ class RedisBreakerConfig(ActuatorBase):
 
 class RedisBreaker(Actuator):
     config: RedisBreakerConfig
+    reads_own_redis = True
 
     def __init__(self, name: str, config: RedisBreakerConfig, redis: Redis) -> None:
         super().__init__(name, TradingState.from_level(config.level))

@@ -26,6 +26,7 @@ class RedisFlagConfig(ActuatorBase):
 
 class RedisFlag(Actuator):
     config: RedisFlagConfig
+    reads_own_redis = True
 
     def __init__(self, name: str, config: RedisFlagConfig, redis: Redis) -> None:
         super().__init__(name, TradingState.from_level(config.level))

@@ -4,7 +4,8 @@ Every action is audited and counted. An action that fails marks health DEGRADED,
 policy retry it next cycle, and engages the failed actuator's `on_failure` list at once
 (never an actuator already in the chain, so escalation cannot loop). Every action is written
 to state_dir as pending before its actuator is called and forgotten once it succeeded, so a
-daemon that dies mid-action carries it out when it starts again (supervisor/pending.py).
+daemon that dies mid-action carries it out when it starts again (supervisor/pending.py). The
+latches and orders themselves are kept by engagements.py, which the Reconciler shares.
 With [ha] on, only the leader acts; a follower holds its decisions back and takes them up if
 it takes over before anybody engaged them.
 
@@ -22,24 +23,24 @@ import logging
 import time
 from collections.abc import Callable, Collection
 from dataclasses import replace
-from pathlib import Path
+from typing import Any
 
 import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator, Outcome
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
-from supervisor.daemon.runtime import Ordered
+from supervisor.daemon.display import Display
+from supervisor.daemon.engagements import Engagements, latch_reason
+from supervisor.daemon.publishing import Publishing
 from supervisor.errors import first_line
-from supervisor.latch import Latch
 from supervisor.model import Decision, Origin
-from supervisor.pending import Order, order
+from supervisor.pending import Order
 from supervisor.policy import action_failed
 from supervisor.publish.audit import AuditOutcome, action_event, decision_event
 from supervisor.text import safe_line
 
 log = logging.getLogger("supervisor")
-
-SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach Redis (HA)
 
 
 class Announcement:
@@ -47,8 +48,9 @@ class Announcement:
     first), and in any case before the first of those actions' own audit records, so the
     trail and the journal say the decision before what came of it."""
 
-    def __init__(self, context: Context, decisions: list[Decision]) -> None:
+    def __init__(self, context: Context, auditing: Auditing, decisions: list[Decision]) -> None:
         self.context = context
+        self.auditing = auditing
         self.decisions = decisions
         self.done = False
 
@@ -60,7 +62,7 @@ class Announcement:
         if not self.context.may_act():  # the leader's trail has the decisions; a follower's held
             return False
         for decision in self.decisions:
-            self.context.audit(decision_event(decision))
+            self.auditing.record(decision_event(decision))
         return bool(self.decisions)
 
 
@@ -68,16 +70,27 @@ def _nothing_to_announce() -> bool:
     return False
 
 
-def latch_reason(actuator: str, decision: Decision) -> str:
-    return f"{actuator} tripped by {decision.source} — {decision.reason}"
-
-
 class Acting:
-    def __init__(self, context: Context) -> None:
+    def __init__(
+        self,
+        context: Context,
+        engagements: Engagements,
+        display: Display,
+        publishing: Publishing,
+        auditing: Auditing,
+    ) -> None:
         self.context = context
+        self.engagements = engagements
+        self.display = display
+        self.publishing = publishing
+        self.auditing = auditing
         # HA follower: per actuator, the newest decision left to the leader. Taken up if this
         # instance takes over while nobody has engaged that actuator (`take_up_held`).
         self.held: dict[str, Decision] = {}
+
+    def announcement(self, decisions: list[Decision]) -> Announcement:
+        """What audits `decisions` once, before the first of their actions' records."""
+        return Announcement(self.context, self.auditing, decisions)
 
     def start(
         self, decision: Decision, announce: Callable[[], bool] = _nothing_to_announce
@@ -93,16 +106,16 @@ class Acting:
         dispatched = []
         for name in decision.actuators:
             sent = asyncio.Event()
-            self.context.spawn(self._act(decision, actuators[name], sent, announce))
+            self.context.tasks.spawn(self._act(decision, actuators[name], sent, announce))
             dispatched.append(sent)
         if dispatched:  # readers of {ns}:state see the order as soon as it is on its way
-            self.context.spawn(self._publish_once_sent(dispatched))
+            self.context.tasks.spawn(self._publish_once_sent(dispatched))
         return dispatched
 
     async def _publish_once_sent(self, dispatched: list[asyncio.Event]) -> None:
         for sent in dispatched:
             await sent.wait()
-        await self.context.publish_state()  # refreshes STATUS and metrics first
+        await self.publishing.publish_state()  # refreshes STATUS and metrics first
 
     async def _act(
         self,
@@ -129,8 +142,8 @@ class Acting:
         if self.context.assembly.settings.supervisor.dry_run:
             self._would_act(decision, actuator)
             return
-        self._ordered(decision, actuator)
-        await self._pending(actuator.name, decision)
+        self.engagements.order(decision, actuator)
+        await self.engagements.write_order(actuator.name, decision)
         now = self.context.clock()
         started = time.perf_counter()
         context = ActionContext(
@@ -142,12 +155,9 @@ class Acting:
         try:
             with anyio.fail_after(actuator.max_duration_s):
                 outcome = await actuator.engage(decision, context)
-        except ACTUATOR_TROUBLE as exc:
-            took_ms = (time.perf_counter() - started) * 1000
-            await self._failed(decision, actuator, exc, took_ms, announce)
-            return
-        except Exception as exc:  # a bug: show it, and still retry and escalate (fail safe)
-            log.exception("bug: actuator=%s raised while engaging", actuator.name)
+        except Exception as exc:
+            if not isinstance(exc, ACTUATOR_TROUBLE):  # a bug: show it, still retry and escalate
+                log.exception("bug: actuator=%s raised while engaging", actuator.name)
             took_ms = (time.perf_counter() - started) * 1000
             await self._failed(decision, actuator, exc, took_ms, announce)
             return
@@ -155,31 +165,9 @@ class Acting:
         took_ms = (time.perf_counter() - started) * 1000
         await self._succeeded(decision, actuator, outcome, took_ms, announce)
 
-    def _ordered(self, decision: Decision, actuator: Actuator) -> None:
-        """The decision's level counts from now (in state, STATUS and metrics), as ordered and
-        not yet confirmed, until its actuator is latched or a reset voids the order."""
-        runtime = self.context.runtime
-        if actuator.name in runtime.engaged:
-            return
-        previous = runtime.ordered.get(actuator.name)
-        failing = previous.failing if previous is not None else ""
-        mine = replace(decision, actuators=(actuator.name,))
-        runtime.ordered[actuator.name] = Ordered(actuator.level, mine, failing)
-        # Shown (STATUS, metrics, {ns}:state) once the request is on its way: see start().
-
-    def ordered_decision(self, name: str) -> Decision | None:
-        """The decision whose action on `name` is not yet confirmed, if any."""
-        ordered = self.context.runtime.ordered.get(name)
-        return ordered.decision if ordered is not None else None
-
     def _attempt_failed(self, decision: Decision, actuator: Actuator, why: str) -> None:
         """One attempt failed (the action still retries): a failing kill shows at once."""
-        context = self.context
-        ordered = context.runtime.ordered.get(actuator.name)
-        first = ordered is None or not ordered.failing
-        if ordered is not None:
-            ordered.failing = safe_line(why, 200)
-        if first:
+        if self.engagements.failing(actuator.name, safe_line(why, 200)):
             log.error(
                 "action actuator=%s failing for watchdog=%s incident=%s: %s (retrying)",
                 actuator.name,
@@ -187,9 +175,8 @@ class Acting:
                 decision.incident_id,
                 safe_line(why, 200),
             )
-        context.runtime.problems[f"action {actuator.name}"] = "failing"
-        context.refresh()
-        context.publish_soon("state", context.publish_state)
+        self.display.refresh()
+        self.publishing.publish_soon("state", self.publishing.publish_state)
 
     def _hold(self, decision: Decision, name: str) -> None:
         leadership = self.context.leadership
@@ -215,12 +202,12 @@ class Acting:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 orders = await shared.load(self.context.assembly.actuators)
         except REDIS_TROUBLE as exc:
-            self.context.note_problem("redis", exc)
+            self.publishing.redis_failed(exc)
             return set()
         adopted = set()
         for found in orders:
             if self._moot(found):
-                self.context.spawn(self.context.publish(shared.done(found.actuator)))
+                self.context.tasks.spawn(self.publishing.publish(shared.done(found.actuator)))
                 continue
             decision = found.decision
             log.warning(
@@ -273,7 +260,7 @@ class Acting:
             "dry_run: would engage %s for watchdog=%s: %s", verb, decision.source, decision.reason
         )
         self.context.metrics.actions.labels(actuator.name, "dry_run").inc()
-        self.context.audit(
+        self.auditing.record(
             action_event(decision, actuator.name, AuditOutcome.DRY_RUN, detail={"would": verb})
         )
 
@@ -286,27 +273,21 @@ class Acting:
         announce: Callable[[], bool],
     ) -> None:
         context = self.context
-        if announce():
-            await asyncio.sleep(0)  # the decision's journal line goes first
         result = "engaged" if outcome.changed else "already_engaged"
-        context.audit(
-            action_event(
-                decision,
-                actuator.name,
-                AuditOutcome.OK if outcome.changed else AuditOutcome.UNCHANGED,
-                duration_ms=took_ms,
-                response_code=outcome.response_code,
-                detail={"detail": outcome.detail},
-            )
+        await self._report(
+            decision,
+            actuator,
+            announce,
+            result,
+            AuditOutcome.OK if outcome.changed else AuditOutcome.UNCHANGED,
+            duration_ms=took_ms,
+            response_code=outcome.response_code,
+            detail={"detail": outcome.detail},
         )
-        context.runtime.problems.pop(f"action {actuator.name}", None)
-        context.metrics.actions.labels(actuator.name, result).inc()
-        latched = self.latch(actuator, latch_reason(actuator.name, decision), decision.watchdog)
-        confirmed = context.runtime.ordered.pop(actuator.name, None) is not None
-        self.pending_done(actuator.name)
-        if latched or confirmed:
-            context.refresh()
-            await context.publish_state()  # readers of {ns}:state see the trip now
+        reason = latch_reason(actuator.name, decision)
+        if self.engagements.confirm(actuator, reason, decision.watchdog):
+            self.display.refresh()
+            await self.publishing.publish_state()  # readers of {ns}:state see the trip now
         log.warning(
             "action actuator=%s outcome=%s watchdog=%s severity=%s incident=%s took_ms=%.1f "
             "since_decision_ms=%.1f reason=%s",
@@ -329,19 +310,16 @@ class Acting:
         announce: Callable[[], bool],
     ) -> None:
         context = self.context
-        if announce():
-            await asyncio.sleep(0)  # the decision's journal line goes first
-        context.audit(
-            action_event(
-                decision,
-                actuator.name,
-                AuditOutcome.FAILED,
-                duration_ms=took_ms,
-                detail={"error": first_line(exc)},
-            )
-        )
         detail = first_line(exc)
-        context.metrics.actions.labels(actuator.name, "failed").inc()
+        await self._report(
+            decision,
+            actuator,
+            announce,
+            "failed",
+            AuditOutcome.FAILED,
+            duration_ms=took_ms,
+            detail={"error": detail},
+        )
         log.error(
             "action actuator=%s outcome=failed watchdog=%s incident=%s: %s (retrying next cycle)",
             actuator.name,
@@ -349,15 +327,28 @@ class Acting:
             decision.incident_id,
             detail,
         )
-        context.runtime.problems[f"action {actuator.name}"] = "failing"
-        ordered = context.runtime.ordered.get(actuator.name)
-        if ordered is not None:
-            ordered.failing = detail
-        context.refresh()
+        self.engagements.failing(actuator.name, detail)
+        self.display.refresh()
         state = context.runtime.policy.get(decision.watchdog)
         if state is not None:
             context.runtime.policy[decision.watchdog] = action_failed(state, decision.severity)
         self._escalate(decision, actuator, detail)
+
+    async def _report(
+        self,
+        decision: Decision,
+        actuator: Actuator,
+        announce: Callable[[], bool],
+        result: str,
+        outcome: AuditOutcome,
+        **fields: Any,
+    ) -> None:
+        """An action's audit record (`duration_ms`, `response_code`, `detail`) and count,
+        after the decision's own record (announce)."""
+        if announce():
+            await asyncio.sleep(0)  # the decision's journal line goes first
+        self.auditing.record(action_event(decision, actuator.name, outcome, **fields))
+        self.context.metrics.actions.labels(actuator.name, result).inc()
 
     def _escalate(self, decision: Decision, failed: Actuator, detail: str) -> None:
         """Engage the failed actuator's `on_failure` list (never one already in the chain)."""
@@ -371,98 +362,3 @@ class Acting:
         )
         reason = f"escalated: {failed.name} failed; {decision.reason}"
         self.start(replace(decision, actuators=targets, reason=reason, escalated_from=chain))
-
-    def latch(self, actuator: Actuator, reason: str, watchdog: str = "") -> bool:
-        """Record and persist an engagement; True if it is news."""
-        if actuator.name in self.context.runtime.engaged:
-            return False
-        self.keep(actuator.name, Latch(actuator.level, reason, self.context.clock(), watchdog))
-        return True
-
-    def keep(self, name: str, latch: Latch) -> None:
-        """Hold `latch` for actuator `name`: in memory, in state_dir and in Redis."""
-        context = self.context
-        context.runtime.engaged[name] = latch
-        self.save_file()
-        context.refresh()
-        context.spawn(self.write_to_redis(name, latch))
-
-    async def _pending(self, name: str, decision: Decision) -> None:
-        """Write the order down before acting on it: in state_dir, and with [ha] on in Redis
-        for a new leader. Neither may stop the action: a full disk is said, and Redis gets
-        SHARE_ORDER_BUDGET_S (one round trip is ~0.2 ms) before the action goes out anyway."""
-        pending = self.context.assembly.pending
-        resets = self.context.runtime.resets
-        ordered = order(name, decision, resets.get(name, 0) if resets is not None else None)
-        shared = self.context.assembly.orders
-        sharing = None
-        if shared is not None:
-            sharing = asyncio.get_running_loop().create_task(
-                self.context.publish(shared.put(ordered))
-            )
-            self.context.track(sharing)
-        try:
-            pending.add(ordered)
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
-        if sharing is not None:
-            await asyncio.wait({sharing}, timeout=SHARE_ORDER_BUDGET_S)
-
-    def pending_done(self, name: str) -> None:
-        """Forget the orders for `name` once it is engaged (or gone from the config); kept on
-        a full disk, they are only done again."""
-        pending = self.context.assembly.pending
-        try:
-            pending.done(name)
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
-
-    def void_pending(self, resets: dict[str, int]) -> list[Order]:
-        """Forget the orders that a later manual reset voided; return them."""
-        pending = self.context.assembly.pending
-        try:
-            return pending.void(resets)
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
-            return []
-
-    def persist(self) -> None:
-        """Write the latches and pending orders held in memory to state_dir again: changes
-        made while it could not be written (a full disk) must not wait for the next one, or
-        a restart that also finds Redis empty would re-arm trading."""
-        self.save_file()
-        pending = self.context.assembly.pending
-        try:
-            pending.save()
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
-
-    def _cannot_write(self, path: Path, exc: OSError) -> None:
-        log.error("cannot write %s: %s", path, exc)
-        self.context.runtime.problems["state_dir"] = f"cannot write {path}: {exc.strerror}"
-
-    def save_file(self) -> None:
-        """Persist what is engaged in state_dir; a failure is said, never raised (disk full:
-        protection goes on, health says DEGRADED)."""
-        context = self.context
-        store = context.assembly.latches
-        try:
-            store.save_file(context.runtime.engaged)
-        except OSError as exc:
-            self._cannot_write(store.path, exc)
-
-    async def write_to_redis(self, name: str, latch: Latch) -> None:
-        """Write a latch to Redis; once it has its number, keep that in memory and the file."""
-        context = self.context
-        store = context.assembly.latches
-        try:
-            with anyio.fail_after(context.assembly.redis_timeout_s * 2):
-                written = await store.save_redis(name, latch)
-        except REDIS_TROUBLE as exc:
-            context.note_problem("redis", exc)  # written again by the next reconcile pass
-            return
-        if written != latch and context.runtime.engaged.get(name) == latch:
-            context.runtime.engaged[name] = written
-            self.save_file()
-        if context.assembly.orders is not None:  # latched in Redis: the order is done
-            await context.publish(context.assembly.orders.done(name))

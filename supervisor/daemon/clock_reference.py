@@ -20,12 +20,12 @@ import anyio
 
 from supervisor.clock import SteadyClock
 from supervisor.daemon.context import REDIS_TROUBLE, Context
+from supervisor.daemon.problems import Source
 from supervisor.errors import first_line
 
 log = logging.getLogger("supervisor")
 
 REFERENCE_EVERY_S = 1.0
-PROBLEM = "clock"
 
 
 class ClockReference:
@@ -73,13 +73,10 @@ class ClockReference:
         metrics.clock_offset_max.set(limit)
         problem = offset_problem(reading, limit)
         if problem is None:
-            if runtime.problems.pop(PROBLEM, None) is not None:
+            if runtime.problems.clear(Source.CLOCK):
                 log.warning("clock offset: back within %.3fs of Redis TIME", limit)
-        elif PROBLEM not in runtime.problems:
+        elif runtime.problems.note(Source.CLOCK, problem):
             log.error("clock offset: %s", problem)
-            runtime.problems[PROBLEM] = problem
-        else:
-            runtime.problems[PROBLEM] = problem
 
 
 def offset_problem(reading: tuple[float, float] | None, limit_s: float) -> str | None:

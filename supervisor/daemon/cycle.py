@@ -11,8 +11,11 @@ from collections.abc import Collection
 
 import anyio
 
-from supervisor.daemon.acting import Acting, Announcement
+from supervisor.daemon.acting import Acting
 from supervisor.daemon.context import Context
+from supervisor.daemon.display import Display
+from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.repairs import Repairs
 from supervisor.daemon.schedule import Schedule
 from supervisor.model import Decision, Status, WatchdogRun
@@ -27,18 +30,28 @@ DISPATCH_WAIT_S = 0.05  # at most this long a run waits for its actions to be on
 
 
 class Cycle:
-    def __init__(self, context: Context, acting: Acting, schedule: Schedule) -> None:
+    def __init__(
+        self,
+        context: Context,
+        acting: Acting,
+        repairs: Repairs,
+        schedule: Schedule,
+        display: Display,
+        publishing: Publishing,
+    ) -> None:
         self.context = context
         self.acting = acting
-        self.repairs = Repairs(context)
+        self.repairs = repairs
         self.schedule = schedule
+        self.display = display
+        self.publishing = publishing
 
     async def run_job(self, name: str) -> None:
         """The scheduler's entry point: a cycle the shutdown waits for, and that a bug in
         cannot take away from the scheduler."""
         task = asyncio.current_task()
         assert task is not None, "the scheduler runs jobs as tasks"
-        self.context.in_flight.add(task)
+        self.context.tasks.in_flight.add(task)
         try:
             await self.run(name)
         except asyncio.CancelledError:
@@ -48,7 +61,7 @@ class Cycle:
         except Exception:
             log.exception("watchdog=%s cycle failed", name)
         finally:
-            self.context.in_flight.discard(task)
+            self.context.tasks.in_flight.discard(task)
 
     async def run(self, name: str) -> WatchdogRun | None:
         """Evaluate watchdog `name` once, decide, act and publish; None if it is gone."""
@@ -87,20 +100,22 @@ class Cycle:
         context.metrics.observe_run(watchdog.kind, run, watchdog.config.subject_metrics)
         context.metrics.observe_confirmed(name, state.confirmed)
         if context.leads():  # a follower's verdicts go in its own record (ha/instances.py)
-            context.publish_soon(f"watchdog:{name}", lambda: assembly.publisher.publish_run(run))
+            self.publishing.publish_soon(
+                f"watchdog:{name}", lambda: assembly.publisher.publish_run(run)
+            )
         return run
 
     async def _dispatch(self, decisions: list[Decision]) -> None:
         """Start the actions, and let them go out before anything else of this run: the
         event loop is theirs until each request is written (or DISPATCH_WAIT_S has passed);
         the decisions' audit records (a log line, a stream entry, an fsync) come after."""
-        announce = Announcement(self.context, decisions)
+        announce = self.acting.announcement(decisions)
         dispatched = [sent for d in decisions for sent in self.acting.start(d, announce)]
         if dispatched:
             with anyio.move_on_after(DISPATCH_WAIT_S):
                 for sent in dispatched:
                     await sent.wait()
-            self.context.refresh()  # the ordered level in STATUS and metrics, from now on
+            self.display.refresh()  # the ordered level in STATUS and metrics, from now on
         announce()  # unless an action's own record came first and announced them
 
     def _count_cut_offs(self, name: str, cut_off: bool, timeout_s: float) -> None:
@@ -108,16 +123,16 @@ class Cycle:
         it watches: that is its own ill health (DEGRADED, named in STATUS), never a quiet
         UNKNOWN forever."""
         runtime = self.context.runtime
-        problem = f"watchdog {name}"
         if not cut_off:
             runtime.cut_offs.pop(name, None)
-            if runtime.problems.pop(problem, None) is not None:
+            if runtime.problems.clear(Source.WATCHDOG, name):
                 log.warning("watchdog=%s checks finish within their timeout again", name)
             return
         self.context.metrics.check_cut_offs.labels(name).inc()
         count = runtime.cut_offs[name] = runtime.cut_offs.get(name, 0) + 1
         if count >= CUT_OFFS_BEFORE_DEGRADED:
-            if problem not in runtime.problems:
+            problem = f"checks cut off after {format_duration(timeout_s)}"
+            if runtime.problems.note(Source.WATCHDOG, problem, name):
                 log.error(
                     "watchdog=%s: %d checks in a row cut off after %s: it cannot keep up"
                     " (too much to read, or its source hangs)",
@@ -125,7 +140,6 @@ class Cycle:
                     count,
                     format_duration(timeout_s),
                 )
-            runtime.problems[problem] = f"checks cut off after {format_duration(timeout_s)}"
 
 
 def log_transition(

@@ -11,6 +11,10 @@ import anyio
 from supervisor.actuators.deadman import Deadman
 from supervisor.constants import HOUSEKEEPING_INTERVAL_S, WATCHDOG_LATE_FACTOR
 from supervisor.daemon.context import ACTUATOR_TROUBLE, Context
+from supervisor.daemon.display import Display
+from supervisor.daemon.engagements import Engagements
+from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.reconcile import Reconciler
 from supervisor.daemon.steps import Pass
 from supervisor.model import TradingState
@@ -24,9 +28,19 @@ STATE_DIR_PROBE_EVERY_S = 3.0  # while writable; a failed write between probes s
 
 
 class Housekeeping:
-    def __init__(self, context: Context, reconciler: Reconciler) -> None:
+    def __init__(
+        self,
+        context: Context,
+        reconciler: Reconciler,
+        engagements: Engagements,
+        display: Display,
+        publishing: Publishing,
+    ) -> None:
         self.context = context
         self.reconciler = reconciler
+        self.engagements = engagements
+        self.display = display
+        self.publishing = publishing
         self._beating: set[str] = set()  # deadmen with a heartbeat in flight
         self._syncing: asyncio.Task[None] | None = None
         self._probed_at = float("-inf")  # monotonic: the last state_dir probe
@@ -39,12 +53,12 @@ class Housekeeping:
         self.keepalive(now)
         if self._syncing is None or self._syncing.done():
             self._syncing = asyncio.get_running_loop().create_task(self.sync(now))
-            self.context.track(self._syncing)
+            self.context.tasks.track(self._syncing)
 
     def keepalive(self, now: float) -> None:
         context = self.context
         context.metrics.heartbeat.set(now)
-        context.observe_leadership()
+        self.display.observe_leadership()
         late = self.late_watchdogs(now)
         if late:
             log.error("not sending WATCHDOG=1: late watchdogs: %s", ", ".join(late))
@@ -58,7 +72,7 @@ class Housekeeping:
         steps = Pass("housekeeping", self.context.metrics)
         await steps.step("check_state_dir", self.check_state_dir)
         await steps.step("reconcile", self.reconciler.refresh)
-        await steps.step("publish_state", self.context.publish_state)
+        await steps.step("publish_state", self.publishing.publish_state)
         await steps.step("beat_deadmen", lambda: self.beat_deadmen(now))
         await steps.step("replay", self.replay_audit)
 
@@ -71,7 +85,7 @@ class Housekeeping:
         Probed every STATE_DIR_PROBE_EVERY_S while it is, every pass while it is not (the
         probe's write, fsync and unlink were a third of an idle daemon's work)."""
         now = self.context.monotonic()
-        failing = "state_dir" in self.context.runtime.problems
+        failing = self.context.runtime.problems.has(Source.STATE_DIR)
         if not failing and now - self._probed_at < STATE_DIR_PROBE_EVERY_S:
             return
         self._probed_at = now
@@ -82,12 +96,12 @@ class Housekeeping:
             problem = f"cannot write {state_dir}: no answer within {STATE_DIR_CHECK_BUDGET_S}s"
         problems = self.context.runtime.problems
         if problem is None:
-            if problems.pop("state_dir", None) is not None:
+            if problems.clear(Source.STATE_DIR):
                 log.warning("state_dir: writable again; saving what could not be saved")
-                self.reconciler.acting.persist()
-        elif problems.get("state_dir") != problem:
+                self.engagements.persist()
+        elif problems.detail(Source.STATE_DIR) != problem:
             log.error("state_dir: %s (latches and the audit outbox cannot be saved)", problem)
-            problems["state_dir"] = problem
+            problems.note(Source.STATE_DIR, problem)
 
     def late_watchdogs(self, now: float) -> list[str]:
         """Watchdogs that have not finished a run within twice their interval (plus one
@@ -112,20 +126,18 @@ class Housekeeping:
         for deadman in self.context.assembly.deadmen.values():
             if deadman.name not in self._beating:
                 self._beating.add(deadman.name)
-                self.context.spawn(self._beat(deadman, now))
+                self.context.tasks.spawn(self._beat(deadman, now))
 
     async def _beat(self, deadman: Deadman, now: float) -> None:
         context = self.context
-        problem = f"deadman {deadman.name}"
         try:
             await deadman.heartbeat(now)
         except ACTUATOR_TROUBLE as exc:
             context.metrics.actions.labels(deadman.name, "failed").inc()
-            if problem not in context.runtime.problems:
+            if context.runtime.problems.note(Source.DEADMAN, "heartbeat failing", deadman.name):
                 log.error("deadman=%s heartbeat failed: %s", deadman.name, exc)
-            context.runtime.problems[problem] = "heartbeat failing"
         else:
             context.metrics.actions.labels(deadman.name, "heartbeat").inc()
-            context.runtime.problems.pop(problem, None)
+            context.runtime.problems.clear(Source.DEADMAN, deadman.name)
         finally:
             self._beating.discard(deadman.name)

@@ -32,7 +32,11 @@ from typing import Any
 import anyio
 
 from supervisor.constants import EX_CONFIG
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
+from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.ha.leadership import Leadership, Role
 from supervisor.ha.lease import (
     CounterMissing,
@@ -50,7 +54,6 @@ log = logging.getLogger("supervisor")
 FOLLOWER_POLL_MIN_S = 0.05  # asks again no sooner than this, whatever the holder's TTL says
 EXPIRY_SLACK_S = 0.01  # asks this long after the holder's lease would have expired
 PTTL_RESOLUTION_S = 0.002  # Redis answers PTTL in whole milliseconds
-DUPLICATE_PROBLEM = "instance_id"  # the key of runtime.problems while the id is not ours
 
 
 Reply = Granted | HeldElsewhere | IdentityTaken | CounterMissing | None
@@ -68,10 +71,16 @@ class LeaseKeeper:
         context: Context,
         store: LeaseStore,
         take_over: Callable[[], Coroutine[Any, Any, None]],
+        display: Display,
+        publishing: Publishing,
+        auditing: Auditing,
     ) -> None:
         self.context = context
         self.store = store
         self.take_over = take_over
+        self.display = display
+        self.publishing = publishing
+        self.auditing = auditing
         self.monotonic = context.monotonic
         # The highest fencing token seen (a new one must be above it), kept across restarts.
         self.tokens = TokenMemory(context.assembly.settings.supervisor.state_dir)
@@ -154,7 +163,7 @@ class LeaseKeeper:
                     leadership.token, self.tokens.highest, self._must_wait()
                 )
         except REDIS_TROUBLE as exc:
-            self.context.note_problem("redis", exc)
+            self.publishing.redis_failed(exc)
             return None
 
     def _must_wait(self) -> bool:
@@ -219,7 +228,7 @@ class LeaseKeeper:
             self._next_in_s = max(
                 FOLLOWER_POLL_MIN_S, min(third_s, reply.remaining_s + EXPIRY_SLACK_S)
             )
-        self.context.observe_leadership()
+        self.display.observe_leadership()
 
     def _counter_missing(self, reply: CounterMissing, sent_at: float) -> float:
         """Wait one lease_ttl from the first sight of the missing counter (module
@@ -249,24 +258,24 @@ class LeaseKeeper:
         )
         if leadership.duplicate():
             self._lost(why)
-        if DUPLICATE_PROBLEM not in problems:
+        if not problems.has(Source.INSTANCE_ID):
             log.error(
                 "identity: %s (this process is boot %s); this one acts on nothing until the"
                 " ids differ: give each instance its own [supervisor] instance_id",
                 why,
                 self.store.boot,
             )
-            problems[DUPLICATE_PROBLEM] = f"{why}: acting on nothing"
-            self.context.refresh()
+            problems.note(Source.INSTANCE_ID, f"{why}: acting on nothing")
+            self.display.refresh()
         self.context.metrics.instance_id_conflict.set(1)
 
     def _own_id(self) -> None:
         """The instance id is this process's (again): clear a duplicate's problem."""
-        if self.context.runtime.problems.pop(DUPLICATE_PROBLEM, None) is not None:
+        if self.context.runtime.problems.clear(Source.INSTANCE_ID):
             log.warning(
                 "identity: instance_id %r is this process's again", self.leadership.instance
             )
-            self.context.refresh()
+            self.display.refresh()
         self.context.metrics.instance_id_conflict.set(0)
 
     def _granted(self, token: int, sent_at: float) -> None:
@@ -277,14 +286,14 @@ class LeaseKeeper:
         if previous is not None:  # it led: its lease lapsed (a pause), or was taken over
             log.warning("leader: the lease with fencing token %d had lapsed", previous)
         log.warning("leader: this instance leads now (fencing token %d)", token)
-        self.context.audit(
+        self.auditing.record(
             AuditEvent.new(
                 AuditKind.LEADERSHIP,
                 outcome=AuditOutcome.ACQUIRED,
                 reason=f"took the lease (fencing token {token})",
             )
         )
-        self.context.spawn(self.take_over())
+        self.context.tasks.spawn(self.take_over())
 
     def _held_elsewhere(self, reply: HeldElsewhere) -> None:
         leadership = self.leadership
@@ -307,7 +316,7 @@ class LeaseKeeper:
 
     def _lost(self, why: str) -> None:
         log.error("leader: this instance no longer leads: %s; it acts no more", why)
-        self.context.audit(
+        self.auditing.record(
             AuditEvent.new(AuditKind.LEADERSHIP, outcome=AuditOutcome.LOST, reason=why)
         )
 

@@ -23,12 +23,18 @@ from supervisor.config.settings import Settings
 from supervisor.constants import SHUTDOWN_GRACE_S
 from supervisor.daemon.acting import Acting
 from supervisor.daemon.assembly import Assembly
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.clock_reference import ClockReference
 from supervisor.daemon.context import Context
 from supervisor.daemon.cycle import Cycle
+from supervisor.daemon.display import Display
+from supervisor.daemon.engagements import Engagements
 from supervisor.daemon.housekeeping import Housekeeping
 from supervisor.daemon.lease_keeper import LeaseKeeper
+from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.reconcile import Reconciler
+from supervisor.daemon.repairs import Repairs
 from supervisor.daemon.schedule import Schedule
 from supervisor.daemon.steps import Pass, prepare
 from supervisor.errors import ConfigError
@@ -58,17 +64,33 @@ class Supervisor:
         notifier = notifier or Notifier()
         clock = clock or SteadyClock()
         self.context = Context(assembly, metrics, notifier, clock, monotonic)
+        self.display = Display(self.context)
         # Redis TIME against the daemon's clock (a clock passed in by a test has no use for it)
         steady = clock if isinstance(clock, SteadyClock) else None
         self.clock_reference = ClockReference(self.context, steady) if steady else None
         self._prepare_metrics(assembly)
         self.schedule = Schedule(metrics)
-        self.acting = Acting(self.context)
-        self.cycle = Cycle(self.context, self.acting, self.schedule)
-        self.reconciler = Reconciler(self.context, self.acting)
-        self.housekeeping = Housekeeping(self.context, self.reconciler)
-        lease = assembly.lease
-        self.lease = LeaseKeeper(self.context, lease, self.take_over) if lease else None
+        self._build_parts()
+
+    def _build_parts(self) -> None:
+        """The daemon's parts, each given the collaborators it uses and nothing else."""
+        context, display = self.context, self.display
+        self.publishing = publishing = Publishing(context, display)
+        self.auditing = auditing = Auditing(context)
+        self.engagements = engagements = Engagements(context, display, publishing)
+        self.acting = Acting(context, engagements, display, publishing, auditing)
+        repairs = Repairs(context, auditing)
+        self.cycle = Cycle(context, self.acting, repairs, self.schedule, display, publishing)
+        self.reconciler = Reconciler(
+            context, engagements, self.acting, display, publishing, auditing
+        )
+        self.housekeeping = Housekeeping(context, self.reconciler, engagements, display, publishing)
+        lease = context.assembly.lease
+        self.lease = (
+            LeaseKeeper(context, lease, self.take_over, display, publishing, auditing)
+            if lease
+            else None
+        )
 
     async def run(self) -> None:
         # Signals are captured before anything starts: none may hit a default handler.
@@ -105,7 +127,7 @@ class Supervisor:
         await steps.step("reconcile", self.reconciler.refresh)
         await steps.step("adopt_orders", adopt)
         await steps.step("take_up_held", lambda: self.acting.take_up_held(adopted))
-        await steps.step("publish_state", self.context.publish_state)
+        await steps.step("publish_state", self.publishing.publish_state)
 
     def start(self) -> None:
         context = self.context
@@ -120,7 +142,7 @@ class Supervisor:
             settings.supervisor.dry_run,
             settings.redis.display_url,
         )
-        context.notifier.ready(context.refresh().status_line())
+        context.notifier.ready(self.display.refresh().status_line())
 
     async def _serve_signals(self, signals: AsyncIterator[int]) -> None:
         async for signum in signals:
@@ -147,7 +169,7 @@ class Supervisor:
         context.notifier.close()
 
     async def _drain_in_flight(self) -> int:
-        pending = {task for task in self.context.in_flight if not task.done()}
+        pending = {task for task in self.context.tasks.in_flight if not task.done()}
         if pending:
             _done, pending = await asyncio.wait(pending, timeout=SHUTDOWN_GRACE_S)
         for task in pending:
@@ -171,14 +193,14 @@ class Supervisor:
             assembly = context.assembly.reloaded(load_config(self.config_path))
         except ConfigError as exc:
             log.error("reload refused, the running config stays: %s", exc)
-            context.audit(
+            self.auditing.record(
                 AuditEvent.new(AuditKind.CONFIG, reason=str(exc), outcome=AuditOutcome.REFUSED)
             )
             context.notifier.notify("READY=1")
             return False
         self.apply(assembly)
         log.info("reloaded config from %s: %d watchdogs", self.config_path, len(assembly.watchdogs))
-        context.audit(
+        self.auditing.record(
             AuditEvent.new(
                 AuditKind.CONFIG, reason=f"reloaded {self.config_path}", outcome=AuditOutcome.OK
             )
@@ -194,10 +216,10 @@ class Supervisor:
         if gone:
             log.info("reload removed watchdogs: %s", ", ".join(gone))
             context.metrics.forget_watchdogs(gone)
-            context.spawn(context.publish(assembly.publisher.forget(gone)))
+            context.tasks.spawn(self.publishing.publish(assembly.publisher.forget(gone)))
         self._prepare_metrics(assembly)
         self._replan()
-        context.refresh()
+        self.display.refresh()
 
     def _prepare_metrics(self, assembly: Assembly) -> None:
         actuators = [*assembly.actuators, *assembly.deadmen]
@@ -221,4 +243,5 @@ class Supervisor:
         except OSError as exc:
             # Protection matters more than observability: keep running, say so everywhere.
             log.error("metrics: cannot listen on %s: %s", settings.listen, exc)
-            self.context.runtime.problems["metrics"] = f"cannot listen on {settings.listen}"
+            problem = f"cannot listen on {settings.listen}"
+            self.context.runtime.problems.note(Source.METRICS, problem)

@@ -19,8 +19,13 @@ import anyio
 
 from supervisor.actuators.base import ActionContext, Actuator
 from supervisor.constants import RELEASE_WAIT_WARN_S
-from supervisor.daemon.acting import Acting, latch_reason
+from supervisor.daemon.acting import Acting
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import ACTUATOR_TROUBLE, REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
+from supervisor.daemon.engagements import Engagements, latch_reason
+from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.runtime import Releasing
 from supervisor.keys import reset_key
 from supervisor.latch import Latch, merge, without_reset
@@ -34,9 +39,21 @@ log = logging.getLogger("supervisor")
 
 
 class Reconciler:
-    def __init__(self, context: Context, acting: Acting) -> None:
+    def __init__(
+        self,
+        context: Context,
+        engagements: Engagements,
+        acting: Acting,
+        display: Display,
+        publishing: Publishing,
+        auditing: Auditing,
+    ) -> None:
         self.context = context
-        self.acting = acting
+        self.engagements = engagements
+        self.acting = acting  # only to start actions
+        self.display = display
+        self.publishing = publishing
+        self.auditing = auditing
         self._read: set[str] = set()  # actuators whose store has been read since the start
         self._told_released: set[str] = set()  # latched, found released at the venue: said
 
@@ -57,7 +74,7 @@ class Reconciler:
             return
         context.runtime.engaged.update(restored)
         context.runtime.restored = True
-        summary = context.refresh()
+        summary = self.display.refresh()
         found = [name for name, found in (("state_dir", from_file), ("redis", from_redis)) if found]
         sources = " and ".join(found)
         log.warning(
@@ -67,7 +84,9 @@ class Reconciler:
             "; ".join(f"{n} ({latch.reason})" for n, latch in restored.items()),
         )
         reason = f"restored {summary.trading_state.name} from {sources}"
-        context.audit(AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED))
+        self.auditing.record(
+            AuditEvent.new(AuditKind.STATE, reason=reason, outcome=AuditOutcome.RESTORED)
+        )
 
     def _resume_pending(self) -> None:
         """Order again, with the same incident id (so the same Idempotency-Key), what a crash
@@ -75,13 +94,15 @@ class Reconciler:
         context = self.context
         orders = context.assembly.pending.load()
         resets = context.runtime.resets
-        voided = {o.key for o in self.acting.void_pending(resets)} if resets is not None else set()
+        voided = set()
+        if resets is not None:
+            voided = {o.key for o in self.engagements.void_pending(resets)}
         for interrupted in orders:
             name, decision = interrupted.actuator, interrupted.decision
             if interrupted.key in voided:
                 log.warning("actuator=%s: a reset came after the interrupted action", name)
             elif name not in context.assembly.actuators or name in context.runtime.engaged:
-                self.acting.pending_done(name)  # gone from the config, or it was done
+                self.engagements.pending_done(name)  # gone from the config, or it was done
             else:
                 log.warning(
                     "resuming action actuator=%s incident=%s interrupted by a restart: %s",
@@ -115,7 +136,7 @@ class Reconciler:
         if previous is not None:
             self._note_resets(newly_reset(previous, resets))
         self._apply_resets(resets)
-        self.acting.void_pending(resets)
+        self.engagements.void_pending(resets)
         fresh = without_reset(latches, resets)
         for name, latch in fresh.items():
             if name not in self.context.runtime.engaged:
@@ -124,7 +145,7 @@ class Reconciler:
                     name,
                     latch.reason,
                 )
-                self.acting.keep(name, latch)
+                self.engagements.keep(name, latch)
         self._rewrite_lost(latches)
         await self._keep_counter()
         await self._keep_resets(read)
@@ -144,7 +165,7 @@ class Reconciler:
                 "%s lost %s: writing it back", assembly.latches.key, ", ".join(sorted(lost))
             )
         for name, latch in lost.items():
-            self.context.spawn(self.acting.write_to_redis(name, latch))
+            self.context.tasks.spawn(self.engagements.write_to_redis(name, latch))
 
     async def _keep_counter(self) -> None:
         """Keep `{ns}:seq` at the highest number this instance knows (its latches, every
@@ -156,7 +177,7 @@ class Reconciler:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 await context.assembly.latches.keep_counter(known)
         except REDIS_TROUBLE as exc:
-            context.note_problem("redis", exc)
+            self.publishing.redis_failed(exc)
 
     async def _keep_resets(self, read: dict[str, int]) -> None:
         """Write back the resets this instance has read that Redis lost (a FLUSHALL, a
@@ -173,7 +194,7 @@ class Reconciler:
             with anyio.fail_after(context.assembly.redis_timeout_s * 2):
                 await context.assembly.latches.keep_resets({n: known[n] for n in lost})
         except REDIS_TROUBLE as exc:
-            context.note_problem("redis", exc)
+            self.publishing.redis_failed(exc)
 
     async def _read_redis(self) -> tuple[dict[str, Latch], dict[str, int]] | None:
         """(latches, resets) as published in Redis, or None when Redis cannot answer."""
@@ -181,7 +202,7 @@ class Reconciler:
             with anyio.fail_after(self.context.assembly.redis_timeout_s * 2):
                 return await self.context.assembly.latches.load_redis()
         except REDIS_TROUBLE as exc:
-            self.context.note_problem("redis", exc)
+            self.publishing.redis_failed(exc)
             return None
 
     def _note_resets(self, names: set[str]) -> None:
@@ -194,25 +215,17 @@ class Reconciler:
             if actuator is None:
                 continue
             actuator.note_reset()
-            runtime.ordered.pop(name, None)
-            runtime.problems.pop(f"action {name}", None)
+            self.engagements.void_order(name)
             self._told_released.discard(name)
-            runtime.problems.pop(f"release {name}", None)
+            runtime.problems.clear(Source.RELEASE, name)
             if actuator.readable:
                 runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
         if names:
-            self.context.refresh()
+            self.display.refresh()
 
     def _apply_resets(self, resets: dict[str, int]) -> None:
-        runtime = self.context.runtime
-        kept = without_reset(runtime.engaged, resets)
-        if len(kept) == len(runtime.engaged):
-            return
-        for name in set(runtime.engaged) - set(kept):
-            log.warning("actuator=%s released by a manual reset: its latch is cleared", name)
-        runtime.engaged = kept
-        self.acting.save_file()
-        self.context.refresh()
+        if self.engagements.drop_reset(resets):
+            self.display.refresh()
 
     async def _check_real_state(self, actuator: Actuator) -> None:
         context = self.context
@@ -221,8 +234,10 @@ class Reconciler:
             with anyio.fail_after(timeout_s):
                 engaged = await actuator.is_engaged()
         except ACTUATOR_TROUBLE as exc:
-            where = "redis" if actuator.kind.startswith("redis") else f"actuator {actuator.name}"
-            context.note_problem(where, exc)
+            if actuator.reads_own_redis:
+                self.publishing.redis_failed(exc)
+            else:
+                context.runtime.problems.failed(Source.ACTUATOR, exc, actuator.name)
             return
         first_read = actuator.name not in self._read
         self._read.add(actuator.name)
@@ -249,28 +264,28 @@ class Reconciler:
     def _found_engaged(self, actuator: Actuator, first_read: bool) -> None:
         runtime = self.context.runtime
         name = actuator.name
-        runtime.problems.pop(f"actuator {name}", None)  # its store answers
+        runtime.problems.clear(Source.ACTUATOR, name)  # its store answers
         if name in self._told_released:
             self._told_released.discard(name)
-            runtime.problems.pop(f"release {name}", None)
+            runtime.problems.clear(Source.RELEASE, name)
         if name in runtime.engaged:
             return
-        ordered = self.acting.ordered_decision(name)
+        ordered = self.engagements.ordered_decision(name)
         if ordered is not None:  # the action's own answer is on its way: it engaged it
             runtime.releasing.pop(name, None)
-            self.acting.latch(actuator, latch_reason(name, ordered), ordered.watchdog)
+            self.engagements.latch(actuator, latch_reason(name, ordered), ordered.watchdog)
             return
         resets = runtime.resets or {}
         if name not in runtime.releasing and first_read and name in resets:
             # Started after a reset that its store has not followed yet (a restart between
             # a reset and the venue's release): the reset waits, nothing is latched.
             runtime.releasing[name] = Releasing(actuator.level, self.context.clock())
-            self.context.refresh()
+            self.display.refresh()
         waiting = runtime.releasing.get(name)
         if waiting is not None:
             self._still_waiting(name, waiting)
         else:
-            self.acting.latch(actuator, f"{name} engaged (found in its store)")
+            self.engagements.latch(actuator, f"{name} engaged (found in its store)")
 
     def _still_waiting(self, name: str, waiting: Releasing) -> None:
         """A reset whose store still reads engaged: said once when it has waited long."""
@@ -285,18 +300,18 @@ class Reconciler:
             format_duration(waited_s),
         )
         problem = f"reset {format_duration(waited_s)} ago, still engaged at the venue"
-        self.context.runtime.problems[f"release {name}"] = problem
-        self.context.refresh()
+        self.context.runtime.problems.note(Source.RELEASE, problem, name)
+        self.display.refresh()
 
     def _found_released(self, actuator: Actuator) -> None:
         context = self.context
         runtime = context.runtime
         name = actuator.name
-        runtime.problems.pop(f"actuator {name}", None)  # its store answers
+        runtime.problems.clear(Source.ACTUATOR, name)  # its store answers
         if runtime.releasing.pop(name, None) is not None:
             log.warning("actuator=%s released at the venue: the reset is complete", name)
-            runtime.problems.pop(f"release {name}", None)
-            context.refresh()
+            runtime.problems.clear(Source.RELEASE, name)
+            self.display.refresh()
         latch = runtime.engaged.get(name)
         if latch is None:
             return
@@ -310,8 +325,8 @@ class Reconciler:
                 name,
                 latch.level.name,
             )
-            runtime.problems[f"release {name}"] = "released at the venue without a reset"
-            context.refresh()
+            runtime.problems.note(Source.RELEASE, "released at the venue without a reset", name)
+            self.display.refresh()
 
     def _incident_open(self, watchdog: str) -> bool:
         state = self.context.runtime.policy.get(watchdog)
@@ -361,12 +376,11 @@ class Reconciler:
             await assembly.latches.record_reset([actuator.name])
             await actuator.disengage(ActionContext(assembly.instance_id, now))
         except ACTUATOR_TROUBLE as exc:
-            context.note_problem("redis", exc)
+            self.publishing.redis_failed(exc)
             return
-        del context.runtime.engaged[actuator.name]
-        self.acting.save_file()
+        self.engagements.drop(actuator.name)
         reason = f"auto_reset_after: {latch.watchdog} OK for clear_after"
-        context.audit(
+        self.auditing.record(
             AuditEvent.new(
                 AuditKind.STATE,
                 actuator=actuator.name,
@@ -380,7 +394,7 @@ class Reconciler:
             now - latch.at,
             latch.watchdog,
         )
-        context.refresh()
+        self.display.refresh()
 
 
 def highest(*resets: dict[str, int]) -> dict[str, int]:

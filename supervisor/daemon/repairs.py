@@ -8,6 +8,7 @@ import logging
 import anyio
 
 from supervisor import remedies
+from supervisor.daemon.auditing import Auditing
 from supervisor.daemon.context import Context
 from supervisor.model import Remedy
 from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome
@@ -18,14 +19,15 @@ REMEDY_OUTCOMES = {"released": AuditOutcome.RELEASED, "failed": AuditOutcome.FAI
 
 
 class Repairs:
-    def __init__(self, context: Context) -> None:
+    def __init__(self, context: Context, auditing: Auditing) -> None:
         self.context = context
+        self.auditing = auditing
 
     def start(self, remedy: Remedy) -> None:
         """Apply a watchdog's proposed repair in the background (never in dry_run), audited.
         Only the leader repairs (with [ha] on): it is no move toward safety."""
         if self.context.leads():
-            self.context.spawn(self._apply(remedy))
+            self.context.tasks.spawn(self._apply(remedy))
 
     async def _apply(self, remedy: Remedy) -> None:
         context = self.context
@@ -39,7 +41,7 @@ class Repairs:
             outcome = "failed: timed out" if scope.cancelled_caught else outcome
             result = REMEDY_OUTCOMES.get(outcome.partition(":")[0], AuditOutcome.UNCHANGED)
             log.warning("audit: watchdog=%s %s outcome=%s", remedy.watchdog, what, outcome)
-        context.audit(
+        self.auditing.record(
             AuditEvent.new(
                 AuditKind.ACTION,
                 watchdog=remedy.watchdog,

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from supervisor import __version__
+from supervisor.daemon.problems import Problems, Source
 from supervisor.global_state import Engagement, GlobalState, derive_global_state
 from supervisor.latch import Latch
 from supervisor.model import Decision, TradingState, WatchdogRun
@@ -49,7 +50,7 @@ class Runtime:
     policy: dict[str, PolicyState] = field(default_factory=dict)  # per watchdog
     runs: dict[str, WatchdogRun] = field(default_factory=dict)  # the last run per watchdog
     engaged: dict[str, Latch] = field(default_factory=dict)  # only a reset removes one
-    problems: dict[str, str] = field(default_factory=dict)  # "redis", "metrics"... -> what
+    problems: Problems = field(default_factory=Problems)  # the supervisor's own
     cut_offs: dict[str, int] = field(default_factory=dict)  # watchdog -> checks cut off in a row
     resets: dict[str, int] | None = None  # actuator -> its last reset's number, as last read
     ordered: dict[str, Ordered] = field(default_factory=dict)  # actuator -> not yet confirmed
@@ -66,7 +67,7 @@ class Runtime:
             self.policy.pop(name, None)
             self.runs.pop(name, None)
             self.cut_offs.pop(name, None)
-            self.problems.pop(f"watchdog {name}", None)
+            self.problems.clear(Source.WATCHDOG, name)
         return gone
 
     def global_state(self, watchdogs: Iterable[str]) -> GlobalState:
@@ -76,7 +77,7 @@ class Runtime:
         states = {name: self.policy[name] for name in configured if name in self.policy}
         verdicts = {name: (state.status, state.reason) for name, state in states.items()}
         engaged = self.engagements()
-        problems = [f"{k}: {v}" for k, v in self.problems.items()]
+        problems = self.problems.summary()
         waiting = len(configured) - len(states)
         return derive_global_state(
             engaged, verdicts, problems, waiting=waiting, restored=self.restored

@@ -124,7 +124,7 @@ async def supervisor(config_path: Path, clock: Clock, redis: Redis) -> AsyncIter
 async def settle(daemon: Supervisor) -> None:
     """Wait for the actions, publications and audit records started in the background."""
     for _ in range(50):
-        pending = [task for task in daemon.context.in_flight if not task.done()]
+        pending = [task for task in daemon.context.tasks.in_flight if not task.done()]
         if not pending:
             return
         await asyncio.wait(pending, timeout=2)
@@ -201,7 +201,7 @@ async def test_reconcile_applies_a_reset_and_relatches_a_lost_breaker(
     await supervisor.reconciler.refresh()
     await settle(supervisor)
     assert "breaker" not in supervisor.context.runtime.engaged
-    assert supervisor.context.refresh().trading_state is TradingState.ACTIVE
+    assert supervisor.display.refresh().trading_state is TradingState.ACTIVE
 
 
 async def test_reload_that_renames_a_watchdog_forgets_the_old_one(
@@ -210,7 +210,7 @@ async def test_reload_that_renames_a_watchdog_forgets_the_old_one(
     await stale_tick(redis, clock, age_s=7)  # WARN: named in STATUS, nothing engaged
     await supervisor.cycle.run("w1")
     await settle(supervisor)
-    assert "w1 WARN" in supervisor.context.refresh().reason
+    assert "w1 WARN" in supervisor.display.refresh().reason
     assert await redis.exists("sup:watchdog:w1")
 
     write(config_path, redis_server.url, watchdog="w2")
@@ -220,7 +220,7 @@ async def test_reload_that_renames_a_watchdog_forgets_the_old_one(
     runtime = supervisor.context.runtime
     assert set(runtime.policy) == set(runtime.runs) == set()
     assert list(supervisor.context.assembly.watchdogs) == ["w2"]
-    assert "w1" not in supervisor.context.refresh().reason
+    assert "w1" not in supervisor.display.refresh().reason
     assert not await redis.exists("sup:watchdog:w1")
     metrics = supervisor.context.metrics.registry
     assert metrics.get_sample_value("supervisor_watchdog_status", {"watchdog": "w1"}) is None
@@ -229,8 +229,8 @@ async def test_reload_that_renames_a_watchdog_forgets_the_old_one(
 
     await supervisor.cycle.run("w2")
     assert set(runtime.policy) == {"w2"}
-    assert "w2 WARN" in supervisor.context.refresh().reason
-    assert "w1" not in supervisor.context.refresh().reason
+    assert "w2 WARN" in supervisor.display.refresh().reason
+    assert "w1" not in supervisor.display.refresh().reason
 
 
 async def test_reload_that_changes_the_namespace_is_refused_whole(
@@ -401,14 +401,14 @@ async def test_an_unwritable_state_dir_degrades_health_until_it_is_writable(
     state_dir.write_text("a file where the directory should be")  # root ignores chmod
     await supervisor.housekeeping.run()
     await settle(supervisor)
-    summary = supervisor.context.refresh()
+    summary = supervisor.display.refresh()
     assert summary.health is Health.DEGRADED
     assert f"cannot write {state_dir}" in summary.status_line()
 
     state_dir.unlink()
     await supervisor.housekeeping.run()
     await settle(supervisor)
-    assert supervisor.context.refresh().health is Health.OK
+    assert supervisor.display.refresh().health is Health.OK
 
 
 async def test_latches_made_while_state_dir_was_unwritable_are_saved_once_it_is(
@@ -502,7 +502,7 @@ async def test_a_reset_from_a_clock_ahead_never_voids_a_later_engagement(
         await supervisor.reconciler.refresh()
         await settle(supervisor)
     assert "breaker" in supervisor.context.runtime.engaged
-    assert supervisor.context.refresh().trading_state is TradingState.REDUCE_ONLY
+    assert supervisor.display.refresh().trading_state is TradingState.REDUCE_ONLY
 
     # A reset after the engagement releases it, whatever the clocks say.
     clock.now -= 3600
@@ -536,10 +536,10 @@ async def test_a_check_cut_off_run_after_run_degrades_health_and_says_so(
     try:
         for _ in range(2):
             await daemon.cycle.run("slow")
-        assert daemon.context.refresh().health is Health.OK  # two: not yet
+        assert daemon.display.refresh().health is Health.OK  # two: not yet
         run = await daemon.cycle.run("slow")
         assert run is not None and run.status is Status.UNKNOWN
-        summary = daemon.context.refresh()
+        summary = daemon.display.refresh()
         assert summary.health is Health.DEGRADED
         assert "watchdog slow: checks cut off after 10ms" in summary.status_line()
         cut_offs = metrics.registry.get_sample_value(

@@ -20,6 +20,7 @@ from redis.asyncio import Redis
 from supervisor.config.loading import load_config
 from supervisor.daemon import Supervisor
 from supervisor.daemon.lease_keeper import LeaseKeeper
+from supervisor.daemon.problems import Source
 from supervisor.ha.instances import read_instances
 from supervisor.ha.leadership import Role
 from supervisor.ha.lease import Granted, HeldElsewhere, LeaseStore
@@ -101,7 +102,7 @@ class Instance:
 async def settle(daemon: Supervisor) -> None:
     """Wait for the actions, publications and audit records started in the background."""
     for _ in range(50):
-        pending = [task for task in daemon.context.in_flight if not task.done()]
+        pending = [task for task in daemon.context.tasks.in_flight if not task.done()]
         if not pending:
             return
         await asyncio.wait(pending, timeout=2)
@@ -245,7 +246,7 @@ async def test_a_takeover_carries_out_the_old_leaders_order_under_its_incident_a
         at=a.clock.now,
         fencing_token=token,
     )
-    await a.daemon.acting._pending("breaker", decision)  # sent; "a" dies before it is done
+    await a.daemon.engagements.write_order("breaker", decision)  # sent; "a" dies before it is done
     await settle(a.daemon)
     # In Redis for a successor, for 3 lease_ttls (lease_ttl 3 s here) after it was last written.
     assert 8_000 < await redis.pttl(order_key("sup", "breaker")) <= 9_000
@@ -289,7 +290,7 @@ async def test_a_takeover_does_not_act_again_on_what_the_old_leader_engaged(
     [trip] = await history(redis)
     assert trip["by"] == "a"  # one trip for the incident
     assert "breaker" in b.daemon.context.runtime.engaged  # the latch is shared
-    summary = b.daemon.context.refresh()
+    summary = b.daemon.display.refresh()
     assert summary.trading_state.name == "REDUCE_ONLY"
 
 
@@ -338,7 +339,7 @@ async def test_status_records_show_every_instance(
     await redis.set("ticks:SPX", f"{a.clock.now:.3f}")
     for instance in pair:
         await instance.cycle()
-        await instance.daemon.context.publish_state()
+        await instance.daemon.publishing.publish_state()
     records = await read_instances(redis, "sup")
     assert [(r["instance"], r["role"]) for r in records] == [("a", "leader"), ("b", "follower")]
     leader, follower = records
@@ -467,7 +468,7 @@ async def test_redis_out_of_reach_acts_without_a_lease_unless_told_not_to(
             assert context.leadership.role is Role.NO_LEASE
             assert context.may_act() is expected
             assert not context.leads()  # releases (auto_reset) never run without a lease
-            assert "redis" in context.runtime.problems
+            assert context.runtime.problems.has(Source.REDIS)
         finally:
             await settle(instance.daemon)
             await instance.daemon.context.assembly.close()

@@ -112,7 +112,7 @@ async def supervisor(
 
 async def settle(daemon: Supervisor) -> None:
     for _ in range(50):
-        pending = [task for task in daemon.context.in_flight if not task.done()]
+        pending = [task for task in daemon.context.tasks.in_flight if not task.done()]
         if not pending:
             return
         for task in pending:
@@ -130,7 +130,7 @@ async def feed_outside_text(daemon: Supervisor, redis: Redis, http_server: HttpS
     for name in ("venues", "depth", "ticks"):
         await daemon.cycle.run(name)
     await settle(daemon)
-    daemon.context.refresh()
+    daemon.display.refresh()
 
 
 async def cli(*args: str) -> int:
@@ -192,8 +192,8 @@ async def test_an_operators_reason_never_forges_status_journal_status_or_events_
     assert done.message == "breaker: engaged"
     await supervisor.reconciler.refresh()  # the daemon notices the manual trip
     await settle(supervisor)
-    supervisor.context.refresh()
-    await supervisor.context.publish_state()
+    supervisor.display.refresh()
+    await supervisor.publishing.publish_state()
     await settle(supervisor)
 
     statuses = assert_no_forged_assignment(notify_socket)

@@ -70,7 +70,7 @@ async def passes(daemon: Supervisor, clock: Clock, count: int = 3) -> None:
 
 async def assert_released(daemon: Supervisor, redis: Redis, latch_seq: int) -> None:
     assert "breaker" not in daemon.context.runtime.engaged
-    assert daemon.context.refresh().trading_state is TradingState.ACTIVE
+    assert daemon.display.refresh().trading_state is TradingState.ACTIVE
     state = json.loads(await redis.get("circuit_breaker:state") or "null")
     assert state is None or state["state"] == "OPEN", state
     assert int(await redis.hget(reset_key("sup"), "breaker") or 0) > latch_seq
@@ -146,7 +146,7 @@ async def test_a_flush_without_a_reset_keeps_the_breaker_engaged(
     assert supervisor.context.runtime.engaged["breaker"].seq == seq
     assert await redis.hget(engaged_key("sup"), "breaker") is not None
     assert int(await redis.get(seq_key("sup")) or 0) >= seq
-    assert supervisor.context.refresh().trading_state is TradingState.REDUCE_ONLY
+    assert supervisor.display.refresh().trading_state is TradingState.REDUCE_ONLY
 
 
 async def test_a_reset_lost_with_redis_while_the_latch_holder_was_down_is_written_back(
@@ -189,7 +189,7 @@ async def test_a_reset_lost_with_redis_while_the_latch_holder_was_down_is_writte
         await restarted.reconciler.restore()
         await passes(restarted, clock)
         assert "breaker" not in restarted.context.runtime.engaged
-        assert restarted.context.refresh().trading_state is TradingState.ACTIVE
+        assert restarted.display.refresh().trading_state is TradingState.ACTIVE
     finally:
         for daemon in (peer, restarted):
             if daemon is not None:

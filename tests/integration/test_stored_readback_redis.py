@@ -279,7 +279,7 @@ def test_a_takeover_and_a_housekeeping_pass_go_on_over_any_planted_key(
         instance = build(Path(tempfile.mkdtemp(dir=tmp_path)), redis_server.url, "b")
         daemon = instance.daemon
         try:
-            types = {**daemon.context.own_keys(), f"{NS}:events": "stream"}
+            types = {**daemon.publishing.own_keys(), f"{NS}:events": "stream"}
             kind, payload, field = value
             await plant(redis, key, types[key] if own_type else kind, payload, field)
             await instance.claim()  # a takeover: reconcile, adopt orders, take up held

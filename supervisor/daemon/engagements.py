@@ -1,0 +1,209 @@
+"""The bookkeeping of engagements: the latches held, and the actions ordered and not yet
+confirmed.
+
+A latch is held in memory (runtime.engaged), in state_dir and in Redis; only a reset removes
+one. An order counts in the trading state from the moment it is made (runtime.ordered) and is
+written down before its actuator is called: in state_dir, and with [ha] on in Redis for a new
+leader (supervisor/pending.py, ha/orders.py). Acting orders and confirms; the Reconciler
+restores, latches what it finds engaged elsewhere, and drops what a reset voided. Neither
+touches the files or the keys itself. A write that fails never stops protection: a full disk
+is said (state_dir, DEGRADED) and written again later, Redis is written again by the next
+reconcile pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import replace
+from pathlib import Path
+
+import anyio
+
+from supervisor.actuators.base import Actuator
+from supervisor.daemon.context import REDIS_TROUBLE, Context
+from supervisor.daemon.display import Display
+from supervisor.daemon.problems import Source
+from supervisor.daemon.publishing import Publishing
+from supervisor.daemon.runtime import Ordered
+from supervisor.latch import Latch, without_reset
+from supervisor.model import Decision
+from supervisor.pending import Order, order
+
+log = logging.getLogger("supervisor")
+
+SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach Redis (HA)
+
+
+def latch_reason(actuator: str, decision: Decision) -> str:
+    return f"{actuator} tripped by {decision.source} — {decision.reason}"
+
+
+class Engagements:
+    def __init__(self, context: Context, display: Display, publishing: Publishing) -> None:
+        self.context = context
+        self.display = display
+        self.publishing = publishing
+
+    # Orders: made, failing, confirmed or voided.
+
+    def order(self, decision: Decision, actuator: Actuator) -> None:
+        """The decision's level counts from now (in state, STATUS and metrics), as ordered and
+        not yet confirmed, until its actuator is latched or a reset voids the order."""
+        runtime = self.context.runtime
+        if actuator.name in runtime.engaged:
+            return
+        previous = runtime.ordered.get(actuator.name)
+        failing = previous.failing if previous is not None else ""
+        mine = replace(decision, actuators=(actuator.name,))
+        runtime.ordered[actuator.name] = Ordered(actuator.level, mine, failing)
+        # Shown (STATUS, metrics, {ns}:state) once the request is on its way: see Acting.start.
+
+    def ordered_decision(self, name: str) -> Decision | None:
+        """The decision whose action on `name` is not yet confirmed, if any."""
+        ordered = self.context.runtime.ordered.get(name)
+        return ordered.decision if ordered is not None else None
+
+    def failing(self, name: str, why: str) -> bool:
+        """An attempt at the order on `name` failed (`why`, one line); True when it is the
+        first (or there is no order: it is news either way)."""
+        runtime = self.context.runtime
+        ordered = runtime.ordered.get(name)
+        first = ordered is None or not ordered.failing
+        if ordered is not None:
+            ordered.failing = why
+        runtime.problems.note(Source.ACTION, "failing", name)
+        return first
+
+    def confirm(self, actuator: Actuator, reason: str, watchdog: str) -> bool:
+        """The action on `actuator` succeeded: no longer failing, latched (for `watchdog`,
+        with `reason`), its order done. True when that changed the state."""
+        name = actuator.name
+        self.context.runtime.problems.clear(Source.ACTION, name)
+        latched = self.latch(actuator, reason, watchdog)
+        confirmed = self.context.runtime.ordered.pop(name, None) is not None
+        self.pending_done(name)
+        return latched or confirmed
+
+    def void_order(self, name: str) -> None:
+        """A manual reset voided the order on `name` (if any)."""
+        self.context.runtime.ordered.pop(name, None)
+        self.context.runtime.problems.clear(Source.ACTION, name)
+
+    async def write_order(self, name: str, decision: Decision) -> None:
+        """Write the order down before acting on it: in state_dir, and with [ha] on in Redis
+        for a new leader. Neither may stop the action: a full disk is said, and Redis gets
+        SHARE_ORDER_BUDGET_S (one round trip is ~0.2 ms) before the action goes out anyway."""
+        context = self.context
+        pending = context.assembly.pending
+        resets = context.runtime.resets
+        ordered = order(name, decision, resets.get(name, 0) if resets is not None else None)
+        shared = context.assembly.orders
+        sharing = None
+        if shared is not None:
+            sharing = asyncio.get_running_loop().create_task(
+                self.publishing.publish(shared.put(ordered))
+            )
+            context.tasks.track(sharing)
+        try:
+            pending.add(ordered)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+        if sharing is not None:
+            await asyncio.wait({sharing}, timeout=SHARE_ORDER_BUDGET_S)
+
+    def pending_done(self, name: str) -> None:
+        """Forget the orders for `name` once it is engaged (or gone from the config); kept on
+        a full disk, they are only done again."""
+        pending = self.context.assembly.pending
+        try:
+            pending.done(name)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def void_pending(self, resets: dict[str, int]) -> list[Order]:
+        """Forget the orders that a later manual reset voided; return them."""
+        pending = self.context.assembly.pending
+        try:
+            return pending.void(resets)
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+            return []
+
+    # Latches: held, written, released by a reset.
+
+    def latch(self, actuator: Actuator, reason: str, watchdog: str = "") -> bool:
+        """Record and persist an engagement; True if it is news."""
+        if actuator.name in self.context.runtime.engaged:
+            return False
+        self.keep(actuator.name, Latch(actuator.level, reason, self.context.clock(), watchdog))
+        return True
+
+    def keep(self, name: str, latch: Latch) -> None:
+        """Hold `latch` for actuator `name`: in memory, in state_dir and in Redis."""
+        context = self.context
+        context.runtime.engaged[name] = latch
+        self.save_file()
+        self.display.refresh()
+        context.tasks.spawn(self.write_to_redis(name, latch))
+
+    def drop_reset(self, resets: dict[str, int]) -> list[str]:
+        """Clear the latches a later manual reset released; return their names."""
+        runtime = self.context.runtime
+        kept = without_reset(runtime.engaged, resets)
+        if len(kept) == len(runtime.engaged):
+            return []
+        dropped = sorted(set(runtime.engaged) - set(kept))
+        for name in dropped:
+            log.warning("actuator=%s released by a manual reset: its latch is cleared", name)
+        runtime.engaged = kept
+        self.save_file()
+        return dropped
+
+    def drop(self, name: str) -> None:
+        """Clear the latch of `name` (released by the daemon itself: auto_reset_after)."""
+        del self.context.runtime.engaged[name]
+        self.save_file()
+
+    async def write_to_redis(self, name: str, latch: Latch) -> None:
+        """Write a latch to Redis; once it has its number, keep that in memory and the file."""
+        context = self.context
+        store = context.assembly.latches
+        try:
+            with anyio.fail_after(context.assembly.redis_timeout_s * 2):
+                written = await store.save_redis(name, latch)
+        except REDIS_TROUBLE as exc:
+            self.publishing.redis_failed(exc)  # written again by the next reconcile pass
+            return
+        if written != latch and context.runtime.engaged.get(name) == latch:
+            context.runtime.engaged[name] = written
+            self.save_file()
+        if context.assembly.orders is not None:  # latched in Redis: the order is done
+            await self.publishing.publish(context.assembly.orders.done(name))
+
+    # state_dir
+
+    def save_file(self) -> None:
+        """Persist what is engaged in state_dir; a failure is said, never raised (disk full:
+        protection goes on, health says DEGRADED)."""
+        store = self.context.assembly.latches
+        try:
+            store.save_file(self.context.runtime.engaged)
+        except OSError as exc:
+            self._cannot_write(store.path, exc)
+
+    def persist(self) -> None:
+        """Write the latches and pending orders held in memory to state_dir again: changes
+        made while it could not be written (a full disk) must not wait for the next one, or
+        a restart that also finds Redis empty would re-arm trading."""
+        self.save_file()
+        pending = self.context.assembly.pending
+        try:
+            pending.save()
+        except OSError as exc:
+            self._cannot_write(pending.path, exc)
+
+    def _cannot_write(self, path: Path, exc: OSError) -> None:
+        log.error("cannot write %s: %s", path, exc)
+        problem = f"cannot write {path}: {exc.strerror}"
+        self.context.runtime.problems.note(Source.STATE_DIR, problem)
