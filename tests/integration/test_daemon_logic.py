@@ -29,24 +29,12 @@ from supervisor.model import Decision, Health, Status, TradingState
 from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import Evaluation, run_check
+from testbed.config_blocks import supervisor_tables
 from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
 CONFIG = """
-[supervisor]
-instance_id = "sup-logic"
-namespace = "{namespace}"
-state_dir = "{state_dir}"
-dry_run = {dry_run}
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
 [actuators.breaker]
 kind = "redis_breaker"
 level = "reduce_only"
@@ -85,15 +73,14 @@ def write(
     breaker_extra: str = "",
     extra: str = "",
 ) -> Path:
-    text = CONFIG.format(
+    tables = supervisor_tables(
+        path.parent / "state",
+        redis_url,
+        instance_id="sup-logic",
         namespace=namespace,
-        state_dir=path.parent / "state",
-        redis_url=redis_url,
-        watchdog=watchdog,
-        dry_run=str(dry_run).lower(),
-        breaker_extra=breaker_extra,
-        extra=extra,
+        dry_run=dry_run,
     )
+    text = tables + CONFIG.format(watchdog=watchdog, breaker_extra=breaker_extra, extra=extra)
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -25,24 +25,13 @@ from supervisor.publish.metrics import Metrics
 from supervisor.recorder.diff import trips_diff
 from supervisor.recorder.recording import open_recording
 from supervisor.recorder.replay import Replay
+from testbed.config_blocks import supervisor_tables
 from testbed.redis_server import RedisServer
 from tests.integration.test_daemon_logic import Clock, settle
 
 pytestmark = pytest.mark.anyio
 
 CONFIG = """
-[supervisor]
-instance_id = "sup-replay"
-namespace = "rep"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
 [actuators.breaker]
 kind = "redis_breaker"
 level = "reduce_only"
@@ -63,9 +52,10 @@ on_breach = ["breaker"]
 
 
 def write(path: Path, redis_url: str, breach: str = "8s", key: str = "ticks:{instrument}") -> Path:
-    text = CONFIG.format(
-        state_dir=path.parent / "state", redis_url=redis_url, breach=breach, key=key
+    tables = supervisor_tables(
+        path.parent / "state", redis_url, instance_id="sup-replay", namespace="rep"
     )
+    text = tables + CONFIG.format(breach=breach, key=key)
     path.write_text(text, encoding="utf-8")
     return path
 
