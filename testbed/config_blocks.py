@@ -76,7 +76,7 @@ def ticks_watchdog(
     name: str = "spx_ticks",
     warn: str | None = "1s",
     breach: str = "1500ms",
-    interval: str = "500ms",
+    interval: str | None = "500ms",
     trip_after: int | str | None = 2,
     instruments: Iterable[str] | str = INSTRUMENTS,
     key: str = TICKS_KEY,
@@ -95,7 +95,9 @@ def ticks_watchdog(
     ]
     if warn is not None:
         lines.append(f'warn = "{warn}"')
-    lines += [f'breach = "{breach}"', f'interval = "{interval}"']
+    lines.append(f'breach = "{breach}"')
+    if interval is not None:
+        lines.append(f'interval = "{interval}"')
     if trip_after is not None:
         lines.append(f"trip_after = {trip_after}")
     if extra:

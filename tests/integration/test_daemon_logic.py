@@ -29,29 +29,25 @@ from supervisor.model import Decision, Health, Status, TradingState
 from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import Evaluation, run_check
-from testbed.config_blocks import supervisor_tables
+from testbed.config_blocks import BREAKER, supervisor_tables, ticks_watchdog
 from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-{breaker_extra}
 
-[[watchdogs]]
-name = "{watchdog}"
-kind = "tick_freshness"
-key = "ticks:{{instrument}}"
-instruments = ["SPX"]
-warn = "5s"
-breach = "10s"
-interval = "1s"
-clear_after = 2
-on_breach = ["breaker"]
-{extra}
-"""
+def spx_watchdog(on_breach: str = "breaker", name: str = "w1") -> str:
+    """One tick watchdog on SPX: warn after 5 s, breach after 10 s, clear after 2 checks."""
+    return ticks_watchdog(
+        [on_breach],
+        name=name,
+        key="ticks:{instrument}",
+        instruments=["SPX"],
+        warn="5s",
+        breach="10s",
+        interval="1s",
+        trip_after=None,
+        extra="clear_after = 2",
+    )
 
 
 class Clock:
@@ -80,7 +76,8 @@ def write(
         namespace=namespace,
         dry_run=dry_run,
     )
-    text = tables + CONFIG.format(watchdog=watchdog, breaker_extra=breaker_extra, extra=extra)
+    breaker = BREAKER + breaker_extra + "\n"
+    text = tables + breaker + spx_watchdog(name=watchdog) + extra + "\n"
     path.write_text(text, encoding="utf-8")
     return path
 

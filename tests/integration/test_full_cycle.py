@@ -31,27 +31,13 @@ from testbed.config_blocks import supervisor_tables
 from testbed.daemon_process import cli
 from testbed.killswitch_server import Behaviour, KillSwitchServer
 from testbed.redis_server import RedisServer
-from tests.integration.test_daemon_logic import Clock, settle
+from tests.integration.test_daemon_logic import Clock, settle, spx_watchdog
 
 pytestmark = pytest.mark.anyio
 
 REASON = "venue confirmed healthy again after the drill"
 WAITING = "reset, waiting for the venue to release"
 
-CONFIG = """
-{actuator}
-
-[[watchdogs]]
-name = "w1"
-kind = "tick_freshness"
-key = "ticks:{{instrument}}"
-instruments = ["SPX"]
-warn = "5s"
-breach = "10s"
-interval = "1s"
-clear_after = 2
-on_breach = ["{name}"]
-"""
 
 HTTP = """
 [actuators.kill]
@@ -163,7 +149,7 @@ def clock() -> Clock:
 def config_text(tmp_path: Path, redis_url: str, actuator: str, name: str) -> str:
     """One tick watchdog calling `actuator` (TOML) named `name`."""
     tables = supervisor_tables(tmp_path / "state", redis_url, instance_id="sup-cycle")
-    return tables + CONFIG.format(actuator=actuator, name=name)
+    return tables + "\n" + actuator + "\n" + spx_watchdog(name)
 
 
 def write_config(tmp_path: Path, redis_url: str, case: str, server: KillSwitchServer) -> Path:
