@@ -28,7 +28,11 @@ class Protection:
     actuators: dict[str, Actuator]
     sessions: dict[str, Session]
     rules: dict[str, Rules]
-    escalations: dict[str, tuple[str, ...]]  # actuator -> what to engage when it fails
+
+    @property
+    def escalations(self) -> dict[str, tuple[str, ...]]:
+        """Actuator -> what to engage when it fails: each actuator's own `on_failure`."""
+        return {name: actuator.on_failure for name, actuator in self.actuators.items()}
 
 
 def unmet_needs(settings: Settings) -> list[str]:
@@ -60,9 +64,6 @@ def build_protection(settings: Settings, clients: Clients) -> Protection:
         },
         sessions={name: s.build(name) for name, s in settings.sessions.items()},
         rules={w.name: rules_for(w) for w in settings.watchdogs},
-        escalations={
-            name: tuple(getattr(a, "on_failure", ())) for name, a in settings.actuators.items()
-        },
     )
 
 

@@ -11,40 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from testbed import REPO_ROOT
+from testbed.config_blocks import BREAKER, supervisor_tables, ticks_watchdog
 from testbed.notify_socket import NotifySocket
 from testbed.waiting import free_port
-
-BASE_CONFIG = """
-[supervisor]
-instance_id = "{instance_id}"
-namespace = "{namespace}"
-state_dir = "{state_dir}"
-dry_run = {dry_run}
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-{redis_extra}
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "{warn}"
-breach = "{breach}"
-interval = "{interval}"
-trip_after = {trip_after}
-on_breach = ["breaker"]
-{extra}
-"""
 
 
 def write_config(
@@ -61,23 +30,21 @@ def write_config(
     extra: str = "",
     instance_id: str = "sup-test",
 ) -> tuple[Path, int]:
-    """The base config; `redis_extra` is TOML inside [redis] (credentials), `extra` is TOML
-    appended at the end (more tables: [postgres], actuators, watchdogs)."""
+    """The base config: a breaker and a tick watchdog that calls it. `redis_extra` is TOML
+    inside [redis] (credentials), `extra` is TOML appended at the end (more tables:
+    [postgres], actuators, watchdogs)."""
     metrics_port = free_port()
-    text = BASE_CONFIG.format(
-        state_dir=directory / "state",
-        dry_run=str(dry_run).lower(),
-        redis_url=redis_url,
-        metrics_port=metrics_port,
-        warn=warn,
-        breach=breach,
-        interval=interval,
-        trip_after=trip_after,
-        namespace=namespace,
-        redis_extra=redis_extra,
-        extra=extra,
+    tables = supervisor_tables(
+        directory / "state",
+        redis_url,
         instance_id=instance_id,
+        namespace=namespace,
+        metrics_port=metrics_port,
+        dry_run=dry_run,
+        redis_extra=redis_extra,
     )
+    watchdog = ticks_watchdog(warn=warn, breach=breach, interval=interval, trip_after=trip_after)
+    text = tables + BREAKER + watchdog + extra + "\n"
     path = directory / "supervisor.toml"
     path.write_text(text, encoding="utf-8")
     return path, metrics_port

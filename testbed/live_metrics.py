@@ -16,28 +16,14 @@ from pathlib import Path
 import httpx
 from redis import Redis
 
+from testbed.config_blocks import postgres, supervisor_tables
 from testbed.daemon_process import Daemon
 from testbed.waiting import free_port, wait_until
 
 NAMESPACE = "live-metrics"
 WATCHDOGS = ("ticks", "locks", "margin", "breaker_age", "queue_depth", "poison")
 
-CONFIG = """
-[supervisor]
-instance_id = "sup-live-metrics"
-namespace = "{namespace}"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[postgres]
-dsn = "{postgres_dsn}"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
+BODY = """
 [actuators.breaker]
 kind = "redis_breaker"
 level = "reduce_only"
@@ -47,7 +33,7 @@ key = "live:breaker"
 [[watchdogs]]
 name = "ticks"
 kind = "tick_freshness"
-key = "live:tick:{{instrument}}"
+key = "live:tick:{instrument}"
 instruments = ["SPX", "ES"]
 warn = "5s"
 breach = "10s"
@@ -96,13 +82,14 @@ interval = "500ms"
 
 def write_config(directory: Path, redis_url: str, postgres_dsn: str) -> tuple[Path, int]:
     port = free_port()
-    text = CONFIG.format(
+    tables = supervisor_tables(
+        directory / "state",
+        redis_url,
+        instance_id="sup-live-metrics",
         namespace=NAMESPACE,
-        state_dir=directory / "state",
-        redis_url=redis_url,
-        postgres_dsn=postgres_dsn,
         metrics_port=port,
     )
+    text = tables + postgres(postgres_dsn, timeout=None) + BODY
     path = directory / "supervisor.toml"
     path.write_text(text, encoding="utf-8")
     return path, port

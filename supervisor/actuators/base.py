@@ -74,6 +74,12 @@ class Actuator(abc.ABC):
         """Read the real state of what this actuator controls. Raises if it cannot."""
 
     @property
+    def on_failure(self) -> tuple[str, ...]:
+        """Actuators to engage at once when this one fails or cannot be verified: the
+        config's `on_failure`, the one place the daemon's escalation reads it from."""
+        return tuple(self.config.on_failure)
+
+    @property
     def max_duration_s(self) -> float:
         """The daemon cuts an engage call off after this (retries included)."""
         return 5.0

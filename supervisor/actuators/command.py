@@ -93,11 +93,6 @@ class CommandActuator(Actuator):
         self._succeeded = False
 
     @property
-    def on_failure(self) -> tuple[str, ...]:
-        """Actuators to engage when this one fails (escalation)."""
-        return tuple(self.config.on_failure)
-
-    @property
     def max_duration_s(self) -> float:
         """How long one engage() may take: the timeout plus the kill and reap."""
         return self.config.timeout_s + KILL_WAIT_S + 1.0

@@ -260,11 +260,6 @@ class HttpActuator(Actuator):
         self._engaged: bool | None = None
 
     @property
-    def on_failure(self) -> tuple[str, ...]:
-        """Actuators to engage when this one fails or cannot be verified (escalation)."""
-        return tuple(self.config.on_failure)
-
-    @property
     def max_duration_s(self) -> float:
         """How long one engage() may take: retry_for, plus one request and one verify GET
         started just before the deadline. The daemon should not cut it off earlier."""

@@ -38,7 +38,6 @@ from redis.asyncio import Redis
 
 from supervisor.config.types import Duration, JmesPath, PositiveDuration, Text
 from supervisor.config.watchdog_base import AgeThresholds, WatchdogBase
-from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need
 from supervisor.errors import first_line
 from supervisor.gauges import KindGauge
@@ -48,7 +47,7 @@ from supervisor.sources.redis import Command, batch
 from supervisor.timestamps import TimestampUnit, parse_timestamp
 from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.json_field import json_field
-from supervisor.watchdogs.thresholds import judge_above
+from supervisor.watchdogs.thresholds import AgeLevels, age_verdict
 
 
 class Gone(LookupError):
@@ -151,23 +150,9 @@ class CbStaleness(Watchdog):
             reason = f"{key}: last update {format_duration(ahead)} in the future (clock skew?)"
             return Verdict(self.name, key, Status.UNKNOWN, reason, threshold=cfg.breach_s)
         age = max(0.0, now - updated_at)
-        judgement = judge_above(age, cfg.warn_s, cfg.breach_s, cfg.critical_s)
-        reason = f"{key}: last update {format_duration(age)} ago"
-        if judgement.threshold is not None:
-            reason += f" > {format_duration(judgement.threshold)}"
-        deadline = None
-        if judgement.next_threshold is not None:
-            deadline = updated_at + judgement.next_threshold + DEADLINE_EPSILON_S
-        return Verdict(
-            self.name,
-            key,
-            judgement.status,
-            reason,
-            value=age,
-            unit="s",
-            threshold=judgement.threshold if judgement.threshold is not None else cfg.breach_s,
-            deadline=deadline,
-        )
+        levels = AgeLevels(cfg.warn_s, cfg.breach_s, cfg.critical_s)
+        said = f"{key}: last update {format_duration(age)} ago"
+        return age_verdict(self.name, key, said, age, updated_at, levels)
 
 
 KIND = WatchdogKind(

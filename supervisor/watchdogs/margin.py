@@ -53,12 +53,11 @@ from supervisor.declarations import Need
 from supervisor.errors import SourceError, first_line
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
-from supervisor.quantities import format_value
 from supervisor.sources.redis import batch
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog, WatchdogKind
 from supervisor.watchdogs.http_json import fetch_json, require_http, search
-from supervisor.watchdogs.thresholds import judge_above
+from supervisor.watchdogs.thresholds import value_verdict
 
 SUBJECT = "utilization"
 FIELDS = ("utilization", "used", "equity")
@@ -158,15 +157,7 @@ class Margin(Watchdog):
             ratio, detail = self.ratio(fields)
         except ValueError as exc:
             return self.unknown(str(exc))
-        cfg = self.config
-        judgement = judge_above(ratio, cfg.warn, cfg.breach, cfg.critical)
-        reason = f"{SUBJECT} {format_value(ratio, 'ratio')}"
-        if judgement.threshold is not None:
-            reason += f" > {format_value(judgement.threshold, 'ratio')}"
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
-        return Verdict(
-            self.name, SUBJECT, judgement.status, reason + detail, ratio, "ratio", threshold
-        )
+        return value_verdict(self.name, SUBJECT, ratio, self.config, "ratio", detail=detail)
 
     def ratio(self, fields: dict[str, object]) -> tuple[float, str]:
         """(ratio, detail for the reason); ValueError naming the field otherwise."""

@@ -54,11 +54,10 @@ from supervisor.config.watchdog_base import (
     WatchdogBase,
     check_order,
 )
-from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.declarations import Need
 from supervisor.gauges import KindGauge
 from supervisor.model import Status, Verdict
-from supervisor.quantities import format_duration, format_value
+from supervisor.quantities import format_duration
 from supervisor.timestamps import parse_timestamp
 from supervisor.values import parse_number
 from supervisor.watchdogs.base import Watchdog, WatchdogKind
@@ -69,7 +68,7 @@ from supervisor.watchdogs.sql_value import (
     require_postgres,
     to_number,
 )
-from supervisor.watchdogs.thresholds import judge_above
+from supervisor.watchdogs.thresholds import AgeLevels, age_verdict, value_verdict
 
 COUNT = "poison"
 OLDEST = "oldest"
@@ -163,13 +162,9 @@ class PoisonQueue(Watchdog):
             count = to_count(reading.value)
         except ValueError as exc:
             return self._unknown(COUNT, f"poison queue: {exc}")
-        cfg = self.config
-        judgement = judge_above(count, cfg.warn, cfg.breach, cfg.critical)
-        reason = f"poison queue {format_value(count, 'rows')}"
-        if judgement.threshold is not None:
-            reason += f" > {judgement.threshold:g}"
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach
-        return Verdict(self.name, COUNT, judgement.status, reason, count, "rows", threshold)
+        return value_verdict(
+            self.name, COUNT, count, self.config, "rows", label="poison queue", threshold_unit=""
+        )
 
     def judge_oldest(self, reading: Reading, count: float | None, now: float) -> Verdict:
         if reading.problem is not None:
@@ -192,17 +187,9 @@ class PoisonQueue(Watchdog):
             return self._unknown(OLDEST, reason + " (clock skew?)")
         age = max(0.0, now - oldest_at)
         cfg = self.config
-        judgement = judge_above(age, cfg.oldest_warn_s, cfg.oldest_breach_s, cfg.oldest_critical_s)
-        reason = f"oldest poison row age {format_duration(age)}"
-        if judgement.threshold is not None:
-            reason += f" > {format_duration(judgement.threshold)}"
-        deadline = None
-        if judgement.next_threshold is not None:
-            deadline = oldest_at + judgement.next_threshold + DEADLINE_EPSILON_S
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.oldest_breach_s
-        return Verdict(
-            self.name, OLDEST, judgement.status, reason, age, "s", threshold, deadline=deadline
-        )
+        levels = AgeLevels(cfg.oldest_warn_s, cfg.oldest_breach_s, cfg.oldest_critical_s)
+        said = f"oldest poison row age {format_duration(age)}"
+        return age_verdict(self.name, OLDEST, said, age, oldest_at, levels)
 
     def _unknown(self, subject: str, reason: str) -> Verdict:
         return Verdict(self.name, subject, Status.UNKNOWN, reason)

@@ -5,8 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.model import Status, Verdict
-from supervisor.quantities import format_value
+from supervisor.quantities import format_duration, format_value
 
 
 @dataclass(frozen=True)
@@ -68,12 +69,62 @@ class ValueRules(Protocol):
 
 
 def value_verdict(
-    watchdog: str, subject: str, value: float, rules: ValueRules, unit: str = ""
+    watchdog: str,
+    subject: str,
+    value: float,
+    rules: ValueRules,
+    unit: str = "",
+    *,
+    label: str | None = None,
+    detail: str = "",
+    threshold_unit: str | None = None,
 ) -> Verdict:
-    """The verdict on a number: "<subject> 0.42 > 0.3", with value, unit and threshold."""
+    """The verdict on a number: "<label> 0.42 > 0.3<detail>", with value, unit and threshold.
+
+    `label` names the subject in the reason (the subject itself by default); the crossed
+    threshold prints in `threshold_unit` (the value's unit by default).
+    """
     judgement = judge_value(value, rules.warn, rules.breach, rules.critical, rules.direction)
-    reason = f"{subject} {format_value(value, unit)}"
+    reason = f"{subject if label is None else label} {format_value(value, unit)}"
     if judgement.threshold is not None:
-        reason += f" {comparison(rules.direction)} {format_value(judgement.threshold, unit)}"
+        shown = format_value(
+            judgement.threshold, unit if threshold_unit is None else threshold_unit
+        )
+        reason += f" {comparison(rules.direction)} {shown}"
     threshold = judgement.threshold if judgement.threshold is not None else rules.breach
-    return Verdict(watchdog, subject, judgement.status, reason, value, unit, threshold)
+    return Verdict(watchdog, subject, judgement.status, reason + detail, value, unit, threshold)
+
+
+@dataclass(frozen=True)
+class AgeLevels:
+    """Thresholds on an age in seconds: older than one crosses it."""
+
+    warn: float | None
+    breach: float | None
+    critical: float | None
+
+
+def age_verdict(
+    watchdog: str,
+    subject: str,
+    said: str,
+    age: float,
+    since: float,
+    levels: AgeLevels,
+    detail: str = "",
+) -> Verdict:
+    """The verdict on an age counted from `since`: "<said> > 15s<detail>", unit "s".
+
+    `said` is the reason up to the threshold ("BTC age 17.2s"). The deadline is the instant
+    the age crosses the next threshold up, so the daemon can look again right then.
+    """
+    judgement = judge_above(age, levels.warn, levels.breach, levels.critical)
+    reason = said
+    if judgement.threshold is not None:
+        reason += f" > {format_duration(judgement.threshold)}"
+    deadline = None
+    if judgement.next_threshold is not None:
+        deadline = since + judgement.next_threshold + DEADLINE_EPSILON_S
+    threshold = judgement.threshold if judgement.threshold is not None else levels.breach
+    status = judgement.status
+    return Verdict(watchdog, subject, status, reason + detail, age, "s", threshold, deadline)

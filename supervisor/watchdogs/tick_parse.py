@@ -12,12 +12,11 @@ from typing import Any
 
 import jmespath
 
-from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.errors import EXPRESSION_FAILURES, first_line
 from supervisor.model import Status, Verdict
 from supervisor.quantities import format_duration
 from supervisor.timestamps import parse_stream_id, parse_timestamp
-from supervisor.watchdogs.thresholds import judge_above
+from supervisor.watchdogs.thresholds import AgeLevels, age_verdict
 from supervisor.watchdogs.tick_config import TickFreshnessConfig
 
 SESSION_NOTE = " (no tick since the session opened)"
@@ -111,19 +110,10 @@ class FullJudge:
         if age <= self.ok_for:
             return since
         cfg = self.config
-        judgement = judge_above(age, cfg.warn_s, cfg.breach_s, cfg.critical_s)
-        reason = f"{instrument} age {format_duration(age)}"
-        if judgement.threshold is not None:
-            reason += f" > {format_duration(judgement.threshold)}"
-        if since > tick_at:
-            reason += SESSION_NOTE
-        deadline = None
-        if judgement.next_threshold is not None:
-            deadline = since + judgement.next_threshold + DEADLINE_EPSILON_S
-        threshold = judgement.threshold if judgement.threshold is not None else cfg.breach_s
-        return Verdict(
-            self.name, instrument, judgement.status, reason, age, "s", threshold, deadline
-        )
+        levels = AgeLevels(cfg.warn_s, cfg.breach_s, cfg.critical_s)
+        said = f"{instrument} age {format_duration(age)}"
+        note = SESSION_NOTE if since > tick_at else ""
+        return age_verdict(self.name, instrument, said, age, since, levels, note)
 
 
 def field_chain(node: Mapping[str, Any]) -> tuple[str, ...] | None:

@@ -19,6 +19,15 @@ from pathlib import Path
 from redis import Redis
 from redis.exceptions import RedisError
 
+from testbed.config_blocks import (
+    BREAKER,
+    FENCED_BY,
+    ha,
+    http_kill,
+    postgres,
+    supervisor_tables,
+    ticks_watchdog,
+)
 from testbed.daemon_process import Daemon
 from testbed.killswitch_server import ACTIVATE_PATH, KillSwitchServer, Recorded
 from testbed.postgres_server import PostgresServer
@@ -29,51 +38,6 @@ from testbed.waiting import free_port
 NAMESPACE = "sup"
 INSTRUMENTS = ("SPX", "ES")
 LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
-
-CONFIG = """
-[supervisor]
-instance_id = "{instance_id}"
-namespace = "{namespace}"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[postgres]
-dsn = "{dsn}"
-timeout = "1s"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-
-[ha]
-enabled = true
-lease_ttl = "{lease_ttl}"
-
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-
-[actuators.kill]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-json = {{ by = "{{instance_id}}", token = "{{fencing_token}}" }}
-timeout = "300ms"
-retry_for = "2s"
-
-[[watchdogs]]
-name = "ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = {instruments}
-warn = "1s"
-breach = "{breach}"
-interval = "{interval}"
-trip_after = 2
-on_breach = ["breaker", "kill"]
-"""
 
 
 def fmt_s(seconds: float) -> str:
@@ -254,19 +218,24 @@ def config_text(
     interval_s: float,
     lease_ttl_s: float,
 ) -> str:
-    return CONFIG.format(
+    """Each daemon's config: [ha] on, the breaker and the fenced kill switch on a breach."""
+    tables = supervisor_tables(
+        directory / "state",
+        redis_url,
         instance_id=name,
         namespace=NAMESPACE,
-        state_dir=directory / "state",
-        redis_url=redis_url,
-        dsn=stack.postgres.dsn,
         metrics_port=free_port(),
-        lease_ttl=fmt_s(lease_ttl_s),
-        activate=stack.venue.activate_url,
-        instruments='["' + '", "'.join(INSTRUMENTS) + '"]',
+    )
+    kill = http_kill(stack.venue.activate_url, name="kill", json=FENCED_BY)
+    ticks = ticks_watchdog(
+        ["breaker", "kill"],
+        name="ticks",
         breach=fmt_s(breach_s),
         interval=fmt_s(interval_s),
+        instruments=INSTRUMENTS,
     )
+    sections = (postgres(stack.postgres.dsn), ha(fmt_s(lease_ttl_s)), BREAKER, kill, ticks)
+    return tables + "".join(sections)
 
 
 def start_stack(

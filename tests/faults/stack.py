@@ -10,34 +10,13 @@ from pathlib import Path
 
 import httpx
 
+from testbed.config_blocks import BREAKER as BREAKER
+from testbed.config_blocks import postgres, supervisor_tables
 from testbed.daemon_process import Daemon
 from testbed.notify_socket import NotifySocket
 from testbed.waiting import free_port
 
 NAMESPACE = "sup"
-BASE = """
-[supervisor]
-instance_id = "sup-faults"
-namespace = "{namespace}"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "{redis_timeout}"
-
-[metrics]
-listen = "127.0.0.1:{metrics_port}"
-"""
-POSTGRES = """
-[postgres]
-dsn = "{dsn}"
-timeout = "1s"
-"""
-BREAKER = """
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-"""
 BREAKER_KEY = "circuit_breaker:state"
 
 
@@ -61,15 +40,16 @@ def write_config(
     [postgres], then `body` (actuators and watchdogs)."""
     metrics_port = free_port()
     state_dir = state_dir or directory / "state"
-    text = BASE.format(
+    text = supervisor_tables(
+        state_dir,
+        redis_url,
+        instance_id="sup-faults",
         namespace=NAMESPACE,
-        state_dir=state_dir,
-        redis_url=redis_url,
-        redis_timeout=redis_timeout,
         metrics_port=metrics_port,
+        redis_timeout=redis_timeout,
     )
     if postgres_dsn is not None:
-        text += POSTGRES.format(dsn=postgres_dsn)
+        text += postgres(postgres_dsn)
     path = directory / "supervisor.toml"
     path.write_text(text + body, encoding="utf-8")
     return Setup(path, metrics_port, state_dir)

@@ -20,6 +20,7 @@ import pytest
 from redis import Redis
 
 from supervisor.clock import SLEW_RATE, STEP_S
+from testbed.config_blocks import redis_flag, ticks_watchdog
 from testbed.daemon_process import Daemon, cli
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -30,22 +31,9 @@ from tests.faults.test_clock_faults import faketime_env, faketime_problem
 
 pytestmark = pytest.mark.slow
 
-BODY = """
-[actuators.flag]
-kind = "redis_flag"
-level = "halted"
-key = "ops:halt"
-value = "1"
-
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{instrument}"
-instruments = ["SPX"]
-breach = "2s"
-interval = "500ms"
-on_breach = ["flag"]
-"""
+BODY = redis_flag("flag", "ops:halt") + ticks_watchdog(
+    ["flag"], warn=None, breach="2s", trip_after=None, instruments=["SPX"]
+)
 FLAG = "ops:halt"
 BREACH_S = 2.0
 SKEWED_S = 3.0  # how long the daemon runs on a wrong clock before the correction

@@ -26,6 +26,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import ticks_watchdog
 from testbed.daemon_process import Daemon, cli
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -43,18 +44,7 @@ from tests.faults.stack import (
 pytestmark = pytest.mark.slow
 
 LIBFAKETIME = next(iter(sorted(glob.glob("/usr/lib/*/faketime/libfaketime.so.1"))), None)
-TICKS = """
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{instrument}"
-instruments = ["SPX", "ES"]
-warn = "1s"
-breach = "1500ms"
-interval = "500ms"
-trip_after = 2
-on_breach = ["breaker"]
-"""
+TICKS = ticks_watchdog()
 HOUR_S = 3600.0
 REASON = "clock drill: releasing the breaker after a clock step"
 

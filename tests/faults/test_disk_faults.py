@@ -19,6 +19,7 @@ from redis import Redis
 
 from supervisor.constants import AUDIT_OUTBOX_FILE
 from supervisor.latch import ENGAGED_FILE
+from testbed.config_blocks import ticks_watchdog
 from testbed.daemon_process import Daemon
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -37,18 +38,7 @@ pytestmark = pytest.mark.slow
 
 TMPFS_SIZE = "64k"
 MOUNT_THEN_EXEC = 'mount -t tmpfs -o size={size} tmpfs "$0" && exec "$@"'
-TICKS = """
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{instrument}"
-instruments = ["SPX", "ES"]
-warn = "300ms"
-breach = "500ms"
-interval = "250ms"
-trip_after = 2
-on_breach = ["breaker"]
-"""
+TICKS = ticks_watchdog(warn="300ms", breach="500ms", interval="250ms")
 
 
 def private_tmpfs(directory: Path) -> list[str]:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import redis_flag, ticks_watchdog
 from testbed.daemon_process import Daemon
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -49,35 +50,25 @@ LOCK_KEY, MARGIN_KEY = "stream:lock", "acct:margin"
 LOCK_FLAG, MARGIN_FLAG = "ops:lock", "ops:margin"
 PARTS = ("ticks", "lock", "margin")  # the traffic's parts, each stopped on its own
 
-WATCHDOGS = f"""
-[actuators.lock_flag]
-kind = "redis_flag"
-level = "reduce_only"
-key = "{LOCK_FLAG}"
 
-[actuators.margin_flag]
-kind = "redis_flag"
-level = "reduce_only"
-key = "{MARGIN_FLAG}"
+def ms(seconds: float) -> str:
+    return f"{seconds * 1000:.0f}ms"
 
-[[watchdogs]]
-name = "ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "{TICK_WARN_S * 1000:.0f}ms"
-breach = "{TICK_BREACH_S * 1000:.0f}ms"
-interval = "{INTERVAL_S * 1000:.0f}ms"
-trip_after = 2
-on_breach = ["breaker"]
 
+FLAGS = redis_flag("lock_flag", LOCK_FLAG, None, "reduce_only") + redis_flag(
+    "margin_flag", MARGIN_FLAG, None, "reduce_only"
+)
+TICKS = ticks_watchdog(
+    name="ticks", warn=ms(TICK_WARN_S), breach=ms(TICK_BREACH_S), interval=ms(INTERVAL_S)
+)
+LOCK_AND_MARGIN = f"""
 [[watchdogs]]
 name = "locks"
 kind = "lock_ttl"
 keys = ["{LOCK_KEY}"]
-max_ttl = "{LOCK_MAX_TTL_S * 1000:.0f}ms"
-max_hold = "{LOCK_MAX_HOLD_S * 1000:.0f}ms"
-interval = "{INTERVAL_S * 1000:.0f}ms"
+max_ttl = "{ms(LOCK_MAX_TTL_S)}"
+max_hold = "{ms(LOCK_MAX_HOLD_S)}"
+interval = "{ms(INTERVAL_S)}"
 trip_after = 2
 on_breach = ["lock_flag"]
 
@@ -89,10 +80,11 @@ used = "used"
 equity = "equity"
 warn = {MARGIN_WARN}
 breach = {MARGIN_BREACH}
-interval = "{INTERVAL_S * 1000:.0f}ms"
+interval = "{ms(INTERVAL_S)}"
 trip_after = 2
 on_breach = ["margin_flag"]
 """
+WATCHDOGS = FLAGS + TICKS + LOCK_AND_MARGIN
 
 
 @dataclass

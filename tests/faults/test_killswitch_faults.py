@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import FAST_TICKS, http_kill, redis_flag, ticks_watchdog
 from testbed.daemon_process import Daemon
 from testbed.killswitch_server import Behaviour, KillSwitchServer
 from testbed.notify_socket import NotifySocket
@@ -27,34 +28,19 @@ from tests.faults.stack import assert_no_crash, key, sample, scrape, statuses, w
 
 pytestmark = pytest.mark.slow
 
-KILL = """
-[actuators.kill_api]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-json = {{ reason = "{{reason}}", close_positions = true }}
-verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
-timeout = "300ms"
-retry_for = "{retry_for}"
-on_failure = ["kill_flag"]
 
-[actuators.kill_flag]
-kind = "redis_flag"
-level = "halted"
-key = "ops:kill_switch"
-value = "1"
+def kill_body(activate_url: str, status_url: str, retry_for: str) -> str:
+    """The verified kill API, escalating to the Redis flag, on a stale feed."""
+    api = http_kill(
+        activate_url,
+        status_url=status_url,
+        json='{ reason = "{reason}", close_positions = true }',
+        retry_for=retry_for,
+        on_failure=["kill_flag"],
+    )
+    return api + redis_flag() + ticks_watchdog(["kill_api"], **FAST_TICKS)
 
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "300ms"
-breach = "500ms"
-interval = "250ms"
-trip_after = 2
-on_breach = ["kill_api"]
-"""
+
 FLAG = "ops:kill_switch"
 
 
@@ -120,7 +106,7 @@ def test_kill_endpoint_failing_is_retried_with_one_key_then_escalates(
 ) -> None:
     retry_for_s = 1.5
     with venue(fault) as kill:
-        body = KILL.format(activate=kill.activate_url, status=kill.status_url, retry_for="1500ms")
+        body = kill_body(kill.activate_url, kill.status_url, retry_for="1500ms")
         setup = write_config(tmp_path, redis_server.url, body)
         daemon = Daemon(setup.config, notify_socket)  # no ticks: the kill switch is ordered
         try:
@@ -159,26 +145,10 @@ def test_kill_endpoint_failing_is_retried_with_one_key_then_escalates(
             assert daemon.terminate() == 0
 
 
-KILL_MID_ACTION = """
-[actuators.kill_api]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
-timeout = "{timeout}"
-retry_for = "30s"
-
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "300ms"
-breach = "500ms"
-interval = "250ms"
-trip_after = 2
-on_breach = ["kill_api"]
-"""
+def kill_mid_action(activate_url: str, status_url: str, timeout: str) -> str:
+    """The verified kill API, retried for long, on a stale feed."""
+    api = http_kill(activate_url, status_url=status_url, timeout=timeout, retry_for="30s")
+    return api + ticks_watchdog(["kill_api"], **FAST_TICKS)
 
 
 def restart(setup_config: Path, notify: NotifySocket, name: str) -> Daemon:
@@ -200,9 +170,7 @@ def test_sigkilled_while_the_venue_holds_the_kill_request_one_key_one_activation
     with the feed still dead: the kill switch is engaged once, under one Idempotency-Key."""
     hold_s = 4.0
     with KillSwitchServer(Behaviour(hold_first=1, hold_s=hold_s)) as venue:
-        body = KILL_MID_ACTION.format(
-            activate=venue.activate_url, status=venue.status_url, timeout="8s"
-        )
+        body = kill_mid_action(venue.activate_url, venue.status_url, timeout="8s")
         setup = write_config(tmp_path, redis_server.url, body)
         first = Daemon(setup.config, notify_socket)  # no ticks: the kill is ordered at once
         try:
@@ -239,9 +207,7 @@ def test_sigkilled_while_retrying_a_failing_venue_the_kill_is_resumed_after_rest
     back the venue answers and the feed is healthy again. The kill was ordered: it must still
     happen (never lost), under the same Idempotency-Key."""
     with KillSwitchServer(Behaviour(fail_first=10**6)) as venue:
-        body = KILL_MID_ACTION.format(
-            activate=venue.activate_url, status=venue.status_url, timeout="300ms"
-        )
+        body = kill_mid_action(venue.activate_url, venue.status_url, timeout="300ms")
         setup = write_config(tmp_path, redis_server.url, body)
         first = Daemon(setup.config, notify_socket)
         try:

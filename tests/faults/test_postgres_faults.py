@@ -14,6 +14,7 @@ import pytest
 from redis import Redis
 
 from supervisor.constants import AUDIT_OUTBOX_FILE, AUDIT_TABLE
+from testbed.config_blocks import ticks_watchdog
 from testbed.daemon_process import Daemon
 from testbed.notify_socket import NotifySocket
 from testbed.postgres_server import PostgresServer
@@ -24,18 +25,7 @@ from tests.faults.stack import BREAKER, assert_no_crash, key, sample, scrape, wr
 
 pytestmark = pytest.mark.slow
 
-TICKS = """
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{instrument}"
-instruments = ["SPX", "ES"]
-warn = "300ms"
-breach = "500ms"
-interval = "250ms"
-trip_after = 2
-on_breach = ["breaker"]
-"""
+TICKS = ticks_watchdog(warn="300ms", breach="500ms", interval="250ms")
 
 
 def audit_ids(dsn: str) -> Counter[str]:

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import http_kill, ticks_watchdog
 from testbed.daemon_process import Daemon, cli
 from testbed.killswitch_server import KillSwitchServer
 from testbed.notify_socket import NotifySocket
@@ -37,18 +38,7 @@ from tests.faults.stack import (
 pytestmark = pytest.mark.slow
 
 # Thresholds of a minute: an outage of a few seconds must not make a fresh feed look stale.
-TICKS = """
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{instrument}"
-instruments = ["SPX", "ES"]
-warn = "30s"
-breach = "60s"
-interval = "500ms"
-trip_after = 3
-on_breach = ["breaker"]
-"""
+TICKS = ticks_watchdog(warn="30s", breach="60s", trip_after=3)
 HEALTHY_STATUS = "STATUS=ACTIVE: 1 of 1 watchdogs OK"
 REASON = "fault drill: Redis lost everything, releasing the breaker"
 KEEPALIVE_GAP_LIMIT_S = 2.5  # WATCHDOG=1 every ~1 s; systemd's WatchdogSec is 10 s
@@ -144,26 +134,11 @@ def test_redis_frozen_longer_than_watchdog_sec_keepalive_never_pauses(
         assert daemon.terminate() == 0
 
 
-KILL_ON_BREACH = """
-[actuators.kill_api]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
-timeout = "500ms"
-retry_for = "2s"
-
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "30s"
-breach = "60s"
-interval = "500ms"
-trip_after = 1
-on_breach = ["breaker", "kill_api"]
-"""
+def kill_on_breach(activate_url: str, status_url: str) -> str:
+    """The breaker and the verified kill API, both at the first breach."""
+    api = http_kill(activate_url, status_url=status_url, timeout="500ms")
+    calm = ticks_watchdog(["breaker", "kill_api"], warn="30s", breach="60s", trip_after=1)
+    return api + calm
 
 
 def test_redis_restarted_empty_while_engaged_everything_is_written_back(
@@ -173,7 +148,7 @@ def test_redis_restarted_empty_while_engaged_everything_is_written_back(
     are engaged: the daemon writes its latches back and re-trips the breaker; the state never
     leaves FLATTEN and nothing is released."""
     with KillSwitchServer() as venue:
-        body = BREAKER + KILL_ON_BREACH.format(activate=venue.activate_url, status=venue.status_url)
+        body = BREAKER + kill_on_breach(venue.activate_url, venue.status_url)
         setup = write_config(tmp_path, private_redis.url, body)
         daemon = Daemon(setup.config, notify_socket)  # no ticks yet: "no tick" breaches
         client = Redis.from_url(private_redis.url, socket_timeout=1)
@@ -221,36 +196,20 @@ def test_redis_restarted_empty_while_engaged_everything_is_written_back(
             assert daemon.terminate() == 0
 
 
-BLACKHOLE_WATCHDOGS = """
-[actuators.kill_api]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-timeout = "500ms"
-retry_for = "2s"
-
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "30s"
-breach = "60s"
-interval = "500ms"
-on_breach = ["breaker"]
-
-[[watchdogs]]
-name = "es_ticks_fail_closed"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["ES"]
-warn = "30s"
-breach = "60s"
-interval = "500ms"
-fail_closed = true
-unknown_grace = "{grace}"
-on_breach = ["kill_api"]
-"""
+def blackhole_watchdogs(activate_url: str, grace: str) -> str:
+    """A watchdog that does not fail closed, and one that does (ES) and calls the kill API."""
+    fail_closed = f'fail_closed = true\nunknown_grace = "{grace}"'
+    spx = ticks_watchdog(warn="30s", breach="60s", trip_after=None)
+    es = ticks_watchdog(
+        ["kill_api"],
+        name="es_ticks_fail_closed",
+        warn="30s",
+        breach="60s",
+        trip_after=None,
+        instruments=["ES"],
+        extra=fail_closed,
+    )
+    return http_kill(activate_url, timeout="500ms") + spx + es
 
 
 def watchdog_status(metrics_port: int, name: str = "spx_ticks") -> float | None:
@@ -263,7 +222,7 @@ def test_redis_blackholed_unknown_within_timeout_only_fail_closed_trips(
     """Redis behind a proxy that starts swallowing everything: TCP up, no answers."""
     grace_s = 3.0
     with TcpProxy(private_redis.port) as proxy, KillSwitchServer() as venue:
-        body = BREAKER + BLACKHOLE_WATCHDOGS.format(activate=venue.activate_url, grace="3s")
+        body = BREAKER + blackhole_watchdogs(venue.activate_url, grace="3s")
         setup = write_config(tmp_path, proxy.url(), body)
         feed = TickFeed(private_redis.url).start()  # the feed itself reaches Redis directly
         daemon = Daemon(setup.config, notify_socket)

@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import ha as ha_section
+from testbed.config_blocks import redis_flag, ticks_watchdog
 from testbed.daemon_process import Daemon, cli
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -28,28 +30,7 @@ pytestmark = pytest.mark.slow
 
 # warn/breach of a few seconds: a failover's gap in the ticks (the writes the old master took
 # after the replica was promoted, ~1 s) must not look stale; a stopped feed still trips soon.
-BODY = """
-[actuators.halt]
-kind = "redis_flag"
-level = "halted"
-key = "trading:halt"
-
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{instrument}"
-instruments = ["SPX", "ES"]
-warn = "3s"
-breach = "4s"
-interval = "500ms"
-trip_after = 2
-on_breach = ["breaker"]
-"""
-HA = """
-[ha]
-enabled = true
-lease_ttl = "2s"
-"""
+BODY = redis_flag("halt", "trading:halt", None) + ticks_watchdog(warn="3s", breach="4s")
 REASON = "failover drill: halted by hand before the master changes"
 HISTORY_KEY = "circuit_breaker:history"
 
@@ -71,7 +52,7 @@ def run_failover(
     fail_over: Callable[[], RedisServer],
     ha: bool = False,
 ) -> None:
-    setup = write_config(tmp_path, sentinels.url, BREAKER + BODY + (HA if ha else ""))
+    setup = write_config(tmp_path, sentinels.url, BREAKER + BODY + (ha_section() if ha else ""))
     feed = TickFeed(sentinels.url).start()
     daemon = Daemon(setup.config, notify)
     try:

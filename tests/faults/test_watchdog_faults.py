@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import redis_flag, ticks_watchdog
 from testbed.daemon_process import Daemon
 from testbed.http_server import HttpServer
 from testbed.notify_socket import NotifySocket
@@ -31,24 +32,13 @@ from tests.faults.stack import (
 
 pytestmark = pytest.mark.slow
 
+QUOTES = redis_flag("lock_flag", "ops:halt", None) + ticks_watchdog(
+    name="quotes",
+    key="quotes:{instrument}",
+    interval="250ms",
+    extra='json_field = "max_by(ticks, &ts).ts"',
+)
 WATCHDOGS = """
-[actuators.lock_flag]
-kind = "redis_flag"
-level = "halted"
-key = "ops:halt"
-
-[[watchdogs]]
-name = "quotes"
-kind = "tick_freshness"
-key = "quotes:{{instrument}}"
-instruments = ["SPX", "ES"]
-json_field = "max_by(ticks, &ts).ts"
-warn = "1s"
-breach = "1500ms"
-interval = "250ms"
-trip_after = 2
-on_breach = ["breaker"]
-
 [[watchdogs]]
 name = "stalled_api"
 kind = "http_value"
@@ -104,7 +94,8 @@ def test_broken_watchdogs_degrade_alone_and_the_others_still_trip(
     sync_redis.hset("risk:exposure", "usd", "12")  # a hash where a number is expected
     http_server.answer_json("/hang", {"queue_depth": 1}, delay_s=30)  # never in time
     http_server.answer_raw("/api/v1/query", b"\x00\xffnot prometheus{{{")
-    body = BREAKER + WATCHDOGS.format(hang_url=http_server.url("/hang"), prom_url=http_server.url())
+    others = WATCHDOGS.format(hang_url=http_server.url("/hang"), prom_url=http_server.url())
+    body = BREAKER + QUOTES + others
     setup = write_config(tmp_path, redis_server.url, body)
     feed = TickFeed(redis_server.url, ("SPX",), key="quotes:{instrument}", render=quote).start()
     daemon = Daemon(setup.config, notify_socket)

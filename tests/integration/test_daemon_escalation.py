@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import http_kill, redis_flag
 from testbed.daemon_process import Daemon, write_config
 from testbed.killswitch_server import Behaviour, KillSwitchServer
 from testbed.notify_socket import NotifySocket
@@ -16,30 +17,22 @@ from testbed.waiting import wait_until
 
 pytestmark = pytest.mark.slow
 
-KILL_ACTUATORS = """
-[actuators.kill_api]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-json = {{ reason = "{{reason}}", close_positions = true, operator = "{{instance_id}}" }}
-verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
-timeout = "500ms"
-retry_for = "2s"
-on_failure = ["kill_flag"]
 
-[actuators.kill_flag]
-kind = "redis_flag"
-level = "halted"
-key = "ops:kill_switch"
-value = "1"
-"""
+def kill_actuators(activate_url: str, status_url: str) -> str:
+    """The verified kill API, escalating to the Redis flag when it fails."""
+    api = http_kill(
+        activate_url,
+        status_url=status_url,
+        json='{ reason = "{reason}", close_positions = true, operator = "{instance_id}" }',
+        timeout="500ms",
+        on_failure=["kill_flag"],
+    )
+    return api + redis_flag()
 
 
 def kill_config(tmp_path: Path, redis_url: str, server: KillSwitchServer) -> Path:
     config, _ = write_config(tmp_path, redis_url, warn="200ms", breach="300ms", interval="200ms")
-    text = config.read_text() + KILL_ACTUATORS.format(
-        activate=server.activate_url, status=server.status_url
-    )
+    text = config.read_text() + kill_actuators(server.activate_url, server.status_url)
     config.write_text(text.replace('on_breach = ["breaker"]', 'on_breach = ["kill_api"]'))
     return config
 

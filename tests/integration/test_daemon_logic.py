@@ -29,41 +29,25 @@ from supervisor.model import Decision, Health, Status, TradingState
 from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import Evaluation, run_check
+from testbed.config_blocks import BREAKER, supervisor_tables, ticks_watchdog
 from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-[supervisor]
-instance_id = "sup-logic"
-namespace = "{namespace}"
-state_dir = "{state_dir}"
-dry_run = {dry_run}
 
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-{breaker_extra}
-
-[[watchdogs]]
-name = "{watchdog}"
-kind = "tick_freshness"
-key = "ticks:{{instrument}}"
-instruments = ["SPX"]
-warn = "5s"
-breach = "10s"
-interval = "1s"
-clear_after = 2
-on_breach = ["breaker"]
-{extra}
-"""
+def spx_watchdog(on_breach: str = "breaker", name: str = "w1") -> str:
+    """One tick watchdog on SPX: warn after 5 s, breach after 10 s, clear after 2 checks."""
+    return ticks_watchdog(
+        [on_breach],
+        name=name,
+        key="ticks:{instrument}",
+        instruments=["SPX"],
+        warn="5s",
+        breach="10s",
+        interval="1s",
+        trip_after=None,
+        extra="clear_after = 2",
+    )
 
 
 class Clock:
@@ -85,15 +69,15 @@ def write(
     breaker_extra: str = "",
     extra: str = "",
 ) -> Path:
-    text = CONFIG.format(
+    tables = supervisor_tables(
+        path.parent / "state",
+        redis_url,
+        instance_id="sup-logic",
         namespace=namespace,
-        state_dir=path.parent / "state",
-        redis_url=redis_url,
-        watchdog=watchdog,
-        dry_run=str(dry_run).lower(),
-        breaker_extra=breaker_extra,
-        extra=extra,
+        dry_run=dry_run,
     )
+    breaker = BREAKER + breaker_extra + "\n"
+    text = tables + breaker + spx_watchdog(name=watchdog) + extra + "\n"
     path.write_text(text, encoding="utf-8")
     return path
 

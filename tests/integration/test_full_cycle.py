@@ -27,42 +27,17 @@ from supervisor.daemon import Supervisor
 from supervisor.kinds import ACTUATOR_KINDS, kind_gauges
 from supervisor.model import Health, TradingState
 from supervisor.publish.metrics import Metrics
+from testbed.config_blocks import supervisor_tables
 from testbed.daemon_process import cli
 from testbed.killswitch_server import Behaviour, KillSwitchServer
 from testbed.redis_server import RedisServer
-from tests.integration.test_daemon_logic import Clock, settle
+from tests.integration.test_daemon_logic import Clock, settle, spx_watchdog
 
 pytestmark = pytest.mark.anyio
 
 REASON = "venue confirmed healthy again after the drill"
 WAITING = "reset, waiting for the venue to release"
 
-CONFIG = """
-[supervisor]
-instance_id = "sup-cycle"
-namespace = "sup"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
-{actuator}
-
-[[watchdogs]]
-name = "w1"
-kind = "tick_freshness"
-key = "ticks:{{instrument}}"
-instruments = ["SPX"]
-warn = "5s"
-breach = "10s"
-interval = "1s"
-clear_after = 2
-on_breach = ["{name}"]
-"""
 
 HTTP = """
 [actuators.kill]
@@ -171,15 +146,16 @@ def clock() -> Clock:
     return Clock()
 
 
+def config_text(tmp_path: Path, redis_url: str, actuator: str, name: str) -> str:
+    """One tick watchdog calling `actuator` (TOML) named `name`."""
+    tables = supervisor_tables(tmp_path / "state", redis_url, instance_id="sup-cycle")
+    return tables + "\n" + actuator + "\n" + spx_watchdog(name)
+
+
 def write_config(tmp_path: Path, redis_url: str, case: str, server: KillSwitchServer) -> Path:
     path = tmp_path / "supervisor.toml"
-    text = CONFIG.format(
-        state_dir=tmp_path / "state",
-        redis_url=redis_url,
-        actuator=actuator_config(case, server, tmp_path),
-        name=KINDS[case].name,
-    )
-    path.write_text(text, encoding="utf-8")
+    actuator = actuator_config(case, server, tmp_path)
+    path.write_text(config_text(tmp_path, redis_url, actuator, KINDS[case].name), "utf-8")
     return path
 
 
@@ -359,10 +335,7 @@ def http_config(tmp_path: Path, redis_url: str, server: KillSwitchServer, extra:
     urls = {"activate": server.activate_url, "status": server.status_url}
     actuator = HTTP.format(**urls, extra=VERIFY.format(**urls) + "\n" + extra)
     path = tmp_path / "supervisor.toml"
-    text = CONFIG.format(
-        state_dir=tmp_path / "state", redis_url=redis_url, actuator=actuator, name="kill"
-    )
-    path.write_text(text, encoding="utf-8")
+    path.write_text(config_text(tmp_path, redis_url, actuator, "kill"), encoding="utf-8")
     return path
 
 
@@ -482,9 +455,7 @@ async def test_a_deadman_stops_beating_on_a_trip_and_beats_again_after_the_reset
 ) -> None:
     path = tmp_path / "supervisor.toml"
     actuator = DEADMAN.format(url=server.base_url + "/cancel-after")
-    text = CONFIG.format(
-        state_dir=tmp_path / "state", redis_url=redis_server.url, actuator=actuator, name="breaker"
-    )
+    text = config_text(tmp_path, redis_server.url, actuator, "breaker")
     path.write_text(text, encoding="utf-8")
     daemon = start(path, clock, make_daemon)
     await daemon.reconciler.restore()

@@ -18,11 +18,11 @@ import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from redis import Redis
 
 from testbed.daemon_process import Daemon, write_config
+from testbed.ha_daemons import HaDaemons
 from testbed.killswitch_server import KillSwitchServer
 from testbed.redis_server import RedisServer
 from testbed.tick_feed import TickFeed
@@ -34,70 +34,16 @@ LEASE_TTL_S = 2.0
 INTERVAL_S = 0.5
 EX_CONFIG = 78
 
-HA_AND_KILL = """
-[ha]
-enabled = true
-lease_ttl = "2s"
 
-[actuators.kill]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-json = {{ by = "{{instance_id}}", token = "{{fencing_token}}" }}
-timeout = "300ms"
-retry_for = "2s"
-
-[[watchdogs]]
-name = "spx_kill"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-breach = "1500ms"
-interval = "500ms"
-trip_after = 2
-on_breach = ["kill"]
-"""
-
-
-class Group:
+class Group(HaDaemons):
     """Daemons with [ha] on in one namespace of their own, each with its own state_dir."""
 
     def __init__(self, tmp_path: Path, redis_url: str, venue: KillSwitchServer) -> None:
-        self.tmp_path, self.redis_url, self.venue = tmp_path, redis_url, venue
-        self.namespace = f"ident{uuid.uuid4().hex[:8]}"
-        self.daemons: list[Daemon] = []
-        self.metrics_ports: dict[Daemon, int] = {}
-
-    def start(self, directory_name: str, instance_id: str) -> Daemon:
-        directory = self.tmp_path / directory_name
-        directory.mkdir()
-        config, port = write_config(
-            directory,
-            self.redis_url,
-            instance_id=instance_id,
-            namespace=self.namespace,
-            extra=HA_AND_KILL.format(activate=self.venue.activate_url),
-        )
-        daemon = Daemon(config, None)
-        self.daemons.append(daemon)
-        self.metrics_ports[daemon] = port
-        return daemon
-
-    def gauge(self, daemon: Daemon, name: str) -> float:
-        port = self.metrics_ports[daemon]
-        text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=5).text
-        [line] = [line for line in text.splitlines() if line.startswith(f"{name} ")]
-        return float(line.split()[1])
+        super().__init__(tmp_path, redis_url, venue, namespace=f"ident{uuid.uuid4().hex[:8]}")
 
     def token(self, client: Redis) -> int:
         raw = client.get(f"{self.namespace}:leader:token")
         return int(raw) if isinstance(raw, bytes) else 0
-
-    def stop(self) -> None:
-        for daemon in self.daemons:
-            if daemon.process.poll() is None:
-                daemon.process.send_signal(signal.SIGCONT)  # a stopped one must hear SIGTERM
-            daemon.terminate()
 
 
 @pytest.fixture

@@ -20,7 +20,7 @@ from typing import cast
 import pytest
 from redis import Redis
 
-from testbed.daemon_process import Daemon, write_config
+from testbed.ha_daemons import HaDaemons
 from testbed.killswitch_server import KillSwitchServer
 from testbed.redis_server import RedisServer
 from testbed.tick_feed import TickFeed
@@ -32,54 +32,13 @@ LEASE_TTL_S = 2.0
 INTERVAL_S = 0.5
 SLACK_S = 0.75  # process scheduling on a shared 2-core machine
 
-HA_AND_KILL = """
-[ha]
-enabled = true
-lease_ttl = "2s"
 
-[actuators.kill]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-json = {{ by = "{{instance_id}}", token = "{{fencing_token}}" }}
-timeout = "300ms"
-retry_for = "2s"
+class Pair(HaDaemons):
+    """Two daemons ("a", "b") and the feed they both watch."""
 
-[[watchdogs]]
-name = "spx_kill"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-breach = "1500ms"
-interval = "500ms"
-trip_after = 2
-on_breach = ["kill"]
-"""
-
-
-class Pair:
     def __init__(self, tmp_path: Path, redis_url: str, venue: KillSwitchServer) -> None:
-        self.daemons: dict[str, Daemon] = {}
-        self.tmp_path, self.redis_url, self.venue = tmp_path, redis_url, venue
+        super().__init__(tmp_path, redis_url, venue)
         self.feed = TickFeed(redis_url)
-
-    def start(self, name: str) -> Daemon:
-        directory = self.tmp_path / name
-        directory.mkdir()
-        config, _ = write_config(
-            directory,
-            self.redis_url,
-            instance_id=name,
-            extra=HA_AND_KILL.format(activate=self.venue.activate_url),
-        )
-        self.daemons[name] = Daemon(config, None)
-        return self.daemons[name]
-
-    def stop(self) -> None:
-        for daemon in self.daemons.values():
-            if daemon.process.poll() is None:
-                daemon.process.send_signal(signal.SIGCONT)  # a stopped one must hear SIGTERM
-            daemon.terminate()
 
 
 @pytest.fixture

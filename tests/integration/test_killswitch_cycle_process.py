@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 from redis import Redis
 
+from testbed.config_blocks import FAST_TICKS, http_kill, ticks_watchdog
 from testbed.daemon_process import Daemon, cli
 from testbed.killswitch_server import KillSwitchServer
 from testbed.notify_socket import NotifySocket
@@ -23,29 +24,19 @@ from tests.faults.stack import assert_no_crash, key, sample, scrape, statuses, w
 
 pytestmark = pytest.mark.slow
 
-KILL = """
-[actuators.kill_api]
-kind = "http"
-level = "flatten"
-url = "{activate}"
-json = {{ reason = "{{reason}}", enabled = false }}
-verify = {{ url = "{status}", expect = "kill_switch_active == `true`" }}
-timeout = "300ms"
-retry_for = "3s"
-{release}
 
-[[watchdogs]]
-name = "spx_ticks"
-kind = "tick_freshness"
-key = "ticks:last:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "300ms"
-breach = "500ms"
-interval = "250ms"
-trip_after = 2
-clear_after = 2
-on_breach = ["kill_api"]
-"""
+def kill_body(activate_url: str, status_url: str, release: str) -> str:
+    """The verified kill API (released by the reset when `release` says how) on a stale feed."""
+    api = http_kill(
+        activate_url,
+        status_url=status_url,
+        json='{ reason = "{reason}", enabled = false }',
+        retry_for="3s",
+        extra=release,
+    )
+    return api + ticks_watchdog(["kill_api"], **FAST_TICKS, extra="clear_after = 2")
+
+
 RELEASE = "release = { json = { enabled = true } }"
 REASON = "feed restored and checked by the on-call operator"
 WAITING = "kill_api reset, waiting for the venue to release"
@@ -66,7 +57,7 @@ def test_kill_reset_resume_and_kill_again(
 ) -> None:
     with KillSwitchServer() as venue:
         release = RELEASE if released_by == "the reset" else ""
-        body = KILL.format(activate=venue.activate_url, status=venue.status_url, release=release)
+        body = kill_body(venue.activate_url, venue.status_url, release)
         setup = write_config(tmp_path, redis_server.url, body)
         feed = TickFeed(redis_server.url).start()
         daemon = Daemon(setup.config, notify_socket)

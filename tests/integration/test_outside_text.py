@@ -26,6 +26,7 @@ from supervisor.publish.logging import JournalFormatter
 from supervisor.publish.metrics import Metrics
 from supervisor.publish.systemd import Notifier
 from supervisor.text import STATUS_LINE_MAX_CHARS, is_unsafe
+from testbed.config_blocks import supervisor_tables
 from testbed.http_server import HttpServer
 from testbed.notify_socket import NotifySocket
 from testbed.redis_server import RedisServer
@@ -37,18 +38,6 @@ REASON = "drill from outside" + EVIL + " " + "long " * 2000  # and 10 kB
 ASSIGNMENTS = ("READY=", "STATUS=", "WATCHDOG=1", "STOPPING=", "RELOADING=")
 
 CONFIG = """
-[supervisor]
-instance_id = "sup-text"
-namespace = "sup"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
 [actuators.breaker]
 kind = "redis_breaker"
 level = "reduce_only"
@@ -91,9 +80,8 @@ def journal() -> Iterator[io.StringIO]:
 @pytest.fixture
 def config_path(tmp_path: Path, redis_server: RedisServer, http_server: HttpServer) -> Path:
     path = tmp_path / "supervisor.toml"
-    text = CONFIG.format(
-        state_dir=tmp_path / "state", redis_url=redis_server.url, prometheus=http_server.url()
-    )
+    tables = supervisor_tables(tmp_path / "state", redis_server.url, instance_id="sup-text")
+    text = tables + CONFIG.format(prometheus=http_server.url())
     path.write_text(text, encoding="utf-8")
     return path
 

@@ -25,47 +25,31 @@ from supervisor.publish.metrics import Metrics
 from supervisor.recorder.diff import trips_diff
 from supervisor.recorder.recording import open_recording
 from supervisor.recorder.replay import Replay
+from testbed.config_blocks import BREAKER, supervisor_tables, ticks_watchdog
 from testbed.redis_server import RedisServer
 from tests.integration.test_daemon_logic import Clock, settle
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-[supervisor]
-instance_id = "sup-replay"
-namespace = "rep"
-state_dir = "{state_dir}"
 
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-
-[[watchdogs]]
-name = "ticks"
-kind = "tick_freshness"
-key = "{key}"
-instruments = ["SPX", "ES", "NQ"]
-warn = "4s"
-breach = "{breach}"
-interval = "1s"
-trip_after = 2
-clear_after = 3
-on_warn = []
-on_breach = ["breaker"]
-"""
+def ticks(breach: str, key: str) -> str:
+    """The watchdog under replay: three instruments, warned at 4 s, cleared after 3 checks."""
+    return ticks_watchdog(
+        name="ticks",
+        key=key,
+        instruments=["SPX", "ES", "NQ"],
+        warn="4s",
+        breach=breach,
+        interval="1s",
+        extra="clear_after = 3\non_warn = []",
+    )
 
 
 def write(path: Path, redis_url: str, breach: str = "8s", key: str = "ticks:{instrument}") -> Path:
-    text = CONFIG.format(
-        state_dir=path.parent / "state", redis_url=redis_url, breach=breach, key=key
+    tables = supervisor_tables(
+        path.parent / "state", redis_url, instance_id="sup-replay", namespace="rep"
     )
+    text = tables + BREAKER + ticks(breach, key)
     path.write_text(text, encoding="utf-8")
     return path
 

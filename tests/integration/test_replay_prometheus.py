@@ -16,6 +16,7 @@ import httpx
 import pytest
 
 from supervisor.cli import main
+from testbed.config_blocks import BREAKER, ticks_watchdog
 from testbed.waiting import free_port, wait_until
 
 pytestmark = pytest.mark.skipif(
@@ -85,24 +86,7 @@ def _ready(url: str) -> bool:
         return False
 
 
-CONFIG = """
-[supervisor]
-state_dir = "{state_dir}"
-
-[actuators.breaker]
-kind = "redis_breaker"
-level = "reduce_only"
-
-[[watchdogs]]
-name = "ticks"
-kind = "tick_freshness"
-key = "ticks:{{instrument}}"
-instruments = ["SPX", "ES"]
-warn = "5s"
-breach = "{breach}"
-trip_after = 2
-on_breach = ["breaker"]
-
+OTHERS = """
 [[watchdogs]]
 name = "es_age"
 kind = "prometheus_query"
@@ -119,13 +103,19 @@ breach = 0.3
 """
 
 
+def candidate(state_dir: Path, url: str, breach: str) -> str:
+    """The config replayed: the breaker, a tick watchdog, a PromQL one and a margin one."""
+    ticks = ticks_watchdog(
+        name="ticks", key="ticks:{instrument}", warn="5s", breach=breach, interval=None
+    )
+    return f'\n[supervisor]\nstate_dir = "{state_dir}"\n' + BREAKER + ticks + OTHERS.format(url=url)
+
+
 def test_a_replay_from_prometheus_trips_where_the_history_says(
     prometheus: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     config = tmp_path / "candidate.toml"
-    config.write_text(
-        CONFIG.format(state_dir=tmp_path / "state", url=prometheus, breach="30s"), "utf-8"
-    )
+    config.write_text(candidate(tmp_path / "state", prometheus, breach="30s"), "utf-8")
     code = main(
         [
             "replay",

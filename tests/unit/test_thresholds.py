@@ -1,15 +1,18 @@
-"""judge_above: worse as the value grows; equal to a threshold does not cross it."""
+"""judge_above: worse as the value grows; equal to a threshold does not cross it. The verdicts
+built on it (value_verdict, age_verdict) say the same status, threshold and deadline."""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from supervisor.constants import DEADLINE_EPSILON_S
 from supervisor.model import Status
-from supervisor.watchdogs.thresholds import judge_above
+from supervisor.watchdogs.thresholds import AgeLevels, age_verdict, judge_above, value_verdict
 
 LEVELS = (Status.WARN, Status.BREACH, Status.CRITICAL)
 FINITE = st.floats(min_value=-1e9, max_value=1e9, allow_nan=False)
@@ -81,3 +84,41 @@ def test_crossed_and_next_thresholds(thresholds: Thresholds, value: float) -> No
     assert judgement.status == (crossed[-1][0] if crossed else Status.OK)
     assert judgement.threshold == (crossed[-1][1] if crossed else None)
     assert judgement.next_threshold == min(upcoming, default=None)
+
+
+@dataclass(frozen=True)
+class Rules:
+    warn: float | None
+    breach: float | None
+    critical: float | None
+    direction: str = "above"
+
+
+def test_value_verdict_names_label_detail_and_threshold_unit() -> None:
+    rules = Rules(1.0, 10.0, 100.0)
+    verdict = value_verdict("pq", "poison", 12.0, rules, "rows", label="poison queue")
+    assert (verdict.subject, verdict.status) == ("poison", Status.BREACH)
+    assert verdict.reason == "poison queue 12 rows > 10 rows"
+    bare = value_verdict("pq", "poison", 12.0, rules, "rows", threshold_unit="", detail=" (x)")
+    assert bare.reason == "poison 12 rows > 10 (x)"
+    calm = value_verdict("pq", "poison", 1.0, rules, "rows", detail=" (x)")
+    assert (calm.status, calm.reason, calm.threshold) == (Status.OK, "poison 1 rows (x)", 10.0)
+
+
+@settings(max_examples=200)
+@given(ordered_thresholds().filter(lambda t: t[1] is not None), FINITE, FINITE)
+def test_age_verdict_judges_like_judge_above(
+    thresholds: Thresholds, age: float, since: float
+) -> None:
+    verdict = age_verdict("w", "key", "key age", age, since, AgeLevels(*thresholds), " [note]")
+    judgement = judge_above(age, *thresholds)
+    assert (verdict.status, verdict.value, verdict.unit) == (judgement.status, age, "s")
+    assert verdict.threshold == (
+        judgement.threshold if judgement.threshold is not None else thresholds[1]
+    )
+    assert verdict.reason.startswith("key age") and verdict.reason.endswith(" [note]")
+    assert (" > " in verdict.reason) == (judgement.threshold is not None)
+    if judgement.next_threshold is None:
+        assert verdict.deadline is None
+    else:
+        assert verdict.deadline == since + judgement.next_threshold + DEADLINE_EPSILON_S
