@@ -230,6 +230,11 @@ class Acting:
         gone = name not in self.context.assembly.actuators
         return engaged or gone or found.voided_by(resets.get(name))
 
+    def forget_held(self, name: str) -> None:
+        """A manual reset of `name` voids what this instance held back for it: taken up at a
+        later takeover, it would engage again what the operator released."""
+        self.held.pop(name, None)
+
     def take_up_held(self, adopted: Collection[str] = ()) -> None:
         """Just took over: engage what this instance held back as a follower, unless it is
         engaged already (the old leader did it), was ordered by the old leader (`adopted`)

@@ -216,6 +216,7 @@ class Reconciler:
                 continue
             actuator.note_reset()
             self.engagements.void_order(name)
+            self.acting.forget_held(name)
             self._told_released.discard(name)
             runtime.problems.clear(Source.RELEASE, name)
             if actuator.readable:

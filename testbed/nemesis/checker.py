@@ -169,10 +169,13 @@ def _reset_lost(history: History, trip: Trip) -> bool:
     again, until the next reset."""
     if trip.source != "breaker" or not trip.ident.startswith(("latch:", "latch-")):
         return False
-    resets = [w.reset_s for w in history.windows if w.reset_s <= trip.at_s]
-    if not resets:
+    done = [w for w in history.windows if w.reset_s <= trip.at_s]
+    if not done:
         return False
-    reset = max(resets)
+    last = max(done, key=lambda w: w.reset_s)
+    # The resets land in Redis between when they began and when they were done (the
+    # breaker's first; two CLI runs take seconds on a loaded machine).
+    reset = last.reset_from_s
     noticed_s = HOUSEKEEPING_S + history.timing.slack_s
     restarts = [
         f.end_s + STARTUP_S
@@ -185,7 +188,7 @@ def _reset_lost(history: History, trip: Trip) -> bool:
         for f in history.faults
         if f.kind in ("sigstop", "blackhole") and f.start_s <= trip.at_s and reset <= f.end_s
     ]
-    unread_until = max([reset, *restarts, *away]) + noticed_s
+    unread_until = max([last.reset_s, *restarts, *away]) + noticed_s
     # Redis is lost at some instant of the fault (a restart: while it is down), so a fault
     # under way when the reset came counts too.
     return any(

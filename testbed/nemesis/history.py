@@ -17,13 +17,21 @@ from testbed.nemesis.schedule import Timing
 @dataclass(frozen=True)
 class Window:
     """A stale window as it happened: the last tick written before the pause (`start_s`),
-    the first one after (`end_s`), and when the operator's reset was done (`reset_s`)."""
+    the first one after (`end_s`), when the operator's reset was done (`reset_s`), and when
+    it began (`reset_begun_s`: the first reset may land in Redis from then on; a loaded
+    machine takes seconds for both). None in a history saved before it was recorded."""
 
     index: int
     start_s: float
     end_s: float
     reset_s: float
     instruments: tuple[str, ...] = ()
+    reset_begun_s: float | None = None
+
+    @property
+    def reset_from_s(self) -> float:
+        """From when Redis may hold (and lose) one of this window's resets."""
+        return self.reset_s if self.reset_begun_s is None else self.reset_begun_s
 
     @property
     def duration_s(self) -> float:

@@ -256,12 +256,13 @@ class Runner:
     def _reset(self, window: StaleWindow) -> None:
         assert self.stack is not None and self.stack.operator_config is not None
         reason = RESET_REASON.format(index=window.index)
+        begun = self.now()
         for group in ("breaker", "kill"):
             self.history.resets.append(self._reset_group(window.index, group, reason))
         fresh = self.stack.feed.fresh_again_at(window.instruments)
         end = self.now() if fresh is None else fresh
         self.history.windows.append(
-            RealWindow(window.index, self._window_start, end, self.now(), window.instruments)
+            RealWindow(window.index, self._window_start, end, self.now(), window.instruments, begun)
         )
 
     def _reset_group(self, index: int, group: str, reason: str) -> Reset:

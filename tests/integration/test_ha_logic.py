@@ -229,6 +229,28 @@ async def test_a_follower_takes_over_and_engages_what_nobody_engaged(
     assert b.daemon.acting.held == {}
 
 
+async def test_a_reset_voids_what_a_follower_held_back(
+    pair: tuple[Instance, Instance], redis: Redis
+) -> None:
+    """Nemesis seed 30: a follower held back a breaker decision, the operator reset the
+    breaker, and when the follower took over 4 s later it engaged the breaker again. A reset
+    voids what is held for the actuators it releases, as it voids unconfirmed orders."""
+    _, b = pair
+    await stale(redis, b.clock)
+    await b.cycle()
+    assert "breaker" in b.daemon.acting.held
+    await b.daemon.reconciler.refresh()  # the resets as they were
+    await b.daemon.context.assembly.latches.record_reset(["breaker"])  # the operator's
+    await b.daemon.reconciler.refresh()
+    assert "breaker" not in b.daemon.acting.held
+
+    await lease_expires(redis)  # "a" is gone and never renews
+    await b.claim()
+    assert role(b) is Role.LEADER
+    assert await history(redis) == []
+    assert "breaker" not in b.daemon.context.runtime.engaged
+
+
 async def test_a_takeover_carries_out_the_old_leaders_order_under_its_incident_and_token(
     pair: tuple[Instance, Instance], redis: Redis
 ) -> None:

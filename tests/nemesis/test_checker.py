@@ -253,6 +253,25 @@ def test_a_latch_written_back_after_redis_lost_a_reset_is_explained_nothing_else
     assert no_spurious_trip(twice).ok
 
 
+def test_a_reset_lost_while_the_second_reset_ran_is_a_lost_reset() -> None:
+    """Nemesis seed 30: the breaker's reset landed at once, Redis was flushed 1.4 s later,
+    and the window's reset was done (the kill's too) 0.5 s after the flush: the breaker's
+    reset was lost before any daemon read it, as the time the resets began shows."""
+    window = dataclasses.replace(clean().windows[0], reset_s=23.0, reset_begun_s=21.0)
+    rewritten = with_(
+        clean(),
+        windows=[window],
+        breaker=[*clean().breaker, BreakerTrip(28.0, "latch-9", "b", "5")],
+    )
+    flushed = fault("flushall", 22.4, 22.4)
+    lost = with_(rewritten, faults=[flushed])
+    assert no_spurious_trip(lost).ok and reset_voids_written_back_latches(lost).ok
+    unknown = dataclasses.replace(window, reset_begun_s=None)  # an older history: when done
+    assert not reset_voids_written_back_latches(with_(lost, windows=[unknown])).ok
+    before = fault("flushall", 20.5, 20.5)  # before the resets began: nothing to lose
+    assert not reset_voids_written_back_latches(with_(rewritten, faults=[before])).ok
+
+
 def test_a_latch_numbered_by_its_seq_lost_while_redis_restarted_or_a_daemon_stopped() -> None:
     """The daemon names a written-back latch's incident `latch-<seq>`; Redis may lose a
     reset made while its restart was under way; a daemon stopped when the reset came reads

@@ -25,16 +25,9 @@ DURATION_S = 150.0
 # Fault kinds left out while a defect they expose has no fix yet (issue 16's garbage,
 # garbage_file and duplicate_id are fixed: none is left out).
 PENDING: tuple[str, ...] = ()
-# Invariants a known defect without a fix yet still breaks, and why; reported, never hidden.
-KNOWN: dict[str, str] = {
-    "a reset voids the latches written back after a Redis loss": (
-        "Redis emptied around an operator's reset: a latch written back re-engages after"
-        " the reset (toward safety). Fixed: a reset numbered below a latch a running daemon"
-        " held ({ns}:seq lost; seed 42). Open: the reset itself lost with Redis while the"
-        " daemon holding the latch was down (it restarts from state_dir; seed 7), and a"
-        " reset from a host without the latch before any daemon's next pass"
-    ),
-}
+# Invariants a known, named defect still violates (printed as KNOWN DEFECT, not failing the
+# test). None now: a defect found goes here with its seed until it is fixed.
+KNOWN: dict[str, str] = {}
 
 
 def faults() -> tuple[str, ...]:
