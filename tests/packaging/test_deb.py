@@ -45,7 +45,9 @@ GONE_AFTER_PURGE = (
     "/usr/bin/trading-supervisor",
     f"/lib/systemd/system/{UNIT_NAME}",
     "/usr/share/man/man1/trading-supervisor.1.gz",
+    "/usr/share/doc/trading-supervisor",
 )
+RUNBOOKS = "/usr/share/doc/trading-supervisor/docs/operations.md"
 
 
 @pytest.fixture(scope="module")
@@ -116,6 +118,7 @@ def test_install_trip_upgrade_with_the_latch_kept_and_purge(
         "UnitFileState": "disabled",
     }
     assert "config validate" in container.run("man", "-P", "cat", "trading-supervisor").stdout
+    assert "### SupervisorDown" in container.run("cat", RUNBOOKS).stdout  # the alerts' runbooks
 
     # The admin's config and credential, then start: READY (the unit is Type=notify), a trip.
     stack.write_config(supervisor_config(("spx_ticks", "SPX")))
