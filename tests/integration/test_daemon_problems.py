@@ -18,24 +18,13 @@ from supervisor.daemon.problems import Source
 from supervisor.kinds import kind_gauges
 from supervisor.model import Health
 from supervisor.publish.metrics import Metrics
+from testbed.config_blocks import supervisor_tables
 from testbed.redis_server import RedisServer
 from testbed.waiting import free_port
 
 pytestmark = pytest.mark.anyio
 
-CONFIG = """
-[supervisor]
-instance_id = "sup-problems"
-namespace = "sup"
-state_dir = "{state_dir}"
-
-[redis]
-url = "{redis_url}"
-timeout = "300ms"
-
-[metrics]
-enabled = false
-
+ACTUATORS_AND_WATCHDOG = """
 [actuators.breaker]
 kind = "redis_breaker"
 level = "reduce_only"
@@ -65,7 +54,8 @@ async def daemon(
     tmp_path: Path, redis_server: RedisServer, redis: Redis
 ) -> AsyncIterator[Supervisor]:
     path = tmp_path / "supervisor.toml"
-    text = CONFIG.format(state_dir=tmp_path / "state", redis_url=redis_server.url, port=free_port())
+    tables = supervisor_tables(tmp_path / "state", redis_server.url, instance_id="sup-problems")
+    text = tables + ACTUATORS_AND_WATCHDOG.format(port=free_port())
     path.write_text(text, encoding="utf-8")
     metrics = Metrics(CollectorRegistry(), kind_gauges=kind_gauges())
     supervisor = Supervisor(load_config(path), path, metrics=metrics)
