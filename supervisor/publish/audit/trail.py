@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -74,7 +73,6 @@ class AuditTrail:
         # connections can land in either order (one waits for a new connection, the other
         # does not). The lock is FIFO, and tasks reach it in the order they were spawned.
         self._stream_order = asyncio.Lock()
-        self._outbox_order = asyncio.Lock()
 
     async def record(self, event: AuditEvent) -> None:
         """Journal, stream, Postgres or outbox. Never raises (cancellation aside: an event
@@ -158,15 +156,15 @@ class AuditTrail:
     async def _store(self, event: AuditEvent) -> None:
         writer = self._writer
         if writer is None or not writer.available() or not self.outbox.is_empty():
-            await self._to_outbox(event)
+            self._to_outbox(event)
             return
         try:
             async with writer.lock:
                 if self.outbox.is_empty() and await self._insert(writer, [event]):
                     return
-                await self._to_outbox(event)
+                self._to_outbox(event)
         except asyncio.CancelledError:
-            self._append(event)  # perhaps inserted already: the id makes that harmless
+            self._to_outbox(event)  # perhaps inserted already: the id makes that harmless
             raise
 
     async def _insert(self, writer: Writer, events: list[AuditEvent]) -> bool:
@@ -179,14 +177,7 @@ class AuditTrail:
             writer.failed(exc)
             return False
 
-    async def _to_outbox(self, event: AuditEvent) -> None:
-        """Append in a worker thread: an fsync on a busy disk can take seconds (PostgreSQL
-        away, every event goes here), and the loop renews the lease and keeps the systemd
-        watchdog fed meanwhile. FIFO, as the stream: events land in the order recorded."""
-        async with self._outbox_order:
-            await anyio.to_thread.run_sync(self._append, event)
-
-    def _append(self, event: AuditEvent) -> None:
+    def _to_outbox(self, event: AuditEvent) -> None:
         try:
             self.outbox.append(event.to_json())
         except OSError as exc:
