@@ -14,7 +14,9 @@ does a running process that finds its id taken by another (it was paused long en
 look dead): it stops leading at once.
 
 A process that has seen no fencing token since it started, and finds no counter in Redis
-(Redis lost it, or the stack is new), claims nothing, not even its id, for one lease_ttl:
+(Redis lost it, or the stack is new), claims nothing, not even its id, for one lease_ttl
+from when it found it missing (again, after each loss: a duplicate that only ever saw its
+id held by another has seen no token, however long it has run):
 an instance that has been running knows the highest token and claims first, above it, and
 holds its id again. Without the wait a new process (a duplicate id, a wiped state_dir)
 could take token 1 after 60, and a venue that keeps the highest token would refuse its
@@ -209,6 +211,8 @@ class LeaseKeeper:
     def _apply(self, reply: Reply, sent_at: float) -> None:
         leadership = self.leadership
         third_s = leadership.lease_ttl_s / 3
+        if reply is not None and not isinstance(reply, CounterMissing):
+            self._wait_until = None  # the counter was there: a later loss is waited for anew
         if isinstance(reply, CounterMissing):
             self._next_in_s = self._counter_missing(reply, sent_at)
         elif reply is None:

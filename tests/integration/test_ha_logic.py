@@ -460,6 +460,15 @@ async def test_a_duplicate_started_while_redis_lost_everything_leaves_the_id_and
         assert role(duplicate) is Role.DUPLICATE
         await b.claim()
         assert b.daemon.context.leadership.leader == "a"
+
+        # Nemesis seed 30, again: Redis emptied once more long after; the duplicate, which
+        # has only seen its id held by another, claims first. It waits again.
+        await redis.flushall()
+        duplicate.monotonic.now += 10.0
+        await duplicate.claim()
+        assert role(duplicate) is Role.WAITING and await redis.dbsize() == 0
+        await a.claim()
+        assert a.daemon.context.leadership.token == 63
     finally:
         await close(duplicate)
 
