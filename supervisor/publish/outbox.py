@@ -38,6 +38,14 @@ class Head:
     inode: int  # drop_head only rewrites the file it was read from
 
 
+@dataclass(frozen=True)
+class Written:
+    """A line written and not yet synced: its file descriptor (open until `sync`)."""
+
+    fd: int
+    new: bool  # the file was empty or new: its directory entry needs an fsync too
+
+
 class Outbox:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -46,6 +54,13 @@ class Outbox:
 
     def append(self, line: bytes) -> None:
         """Append one line (no newline in it) durably. Raises OSError (disk full...)."""
+        self.sync(self.write(line))
+
+    def write(self, line: bytes) -> Written:
+        """The first half of `append`: the line is in the file (and survives this process),
+        not yet on disk. `sync` must follow, also when it runs in another thread: the write
+        stays in order with every other write and replay, and only the wait for the disk
+        leaves the caller's thread."""
         if b"\n" in line:
             raise ValueError("an outbox line must not contain a newline")
         with self._locked():
@@ -54,13 +69,21 @@ class Outbox:
                 before = os.fstat(fd)
                 prefix = b"" if _ends_clean(fd, before.st_size) else b"\n"
                 _write_all(fd, prefix + line + b"\n")
-                os.fsync(fd)
                 after = os.fstat(fd)
-            finally:
+            except BaseException:
                 os.close(fd)
-            if before.st_size == 0:
-                _fsync_dir(self.path.parent)  # the file may be new: make its entry durable
+                raise
         self._count_appended(before, after)
+        return Written(fd, new=before.st_size == 0)
+
+    def sync(self, written: Written) -> None:
+        """The second half of `append`: on disk (and the file's entry, if it was new)."""
+        try:
+            os.fsync(written.fd)
+        finally:
+            os.close(written.fd)
+        if written.new:
+            _fsync_dir(self.path.parent)
 
     def is_empty(self) -> bool:
         """One stat(): cheap enough for every event and every housekeeping cycle."""

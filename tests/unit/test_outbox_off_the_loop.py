@@ -1,0 +1,77 @@
+"""With PostgreSQL away every audit event is fsync'd into the outbox, and an fsync on a busy
+disk can take seconds (nemesis seed 30: PostgreSQL stopping, its checkpoint on the shared
+disk, a SIGHUP storm recording an event per reload; the leader's loop stalled 1.8 s and its
+lease went to the other instance). The line is written in the loop, in order with every
+other write and replay; only the wait for the disk runs in a worker thread."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from supervisor.publish.audit import AuditEvent, AuditKind, AuditOutcome, AuditTrail
+
+pytestmark = pytest.mark.anyio
+
+SLOW_FSYNC_S = 0.3
+
+
+def config_event(n: int) -> AuditEvent:
+    return AuditEvent.new(AuditKind.CONFIG, reason=f"reload {n}", outcome=AuditOutcome.OK)
+
+
+@pytest.fixture
+def slow_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    real = os.fsync
+
+    def fsync(fd: int) -> None:
+        time.sleep(SLOW_FSYNC_S)
+        real(fd)
+
+    monkeypatch.setattr("supervisor.publish.outbox.os.fsync", fsync)
+
+
+@pytest.mark.usefixtures("slow_disk")
+async def test_a_slow_fsync_of_the_outbox_does_not_stall_the_loop(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path, None, None, "sup", "a")  # no PostgreSQL: the outbox
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    beating = asyncio.create_task(ticker())
+    started = time.monotonic()
+    await trail.record(config_event(0))
+    took_s = time.monotonic() - started
+    beating.cancel()
+    assert took_s >= SLOW_FSYNC_S  # it did wait for the disk
+    assert ticks >= took_s / 0.01 / 4, (ticks, took_s)  # and the loop went on meanwhile
+    assert len(trail.outbox.read_all()) == 1
+
+
+@pytest.mark.usefixtures("slow_disk")
+async def test_events_recorded_at_once_reach_the_outbox_in_order(tmp_path: Path) -> None:
+    trail = AuditTrail(tmp_path, None, None, "sup", "a")
+    events = [config_event(n) for n in range(5)]
+    await asyncio.gather(*(trail.record(event) for event in events))
+    stored = [json.loads(line)["id"] for line in trail.outbox.read_all()]
+    assert stored == [event.id for event in events]
+
+
+@pytest.mark.usefixtures("slow_disk")
+async def test_a_line_written_and_not_yet_synced_is_already_in_the_file(tmp_path: Path) -> None:
+    """What a replay (or a SIGKILL) sees while the fsync is under way: the line, once."""
+    trail = AuditTrail(tmp_path, None, None, "sup", "a")
+    recording = asyncio.create_task(trail.record(config_event(0)))
+    await asyncio.sleep(SLOW_FSYNC_S / 3)
+    assert not recording.done() and len(trail.outbox.read_all()) == 1
+    await recording
+    assert len(trail.outbox.read_all()) == 1
