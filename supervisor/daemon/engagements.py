@@ -147,6 +147,17 @@ class Engagements:
         self.display.refresh()
         context.tasks.spawn(self.write_to_redis(name, latch))
 
+    def take_number(self, name: str, published: Latch) -> None:
+        """A latch held here without a number yet (engaged while Redis was away) takes the
+        one Redis holds for the same actuator, as at a restart (latch.merge): no reset came
+        after that one. Unnumbered, it would outlive the next reset and be written back
+        above it (nemesis seed 30: a deposed leader's breaker engaged again after a reset)."""
+        held = self.context.runtime.engaged.get(name)
+        if held is None or held.seq is not None or published.seq is None:
+            return
+        self.context.runtime.engaged[name] = replace(held, seq=published.seq)
+        self.save_file()
+
     def drop_reset(self, resets: dict[str, int]) -> list[str]:
         """Clear the latches a later manual reset released; return their names."""
         runtime = self.context.runtime

@@ -139,13 +139,15 @@ class Reconciler:
         self.engagements.void_pending(resets)
         fresh = without_reset(latches, resets)
         for name, latch in fresh.items():
-            if name not in self.context.runtime.engaged:
-                log.warning(
-                    "actuator=%s engaged elsewhere (manual or another supervisor): %s",
-                    name,
-                    latch.reason,
-                )
-                self.engagements.keep(name, latch)
+            if name in self.context.runtime.engaged:
+                self.engagements.take_number(name, latch)
+                continue
+            log.warning(
+                "actuator=%s engaged elsewhere (manual or another supervisor): %s",
+                name,
+                latch.reason,
+            )
+            self.engagements.keep(name, latch)
         self._rewrite_lost(latches)
         await self._keep_counter()
         await self._keep_resets(read)

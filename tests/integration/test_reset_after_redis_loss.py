@@ -224,3 +224,24 @@ async def test_a_reset_from_another_host_before_the_daemons_next_pass_waits_for_
     await passes(supervisor, clock)
 
     await assert_released(supervisor, redis, seq)
+
+
+async def test_a_latch_engaged_while_redis_was_away_takes_the_number_redis_holds(
+    supervisor: Supervisor, redis: Redis, clock: Clock, config_path: Path
+) -> None:
+    """Nemesis seed 30: a leader engaged the breaker while Redis timed out (its latch has no
+    number), lost the lease, and the new leader's numbered latch was in Redis. Unnumbered, the
+    old leader's latch outlived the operator's reset and was written back above it: the
+    breaker tripped again after the reset. It takes the number Redis holds, as at a restart."""
+    unnumbered = Latch(TradingState.REDUCE_ONLY, "tripped while Redis was away", clock.now, "w1")
+    supervisor.context.runtime.engaged["breaker"] = unnumbered
+    published = Latch(TradingState.REDUCE_ONLY, "the new leader's trip", clock.now, "w1", 58)
+    await redis.set(seq_key("sup"), 58)
+    await redis.hset(engaged_key("sup"), "breaker", published.to_json())
+    await redis.set("ticks:SPX", f"{clock.now:.3f}")
+    await passes(supervisor, clock, count=1)
+    assert supervisor.context.runtime.engaged["breaker"].seq == 58
+
+    reset(config_path)
+    await passes(supervisor, clock)
+    await assert_released(supervisor, redis, 58)
