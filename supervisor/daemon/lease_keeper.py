@@ -228,7 +228,7 @@ class LeaseKeeper:
             self._next_in_s = third_s
         else:
             self._own_id()
-            self._held_elsewhere(reply)
+            self._held_elsewhere(reply, sent_at)
             self._next_in_s = max(
                 FOLLOWER_POLL_MIN_S, min(third_s, reply.remaining_s + EXPIRY_SLACK_S)
             )
@@ -299,10 +299,10 @@ class LeaseKeeper:
         )
         self.context.tasks.spawn(self.take_over())
 
-    def _held_elsewhere(self, reply: HeldElsewhere) -> None:
+    def _held_elsewhere(self, reply: HeldElsewhere, sent_at: float) -> None:
         leadership = self.leadership
         known = leadership.role is Role.FOLLOWER and leadership.leader == reply.holder
-        if leadership.lost(reply.holder, reply.token):
+        if leadership.lost(reply.holder, reply.token, sent_at + reply.remaining_s):
             self._lost(f"{safe_line(reply.holder, 80)} holds the lease")
         elif not known and reply.holder == leadership.instance:
             log.warning(

@@ -42,6 +42,7 @@ class Leadership:
     leader_token: int | None = None  # the holder's token, as last read
     acquired_at: float | None = None  # monotonic: when this instance's lease began
     deadline: float = 0.0  # monotonic: this instance acts as leader until then
+    holder_until: float = 0.0  # monotonic: the holder's lease may run until then, as last read
 
     def __post_init__(self) -> None:
         if not self.enabled:
@@ -75,11 +76,13 @@ class Leadership:
         self.deadline = sent_at + self.lease_ttl_s - self.margin_s
         return begins
 
-    def lost(self, holder: str, holder_token: int | None) -> bool:
-        """Another instance holds the lease (or nobody: ""); True if this one led until now."""
+    def lost(self, holder: str, holder_token: int | None, holder_until: float = 0.0) -> bool:
+        """Another instance holds the lease (or nobody: ""), until `holder_until` at most
+        (monotonic); True if this one led until now."""
         was_leader = self.role is Role.LEADER
         self.role, self.token, self.acquired_at = Role.FOLLOWER, None, None
         self.leader, self.leader_token = holder, holder_token
+        self.holder_until = holder_until
         return was_leader
 
     def duplicate(self) -> bool:
@@ -91,9 +94,16 @@ class Leadership:
         return was_leader
 
     def unreachable(self, now: float) -> bool:
-        """Redis did not answer. A leader keeps acting until its deadline; after it, and for
-        everyone else, nobody can hold a lease. True if this ends this instance's lead."""
+        """Redis did not answer. A leader keeps acting until its deadline, and a follower
+        keeps following until its holder's lease would run out (the holder may still act:
+        one unanswered claim, a pause of this process, is no reason to act beside it);
+        after that nobody can hold a lease. A duplicate acts on nothing, Redis or not.
+        True if this ends this instance's lead."""
         if self.role is Role.LEADER and now < self.deadline:
+            return False
+        if self.role is Role.FOLLOWER and now < self.holder_until:
+            return False
+        if self.role is Role.DUPLICATE:
             return False
         was_leader = self.role is Role.LEADER
         self.role, self.token, self.acquired_at = Role.NO_LEASE, None, None

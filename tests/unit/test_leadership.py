@@ -35,7 +35,7 @@ def replay(
             leadership.won(token, now)
             last_won = now
         elif kind == "lost":
-            leadership.lost("other", token)
+            leadership.lost("other", token, now + token)  # the holder's lease: token seconds
         elif leadership.unreachable(now) or leadership.role is Role.NO_LEASE:
             last_won = None
     return leadership, now, last_won
@@ -82,6 +82,25 @@ def test_a_leader_out_of_reach_keeps_acting_until_its_deadline_only() -> None:
     assert leadership.role_name(deadline) == "lapsed"
     assert leadership.unreachable(deadline) is True  # now it knows nobody holds a lease
     assert leadership.role is Role.NO_LEASE and not leadership.may_act(deadline)
+
+
+def test_a_follower_out_of_reach_follows_until_the_holders_lease_would_run_out() -> None:
+    """Nemesis seed 30: a follower SIGSTOPped for 1 s found its claim timed out and pressed
+    the kill switch without a lease, 0.15 s after the leader had. One unanswered claim is
+    no reason to act beside a holder whose lease still runs."""
+    leadership = Leadership("me", True, TTL_S, act_without_lease=True)
+    leadership.lost("other", 7, holder_until=104.0)
+    assert leadership.unreachable(103.9) is False
+    assert leadership.role_name(103.9) == "follower" and not leadership.may_act(103.9)
+    assert leadership.unreachable(104.0) is False  # it never led
+    assert leadership.role_name(104.0) == "no_lease" and leadership.may_act(104.0)
+
+
+def test_a_duplicate_acts_on_nothing_redis_or_not() -> None:
+    leadership = Leadership("me", True, TTL_S, act_without_lease=True)
+    leadership.duplicate()
+    assert leadership.unreachable(1e9) is False
+    assert leadership.role is Role.DUPLICATE and not leadership.may_act(1e9)
 
 
 def test_renewing_its_own_lapsed_lease_begins_acting_again() -> None:
