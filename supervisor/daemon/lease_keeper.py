@@ -54,6 +54,7 @@ from supervisor.text import safe_line
 log = logging.getLogger("supervisor")
 
 FOLLOWER_POLL_MIN_S = 0.05  # asks again no sooner than this, whatever the holder's TTL says
+UNANSWERED_BEFORE_NO_LEASE = 2  # unanswered claims in a row before "Redis cannot be reached"
 EXPIRY_SLACK_S = 0.01  # asks this long after the holder's lease would have expired
 PTTL_RESOLUTION_S = 0.002  # Redis answers PTTL in whole milliseconds
 
@@ -90,6 +91,7 @@ class LeaseKeeper:
         self._save_failing = False
         self._next_in_s = 0.0
         self._seen_live_token = False  # a token or counter read from Redis since start
+        self._unanswered = 0  # claims unanswered in a row
         self._wait_until: float | None = None  # monotonic: when the counter was found missing
 
     @property
@@ -211,12 +213,19 @@ class LeaseKeeper:
     def _apply(self, reply: Reply, sent_at: float) -> None:
         leadership = self.leadership
         third_s = leadership.lease_ttl_s / 3
+        if reply is not None:
+            self._unanswered = 0
         if reply is not None and not isinstance(reply, CounterMissing):
             self._wait_until = None  # the counter was there: a later loss is waited for anew
         if isinstance(reply, CounterMissing):
             self._next_in_s = self._counter_missing(reply, sent_at)
         elif reply is None:
-            if leadership.unreachable(self.monotonic()):
+            self._unanswered += 1
+            # One unanswered claim may be this process's own pause (a claim sent before a
+            # SIGSTOP times out after SIGCONT): only the next one, a renewal period later,
+            # says that Redis cannot be reached.
+            sure = self._unanswered >= UNANSWERED_BEFORE_NO_LEASE
+            if sure and leadership.unreachable(self.monotonic()):
                 self._lost("Redis cannot be reached and the lease may have expired")
             self._next_in_s = third_s
         elif isinstance(reply, IdentityTaken):
