@@ -75,3 +75,22 @@ async def test_a_line_written_and_not_yet_synced_is_already_in_the_file(tmp_path
     assert not recording.done() and len(trail.outbox.read_all()) == 1
     await recording
     assert len(trail.outbox.read_all()) == 1
+
+
+@pytest.mark.usefixtures("slow_disk")
+async def test_an_event_cancelled_on_its_way_to_the_disk_is_synced_and_its_file_closed(
+    tmp_path: Path,
+) -> None:
+    """The shutdown cancels what is in flight: the line still reaches the disk, and the
+    outbox's file descriptor is not left open."""
+    trail = AuditTrail(tmp_path, None, None, "sup", "a")
+    await trail.record(config_event(-1))  # the worker thread and its pipes exist from now on
+    fds = len(os.listdir("/proc/self/fd"))
+    recording = asyncio.create_task(trail.record(config_event(0)))
+    await asyncio.sleep(0)  # on its way
+    recording.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await recording
+    await asyncio.sleep(2 * SLOW_FSYNC_S)  # the sync goes on, shielded
+    assert len(trail.outbox.read_all()) == 2
+    assert len(os.listdir("/proc/self/fd")) == fds

@@ -12,7 +12,6 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import anyio
 from pydantic import SecretStr
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
@@ -185,7 +184,9 @@ class AuditTrail:
         feeds the systemd watchdog meanwhile. The event is recorded once it is on disk."""
         try:
             written = self.outbox.write(event.to_json())
-            await anyio.to_thread.run_sync(self.outbox.sync, written)
+            # Shielded: cancelled (the shutdown), the sync still runs and closes the file.
+            syncing = asyncio.get_running_loop().run_in_executor(None, self.outbox.sync, written)
+            await asyncio.shield(syncing)
         except OSError as exc:
             self._cannot_append(event, exc)
         self._update_gauge()
