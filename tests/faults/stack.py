@@ -82,9 +82,16 @@ def statuses(notify: NotifySocket, after: float = 0.0) -> list[str]:
 # --- /metrics --------------------------------------------------------------------------------
 
 
+# Prometheus's own default scrape_timeout. A loaded CI machine (the other worker installing
+# the Debian package, say) once held a daemon 2 s, and a 2 s timeout made a single read of a
+# gauge come back empty (test_clock_corrections, rep 2 of 3 on one checkout).
+SCRAPE_TIMEOUT_S = 10.0
+
+
 def scrape(port: int) -> str:
+    """The exposition, or "" while nothing answers (the daemon not up yet, or gone)."""
     try:
-        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
+        return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=SCRAPE_TIMEOUT_S).text
     except httpx.HTTPError:
         return ""
 
