@@ -25,7 +25,6 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import os
 import time
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
@@ -36,6 +35,7 @@ from redis.exceptions import ResponseError
 from supervisor import stored
 from supervisor.keys import aside_key, engaged_key, reset_key, seq_key
 from supervisor.model import TradingState
+from supervisor.snapshot_file import write_atomically
 from supervisor.stored_redis import (
     TTL_MS,
     is_not_a_counter,
@@ -169,6 +169,12 @@ def without_reset(latches: dict[str, Latch], resets: dict[str, int]) -> dict[str
     return {n: latch for n, latch in latches.items() if not latch.voided_by(resets.get(n))}
 
 
+def file_content(latches: dict[str, Latch]) -> bytes:
+    """What engaged.json holds for `latches`."""
+    payload = {name: json.loads(latch.to_json()) for name, latch in latches.items()}
+    return json.dumps(payload, indent=1, sort_keys=True).encode()
+
+
 class LatchStore:
     def __init__(self, state_dir: Path, redis: Redis, namespace: str) -> None:
         self.path = state_dir / ENGAGED_FILE
@@ -211,14 +217,9 @@ class LatchStore:
             log.error("cannot write %s: %s", self.path, exc)
 
     def save_file(self, latches: dict[str, Latch]) -> None:
-        payload = {name: json.loads(latch.to_json()) for name, latch in latches.items()}
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        """Write the file now, in this thread (at startup; the daemon's loop hands its
+        writes to a worker thread: supervisor/snapshot_file.py). Raises OSError."""
+        write_atomically(self.path, file_content(latches))
 
     async def load_redis(self) -> tuple[dict[str, Latch], dict[str, int]]:
         """(latches, resets) as published in Redis; raises if Redis cannot answer. A key

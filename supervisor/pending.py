@@ -1,7 +1,9 @@
 """Actions ordered but not done yet, kept in state_dir so that a crash cannot lose them.
 
 Before an actuator is called, the order is written to `state_dir/pending-actions.json`
-(temp file, fsync, atomic rename); once the action has succeeded (and is latched), the
+(temp file, fsync, atomic rename, in a worker thread; the action waits for it up to
+ORDER_ON_DISK_BUDGET_S in daemon/engagements.py, then goes out anyway: a disk that takes
+seconds must not hold a kill switch); once the action has succeeded (and is latched), the
 actuator's orders are removed. A daemon that died mid-action (SIGKILL, OOM, power loss)
 finds the order there when it starts and gives it again with the same incident id, so an
 HTTP kill switch sees the same Idempotency-Key: the action completes, is never lost because
@@ -17,13 +19,13 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
 from supervisor import stored
 from supervisor.model import Decision, Origin, Status
+from supervisor.snapshot_file import write_atomically
 from supervisor.text import safe_line
 
 log = logging.getLogger(__name__)
@@ -99,34 +101,36 @@ def order(actuator: str, decision: Decision, after_reset: int | None) -> Order:
 
 
 class PendingActions:
-    """The orders not done yet: in memory, and in a file rewritten whole on every change."""
+    """The orders not done yet, in memory. The file holds them all, rewritten whole: the
+    daemon hands `content()` to a worker thread after each change (supervisor/snapshot_file.py,
+    daemon/engagements.py), so that a busy disk never holds its loop."""
 
     def __init__(self, state_dir: Path) -> None:
         self.path = state_dir / PENDING_FILE
         self._orders: dict[str, Order] = {}
 
     def add(self, pending: Order) -> None:
-        """Remember `pending` durably before it is carried out. Raises OSError (disk full)."""
+        """Remember `pending` until it is done (the file is written by the caller)."""
         self._orders[pending.key] = pending
-        self.save()
 
-    def done(self, actuator: str) -> None:
+    def done(self, actuator: str) -> bool:
         """Forget the orders for `actuator` once it is engaged: those of earlier incidents
-        that failed are moot now. Raises OSError (they are then carried out again after a
-        restart: harmless, actions are idempotent)."""
+        that failed are moot now. True when that changed anything."""
         kept = {k: o for k, o in self._orders.items() if o.actuator != actuator}
-        if len(kept) != len(self._orders):
-            self._orders = kept
-            self.save()
+        changed = len(kept) != len(self._orders)
+        self._orders = kept
+        return changed
 
     def void(self, resets: dict[str, int]) -> list[Order]:
-        """Forget the orders a later manual reset voided; return them. Raises OSError."""
+        """Forget the orders a later manual reset voided; return them."""
         voided = [o for o in self._orders.values() if o.voided_by(resets.get(o.actuator))]
         for gone in voided:
             del self._orders[gone.key]
-        if voided:
-            self.save()
         return voided
+
+    def content(self) -> bytes:
+        """What pending.json holds now."""
+        return json.dumps([o.to_dict() for o in self._orders.values()], indent=1).encode()
 
     def load(self) -> list[Order]:
         """The orders a previous run left (and remember them). Never raises: an unreadable
@@ -161,12 +165,5 @@ class PendingActions:
         return list(self._orders.values())  # one per incident and actuator, as remembered
 
     def save(self) -> None:
-        """Write every order known now (also: again, once state_dir is writable again)."""
-        payload = [o.to_dict() for o in self._orders.values()]
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump(payload, handle, indent=1)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
+        """Write the file now, in this thread (at startup). Raises OSError."""
+        write_atomically(self.path, self.content())

@@ -79,7 +79,6 @@ class Cycle:
         if context.assembly is not assembly:  # reloaded meanwhile: these verdicts are stale
             return None
         verdicts = evaluation.verdicts
-        context.recorder.record(assembly.settings, name, now, verdicts, watchdog.subjects, session)
         self._count_cut_offs(name, evaluation.cut_off, watchdog.config.check_timeout_s)
         previous = context.runtime.policy.get(name, PolicyState())
         rules = assembly.protection.rules[name]
@@ -88,6 +87,10 @@ class Cycle:
         engaged_by = {latch.watchdog for latch in context.runtime.engaged.values()}
         log_transition(previous, state, name, engaged_by)  # what was seen, then what was done
         await self._dispatch(decisions)
+        # Recorded once the actions are on their way: handing the run over wakes the
+        # recorder's thread, whose encoding of 1,000 verdicts took the GIL from the loop
+        # while it sent the kill (fault -> kill p50 9 ms -> 16 ms; docs/benchmarks.md).
+        context.recorder.record(assembly.settings, name, now, verdicts, watchdog.subjects, session)
         for remedy in watchdog.remedies():
             self.repairs.start(remedy)
         # The clock now, not at the run's start: a delay from the start would make the next

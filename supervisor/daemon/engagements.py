@@ -8,7 +8,8 @@ leader (supervisor/pending.py, ha/orders.py). Acting orders and confirms; the Re
 restores, latches what it finds engaged elsewhere, and drops what a reset voided. Neither
 touches the files or the keys itself. A write that fails never stops protection: a full disk
 is said (state_dir, DEGRADED) and written again later, Redis is written again by the next
-reconcile pass.
+reconcile pass. The files are written by a worker thread (supervisor/snapshot_file.py): a
+disk that takes seconds to fsync holds neither the loop nor, beyond a budget, an action.
 """
 
 from __future__ import annotations
@@ -26,13 +27,17 @@ from supervisor.daemon.display import Display
 from supervisor.daemon.problems import Source
 from supervisor.daemon.publishing import Publishing
 from supervisor.daemon.runtime import Ordered
-from supervisor.latch import Latch, without_reset
+from supervisor.latch import Latch, file_content, without_reset
 from supervisor.model import Decision
 from supervisor.pending import Order, order
+from supervisor.snapshot_file import SnapshotFile
 
 log = logging.getLogger("supervisor")
 
 SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach Redis (HA)
+# How long an action waits for its order to reach the disk: an fsync takes milliseconds, or
+# seconds on a disk another process is flushing; the action matters more than its record.
+ORDER_ON_DISK_BUDGET_S = 0.25
 
 
 def latch_reason(actuator: str, decision: Decision) -> str:
@@ -44,6 +49,9 @@ class Engagements:
         self.context = context
         self.display = display
         self.publishing = publishing
+        assembly = context.assembly  # a reload keeps both stores (daemon/assembly.py)
+        self.latch_file = SnapshotFile(assembly.latches.path, self._cannot_write)
+        self.pending_file = SnapshotFile(assembly.pending.path, self._cannot_write)
 
     # Orders: made, failing, confirmed or voided.
 
@@ -92,43 +100,44 @@ class Engagements:
 
     async def write_order(self, name: str, decision: Decision) -> None:
         """Write the order down before acting on it: in state_dir, and with [ha] on in Redis
-        for a new leader. Neither may stop the action: a full disk is said, and Redis gets
-        SHARE_ORDER_BUDGET_S (one round trip is ~0.2 ms) before the action goes out anyway."""
+        for a new leader. Neither may stop the action: a full disk is said; the disk gets
+        ORDER_ON_DISK_BUDGET_S and Redis SHARE_ORDER_BUDGET_S (one round trip is ~0.2 ms),
+        side by side, before the action goes out anyway."""
         context = self.context
-        pending = context.assembly.pending
+        loop = asyncio.get_running_loop()
+        started = loop.time()
         resets = context.runtime.resets
         ordered = order(name, decision, resets.get(name, 0) if resets is not None else None)
         shared = context.assembly.orders
         sharing = None
         if shared is not None:
-            sharing = asyncio.get_running_loop().create_task(
-                self.publishing.publish(shared.put(ordered))
-            )
+            sharing = loop.create_task(self.publishing.publish(shared.put(ordered)))
             context.tasks.track(sharing)
-        try:
-            pending.add(ordered)
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
+        context.assembly.pending.add(ordered)
+        on_disk = self.pending_file.put(context.assembly.pending.content())
         if sharing is not None:
             await asyncio.wait({sharing}, timeout=SHARE_ORDER_BUDGET_S)
+        left_s = ORDER_ON_DISK_BUDGET_S - (loop.time() - started)
+        if not await self.pending_file.written(on_disk, left_s):
+            log.warning(
+                "actuator=%s: its order is not on disk after %.2fs (a slow disk): acting anyway",
+                name,
+                ORDER_ON_DISK_BUDGET_S,
+            )
 
     def pending_done(self, name: str) -> None:
-        """Forget the orders for `name` once it is engaged (or gone from the config); kept on
-        a full disk, they are only done again."""
+        """Forget the orders for `name` once it is engaged (or gone from the config)."""
         pending = self.context.assembly.pending
-        try:
-            pending.done(name)
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
+        if pending.done(name):
+            self.pending_file.put(pending.content())
 
     def void_pending(self, resets: dict[str, int]) -> list[Order]:
         """Forget the orders that a later manual reset voided; return them."""
         pending = self.context.assembly.pending
-        try:
-            return pending.void(resets)
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
-            return []
+        voided = pending.void(resets)
+        if voided:
+            self.pending_file.put(pending.content())
+        return voided
 
     # Latches: held, written, released by a reset.
 
@@ -195,24 +204,21 @@ class Engagements:
     # state_dir
 
     def save_file(self) -> None:
-        """Persist what is engaged in state_dir; a failure is said, never raised (disk full:
-        protection goes on, health says DEGRADED)."""
-        store = self.context.assembly.latches
-        try:
-            store.save_file(self.context.runtime.engaged)
-        except OSError as exc:
-            self._cannot_write(store.path, exc)
+        """Persist what is engaged in state_dir (a worker thread writes it); a failure is
+        said, never raised (disk full: protection goes on, health says DEGRADED)."""
+        self.latch_file.put(file_content(self.context.runtime.engaged))
 
     def persist(self) -> None:
         """Write the latches and pending orders held in memory to state_dir again: changes
         made while it could not be written (a full disk) must not wait for the next one, or
         a restart that also finds Redis empty would re-arm trading."""
         self.save_file()
-        pending = self.context.assembly.pending
-        try:
-            pending.save()
-        except OSError as exc:
-            self._cannot_write(pending.path, exc)
+        self.pending_file.put(self.context.assembly.pending.content())
+
+    async def flush(self) -> None:
+        """Wait until both files hold what was handed over (the shutdown's last write)."""
+        await self.latch_file.flush()
+        await self.pending_file.flush()
 
     def _cannot_write(self, path: Path, exc: OSError) -> None:
         log.error("cannot write %s: %s", path, exc)

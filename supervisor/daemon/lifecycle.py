@@ -160,6 +160,7 @@ class Supervisor:
         self.schedule.pause()
         cancelled = await self._drain_in_flight()
         self.schedule.stop()
+        await self.engagements.flush()  # the latches and orders on disk before the exit
         if self.lease is not None:
             await self.lease.release()
         await context.assembly.close()

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 from pathlib import Path
 
 from supervisor import stored
+from supervisor.snapshot_file import write_atomically
 
 log = logging.getLogger("supervisor")
 
@@ -76,16 +76,5 @@ class TokenMemory:
         """Write the highest token seen (a blocking write: call it off the event loop).
         Raises OSError; the next token seen tries again."""
         known = self.highest
-        self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temporary = self.path.with_suffix(".tmp")
-        with temporary.open("w", encoding="utf-8") as handle:
-            json.dump({FIELD: known}, handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.replace(temporary, self.path)
-        directory = os.open(self.path.parent, os.O_RDONLY)
-        try:
-            os.fsync(directory)  # the rename itself survives a power cut
-        finally:
-            os.close(directory)
+        write_atomically(self.path, json.dumps({FIELD: known}).encode())
         self.written = max(self.written, known)

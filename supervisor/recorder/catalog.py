@@ -17,8 +17,10 @@ from supervisor.policy import Rules
 
 # Above this many subjects a watchdog's runs keep what a replay needs (every subject that
 # is not OK, and the run's worst values), not every subject's value: 100,000 instruments at
-# 1 s would otherwise write 150 kB/s.
-ALL_SUBJECTS_UP_TO = 10_000
+# 1 s would otherwise write 150 kB/s, and every value costs the writer's thread ~0.7 us of
+# the daemon's one GIL: 10,000 at 1 s took 7 % of a core (the budget is 1 %; the daemon's
+# 5 %). The same line as the per-subject metrics (publish/subject_metrics.py).
+ALL_SUBJECTS_UP_TO = 1_000
 
 POLICY_FIELDS = frozenset(
     {

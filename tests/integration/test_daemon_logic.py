@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import threading
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -106,12 +108,14 @@ async def supervisor(config_path: Path, clock: Clock, redis: Redis) -> AsyncIter
 
 
 async def settle(daemon: Supervisor) -> None:
-    """Wait for the actions, publications and audit records started in the background."""
+    """Wait for the actions, publications and audit records started in the background, and
+    for the state files (written by a worker thread) to hold what they were handed."""
     for _ in range(50):
         pending = [task for task in daemon.context.tasks.in_flight if not task.done()]
         if not pending:
-            return
+            break
         await asyncio.wait(pending, timeout=2)
+    await daemon.engagements.flush()
 
 
 async def stale_tick(redis: Redis, clock: Clock, age_s: float = 30.0) -> None:
@@ -328,14 +332,19 @@ def interrupted_trip(clock: Clock, after_reset: int | None) -> Order:
     return order("breaker", decision, after_reset)
 
 
+def left_by_a_crash(daemon: Supervisor, interrupted: Order) -> None:
+    """The pending file a daemon killed mid-action left (written as that daemon would)."""
+    pending = PendingActions(daemon.context.assembly.pending.path.parent)
+    pending.add(interrupted)
+    pending.save()
+
+
 async def test_an_action_a_crash_interrupted_is_carried_out_on_restart(
     supervisor: Supervisor, redis: Redis, clock: Clock
 ) -> None:
     """The condition cleared while the daemon was down: the order still stands, and the
     watchdog's incident goes on under the same id (the same Idempotency-Key)."""
-    PendingActions(supervisor.context.assembly.pending.path.parent).add(
-        interrupted_trip(clock, after_reset=0)
-    )
+    left_by_a_crash(supervisor, interrupted_trip(clock, after_reset=0))
     await redis.set("ticks:SPX", f"{clock.now:.3f}")  # healthy again
     await supervisor.reconciler.restore()
     await settle(supervisor)
@@ -350,14 +359,54 @@ async def test_an_action_a_crash_interrupted_is_carried_out_on_restart(
 async def test_a_reset_after_an_interrupted_action_voids_it(
     supervisor: Supervisor, redis: Redis, clock: Clock
 ) -> None:
-    PendingActions(supervisor.context.assembly.pending.path.parent).add(
-        interrupted_trip(clock, after_reset=0)
-    )
+    left_by_a_crash(supervisor, interrupted_trip(clock, after_reset=0))
     await supervisor.context.assembly.latches.record_reset(["breaker"])  # numbered 1 > 0
     await supervisor.reconciler.restore()
     await settle(supervisor)
     assert await redis.get("circuit_breaker:state") is None
     assert "breaker" not in supervisor.context.runtime.engaged
+    assert PendingActions(supervisor.context.assembly.pending.path.parent).load() == []
+
+
+async def test_a_disk_that_does_not_answer_holds_neither_the_loop_nor_the_action(
+    supervisor: Supervisor,
+    redis: Redis,
+    clock: Clock,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Every fsync waits until the test lets it go (a disk another process is flushing: 2 s
+    on a loaded CI machine). The breaker still trips, after ORDER_ON_DISK_BUDGET_S, while the
+    loop turns; once the disk answers, the latch is in engaged.json and no order is left."""
+    disk_answers = threading.Event()
+    real_fsync = os.fsync
+
+    def fsync(fd: int) -> None:
+        disk_answers.wait(30)
+        real_fsync(fd)
+
+    monkeypatch.setattr("supervisor.snapshot_file.os.fsync", fsync)
+    ticks = 0
+
+    async def ticker() -> None:
+        nonlocal ticks
+        while True:
+            await asyncio.sleep(0.01)
+            ticks += 1
+
+    beating = asyncio.create_task(ticker())
+    await stale_tick(redis, clock)
+    await supervisor.cycle.run("w1")
+    with anyio.fail_after(10):
+        while json.loads(await redis.get("circuit_breaker:state") or "{}").get("state") is None:
+            await asyncio.sleep(0.01)
+    beating.cancel()
+    assert not disk_answers.is_set() and ticks >= 10  # tripped, the loop turning, disk stuck
+    assert "its order is not on disk after 0.25s (a slow disk): acting anyway" in caplog.text
+
+    disk_answers.set()
+    await settle(supervisor)
+    assert "breaker" in supervisor.context.assembly.latches.load_file()
     assert PendingActions(supervisor.context.assembly.pending.path.parent).load() == []
 
 

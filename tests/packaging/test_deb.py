@@ -96,10 +96,6 @@ def apt_get(container: nspawn.Container, *args: str) -> str:
     return result.stdout + result.stderr
 
 
-def exists(container: nspawn.Container, path: str) -> bool:
-    return container.run("test", "-e", path, check=False).returncode == 0
-
-
 def test_install_trip_upgrade_with_the_latch_kept_and_purge(
     container: nspawn.Container, debs: Path
 ) -> None:
@@ -137,7 +133,7 @@ def test_install_trip_upgrade_with_the_latch_kept_and_purge(
     assert stack.unit("MainPID", "ActiveState") == {"MainPID": before, "ActiveState": "active"}
     assert container.run("cat", CONFIG).stdout == supervisor_config(("spx_ticks", "SPX"))
 
-    assert exists(container, f"{STATE}/engaged.json")
+    assert stack.exists(f"{STATE}/engaged.json")
 
     # A fresh tick, then the restart the admin chooses: only the latch keeps the trip.
     stack.write_tick("SPX", time.time())
@@ -154,6 +150,6 @@ def test_install_trip_upgrade_with_the_latch_kept_and_purge(
         "ActiveState": "inactive",
         "LoadState": "not-found",
     }
-    left = [path for path in GONE_AFTER_PURGE if exists(container, path)]
+    left = [path for path in GONE_AFTER_PURGE if stack.exists(path)]
     assert left == [], f"left after purge: {left}"
     print(f"install, trip, upgrade, purge: {time.monotonic() - started:.1f}s")

@@ -169,6 +169,9 @@ class Stack:
         self.redis("DEL", "ticks:last:SPX")
         return active, self.wait_for_status(TRIP)
 
+    def exists(self, path: str) -> bool:
+        return self.container.run("test", "-e", path, check=False).returncode == 0
+
     def unit(self, *properties: str) -> dict[str, str]:
         return self.container.show(UNIT_NAME, *properties)
 

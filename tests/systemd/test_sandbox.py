@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from testbed.waiting import wait_until
 from tests.systemd.conftest import CONFIG, STATE_DIR, TIMEOUT_S, UNIT_NAME, VENV, Stack
 from tests.test_systemd_unit import MAX_EXPOSURE
 
@@ -55,7 +56,8 @@ def test_credential_reaches_a_password_protected_redis(stack: Stack) -> None:
 def test_daemon_runs_as_a_dynamic_user_that_writes_only_its_state_directory(
     stack: Stack,
 ) -> None:
-    stack.start_and_trip()  # engaged.json is written on a trip
+    stack.start_and_trip()  # engaged.json is written on a trip (by a worker thread)
+    wait_until(lambda: stack.exists(f"{STATE_DIR}/engaged.json"), 5, "the latch file")
     pid, uids = main_pid_ids(stack)
     uid = uids[0]
     state = stack.container.run("stat", "-L", "-c", "%u %a %n", f"{STATE_DIR}/engaged.json")

@@ -22,7 +22,9 @@ DECISION = Decision(
 
 
 def test_an_order_survives_the_file_and_names_one_actuator(tmp_path: Path) -> None:
-    PendingActions(tmp_path).add(order("kill_api", DECISION, after_reset=3))
+    pending = PendingActions(tmp_path)
+    pending.add(order("kill_api", DECISION, after_reset=3))
+    pending.save()  # the daemon hands content() to a worker thread (test_snapshot_file.py)
     (loaded,) = PendingActions(tmp_path).load()
     assert loaded.actuator == "kill_api"
     assert loaded.after_reset == 3
@@ -39,7 +41,9 @@ def test_done_forgets_every_order_for_that_actuator_only(tmp_path: Path) -> None
     pending.add(order("kill_api", DECISION, None))
     pending.add(order("kill_api", replace(DECISION, incident_id="inc-2"), None))
     pending.add(order("flag", DECISION, None))
-    pending.done("kill_api")
+    assert pending.done("kill_api")
+    assert not pending.done("kill_api")  # nothing left to forget: no write
+    pending.save()
     assert [o.actuator for o in PendingActions(tmp_path).load()] == ["flag"]
 
 
@@ -60,6 +64,7 @@ def test_only_a_later_reset_voids_an_order(
     pending.add(order("kill_api", DECISION, after_reset))
     resets = {} if reset is None else {"kill_api": reset}
     assert bool(pending.void(resets)) is voided
+    pending.save()
     assert len(PendingActions(tmp_path).load()) == (0 if voided else 1)
 
 
