@@ -32,6 +32,7 @@ from supervisor.pending import Order, PendingActions, order
 from supervisor.publish.metrics import Metrics
 from supervisor.watchdogs.base import Evaluation, run_check
 from testbed.config_blocks import BREAKER, supervisor_tables, ticks_watchdog
+from testbed.loop_turns import LoopTurns
 from testbed.redis_server import RedisServer
 
 pytestmark = pytest.mark.anyio
@@ -386,22 +387,13 @@ async def test_a_disk_that_does_not_answer_holds_neither_the_loop_nor_the_action
         real_fsync(fd)
 
     monkeypatch.setattr("supervisor.snapshot_file.os.fsync", fsync)
-    ticks = 0
-
-    async def ticker() -> None:
-        nonlocal ticks
-        while True:
-            await asyncio.sleep(0.01)
-            ticks += 1
-
-    beating = asyncio.create_task(ticker())
-    await stale_tick(redis, clock)
-    await supervisor.cycle.run("w1")
-    with anyio.fail_after(10):
-        while json.loads(await redis.get("circuit_breaker:state") or "{}").get("state") is None:
-            await asyncio.sleep(0.01)
-    beating.cancel()
-    assert not disk_answers.is_set() and ticks >= 10  # tripped, the loop turning, disk stuck
+    async with LoopTurns() as turns:
+        await stale_tick(redis, clock)
+        await supervisor.cycle.run("w1")
+        with anyio.fail_after(10):
+            while json.loads(await redis.get("circuit_breaker:state") or "{}").get("state") is None:
+                await asyncio.sleep(0.01)
+    assert not disk_answers.is_set() and turns.count >= 10  # tripped, the loop turning
     assert "its order is not on disk after 0.25s (a slow disk): acting anyway" in caplog.text
 
     disk_answers.set()
