@@ -2,8 +2,8 @@
 
 Before an actuator is called, the order is written to `state_dir/pending-actions.json`
 (temp file, fsync, atomic rename, in a worker thread; the action waits for it up to
-ORDER_ON_DISK_BUDGET_S in daemon/engagements.py, then goes out anyway: a disk that takes
-seconds must not hold a kill switch); once the action has succeeded (and is latched), the
+ORDER_ON_DISK_BUDGET_S, 50 ms, in daemon/engagements.py, then goes out anyway: a disk that
+takes seconds must not hold a kill switch); once the action has succeeded (and is latched), the
 actuator's orders are removed. A daemon that died mid-action (SIGKILL, OOM, power loss)
 finds the order there when it starts and gives it again with the same incident id, so an
 HTTP kill switch sees the same Idempotency-Key: the action completes, is never lost because

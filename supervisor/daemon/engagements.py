@@ -35,9 +35,11 @@ from supervisor.snapshot_file import SnapshotFile
 log = logging.getLogger("supervisor")
 
 SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach Redis (HA)
-# How long an action waits for its order to reach the disk: an fsync takes milliseconds, or
-# seconds on a disk another process is flushing; the action matters more than its record.
-ORDER_ON_DISK_BUDGET_S = 0.25
+# How long an action waits for its order to reach the disk, side by side with Redis: an
+# fsync takes a millisecond, or seconds on a disk another process is flushing, and a busy
+# loop delays the writer's thread too (0.25 s held trips in CI by as much, under load); the
+# action matters more than its record.
+ORDER_ON_DISK_BUDGET_S = 0.05
 
 
 def latch_reason(actuator: str, decision: Decision) -> str:
@@ -120,7 +122,8 @@ class Engagements:
         left_s = ORDER_ON_DISK_BUDGET_S - (loop.time() - started)
         if not await self.pending_file.written(on_disk, left_s):
             log.warning(
-                "actuator=%s: its order is not on disk after %.2fs (a slow disk): acting anyway",
+                "actuator=%s: its order is not on disk after %.2fs (a slow disk or host):"
+                " acting anyway",
                 name,
                 ORDER_ON_DISK_BUDGET_S,
             )

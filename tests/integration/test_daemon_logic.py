@@ -388,13 +388,17 @@ async def test_a_disk_that_does_not_answer_holds_neither_the_loop_nor_the_action
 
     monkeypatch.setattr("supervisor.snapshot_file.os.fsync", fsync)
     async with LoopTurns() as turns:
+        started = time.monotonic()
         await stale_tick(redis, clock)
         await supervisor.cycle.run("w1")
         with anyio.fail_after(10):
             while json.loads(await redis.get("circuit_breaker:state") or "{}").get("state") is None:
                 await asyncio.sleep(0.01)
-    assert not disk_answers.is_set() and turns.count >= 10  # tripped, the loop turning
-    assert "its order is not on disk after 0.25s (a slow disk): acting anyway" in caplog.text
+        took_s = time.monotonic() - started
+    assert not disk_answers.is_set()  # tripped while the disk is stuck
+    assert turns.count >= turns.expected(took_s), (turns.count, took_s)  # the loop turning
+    said = "its order is not on disk after 0.05s (a slow disk or host): acting anyway"
+    assert said in caplog.text
 
     disk_answers.set()
     await settle(supervisor)
