@@ -81,6 +81,8 @@ def read_segment(path: Path) -> Segment:
     """The header and the intact frames; ValueError when not even the header is readable."""
     data = path.read_bytes()
     if not data.startswith(MAGIC):
+        if MAGIC.startswith(data):  # created, then killed before its header was written
+            raise ValueError(f"{path.name}: torn tail: cut before its header ({len(data)} bytes)")
         raise ValueError(f"{path.name}: not a recording")
     frames, problem = _frames(data, len(MAGIC))
     if not frames:

@@ -124,6 +124,24 @@ def test_a_torn_tail_costs_only_the_tail(tmp_path: Path) -> None:
     assert any("torn tail" in p for p in recording.problems)
 
 
+@pytest.mark.parametrize("cut_at", [0, 3])
+def test_a_segment_cut_before_its_header_is_a_torn_tail(tmp_path: Path, cut_at: int) -> None:
+    """A SIGKILL between creating the next segment and writing its header leaves an empty
+    file (CI, test_recorder_sigkill): said as a torn tail, not as a foreign file, and the
+    runs before it are all read."""
+    ok = [Status.OK] * 4
+    directory = record(
+        tmp_path, [(1_790_000_000.0 + i, verdicts_at([1.0] * 4, ok)) for i in range(3)]
+    )
+    (directory / "1790000099000-0000000000000000.rec").write_bytes(b"TSREC1\n"[:cut_at])
+    (directory / "1790000099500-foreign.rec").write_bytes(b"not ours at all")
+    recording = open_recording(directory)
+    assert len([run for _s, run in recording.runs()]) == 3
+    torn, foreign = recording.problems
+    assert f"torn tail: cut before its header ({cut_at} bytes)" in torn
+    assert "not a recording" in foreign
+
+
 def test_a_disk_that_refuses_writes_never_blocks_and_is_counted(tmp_path: Path) -> None:
     blocked = tmp_path / "file"
     blocked.write_text("not a directory")
