@@ -81,10 +81,6 @@ class SnapshotFile:
         while self._writer is not None and not self._writer.done():
             await asyncio.wait({self._writer})
 
-    @property
-    def busy(self) -> bool:
-        return self._settled < self._handed
-
     async def _write_all(self) -> None:
         loop = asyncio.get_running_loop()
         while self._newest is not None:

@@ -40,6 +40,9 @@ SHARE_ORDER_BUDGET_S = 0.05  # how long an action waits for its order to reach R
 # loop delays the writer's thread too (0.25 s held trips in CI by as much, under load); the
 # action matters more than its record.
 ORDER_ON_DISK_BUDGET_S = 0.05
+# How long the shutdown waits for the state files: a disk that does not answer must not hold
+# the exit past systemd's stop timeout (Redis holds the latches too).
+STATE_FILES_FLUSH_S = 5.0
 
 
 def latch_reason(actuator: str, decision: Decision) -> str:
@@ -218,10 +221,21 @@ class Engagements:
         self.save_file()
         self.pending_file.put(self.context.assembly.pending.content())
 
-    async def flush(self) -> None:
-        """Wait until both files hold what was handed over (the shutdown's last write)."""
-        await self.latch_file.flush()
-        await self.pending_file.flush()
+    async def flush(self, timeout_s: float = STATE_FILES_FLUSH_S) -> None:
+        """Wait until both files hold what was handed over (the shutdown's last write), at
+        most `timeout_s`; the writes themselves are never cancelled."""
+        try:
+            async with asyncio.timeout(timeout_s):
+                await self.latch_file.flush()
+                await self.pending_file.flush()
+        except TimeoutError:
+            log.error(
+                "state_dir: %s or %s not written within %.1fs (the disk does not answer);"
+                " Redis holds the latches",
+                self.latch_file.path,
+                self.pending_file.path,
+                timeout_s,
+            )
 
     def _cannot_write(self, path: Path, exc: OSError) -> None:
         log.error("cannot write %s: %s", path, exc)

@@ -400,6 +400,11 @@ async def test_a_disk_that_does_not_answer_holds_neither_the_loop_nor_the_action
     said = "its order is not on disk after 0.05s (a slow disk or host): acting anyway"
     assert said in caplog.text
 
+    flushing = time.monotonic()
+    await supervisor.engagements.flush(timeout_s=0.2)  # a shutdown now: the exit is not held
+    assert time.monotonic() - flushing < 5
+    assert "not written within 0.2s (the disk does not answer)" in caplog.text
+
     disk_answers.set()
     await settle(supervisor)
     assert "breaker" in supervisor.context.assembly.latches.load_file()
